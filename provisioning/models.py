@@ -1,0 +1,205 @@
+"""Runs, step executions, the allocation ledger, and the records of the stand-in services."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+from tenants.models import Tenant
+
+STEPS: tuple[str, ...] = (
+    "validate_request",
+    "allocate_storage",
+    "allocate_identity",
+    "create_database",
+    "configure_dns",
+    "setup_billing",
+    "invite_admin",
+    "mark_active",
+)
+STEP_KIND: dict[str, str] = {
+    "allocate_storage": "storage",
+    "allocate_identity": "identity",
+    "create_database": "database",
+    "configure_dns": "dns",
+    "setup_billing": "billing",
+    "invite_admin": "invite",
+}
+KINDS: tuple[str, ...] = tuple(STEP_KIND.values())
+COMPENSATION: dict[str, str] = {
+    "storage": "release_storage",
+    "identity": "release_identity",
+    "database": "drop_database",
+    "dns": "remove_dns",
+    "billing": "cancel_billing",
+    "invite": "revoke_invite",
+}
+
+
+class RunStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    CANCELLING = "cancelling", "Cancelling"
+    CANCELLED = "cancelled", "Cancelled"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    ORPHANED = "orphaned", "Orphaned"
+
+
+LIVE_RUN_STATUSES = (RunStatus.RUNNING, RunStatus.CANCELLING)
+
+
+class Run(models.Model):
+    """One provisioning attempt: the tenant's workflow handle while it is live.
+
+    ``status`` and the tenant's ``workflow_id`` are the fence every worker write checks: a run
+    that is not the tenant's live run can no longer change the tenant.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="runs")
+    attempt = models.PositiveIntegerField()
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.RUNNING)
+    # Set when a step ran out of tries: the run is rolling back before it becomes failed.
+    compensating = models.BooleanField(default=False)
+    current_step = models.CharField(max_length=64, blank=True, default="")
+    faults = models.JSONField(default=dict, blank=True)
+    actor = models.CharField(max_length=200)
+    error = models.TextField(blank=True, default="")
+    failed_step = models.CharField(max_length=64, blank=True, default="")
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Heartbeat of whatever works on the run now (a step or the compensation).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    stalled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "attempt"], name="run_tenant_attempt"),
+        ]
+        indexes = [models.Index(fields=["status"], name="run_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} attempt {self.attempt} ({self.status})"
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in LIVE_RUN_STATUSES
+
+
+class StepStatus(models.TextChoices):
+    WAITING = "waiting", "Waiting"
+    DISPATCHED = "dispatched", "Dispatched"
+    RUNNING = "running", "Running"
+    COMPLETED = "completed", "Done"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"
+
+
+class StepExecution(models.Model):
+    """One step of one run. ``token`` names the current try; only that try may finish it."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    name = models.CharField(max_length=64)
+    position = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=20, choices=StepStatus.choices, default=StepStatus.WAITING)
+    reused = models.BooleanField(default=False)
+    tries = models.PositiveSmallIntegerField(default=0)
+    token = models.UUIDField(null=True, blank=True)
+    # When the current try's message may first be picked up (later than now under backoff).
+    due_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["run", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "name"], name="step_run_name"),
+        ]
+        indexes = [models.Index(fields=["status", "due_at"], name="step_status_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.status})"
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.started_at and self.finished_at:
+            return int((self.finished_at - self.started_at).total_seconds() * 1000)
+        return None
+
+
+class Allocation(models.Model):
+    """The ledger: every resource ever allocated for a tenant, and whether it is still held.
+
+    A row is written the moment a provider answers, whichever run asked and whatever that run
+    has become since, so no allocation is ever forgotten. At most one held row per tenant and
+    kind: a step that finds one reuses it.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="allocations")
+    kind = models.CharField(max_length=20)
+    external_id = models.CharField(max_length=500)
+    allocated_by = models.ForeignKey(
+        Run, on_delete=models.PROTECT, null=True, blank=True, related_name="allocated"
+    )
+    released_by = models.ForeignKey(
+        Run, on_delete=models.PROTECT, null=True, blank=True, related_name="released"
+    )
+    allocated_at = models.DateTimeField(auto_now_add=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+    release_attempts = models.PositiveSmallIntegerField(default=0)
+    release_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["allocated_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "kind"],
+                condition=Q(released_at__isnull=True),
+                name="allocation_one_held_per_kind",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.external_id}"
+
+    @property
+    def held(self) -> bool:
+        return self.released_at is None
+
+
+# --- records of the stand-in outside services ---------------------------------------------
+
+
+class DnsRecord(models.Model):
+    tenant_id = models.UUIDField(unique=True)
+    hostname = models.CharField(max_length=255)
+    target = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.hostname
+
+
+class BillingAccount(models.Model):
+    tenant_id = models.UUIDField(unique=True)
+    plan = models.CharField(max_length=20)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"billing {self.id}"
+
+
+class AdminInvite(models.Model):
+    tenant_id = models.UUIDField(unique=True)
+    email = models.EmailField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.email

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+
+class ProviderError(Exception):
+    """A provider could not do its work.
+
+    ``permanent`` says whether trying again can help: a permanent failure fails the step at
+    once and compensation starts; a transient one is tried again with backoff.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class TenantSpec:
+    """What a provider may know of a tenant: a copy, never the locked row."""
+
+    id: UUID
+    slug: str
+    name: str
+    plan: str
+    admin_email: str
+
+
+class Provider:
+    """One allocation kind. Both methods are idempotent.
+
+    ``allocate`` returns the ``external_id`` naming what it made; asked again for the same
+    tenant it returns the same thing without making a second one. ``release`` of something
+    already gone succeeds.
+    """
+
+    kind: str = ""
+
+    def allocate(self, tenant: TenantSpec) -> str:
+        raise NotImplementedError
+
+    def release(self, tenant_id: UUID, external_id: str) -> None:
+        raise NotImplementedError
+
+    def exists(self, external_id: str) -> bool:
+        """Whether the thing named still exists (for checks and tests)."""
+        raise NotImplementedError

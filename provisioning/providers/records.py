@@ -1,0 +1,61 @@
+"""Stand-ins for outside services (DNS, billing, invitations): each keeps its own table.
+
+A real deployment replaces them with clients of the real services; their contract is the
+same: idempotent per tenant, the record's id as ``external_id``.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from django.db import IntegrityError, models, transaction
+
+from ..models import AdminInvite, BillingAccount, DnsRecord
+from .base import Provider, TenantSpec
+
+
+class _RecordProvider(Provider):
+    model: type[models.Model]
+
+    def fields(self, tenant: TenantSpec) -> dict[str, str]:
+        raise NotImplementedError
+
+    def allocate(self, tenant: TenantSpec) -> str:
+        try:
+            with transaction.atomic():
+                record, _ = self.model.objects.get_or_create(
+                    tenant_id=tenant.id, defaults=self.fields(tenant)
+                )
+        except IntegrityError:
+            record = self.model.objects.get(tenant_id=tenant.id)
+        return str(record.pk)
+
+    def release(self, tenant_id: UUID, external_id: str) -> None:
+        self.model.objects.filter(pk=int(external_id), tenant_id=tenant_id).delete()
+
+    def exists(self, external_id: str) -> bool:
+        return self.model.objects.filter(pk=int(external_id)).exists()
+
+
+class DnsRecords(_RecordProvider):
+    kind = "dns"
+    model = DnsRecord
+
+    def fields(self, tenant: TenantSpec) -> dict[str, str]:
+        return {"hostname": f"{tenant.slug}.tenants.example.net", "target": "ingress.internal"}
+
+
+class BillingRecords(_RecordProvider):
+    kind = "billing"
+    model = BillingAccount
+
+    def fields(self, tenant: TenantSpec) -> dict[str, str]:
+        return {"plan": tenant.plan}
+
+
+class InviteRecords(_RecordProvider):
+    kind = "invite"
+    model = AdminInvite
+
+    def fields(self, tenant: TenantSpec) -> dict[str, str]:
+        return {"email": tenant.admin_email}

@@ -1,0 +1,717 @@
+"""The provisioning saga: starting a run, executing its steps, rolling it back.
+
+The database is the authority, not Celery. A run is a sequence of step tasks where each step,
+once its work is recorded, dispatches the next one in the same transaction (on commit). Every
+write a worker makes is fenced: it happens under the tenant's row lock and only while the run
+is still the tenant's live run and the step's ``token`` is the try being answered. So a
+cancelled, orphaned or superseded run, a redelivered message, or a try the watchdog gave up on
+can change nothing but the ledger.
+
+Execution of one step has three phases:
+
+1. *claim* (transaction, tenant locked): check the fence, mark the step running, or finish it
+   at once when the tenant already holds an allocation of its kind;
+2. *work* (no transaction): the provider call, with a heartbeat thread beating;
+3. *record* (transaction, tenant locked): write the allocation to the ledger whatever the run
+   has become, then, if the fence still holds, complete the step and dispatch the next.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Max
+from django.utils import timezone
+
+from audit.services import SYSTEM, record_event
+from tenants.models import Tenant, TenantState
+
+from . import ledger
+from .models import (
+    STEP_KIND,
+    STEPS,
+    Allocation,
+    Run,
+    RunStatus,
+    StepExecution,
+    StepStatus,
+)
+from .providers import ProviderError, TenantSpec, get_provider
+
+log = logging.getLogger(__name__)
+
+FAULT_KINDS = ("fail", "fail_once", "stall")
+
+
+def validate_faults(faults: object) -> dict[str, str]:
+    """Check a ``faults`` map; raise ValueError naming what is wrong."""
+    if faults is None:
+        return {}
+    if not isinstance(faults, dict):
+        raise ValueError("faults must be an object mapping step names to faults")
+    clean: dict[str, str] = {}
+    for step, fault in faults.items():
+        if step not in STEPS:
+            raise ValueError(f"unknown step {step!r}; steps are {', '.join(STEPS)}")
+        if not isinstance(fault, str):
+            raise ValueError(f"fault for {step} must be a string")
+        if fault.startswith("slow:"):
+            try:
+                seconds = float(fault.removeprefix("slow:"))
+            except ValueError:
+                raise ValueError(f"fault for {step}: slow:<seconds> needs a number") from None
+            if not 0 <= seconds <= 3600:
+                raise ValueError(f"fault for {step}: slow takes 0 to 3600 seconds")
+        elif fault not in FAULT_KINDS:
+            raise ValueError(
+                f"fault for {step} must be one of fail, fail_once, stall, slow:<seconds>"
+            )
+        clean[step] = fault
+    return clean
+
+
+# --- starting and dispatching ---------------------------------------------------------------
+
+
+def live_run(tenant: Tenant) -> Run | None:
+    """The run the tenant's handle names, if it is still live (running or cancelling)."""
+    if tenant.workflow_id is None:
+        return None
+    return Run.objects.filter(pk=tenant.workflow_id, status__in=LIVE).first()
+
+
+LIVE = (RunStatus.RUNNING, RunStatus.CANCELLING)
+
+
+def start_run(tenant: Tenant, *, actor: str, faults: dict[str, str] | None = None) -> Run:
+    """Create a run for a tenant just moved to provisioning and dispatch its first step.
+
+    Called inside the transaction that holds the tenant's row lock and moved it, which is also
+    the one that writes ``workflow_id``: a provisioning tenant always has its handle.
+    """
+    attempt = (Run.objects.filter(tenant=tenant).aggregate(m=Max("attempt"))["m"] or 0) + 1
+    now = timezone.now()
+    run = Run.objects.create(
+        tenant=tenant,
+        attempt=attempt,
+        actor=actor,
+        faults=faults or {},
+        current_step=STEPS[0],
+        heartbeat_at=now,
+    )
+    StepExecution.objects.bulk_create(
+        StepExecution(run=run, name=name, position=i) for i, name in enumerate(STEPS)
+    )
+    tenant.workflow_id = run.id
+    record_event(
+        type="tenant.provisioning.started",
+        tenant_id=tenant.id,
+        run_id=run.id,
+        actor=actor,
+        data={"attempt": attempt},
+    )
+    first = StepExecution.objects.get(run=run, name=STEPS[0])
+    dispatch_step(first)
+    return run
+
+
+def dispatch_step(step: StepExecution, *, countdown: float = 0) -> uuid.UUID:
+    """Give the step a new try and send its message once the transaction commits.
+
+    If the publish is lost (broker down at that moment, a crash), the step stays
+    ``dispatched`` and the watchdog sends it again after the heartbeat timeout.
+    """
+    token = uuid.uuid4()
+    due = timezone.now() + timedelta(seconds=countdown)
+    StepExecution.objects.filter(pk=step.pk).update(
+        status=StepStatus.DISPATCHED,
+        token=token,
+        tries=F("tries") + 1,
+        due_at=due,
+        started_at=None,
+        heartbeat_at=None,
+        finished_at=None,
+    )
+    Run.objects.filter(pk=step.run_id).update(current_step=step.name)
+    name, step_id = step.name, step.pk
+    transaction.on_commit(lambda: publish_step(name, step_id, token, countdown), robust=True)
+    return token
+
+
+def publish_step(name: str, step_id: int, token: uuid.UUID, countdown: float = 0) -> None:
+    from .tasks import STEP_TASKS
+
+    STEP_TASKS[name].apply_async(args=[step_id, str(token)], countdown=countdown or None)
+
+
+# --- the fence ------------------------------------------------------------------------------
+
+
+def _fenced(tenant: Tenant, step: StepExecution, token: uuid.UUID) -> bool:
+    """True when this try may still act: the live, running run's current try of the step."""
+    run = step.run
+    return (
+        tenant.workflow_id == run.id
+        and tenant.state == TenantState.PROVISIONING
+        and run.status == RunStatus.RUNNING
+        and not run.compensating
+        and step.token == token
+        and step.status in (StepStatus.DISPATCHED, StepStatus.RUNNING)
+    )
+
+
+def _lock(tenant_id: uuid.UUID) -> Tenant:
+    return Tenant.objects.select_for_update().get(pk=tenant_id)
+
+
+def _load_step(step_id: int) -> StepExecution:
+    return StepExecution.objects.select_related("run").get(pk=step_id)
+
+
+def _spec(tenant: Tenant) -> TenantSpec:
+    return TenantSpec(
+        id=tenant.id,
+        slug=tenant.slug,
+        name=tenant.name,
+        plan=tenant.plan,
+        admin_email=tenant.admin_email,
+    )
+
+
+# --- heartbeats -----------------------------------------------------------------------------
+
+
+class Aborted(Exception):
+    """The step's run stopped being live while it worked (cancel, reset, a newer try)."""
+
+
+class StepTimedOut(ProviderError):
+    pass
+
+
+class Heartbeat:
+    """Beats for a working step in a thread, and notices when it should stop.
+
+    Each beat is a conditional UPDATE that only matches the step's current try of a running
+    run: when it matches nothing the run was cancelled, orphaned or the try superseded, and
+    the work is asked to stop (``aborted``). The thread also enforces the step timeout.
+    """
+
+    def __init__(self, step_id: int, run_id: uuid.UUID, token: uuid.UUID) -> None:
+        self.step_id = step_id
+        self.run_id = run_id
+        self.token = token
+        self.stop = threading.Event()
+        self.aborted = threading.Event()
+        self.timed_out = threading.Event()
+        self.started = time.monotonic()
+        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{step_id}", daemon=True)
+
+    def beat(self) -> bool:
+        now = timezone.now()
+        matched = StepExecution.objects.filter(
+            pk=self.step_id,
+            token=self.token,
+            status=StepStatus.RUNNING,
+            run__status=RunStatus.RUNNING,
+            run__compensating=False,
+        ).update(heartbeat_at=now)
+        if matched:
+            Run.objects.filter(pk=self.run_id, status=RunStatus.RUNNING).update(heartbeat_at=now)
+        return bool(matched)
+
+    def _loop(self) -> None:
+        try:
+            while not self.stop.wait(settings.CONTROLPLANE_HEARTBEAT_INTERVAL):
+                if time.monotonic() - self.started > settings.CONTROLPLANE_STEP_TIMEOUT:
+                    self.timed_out.set()
+                    self.aborted.set()
+                    return
+                try:
+                    alive = self.beat()
+                except Exception:  # noqa: BLE001 - a missed beat is for the watchdog to judge
+                    log.warning("heartbeat for step %s failed", self.step_id, exc_info=True)
+                    continue
+                if not alive:
+                    self.aborted.set()
+                    return
+        finally:
+            connection.close()
+
+    def sleep(self, seconds: float) -> None:
+        """Wait while beating; stop early when the run is cancelled or the step timed out."""
+        if self.aborted.wait(seconds):
+            self.check()
+
+    def check(self) -> None:
+        if self.timed_out.is_set():
+            raise StepTimedOut(f"step took longer than {settings.CONTROLPLANE_STEP_TIMEOUT:g}s")
+        if self.aborted.is_set():
+            raise Aborted()
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self._thread.join()
+
+
+# --- executing a step -----------------------------------------------------------------------
+
+
+@dataclass
+class _Claim:
+    step_id: int
+    run_id: uuid.UUID
+    tenant_id: uuid.UUID
+    name: str
+    tries: int
+    fault: str
+    spec: TenantSpec
+
+
+def execute_step(step_id: int, token: str | uuid.UUID) -> None:
+    """Run one try of one step (the body of every step task)."""
+    token = uuid.UUID(str(token))
+    claim = _claim(step_id, token)
+    if claim is None:
+        return
+    if claim.fault == "stall":
+        # As if the worker vanished: no work, no heartbeat, no answer. The watchdog notices.
+        log.info("step %s stalls (fault injection)", claim.name)
+        return
+    external_id: str | None = None
+    kind = STEP_KIND.get(claim.name)
+    try:
+        with Heartbeat(step_id, claim.run_id, token) as hb:
+            if settings.CONTROLPLANE_STEP_DELAY:
+                hb.sleep(settings.CONTROLPLANE_STEP_DELAY)
+            _apply_fault(claim, hb)
+            hb.check()
+            if kind is not None:
+                external_id = get_provider(kind).allocate(claim.spec)
+            elif claim.name == "validate_request":
+                _validate_request(claim.spec)
+    except Aborted:
+        log.info("step %s of run %s stopped: the run is no longer live", claim.name, claim.run_id)
+        return
+    except ProviderError as exc:
+        _step_failed(step_id, token, str(exc), permanent=exc.permanent)
+        return
+    except Exception as exc:  # noqa: BLE001 - a crash in a provider is a failed try, not a loss
+        log.exception("step %s crashed", claim.name)
+        _step_failed(step_id, token, f"{type(exc).__name__}: {exc}", permanent=False)
+        return
+    _record(step_id, token, kind, external_id)
+
+
+def _validate_request(spec: TenantSpec) -> None:
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+
+    from tenants.models import Plan, validate_slug
+
+    try:
+        validate_slug(spec.slug)
+        validate_email(spec.admin_email)
+    except ValidationError as exc:
+        raise ProviderError("; ".join(exc.messages), permanent=True) from exc
+    if spec.plan not in Plan.values:
+        raise ProviderError(f"unknown plan {spec.plan!r}", permanent=True)
+
+
+def _apply_fault(claim: _Claim, hb: Heartbeat) -> None:
+    fault = claim.fault
+    if not fault:
+        return
+    if fault == "fail":
+        raise ProviderError(f"injected failure in {claim.name}")
+    if fault == "fail_once" and claim.tries == 1:
+        raise ProviderError(f"injected one-time failure in {claim.name}")
+    if fault.startswith("slow:"):
+        hb.sleep(float(fault.removeprefix("slow:")))
+
+
+def _claim(step_id: int, token: uuid.UUID) -> _Claim | None:
+    with transaction.atomic():
+        step = StepExecution.objects.select_related("run").filter(pk=step_id).first()
+        if step is None:
+            return None
+        tenant = _lock(step.run.tenant_id)
+        step = _load_step(step_id)  # read again now that the tenant is locked
+        if not _fenced(tenant, step, token):
+            log.info("step %s try %s is stale; nothing to do", step.name, token)
+            return None
+        run = step.run
+        now = timezone.now()
+        redelivered = step.status == StepStatus.RUNNING
+        StepExecution.objects.filter(pk=step.pk).update(
+            status=StepStatus.RUNNING,
+            started_at=step.started_at if redelivered else now,
+            heartbeat_at=now,
+        )
+        Run.objects.filter(pk=run.id).update(current_step=step.name, heartbeat_at=now)
+        if not redelivered:
+            record_event(
+                type="tenant.provisioning.step_started",
+                tenant_id=tenant.id,
+                run_id=run.id,
+                actor=SYSTEM,
+                data={"step": step.name, "attempt": step.tries},
+            )
+        kind = STEP_KIND.get(step.name)
+        if kind is not None:
+            held = ledger.held_allocations(tenant.id).filter(kind=kind).first()
+            if held is not None:
+                # Left by an earlier attempt, a reset or a redelivered try: reuse it.
+                record_event(
+                    type="tenant.resource.reused",
+                    tenant_id=tenant.id,
+                    run_id=run.id,
+                    actor=SYSTEM,
+                    data={"kind": kind, "external_id": held.external_id},
+                )
+                step.refresh_from_db()
+                _complete_step(tenant, step, reused=True)
+                return None
+        return _Claim(
+            step_id=step.pk,
+            run_id=run.id,
+            tenant_id=tenant.id,
+            name=step.name,
+            tries=step.tries,
+            fault=str(run.faults.get(step.name, "")),
+            spec=_spec(tenant),
+        )
+
+
+def _record(step_id: int, token: uuid.UUID, kind: str | None, external_id: str | None) -> None:
+    release_after: int | None = None
+    with transaction.atomic():
+        step = _load_step(step_id)
+        tenant = _lock(step.run.tenant_id)
+        step = _load_step(step_id)
+        run = step.run
+        created = False
+        allocation: Allocation | None = None
+        if kind is not None and external_id is not None:
+            # The ledger is written first, whatever the run has become: nothing is forgotten.
+            try:
+                allocation, created = ledger.record_allocation(
+                    tenant=tenant, kind=kind, external_id=external_id, run=run, actor=SYSTEM
+                )
+            except ledger.DuplicateAllocation as dup:
+                tid, extra = tenant.id, dup.external_id
+                transaction.on_commit(lambda: _release_duplicate(tid, kind, extra), robust=True)
+                allocation, created = dup.held, False
+        if not _fenced(tenant, step, token):
+            if created and allocation is not None and _late_allocation_is_unwanted(tenant, run):
+                release_after = allocation.pk
+            log.info(
+                "late answer from step %s of run %s recorded in the ledger only", step.name, run.id
+            )
+        elif step.name == "mark_active":
+            _complete_step(tenant, step, reused=False)
+        else:
+            if allocation is not None and not created:
+                record_event(
+                    type="tenant.resource.reused",
+                    tenant_id=tenant.id,
+                    run_id=run.id,
+                    actor=SYSTEM,
+                    data={"kind": kind, "external_id": allocation.external_id},
+                )
+            _complete_step(tenant, step, reused=bool(allocation is not None and not created))
+    if release_after is not None:
+        ledger.release_allocation(release_after, run_id=run.id, actor=SYSTEM)
+
+
+def _late_allocation_is_unwanted(tenant: Tenant, run: Run) -> bool:
+    """Whether a late step's new allocation should be released at once.
+
+    Kept when a live run may reuse it or when the run was orphaned by a reset (reset keeps
+    what was made). Released when the run's rollback already finished (cancelled, failed) and
+    no live run followed, or when the tenant is going away. A run still rolling back reads the
+    ledger again before it finishes, so it catches the allocation itself.
+    """
+    if tenant.state == TenantState.DECOMMISSIONED or tenant.decommission_requested_at:
+        return True
+    if run.status == RunStatus.CANCELLING or run.compensating:
+        return False
+    if live_run(tenant) is not None:
+        return False
+    return run.status in (RunStatus.CANCELLED, RunStatus.FAILED)
+
+
+def _release_duplicate(tenant_id: uuid.UUID, kind: str, external_id: str) -> None:
+    try:
+        get_provider(kind).release(tenant_id, external_id)
+    except ProviderError:
+        log.exception("could not release duplicate %s %s", kind, external_id)
+
+
+def _complete_step(tenant: Tenant, step: StepExecution, *, reused: bool) -> None:
+    """Finish the step (tenant locked, fence checked) and dispatch the next, or finish the run."""
+    now = timezone.now()
+    run = step.run
+    started = step.started_at or now
+    duration_ms = int((now - started).total_seconds() * 1000)
+    StepExecution.objects.filter(pk=step.pk).update(
+        status=StepStatus.COMPLETED, reused=reused, finished_at=now, heartbeat_at=now, error=""
+    )
+    record_event(
+        type="tenant.provisioning.step_completed",
+        tenant_id=tenant.id,
+        run_id=run.id,
+        actor=SYSTEM,
+        data={"step": step.name, "reused": reused, "duration_ms": duration_ms},
+    )
+    if step.name == "mark_active":
+        tenant.complete()
+        tenant.activated_at = now
+        tenant.last_error = ""
+        tenant.failed_activity = ""
+        tenant.save(
+            update_fields=["state", "activated_at", "last_error", "failed_activity", "updated_at"]
+        )
+        Run.objects.filter(pk=run.id).update(
+            status=RunStatus.COMPLETED, finished_at=now, heartbeat_at=now, current_step=""
+        )
+        record_event(
+            type="tenant.provisioning.completed",
+            tenant_id=tenant.id,
+            run_id=run.id,
+            actor=SYSTEM,
+            data={"total_duration_seconds": round((now - run.started_at).total_seconds(), 3)},
+        )
+        return
+    nxt = StepExecution.objects.get(run=run, position=step.position + 1)
+    dispatch_step(nxt)
+
+
+def _step_failed(step_id: int, token: uuid.UUID, error: str, *, permanent: bool) -> None:
+    with transaction.atomic():
+        step = _load_step(step_id)
+        tenant = _lock(step.run.tenant_id)
+        step = _load_step(step_id)
+        if not _fenced(tenant, step, token):
+            return
+        run = step.run
+        record_event(
+            type="tenant.provisioning.step_failed",
+            tenant_id=tenant.id,
+            run_id=run.id,
+            actor=SYSTEM,
+            data={"step": step.name, "error": error, "attempt": step.tries},
+        )
+        if not permanent and step.tries < settings.CONTROLPLANE_STEP_MAX_TRIES:
+            StepExecution.objects.filter(pk=step.pk).update(error=error)
+            backoff = settings.CONTROLPLANE_RETRY_BACKOFF * 2 ** (step.tries - 1)
+            dispatch_step(step, countdown=backoff)
+            return
+        now = timezone.now()
+        StepExecution.objects.filter(pk=step.pk).update(
+            status=StepStatus.FAILED, error=error, finished_at=now
+        )
+        begin_compensation(tenant, run, actor=SYSTEM, failed_step=step.name, error=error)
+
+
+# --- compensation ---------------------------------------------------------------------------
+
+
+def begin_compensation(
+    tenant: Tenant, run: Run, *, actor: str, failed_step: str = "", error: str = ""
+) -> None:
+    """Start rolling a run back (tenant locked). A cancel passes no ``failed_step``."""
+    now = timezone.now()
+    if failed_step:
+        Run.objects.filter(pk=run.id).update(
+            compensating=True, failed_step=failed_step, error=error, heartbeat_at=now
+        )
+    else:
+        Run.objects.filter(pk=run.id).update(
+            status=RunStatus.CANCELLING, cancel_requested_at=now, heartbeat_at=now
+        )
+    record_event(
+        type="tenant.provisioning.compensation_started",
+        tenant_id=tenant.id,
+        run_id=run.id,
+        actor=actor,
+        data={
+            "reason": "failed" if failed_step else "cancelled",
+            "held": ledger.held_allocations(tenant.id).count(),
+        },
+    )
+    run_id = run.id
+    transaction.on_commit(lambda: publish_compensation(run_id), robust=True)
+
+
+def publish_compensation(run_id: uuid.UUID) -> None:
+    from .tasks import compensate
+
+    compensate.delay(str(run_id))
+
+
+def _compensating(tenant: Tenant, run: Run) -> bool:
+    return (
+        tenant.workflow_id == run.id
+        and tenant.state == TenantState.PROVISIONING
+        and (
+            run.status == RunStatus.CANCELLING
+            or (run.status == RunStatus.RUNNING and run.compensating)
+        )
+    )
+
+
+def compensate_run(run_id: uuid.UUID | str) -> None:
+    """Release, newest first, everything the tenant holds; then settle tenant and run.
+
+    Runs for both a cancel and a step out of retries. It reads the ledger again under the lock
+    before it settles, so an allocation a late step wrote meanwhile is released too.
+    """
+    run_id = uuid.UUID(str(run_id))
+
+    def still_ours() -> bool:
+        run = Run.objects.filter(pk=run_id).first()
+        tenant = Tenant.objects.filter(pk=run.tenant_id).first() if run else None
+        return bool(run and tenant and _compensating(tenant, run))
+
+    def beat() -> None:
+        Run.objects.filter(pk=run_id, status__in=LIVE).update(heartbeat_at=timezone.now())
+
+    while True:
+        if not still_ours():
+            return
+        run = Run.objects.get(pk=run_id)
+        failed = ledger.release_all(
+            run.tenant_id,
+            run_id=run_id,
+            actor=SYSTEM,
+            heartbeat=beat,
+            should_stop=lambda: not still_ours(),
+        )
+        with transaction.atomic():
+            tenant = _lock(run.tenant_id)
+            run = Run.objects.get(pk=run_id)
+            if not _compensating(tenant, run):
+                return
+            failed_ids = {a.pk for a in failed}
+            if ledger.held_allocations(tenant.id).exclude(pk__in=failed_ids).exists():
+                continue  # a late step added one: go round again, outside the lock
+            _settle(tenant, run, failed)
+            return
+
+
+def _settle(tenant: Tenant, run: Run, failed: list[Allocation]) -> None:
+    now = timezone.now()
+    cancelled = run.status == RunStatus.CANCELLING
+    note = ""
+    if failed:
+        note = "Could not release: " + "; ".join(
+            f"{a.kind} {a.external_id} ({a.release_error})" for a in failed
+        )
+        record_event(
+            type="tenant.provisioning.compensation_failed",
+            tenant_id=tenant.id,
+            run_id=run.id,
+            actor=SYSTEM,
+            data={
+                "failed": [
+                    {"kind": a.kind, "external_id": a.external_id, "error": a.release_error}
+                    for a in failed
+                ]
+            },
+        )
+    else:
+        record_event(
+            type="tenant.provisioning.compensation_completed",
+            tenant_id=tenant.id,
+            run_id=run.id,
+            actor=SYSTEM,
+            data={},
+        )
+    Run.objects.filter(pk=run.id).update(
+        status=RunStatus.CANCELLED if cancelled else RunStatus.FAILED,
+        finished_at=now,
+        heartbeat_at=now,
+        compensating=False,
+    )
+    StepExecution.objects.filter(
+        run=run, status__in=[StepStatus.WAITING, StepStatus.DISPATCHED, StepStatus.RUNNING]
+    ).update(status=StepStatus.SKIPPED, token=None)
+    if cancelled:
+        tenant.finish_cancel()
+        tenant.last_error = note
+        tenant.failed_activity = ""
+        tenant.save(update_fields=["state", "last_error", "failed_activity", "updated_at"])
+        record_event(
+            type="tenant.provisioning.cancelled",
+            tenant_id=tenant.id,
+            run_id=run.id,
+            actor=SYSTEM,
+            data={"released_all": not failed},
+        )
+    else:
+        tenant.fail()
+        tenant.failed_activity = run.failed_step
+        tenant.last_error = run.error + (f"\n{note}" if note else "")
+        tenant.save(update_fields=["state", "last_error", "failed_activity", "updated_at"])
+        record_event(
+            type="tenant.provisioning.failed",
+            tenant_id=tenant.id,
+            run_id=run.id,
+            actor=SYSTEM,
+            data={"failed_activity": run.failed_step, "error": run.error},
+        )
+
+
+# --- decommission ---------------------------------------------------------------------------
+
+
+def publish_decommission(tenant_id: uuid.UUID) -> None:
+    from .tasks import decommission
+
+    decommission.delay(str(tenant_id))
+
+
+def decommission_tenant(tenant_id: uuid.UUID | str) -> None:
+    """Release everything the tenant holds, then mark it decommissioned (idempotent)."""
+    tenant_id = uuid.UUID(str(tenant_id))
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    if tenant is None or tenant.state == TenantState.DECOMMISSIONED:
+        return
+    if tenant.decommission_requested_at is None:
+        return
+    failed = ledger.release_all(tenant_id, run_id=None, actor=SYSTEM)
+    with transaction.atomic():
+        tenant = _lock(tenant_id)
+        if tenant.state == TenantState.DECOMMISSIONED or not tenant.decommission_requested_at:
+            return
+        if failed or ledger.held_allocations(tenant_id).exists():
+            failed = failed or list(ledger.held_allocations(tenant_id))
+            tenant.last_error = "Decommission could not release: " + "; ".join(
+                f"{a.kind} {a.external_id} ({a.release_error or 'still held'})" for a in failed
+            )
+            tenant.save(update_fields=["last_error", "updated_at"])
+            return
+        live = live_run(tenant)
+        if live is not None:
+            Run.objects.filter(pk=live.id).update(
+                status=RunStatus.ORPHANED, finished_at=timezone.now()
+            )
+        tenant.decommission()
+        tenant.decommissioned_at = timezone.now()
+        tenant.last_error = ""
+        tenant.save(update_fields=["state", "decommissioned_at", "last_error", "updated_at"])
+        record_event(
+            type="tenant.decommissioned", tenant_id=tenant.id, run_id=None, actor=SYSTEM, data={}
+        )

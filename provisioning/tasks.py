@@ -1,0 +1,41 @@
+"""Celery tasks: thin wrappers that take ids and call the saga.
+
+Every step of the contract is its own task, so a worker's log and a broker's queue name the
+step. No task needs a result backend: the database holds every outcome.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+from celery.app.task import Task
+
+from . import saga, watchdog
+from .models import STEPS
+
+
+def _make_step_task(name: str) -> Task:
+    def run_step(step_id: int, token: str) -> None:
+        saga.execute_step(step_id, token)
+
+    run_step.__name__ = name
+    run_step.__qualname__ = name
+    return shared_task(name=f"provisioning.steps.{name}", acks_late=True)(run_step)
+
+
+STEP_TASKS: dict[str, Task] = {name: _make_step_task(name) for name in STEPS}
+
+
+@shared_task(name="provisioning.compensate", acks_late=True)
+def compensate(run_id: str) -> None:
+    saga.compensate_run(run_id)
+
+
+@shared_task(name="provisioning.decommission", acks_late=True)
+def decommission(tenant_id: str) -> None:
+    saga.decommission_tenant(tenant_id)
+
+
+@shared_task(name="provisioning.watchdog", acks_late=False, ignore_result=True)
+def run_watchdog() -> dict[str, int]:
+    report = watchdog.run_watchdog()
+    return {key: len(value) for key, value in vars(report).items()}

@@ -1,0 +1,206 @@
+"""What a tenant is and which moves its state may make.
+
+The transitions here are guards only: they say whether a move is allowed and set the new
+state. Everything else an operation does (locks, runs, allocations, audit events, tasks) lives
+in ``tenants.services``.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Length
+from django_fsm import FSMField, FSMModelMixin, transition
+
+models.CharField.register_lookup(Length)
+
+SLUG_PATTERN = r"^[a-z](?:[a-z0-9]|-(?!-))*[a-z0-9]$"
+SLUG_RE = re.compile(SLUG_PATTERN)
+RESERVED_SLUGS = frozenset({"admin", "api", "www", "static", "media", "app", "console", "status"})
+
+
+def validate_slug(value: str) -> None:
+    if not 3 <= len(value) <= 63:
+        raise ValidationError("A slug has 3 to 63 characters.", code="slug_length")
+    if not SLUG_RE.match(value):
+        raise ValidationError(
+            "Use lowercase letters, digits and single hyphens; start with a letter and end "
+            "with a letter or digit.",
+            code="slug_format",
+        )
+    if value in RESERVED_SLUGS:
+        raise ValidationError(f"'{value}' is reserved; choose another slug.", code="slug_reserved")
+
+
+class TenantState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    PROVISIONING = "provisioning", "Provisioning"
+    ACTIVE = "active", "Active"
+    FAILED = "failed", "Failed"
+    SUSPENDED = "suspended", "Suspended"
+    DECOMMISSIONED = "decommissioned", "Decommissioned"
+
+
+class Plan(models.TextChoices):
+    STARTER = "starter", "Starter"
+    GROWTH = "growth", "Growth"
+    ENTERPRISE = "enterprise", "Enterprise"
+
+
+S = TenantState
+
+
+def _no_recorded_error(tenant: Tenant) -> bool:
+    return tenant.last_error == ""
+
+
+def _has_recorded_error(tenant: Tenant) -> bool:
+    return tenant.last_error != ""
+
+
+def _pending_without_error_or_failed(tenant: Tenant) -> bool:
+    return tenant.state == S.FAILED or _no_recorded_error(tenant)
+
+
+def _not_being_decommissioned(tenant: Tenant) -> bool:
+    return tenant.decommission_requested_at is None
+
+
+class Tenant(FSMModelMixin, models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    slug = models.CharField(max_length=63, validators=[validate_slug])
+    name = models.CharField(max_length=200)
+    plan = models.CharField(max_length=20, choices=Plan.choices)
+    admin_email = models.EmailField(max_length=254)
+    state = FSMField(default=S.PENDING, choices=S.choices, protected=True, db_index=True)
+    # The handle of the current provisioning run. Deliberately not a foreign key: a handle can
+    # name a run that no longer exists (an orphaned handle), and the watchdog must see that.
+    workflow_id = models.UUIDField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    failed_activity = models.CharField(max_length=64, blank=True, default="")
+    decommission_requested_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    decommissioned_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["slug"],
+                condition=~Q(state=S.DECOMMISSIONED),
+                name="tenant_slug_unique_unless_decommissioned",
+                violation_error_message="This slug is already used by another tenant.",
+            ),
+            models.CheckConstraint(
+                condition=Q(slug__length__gte=3, slug__length__lte=63)
+                & Q(slug__regex=SLUG_PATTERN)
+                & ~Q(slug__in=sorted(RESERVED_SLUGS)),
+                name="tenant_slug_format",
+            ),
+            models.CheckConstraint(condition=Q(plan__in=Plan.values), name="tenant_plan_known"),
+            models.CheckConstraint(condition=Q(state__in=S.values), name="tenant_state_known"),
+            models.CheckConstraint(
+                condition=~Q(state=S.PROVISIONING) | Q(workflow_id__isnull=False),
+                name="tenant_provisioning_has_handle",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["slug"], name="tenant_slug_idx"),
+            models.Index(fields=["state", "created_at", "id"], name="tenant_state_created_idx"),
+        ]
+        permissions = [
+            ("cancel_provisioning", "Can cancel an in-flight provisioning"),
+            ("reset_provisioning", "Can reset a stuck provisioning"),
+            ("retry_provisioning", "Can retry provisioning"),
+            ("suspend_tenant", "Can suspend a tenant"),
+            ("resume_tenant", "Can resume a tenant"),
+            ("decommission_tenant", "Can decommission a tenant"),
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    # --- transitions (guards only) ----------------------------------------------------------
+
+    @transition(field=state, source=S.PENDING, target=S.PROVISIONING)
+    def start(self) -> None:
+        """The first run of a tenant created with ``start``."""
+
+    @transition(
+        field=state,
+        source=[S.FAILED, S.PENDING],
+        target=S.PROVISIONING,
+        conditions=[_pending_without_error_or_failed, _not_being_decommissioned],
+        permission="tenants.retry_provisioning",
+    )
+    def retry(self) -> None:
+        self.last_error = ""
+        self.failed_activity = ""
+
+    @transition(
+        field=state,
+        source=S.PROVISIONING,
+        target=S.PROVISIONING,
+        permission="tenants.cancel_provisioning",
+    )
+    def request_cancel(self) -> None:
+        """Cancel is asked for; the tenant stays provisioning while compensation runs."""
+
+    @transition(field=state, source=S.PROVISIONING, target=S.PENDING)
+    def finish_cancel(self) -> None:
+        pass
+
+    @transition(
+        field=state,
+        source=[S.PENDING, S.PROVISIONING],
+        target=S.PENDING,
+        conditions=[_has_recorded_error, _not_being_decommissioned],
+        permission="tenants.reset_provisioning",
+    )
+    def reset(self) -> None:
+        self.workflow_id = None
+        self.last_error = ""
+        self.failed_activity = ""
+
+    @transition(field=state, source=S.PROVISIONING, target=S.ACTIVE)
+    def complete(self) -> None:
+        pass
+
+    @transition(field=state, source=S.PROVISIONING, target=S.FAILED)
+    def fail(self) -> None:
+        pass
+
+    @transition(
+        field=state,
+        source=S.ACTIVE,
+        target=S.SUSPENDED,
+        conditions=[_not_being_decommissioned],
+        permission="tenants.suspend_tenant",
+    )
+    def suspend(self) -> None:
+        pass
+
+    @transition(
+        field=state,
+        source=S.SUSPENDED,
+        target=S.ACTIVE,
+        conditions=[_not_being_decommissioned],
+        permission="tenants.resume_tenant",
+    )
+    def resume(self) -> None:
+        pass
+
+    @transition(
+        field=state,
+        source=[S.ACTIVE, S.SUSPENDED, S.PENDING, S.FAILED],
+        target=S.DECOMMISSIONED,
+        permission="tenants.decommission_tenant",
+    )
+    def decommission(self) -> None:
+        pass

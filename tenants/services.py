@@ -1,0 +1,469 @@
+"""The operator operations. Every door (console, API, admin, commands) calls these and only these.
+
+Each operation: opens one transaction, locks the tenant row, checks the transition (and the
+actor's permission, when the actor is a user), writes the state, records the audit event and
+schedules any task on commit. A refusal raises ``OperationError`` and changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django_fsm import can_proceed
+
+from audit.services import SYSTEM, record_event
+from provisioning import saga
+from provisioning.models import Run, RunStatus
+
+from .errors import OperationError
+from .models import Plan, Tenant, TenantState, validate_slug
+
+S = TenantState
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: the audit label, and the user whose permissions apply (None: trusted)."""
+
+    label: str
+    user: Any = None
+
+    @classmethod
+    def for_user(cls, user: Any) -> Actor:
+        return cls(label=f"user:{user.get_username()}", user=user)
+
+    @classmethod
+    def for_token(cls, token_name: str, user: Any) -> Actor:
+        return cls(label=f"token:{token_name}", user=user)
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls(label=SYSTEM)
+
+    @classmethod
+    def shell(cls, name: str) -> Actor:
+        """Someone at the server's shell: trusted like the database itself."""
+        return cls(label=f"user:{name}")
+
+    def require(self, perm: str, what: str) -> None:
+        if self.user is None:
+            return
+        if isinstance(self.user, AnonymousUser) or not self.user.has_perm(perm):
+            raise OperationError("permission_denied", f"You do not have permission to {what}.")
+
+
+ACTION_PERMISSIONS = {
+    "cancel": "tenants.cancel_provisioning",
+    "reset": "tenants.reset_provisioning",
+    "retry": "tenants.retry_provisioning",
+    "suspend": "tenants.suspend_tenant",
+    "resume": "tenants.resume_tenant",
+    "decommission": "tenants.decommission_tenant",
+}
+
+
+# --- reading the situation ------------------------------------------------------------------
+
+
+def available_actions(tenant: Tenant, run: Run | None) -> list[str]:
+    """What the state and the recorded error allow, whoever asks (in a fixed order).
+
+    ``run`` is the run the tenant's handle names, or None. The same checks refuse the
+    operations themselves, so a button shown is an operation that will be accepted.
+    """
+    return [name for name, check in _CHECKS.items() if check(tenant, run) is None]
+
+
+def _why_not_cancel(tenant: Tenant, run: Run | None) -> str | None:
+    if tenant.state != S.PROVISIONING:
+        return f"Cancel applies only while provisioning; this tenant is {tenant.state}."
+    if run is None or run.status not in (RunStatus.RUNNING, RunStatus.CANCELLING):
+        return "There is no live run to cancel; reset the tenant instead."
+    if run.status == RunStatus.CANCELLING:
+        return "This provisioning is already being cancelled."
+    if run.compensating:
+        return "This run failed and is already rolling back."
+    return None
+
+
+def _why_not_reset(tenant: Tenant, run: Run | None) -> str | None:
+    if tenant.decommission_requested_at:
+        return "The tenant is being decommissioned."
+    if tenant.state not in (S.PENDING, S.PROVISIONING):
+        return f"Reset applies to pending or provisioning tenants; this one is {tenant.state}."
+    if not tenant.last_error:
+        return (
+            "Reset is for a provisioning with a recorded error; this one has none. "
+            "Wait, cancel or retry instead."
+        )
+    return None
+
+
+def _why_not_retry(tenant: Tenant, run: Run | None) -> str | None:
+    if tenant.decommission_requested_at:
+        return "The tenant is being decommissioned."
+    if tenant.state == S.FAILED:
+        return None
+    if tenant.state != S.PENDING:
+        return f"Retry applies to failed or pending tenants; this one is {tenant.state}."
+    if tenant.last_error:
+        return "This tenant has a recorded error; reset it first, then retry."
+    if run is not None and run.status in saga.LIVE:
+        return "A run is still live for this tenant; reset it first."
+    return None
+
+
+def _why_not_suspend(tenant: Tenant, run: Run | None) -> str | None:
+    if tenant.decommission_requested_at:
+        return "The tenant is being decommissioned."
+    if tenant.state != S.ACTIVE:
+        return f"Only an active tenant can be suspended; this one is {tenant.state}."
+    return None
+
+
+def _why_not_resume(tenant: Tenant, run: Run | None) -> str | None:
+    if tenant.decommission_requested_at:
+        return "The tenant is being decommissioned."
+    if tenant.state != S.SUSPENDED:
+        return f"Only a suspended tenant can be resumed; this one is {tenant.state}."
+    return None
+
+
+def _why_not_decommission(tenant: Tenant, run: Run | None) -> str | None:
+    if tenant.state == S.DECOMMISSIONED:
+        return "The tenant is already decommissioned."
+    if tenant.state == S.PROVISIONING:
+        return "A provisioning tenant cannot be decommissioned; cancel it first."
+    if tenant.decommission_requested_at and not tenant.last_error:
+        return "Decommission is already in progress."
+    return None
+
+
+_CHECKS: dict[str, Callable[[Tenant, Run | None], str | None]] = {
+    "cancel": _why_not_cancel,
+    "reset": _why_not_reset,
+    "retry": _why_not_retry,
+    "suspend": _why_not_suspend,
+    "resume": _why_not_resume,
+    "decommission": _why_not_decommission,
+}
+
+
+def _handle_run(tenant: Tenant) -> Run | None:
+    if tenant.workflow_id is None:
+        return None
+    return Run.objects.filter(pk=tenant.workflow_id).first()
+
+
+def _locked(tenant_id: uuid.UUID | str) -> Tenant:
+    try:
+        tid = uuid.UUID(str(tenant_id))
+    except ValueError:
+        raise OperationError("not_found", f"No tenant has the id {tenant_id!r}.") from None
+    tenant = Tenant.objects.select_for_update().filter(pk=tid).first()
+    if tenant is None:
+        raise OperationError("not_found", f"No tenant has the id {tenant_id}.")
+    return tenant
+
+
+def _refuse_unless(action: str, tenant: Tenant, run: Run | None) -> None:
+    reason = _CHECKS[action](tenant, run)
+    if reason is not None:
+        raise OperationError("invalid_state", reason, {"state": tenant.state})
+
+
+# --- create ---------------------------------------------------------------------------------
+
+
+def validate_tenant_fields(*, slug: Any, name: Any, plan: Any, admin_email: Any) -> dict[str, str]:
+    """Check and normalise the fields of a new tenant; raise with a message per bad field."""
+    errors: dict[str, list[str]] = {}
+    clean: dict[str, str] = {}
+    for key, value in (
+        ("slug", slug),
+        ("name", name),
+        ("plan", plan),
+        ("admin_email", admin_email),
+    ):
+        if not isinstance(value, str):
+            errors.setdefault(key, []).append("This field is required and must be text.")
+    if not errors.get("slug"):
+        try:
+            validate_slug(slug)
+            clean["slug"] = slug
+        except ValidationError as exc:
+            errors["slug"] = list(exc.messages)
+    if not errors.get("name"):
+        trimmed = name.strip()
+        if not 1 <= len(trimmed) <= 200:
+            errors["name"] = ["A name has 1 to 200 characters (after trimming spaces)."]
+        else:
+            clean["name"] = trimmed
+    if not errors.get("plan"):
+        if plan not in Plan.values:
+            errors["plan"] = [f"Choose one of {', '.join(Plan.values)}."]
+        else:
+            clean["plan"] = plan
+    if not errors.get("admin_email"):
+        email = admin_email.strip().lower()
+        try:
+            if len(email) > 254:
+                raise ValidationError("too long")
+            validate_email(email)
+            clean["admin_email"] = email
+        except ValidationError:
+            errors["admin_email"] = ["Enter a valid e-mail address."]
+    if errors:
+        raise OperationError("validation_error", "Some fields are not valid.", errors)
+    return clean
+
+
+def _clean_faults(faults: Any) -> dict[str, str]:
+    if not faults:
+        return {}
+    from django.conf import settings
+
+    if not settings.CONTROLPLANE_FAULT_INJECTION:
+        raise OperationError(
+            "validation_error",
+            "Fault injection is off (CONTROLPLANE_FAULT_INJECTION).",
+            {"faults": ["Fault injection is not enabled on this control plane."]},
+        )
+    try:
+        return saga.validate_faults(faults)
+    except ValueError as exc:
+        raise OperationError("validation_error", str(exc), {"faults": [str(exc)]}) from None
+
+
+def create_tenant(
+    *,
+    slug: Any,
+    name: Any,
+    plan: Any,
+    admin_email: Any,
+    actor: Actor,
+    start: bool = True,
+    faults: Any = None,
+) -> Tenant:
+    """Create a tenant; with ``start`` its first run is dispatched when the transaction commits.
+
+    Steps: validate the fields; insert (the database's partial unique index decides a slug race);
+    record ``tenant.created``; if starting, move to provisioning, create run 1, record
+    ``tenant.provisioning.started`` and dispatch ``validate_request`` on commit.
+    """
+    actor.require("tenants.add_tenant", "create tenants")
+    fields = validate_tenant_fields(slug=slug, name=name, plan=plan, admin_email=admin_email)
+    clean_faults = _clean_faults(faults)
+    if not isinstance(start, bool):
+        raise OperationError(
+            "validation_error",
+            "start must be true or false.",
+            {"start": ["Must be true or false."]},
+        )
+    try:
+        with transaction.atomic():
+            if Tenant.objects.filter(slug=fields["slug"]).exclude(state=S.DECOMMISSIONED).exists():
+                raise _slug_taken(fields["slug"])
+            tenant = Tenant.objects.create(**fields)
+            record_event(
+                type="tenant.created",
+                tenant_id=tenant.id,
+                actor=actor.label,
+                data={"slug": tenant.slug, "plan": tenant.plan, "start": start},
+            )
+            if start:
+                tenant.start()
+                saga.start_run(tenant, actor=actor.label, faults=clean_faults)
+                tenant.save(update_fields=["state", "workflow_id", "updated_at"])
+    except IntegrityError as exc:
+        if "slug" in str(exc):
+            raise _slug_taken(fields["slug"]) from None
+        raise
+    return tenant
+
+
+def _slug_taken(slug: str) -> OperationError:
+    return OperationError(
+        "slug_taken",
+        f"The slug '{slug}' is already used by a tenant that is not decommissioned.",
+        {"slug": ["This slug is already in use."]},
+    )
+
+
+# --- operator operations --------------------------------------------------------------------
+
+
+def retry_provisioning(*, tenant_id: uuid.UUID | str, actor: Actor, faults: Any = None) -> Tenant:
+    """Start a new run (attempt + 1) from failed, or from pending with no error and no live run.
+
+    Allocations still held from earlier attempts are reused by the new run's steps.
+    """
+    actor.require(ACTION_PERMISSIONS["retry"], "retry provisioning")
+    clean_faults = _clean_faults(faults)
+    with transaction.atomic():
+        tenant = _locked(tenant_id)
+        run = _handle_run(tenant)
+        _refuse_unless("retry", tenant, run)
+        tenant.retry()
+        record_event(
+            type="tenant.provisioning.retry_requested",
+            tenant_id=tenant.id,
+            run_id=run.id if run else None,
+            actor=actor.label,
+            data={"from_state": S.FAILED if run and run.status == RunStatus.FAILED else S.PENDING},
+        )
+        saga.start_run(tenant, actor=actor.label, faults=clean_faults)
+        tenant.save(
+            update_fields=["state", "workflow_id", "last_error", "failed_activity", "updated_at"]
+        )
+    return tenant
+
+
+def cancel_provisioning(*, tenant_id: uuid.UUID | str, actor: Actor) -> Tenant:
+    """Ask the live run to stop and roll back.
+
+    Under the tenant's lock: mark the run ``cancelling`` (which fences out every step still
+    queued or working) and record the request; on commit the compensation task releases, newest
+    first, everything the tenant holds and then moves it to pending. Racing ``mark_active``
+    takes the same lock, so exactly one of the two wins.
+    """
+    actor.require(ACTION_PERMISSIONS["cancel"], "cancel provisioning")
+    with transaction.atomic():
+        tenant = _locked(tenant_id)
+        run = _handle_run(tenant)
+        _refuse_unless("cancel", tenant, run)
+        assert run is not None
+        tenant.request_cancel()
+        record_event(
+            type="tenant.provisioning.cancel_requested",
+            tenant_id=tenant.id,
+            run_id=run.id,
+            actor=actor.label,
+            data={"step": run.current_step},
+        )
+        saga.begin_compensation(tenant, run, actor=actor.label)
+        tenant.save(update_fields=["updated_at"])
+    return tenant
+
+
+def reset_provisioning(*, tenant_id: uuid.UUID | str, actor: Actor) -> Tenant:
+    """Clear a wedged provisioning: orphan the run, clear handle and error, tenant to pending.
+
+    Allocations are kept (the next run reuses them). The orphaned run's tasks that wake later
+    can change nothing but the ledger.
+    """
+    actor.require(ACTION_PERMISSIONS["reset"], "reset provisioning")
+    try:
+        with transaction.atomic():
+            tenant = _locked(tenant_id)
+            run = _handle_run(tenant)
+            _refuse_unless("reset", tenant, run)
+            old_handle = tenant.workflow_id
+            record_event(
+                type="tenant.provisioning.reset_started",
+                tenant_id=tenant.id,
+                run_id=old_handle,
+                actor=actor.label,
+                data={"from_state": tenant.state, "error": tenant.last_error},
+            )
+            if run is not None and run.status in saga.LIVE:
+                Run.objects.filter(pk=run.id).update(
+                    status=RunStatus.ORPHANED, finished_at=timezone.now(), compensating=False
+                )
+            tenant.reset()
+            tenant.save(
+                update_fields=[
+                    "state",
+                    "workflow_id",
+                    "last_error",
+                    "failed_activity",
+                    "updated_at",
+                ]
+            )
+            record_event(
+                type="tenant.provisioning.reset_completed",
+                tenant_id=tenant.id,
+                run_id=old_handle,
+                actor=actor.label,
+                data={"orphaned_run": str(old_handle) if old_handle else None},
+            )
+    except OperationError:
+        raise
+    except Exception as exc:
+        with transaction.atomic():
+            record_event(
+                type="tenant.provisioning.reset_failed",
+                tenant_id=uuid.UUID(str(tenant_id)),
+                actor=actor.label,
+                data={"error": f"{type(exc).__name__}: {exc}"},
+            )
+        raise OperationError("reset_failed", f"Reset failed: {exc}") from exc
+    return tenant
+
+
+def suspend_tenant(*, tenant_id: uuid.UUID | str, actor: Actor) -> Tenant:
+    actor.require(ACTION_PERMISSIONS["suspend"], "suspend tenants")
+    return _simple_transition(tenant_id, actor, "suspend", "tenant.suspended")
+
+
+def resume_tenant(*, tenant_id: uuid.UUID | str, actor: Actor) -> Tenant:
+    actor.require(ACTION_PERMISSIONS["resume"], "resume tenants")
+    return _simple_transition(tenant_id, actor, "resume", "tenant.resumed")
+
+
+def _simple_transition(tenant_id: uuid.UUID | str, actor: Actor, action: str, event: str) -> Tenant:
+    with transaction.atomic():
+        tenant = _locked(tenant_id)
+        _refuse_unless(action, tenant, _handle_run(tenant))
+        from_state = tenant.state
+        getattr(tenant, action)()
+        tenant.save(update_fields=["state", "updated_at"])
+        record_event(
+            type=event, tenant_id=tenant.id, actor=actor.label, data={"from_state": from_state}
+        )
+    return tenant
+
+
+def decommission_tenant(*, tenant_id: uuid.UUID | str, actor: Actor) -> Tenant:
+    """Release everything the tenant holds, then mark it decommissioned and free its slug.
+
+    The releases run in a task (provider calls never run under the row lock); until it ends
+    the tenant keeps its state with a decommission in progress, and no other operation is
+    accepted. If a release fails, the error is recorded and Decommission may be asked again.
+    """
+    actor.require(ACTION_PERMISSIONS["decommission"], "decommission tenants")
+    with transaction.atomic():
+        tenant = _locked(tenant_id)
+        _refuse_unless("decommission", tenant, _handle_run(tenant))
+        if not can_proceed(tenant.decommission):
+            raise OperationError("invalid_state", f"Cannot decommission a {tenant.state} tenant.")
+        tenant.decommission_requested_at = tenant.decommission_requested_at or timezone.now()
+        tenant.last_error = ""
+        tenant.save(update_fields=["decommission_requested_at", "last_error", "updated_at"])
+        record_event(
+            type="tenant.decommission_requested",
+            tenant_id=tenant.id,
+            actor=actor.label,
+            data={"from_state": tenant.state},
+        )
+        tid = tenant.id
+        transaction.on_commit(lambda: saga.publish_decommission(tid), robust=True)
+    return tenant
+
+
+OPERATIONS: dict[str, Callable[..., Tenant]] = {
+    "cancel": cancel_provisioning,
+    "reset": reset_provisioning,
+    "retry": retry_provisioning,
+    "suspend": suspend_tenant,
+    "resume": resume_tenant,
+    "decommission": decommission_tenant,
+}
