@@ -5,41 +5,20 @@ from __future__ import annotations
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-VIEW = [
-    ("tenants", "view_tenant"),
-    ("audit", "view_event"),
-    ("provisioning", "view_run"),
-    ("provisioning", "view_stepexecution"),
-    ("provisioning", "view_allocation"),
-]
-OPERATE = [
-    ("tenants", "add_tenant"),
-    ("tenants", "cancel_provisioning"),
-    ("tenants", "reset_provisioning"),
-    ("tenants", "retry_provisioning"),
-    ("tenants", "suspend_tenant"),
-    ("tenants", "resume_tenant"),
-]
-ADMINISTER = [("tenants", "decommission_tenant")]
-ROLES = {"viewer": VIEW, "operator": VIEW + OPERATE, "admin": VIEW + OPERATE + ADMINISTER}
-
 
 def create_roles(apps, schema_editor):
+    from tenants.roles import sync_roles
+
     for app_config in apps.get_app_configs():
         app_config.models_module = True
         create_permissions(app_config, verbosity=0)
         app_config.models_module = None
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for role, perms in ROLES.items():
-        group, _ = Group.objects.get_or_create(name=role)
-        for app_label, codename in perms:
-            group.permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
+    sync_roles(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
 
 
 def remove_roles(apps, schema_editor):
+    from tenants.roles import ROLES
+
     apps.get_model("auth", "Group").objects.filter(name__in=ROLES).delete()
 
 

@@ -1,0 +1,38 @@
+"""The three roles and their permissions, created by a migration and kept by ``sync_roles``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+VIEW = [
+    ("tenants", "view_tenant"),
+    ("audit", "view_event"),
+    ("provisioning", "view_run"),
+    ("provisioning", "view_stepexecution"),
+    ("provisioning", "view_allocation"),
+]
+OPERATE = [
+    ("tenants", "add_tenant"),
+    ("tenants", "cancel_provisioning"),
+    ("tenants", "reset_provisioning"),
+    ("tenants", "retry_provisioning"),
+    ("tenants", "suspend_tenant"),
+    ("tenants", "resume_tenant"),
+]
+ADMINISTER = [("tenants", "decommission_tenant")]
+ROLES: dict[str, list[tuple[str, str]]] = {
+    "viewer": VIEW,
+    "operator": VIEW + OPERATE,
+    "admin": VIEW + OPERATE + ADMINISTER,
+}
+
+
+def sync_roles(group_model: Any, permission_model: Any) -> None:
+    """Create the groups and give each exactly its permissions (idempotent)."""
+    for role, perms in ROLES.items():
+        group, _ = group_model.objects.get_or_create(name=role)
+        wanted = [
+            permission_model.objects.get(content_type__app_label=app_label, codename=codename)
+            for app_label, codename in perms
+        ]
+        group.permissions.set(wanted)

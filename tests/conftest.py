@@ -1,0 +1,275 @@
+"""Shared fixtures: personas, the inline saga driver, and real Celery workers.
+
+Tests that need the real PostgreSQL and Redis are marked ``services``. Without them (a laptop
+running the embedded default) those tests are skipped with the reason; with
+``CONTROLPLANE_REQUIRE_SERVICES=1`` (CI) a missing service fails them instead.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings as django_settings
+from django.contrib.auth.models import Group, Permission, User
+
+from tenants.roles import sync_roles
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUIRE_SERVICES = os.environ.get("CONTROLPLANE_REQUIRE_SERVICES") == "1"
+
+
+def services_available() -> tuple[bool, str]:
+    db = django_settings.DATABASES["default"]["ENGINE"]
+    broker = django_settings.CELERY_BROKER_URL
+    if "postgresql" not in db:
+        return False, "DATABASE_URL does not name PostgreSQL"
+    if not broker.startswith("redis"):
+        return False, "CELERY_BROKER_URL does not name Redis"
+    try:
+        import redis
+
+        redis.Redis.from_url(broker, socket_connect_timeout=2).ping()
+    except Exception as exc:  # noqa: BLE001
+        return False, f"Redis is not reachable: {exc}"
+    return True, ""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    ok, why = services_available()
+    if ok:
+        return
+    for item in items:
+        if "services" in item.keywords:
+            if REQUIRE_SERVICES:
+                item.add_marker(
+                    pytest.mark.xfail(reason=f"services required: {why}", strict=True, run=False)
+                )
+            else:
+                item.add_marker(pytest.mark.skip(reason=f"needs PostgreSQL and Redis: {why}"))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if REQUIRE_SERVICES:
+        ok, why = services_available()
+        if not ok:
+            raise pytest.UsageError(f"CONTROLPLANE_REQUIRE_SERVICES=1 but {why}")
+
+
+# --- personas -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def roles(db: None) -> None:
+    """The role groups (a transactional test's flush removes what the migration made)."""
+    sync_roles(Group, Permission)
+
+
+def make_user(username: str, role: str | None, *, superuser: bool = False) -> User:
+    user = User.objects.create_user(username=username, password="pw-" + username)
+    user.is_superuser = superuser
+    user.is_staff = superuser or role == "admin"
+    user.save()
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def viewer(roles: None) -> User:
+    return make_user("vera", "viewer")
+
+
+@pytest.fixture
+def operator(roles: None) -> User:
+    return make_user("otto", "operator")
+
+
+@pytest.fixture
+def admin_user(roles: None) -> User:
+    return make_user("ada", "admin")
+
+
+@pytest.fixture
+def outsider(roles: None) -> User:
+    return make_user("olga", None)
+
+
+# --- fast timings ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fast_saga(settings: Any, tmp_path: Path) -> Any:
+    """Short timeouts so watchdog scenarios play out in seconds; data under tmp_path."""
+    settings.CONTROLPLANE_HEARTBEAT_TIMEOUT = 2.0
+    settings.CONTROLPLANE_HEARTBEAT_INTERVAL = 0.2
+    settings.CONTROLPLANE_RETRY_BACKOFF = 0.05
+    settings.CONTROLPLANE_STEP_DELAY = 0
+    settings.CONTROLPLANE_FAULT_INJECTION = True
+    settings.CONTROLPLANE_DATA_ROOT = tmp_path / "data"
+    return settings
+
+
+# --- driving the saga in-process ------------------------------------------------------------
+
+
+def drive(run_id: Any, *, max_steps: int = 50) -> int:
+    """Execute every dispatched step of the run, in order, in this process. Returns how many."""
+    from provisioning import saga
+    from provisioning.models import StepExecution, StepStatus
+
+    done = 0
+    for _ in range(max_steps):
+        step = (
+            StepExecution.objects.filter(run_id=run_id, status=StepStatus.DISPATCHED)
+            .order_by("position")
+            .first()
+        )
+        if step is None:
+            break
+        saga.execute_step(step.pk, step.token)
+        done += 1
+    return done
+
+
+def drive_compensation(run_id: Any) -> None:
+    from provisioning import saga
+
+    saga.compensate_run(run_id)
+
+
+# --- real workers ---------------------------------------------------------------------------
+
+
+def purge_broker() -> None:
+    from controlplane.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge(app.conf.task_default_queue)
+
+
+@pytest.fixture
+def celery_worker(fast_saga: Any, transactional_db: None) -> Iterator[Any]:
+    """A real Celery worker, in threads of this process, on the real broker."""
+    from celery.contrib.testing.worker import start_worker
+
+    from controlplane.celery import app
+
+    purge_broker()
+    with start_worker(
+        app,
+        pool="threads",
+        concurrency=4,
+        perform_ping_check=False,
+        loglevel="WARNING",
+        shutdown_timeout=30,
+    ) as worker:
+        yield worker
+    purge_broker()
+
+
+def wait_for(predicate: Callable[[], Any], *, timeout: float = 30, what: str = "") -> Any:
+    """Poll the database until ``predicate`` is truthy; fail with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(0.05)
+
+
+class WorkerProcess:
+    """``celery -A controlplane worker`` as a real subprocess on the test database."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, *, concurrency: int = 1) -> None:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "controlplane",
+                "worker",
+                "--pool=prefork",
+                f"--concurrency={concurrency}",
+                "--loglevel=INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def children(self) -> list[int]:
+        assert self.proc is not None
+        out = subprocess.run(
+            ["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True, check=False
+        )
+        return [int(p) for p in out.stdout.split()]
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+
+
+def subprocess_env(settings: Any, **extra: str) -> dict[str, str]:
+    """Environment for a child process that uses the same (test) database and broker."""
+    db = settings.DATABASES["default"]
+    env = dict(os.environ)
+    if "postgresql" in db["ENGINE"]:
+        env["DATABASE_URL"] = (
+            f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:"
+            f"{db['PORT'] or 5432}/{db['NAME']}"
+        )
+    env.update(
+        {
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "CONTROLPLANE_DATA_ROOT": str(settings.CONTROLPLANE_DATA_ROOT),
+            "CONTROLPLANE_HEARTBEAT_TIMEOUT": str(settings.CONTROLPLANE_HEARTBEAT_TIMEOUT),
+            "CONTROLPLANE_HEARTBEAT_INTERVAL": str(settings.CONTROLPLANE_HEARTBEAT_INTERVAL),
+            "CONTROLPLANE_RETRY_BACKOFF": str(settings.CONTROLPLANE_RETRY_BACKOFF),
+            "CONTROLPLANE_STEP_DELAY": str(settings.CONTROLPLANE_STEP_DELAY),
+            "CONTROLPLANE_FAULT_INJECTION": "1",
+            "DEBUG": "1",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def worker_process(
+    fast_saga: Any, transactional_db: None, tmp_path: Path
+) -> Iterator[WorkerProcess]:
+    purge_broker()
+    worker = WorkerProcess(subprocess_env(fast_saga), tmp_path / "worker.log")
+    yield worker
+    worker.stop()
+    purge_broker()
