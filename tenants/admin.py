@@ -1,0 +1,356 @@
+"""The Django admin door to tenants.
+
+Like the console, the API and the commands, this door only parses input, calls one service
+function and renders. Every change goes through ``tenants.services`` with
+``Actor.for_user(request.user)``, so the service checks the user's permission and the audit
+feed records ``user:<username>``.
+
+Why not django-fsm-2's ``FSMAdminMixin``: its buttons post through the change form, which
+Django refuses to anyone without ``change_tenant`` (no role has it: nobody edits a tenant's
+fields), it calls the model's transitions directly (guards only here, no run, no audit event),
+and it does not re-check the permission on a plain button POST. The buttons below post to a
+small view of their own that calls the service, which checks the permission itself.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
+from django.views.decorators.http import require_POST
+
+from .errors import OperationError
+from .models import Tenant
+from .selectors import tenant_detail, tenant_events
+from .services import ACTION_PERMISSIONS, OPERATIONS, Actor, create_tenant
+
+# The labels the contract gives the console's buttons; the admin uses the same words.
+ACTION_LABELS: dict[str, str] = {
+    "cancel": "Cancel provisioning",
+    "reset": "Reset provisioning",
+    "retry": "Retry provisioning",
+    "suspend": "Suspend",
+    "resume": "Resume",
+    "decommission": "Decommission",
+}
+
+# What to tell the operator once the service accepted the operation. Cancel, retry and
+# decommission only start work that a worker finishes, so the message says so.
+ACTION_DONE: dict[str, str] = {
+    "cancel": "Cancellation of {slug} requested; what was allocated is being rolled back.",
+    "reset": "{slug} was reset to pending; retry to provision it again.",
+    "retry": "Provisioning of {slug} restarted.",
+    "suspend": "{slug} was suspended.",
+    "resume": "{slug} was resumed.",
+    "decommission": "Decommission of {slug} requested; its resources are being released.",
+}
+
+# How many of a tenant's audit events the change page shows (the newest, oldest first).
+EVENTS_SHOWN = 100
+# How many refusals a bulk action lists one by one before summing up the rest.
+REFUSALS_SHOWN = 10
+
+
+class TenantCreateForm(forms.ModelForm):
+    """The add form. The service validates and creates; the model's own checks are skipped.
+
+    ``create_tenant`` checks every field, the slug under the database's partial unique index
+    (which decides a race between two creators) and the user's permission, and records
+    ``tenant.created``; its refusal becomes form errors here.
+    """
+
+    start = forms.BooleanField(
+        required=False,
+        initial=True,
+        help_text="Start provisioning at once. Unticked, the tenant stays pending.",
+    )
+    request: HttpRequest  # set by TenantAdmin.get_form
+
+    class Meta:
+        model = Tenant
+        fields = ["slug", "name", "plan", "admin_email"]
+
+    def _post_clean(self) -> None:
+        # The ModelForm would validate an unsaved instance against the constraints; the service
+        # does that (and more) authoritatively, inside the admin view's transaction.
+        if self.errors:
+            return
+        try:
+            self.instance = create_tenant(
+                slug=self.cleaned_data["slug"],
+                name=self.cleaned_data["name"],
+                plan=self.cleaned_data["plan"],
+                admin_email=self.cleaned_data["admin_email"],
+                start=bool(self.cleaned_data.get("start")),
+                actor=Actor.for_user(self.request.user),
+            )
+        except OperationError as exc:
+            details = exc.details if isinstance(exc.details, dict) else {}
+            placed = False
+            for field, field_messages in details.items():
+                if field in self.fields:
+                    self.add_error(field, list(field_messages))
+                    placed = True
+            if not placed:
+                self.add_error(None, exc.message)
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = ["slug", "name", "plan", "state_badge", "admin_email", "created_at", "short_id"]
+    list_filter = ["state", "plan", "created_at"]
+    search_fields = ["slug", "name", "admin_email"]
+    search_help_text = "Slug, name, admin e-mail, or a tenant's full id."
+    date_hierarchy = "created_at"
+    ordering = ["-created_at", "-id"]
+    list_per_page = 50
+    actions = [
+        "cancel_selected",
+        "reset_selected",
+        "retry_selected",
+        "suspend_selected",
+        "resume_selected",
+        "decommission_selected",
+    ]
+
+    add_fieldsets = ((None, {"fields": ["slug", "name", "plan", "admin_email", "start"]}),)
+    fieldsets = (
+        (None, {"fields": ["id", "slug", "name", "plan", "admin_email"]}),
+        (
+            "State",
+            {
+                "fields": [
+                    "state",
+                    "workflow_id",
+                    "last_error",
+                    "failed_activity",
+                    "decommission_requested_at",
+                ]
+            },
+        ),
+        (
+            "Timestamps",
+            {"fields": ["created_at", "updated_at", "activated_at", "decommissioned_at"]},
+        ),
+    )
+
+    # --- permissions ----------------------------------------------------------------------
+    # Nobody edits a tenant through a form: name, plan and e-mail have no service to change
+    # them (a change would bypass the audit feed), and the state moves only through the
+    # operations. Nobody deletes one either: decommission is how a tenant goes away.
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    # Named by the bulk actions' ``permissions``; each is the permission its service checks.
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(ACTION_PERMISSIONS["cancel"])
+
+    def has_reset_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(ACTION_PERMISSIONS["reset"])
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(ACTION_PERMISSIONS["retry"])
+
+    def has_suspend_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(ACTION_PERMISSIONS["suspend"])
+
+    def has_resume_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(ACTION_PERMISSIONS["resume"])
+
+    def has_decommission_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(ACTION_PERMISSIONS["decommission"])
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    # --- list -------------------------------------------------------------------------------
+
+    @admin.display(description="state", ordering="state")
+    def state_badge(self, tenant: Tenant) -> str:
+        if tenant.decommission_requested_at and tenant.state != "decommissioned":
+            return f"{tenant.state} (decommissioning)"
+        return tenant.state
+
+    @admin.display(description="id")
+    def short_id(self, tenant: Tenant) -> str:
+        return str(tenant.id)[:8]
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Tenant], search_term: str
+    ) -> tuple[QuerySet[Tenant], bool]:
+        # A full id finds its tenant exactly; icontains on a UUID column is neither portable
+        # nor what an operator pasting an id from a log means.
+        term = search_term.strip()
+        try:
+            tenant_id = uuid.UUID(term)
+        except ValueError:
+            return super().get_search_results(request, queryset, search_term)
+        return queryset.filter(Q(pk=tenant_id) | Q(slug=term)), False
+
+    # --- add (through create_tenant) ----------------------------------------------------------
+
+    def get_fieldsets(self, request: HttpRequest, obj: Tenant | None = None) -> Any:
+        return self.add_fieldsets if obj is None else self.fieldsets
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Tenant | None = None) -> Any:
+        if obj is None:
+            return []
+        return [f for _, opts in self.fieldsets for f in opts["fields"]]
+
+    def get_form(
+        self, request: HttpRequest, obj: Tenant | None = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        if obj is None:
+            kwargs["form"] = TenantCreateForm
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if obj is None:
+            # A class made for this request, so the request never leaks into another one.
+            form = type("TenantCreateForm", (form,), {"request": request})
+        return form
+
+    def save_model(self, request: HttpRequest, obj: Tenant, form: Any, change: bool) -> None:
+        # Nothing to save: TenantCreateForm created the tenant through create_tenant.
+        pass
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        pass
+
+    def response_post_save_add(self, request: HttpRequest, obj: Tenant) -> HttpResponse:
+        # Straight to the new tenant's page, where its provisioning can be watched.
+        return HttpResponseRedirect(reverse("admin:tenants_tenant_change", args=[obj.pk]))
+
+    # --- the change page: situation, buttons, run, allocations, events ------------------------
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        context = dict(extra_context or {})
+        try:
+            detail = tenant_detail(object_id)
+        except OperationError:
+            detail = None  # the admin's own "does not exist" handling takes over
+        if detail is not None and self.has_view_permission(request, detail.tenant):
+            events = list(tenant_events(detail.tenant.id).order_by("-seq")[: EVENTS_SHOWN + 1])
+            context.update(
+                detail=detail,
+                tenant_actions=[
+                    (name, ACTION_LABELS[name])
+                    for name in detail.available_actions
+                    if request.user.has_perm(ACTION_PERMISSIONS[name])
+                ],
+                tenant_events=[
+                    (event, _data_summary(event.data)) for event in reversed(events[:EVENTS_SHOWN])
+                ],
+                more_events=len(events) > EVENTS_SHOWN,
+                events_url=(
+                    reverse("admin:audit_event_changelist") + f"?tenant_id={detail.tenant.id}"
+                ),
+            )
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "<path:object_id>/action/<str:action>/",
+                self.admin_site.admin_view(require_POST(self.action_view)),
+                name="tenants_tenant_action",
+            ),
+            *super().get_urls(),
+        ]
+
+    def action_view(self, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
+        """One operation on one tenant, from a button on its change page.
+
+        The service checks the user's permission and the state under the row lock; a refusal
+        is shown as a message and changes nothing. No transaction is opened here: the service's
+        own commits the change and only then sends the work to the broker.
+        """
+        if action not in OPERATIONS:
+            raise Http404("No such operation.")
+        tenant = self.get_object(request, object_id)
+        if tenant is None:
+            raise Http404("No such tenant.")
+        if not self.has_view_permission(request, tenant):
+            raise PermissionDenied
+        try:
+            OPERATIONS[action](tenant_id=tenant.pk, actor=Actor.for_user(request.user))
+        except OperationError as exc:
+            self.message_user(request, f"{ACTION_LABELS[action]}: {exc.message}", messages.ERROR)
+        else:
+            self.message_user(request, ACTION_DONE[action].format(slug=tenant.slug))
+        return HttpResponseRedirect(reverse("admin:tenants_tenant_change", args=[tenant.pk]))
+
+    # --- bulk actions -------------------------------------------------------------------------
+
+    def _bulk(self, request: HttpRequest, queryset: QuerySet[Tenant], action: str) -> None:
+        """Apply one operation to each selected tenant, each in its own transaction.
+
+        A tenant whose state refuses is reported and left alone; the others go ahead (the
+        changelist's actions run outside any transaction, so each service call commits).
+        """
+        done: list[str] = []
+        refused: list[str] = []
+        actor = Actor.for_user(request.user)
+        for tenant_id, slug in queryset.order_by("slug").values_list("pk", "slug"):
+            try:
+                OPERATIONS[action](tenant_id=tenant_id, actor=actor)
+            except OperationError as exc:
+                refused.append(f"{slug}: {exc.message}")
+            else:
+                done.append(slug)
+        label = ACTION_LABELS[action]
+        if done:
+            self.message_user(request, f"{label}: accepted for {', '.join(done)}.")
+        for line in refused[:REFUSALS_SHOWN]:
+            self.message_user(request, f"{label} refused for {line}", messages.ERROR)
+        if len(refused) > REFUSALS_SHOWN:
+            self.message_user(
+                request,
+                f"{label} refused for {len(refused) - REFUSALS_SHOWN} more tenants.",
+                messages.ERROR,
+            )
+
+    @admin.action(description="Cancel provisioning of the selected tenants", permissions=["cancel"])
+    def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        self._bulk(request, queryset, "cancel")
+
+    @admin.action(description="Reset provisioning of the selected tenants", permissions=["reset"])
+    def reset_selected(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        self._bulk(request, queryset, "reset")
+
+    @admin.action(description="Retry provisioning of the selected tenants", permissions=["retry"])
+    def retry_selected(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        self._bulk(request, queryset, "retry")
+
+    @admin.action(description="Suspend the selected tenants", permissions=["suspend"])
+    def suspend_selected(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        self._bulk(request, queryset, "suspend")
+
+    @admin.action(description="Resume the selected tenants", permissions=["resume"])
+    def resume_selected(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        self._bulk(request, queryset, "resume")
+
+    @admin.action(description="Decommission the selected tenants", permissions=["decommission"])
+    def decommission_selected(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        self._bulk(request, queryset, "decommission")
+
+
+def _data_summary(data: dict[str, Any]) -> str:
+    """An event's data on one line, for the change page's table."""
+    return ", ".join(f"{key}={value}" for key, value in sorted(data.items()))
