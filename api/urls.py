@@ -1,3 +1,58 @@
+"""``/api/v1/``: the ninja API, its offline docs assets, and JSON answers for the rest.
+
+Ninja answers a wrong method with an empty 405 and knows nothing of paths it does not route;
+both are wrapped here so that every answer under ``/api/v1/`` is JSON.
+"""
+
 from __future__ import annotations
 
-urlpatterns: list = []
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.urls import URLPattern, URLResolver, include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
+
+from .docs import docs_asset
+from .errors import json_error
+from .views import api
+
+
+def _json_405(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        if isinstance(response, HttpResponseNotAllowed):
+            allowed = response["Allow"]
+            response = json_error(
+                405,
+                "method_not_allowed",
+                f"{request.method} is not allowed here; use {allowed}.",
+            )
+            response["Allow"] = allowed
+        return response
+
+    return wrapper
+
+
+def _wrap(patterns: list[URLPattern | URLResolver]) -> list[URLPattern | URLResolver]:
+    for pattern in patterns:
+        if isinstance(pattern, URLPattern):
+            pattern.callback = _json_405(pattern.callback)
+    return patterns
+
+
+@csrf_exempt
+def unknown(request: HttpRequest, rest: str = "") -> HttpResponse:
+    return json_error(404, "not_found", f"No API endpoint at {request.path}.")
+
+
+# Not named app_name: include("api.urls") would read that as this module's namespace.
+_ninja_patterns, _ninja_app, _ninja_namespace = api.urls
+
+urlpatterns = [
+    path("docs/assets/<str:name>", docs_asset, name="api-docs-asset"),
+    path("", include((_wrap(_ninja_patterns), _ninja_app), namespace=_ninja_namespace)),
+    re_path(r"^(?P<rest>.*)$", unknown),
+]

@@ -1,0 +1,135 @@
+"""Every error the API gives, in one shape: ``{"error": {"code", "message", "details"}}``.
+
+The domain's ``OperationError`` carries its own code and status; everything ninja or Django
+raises is mapped here once. The catch-all at the bottom is a last resort that logs: the tests
+show that no input reaches it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError
+from ninja.errors import ValidationError as NinjaValidationError
+
+from tenants.errors import OperationError
+
+logger = logging.getLogger(__name__)
+
+HTTP_CODES = {
+    400: "malformed_body",
+    401: "not_authenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "body_too_large",
+    422: "validation_error",
+    500: "internal_error",
+}
+
+
+class ApiError(Exception):
+    """An error the API itself decides (bad cursor, idempotency conflicts, body too large)."""
+
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def json_error(status: int, code: str, message: str, details: Any = None) -> JsonResponse:
+    """For answers given outside ninja (unknown paths, wrong methods)."""
+    return JsonResponse(error_body(code, message, details), status=status)
+
+
+def validation_details(errors: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Pydantic's error list as ``{field: [messages]}``, the shape the services use.
+
+    A location is ``(source, param, *field path)`` for bodies and ``(source, name)`` for
+    query parameters; the field is named by its path inside the body, or the parameter.
+    """
+    details: dict[str, list[str]] = {}
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ())]
+        source = loc[0] if loc else ""
+        if source == "body":
+            path = loc[2:]
+            field = ".".join(path) if path else "body"
+        else:
+            field = ".".join(loc[1:]) or source or "request"
+        message = err.get("msg", "Invalid value.")
+        if err.get("type") == "extra_forbidden":
+            message = "Unknown field."
+        elif err.get("type") == "missing" and field == "body":
+            message = "A JSON object body is required."
+        details.setdefault(field, []).append(message)
+    return details
+
+
+def install(api: NinjaAPI) -> None:
+    def respond(request: HttpRequest, status: int, body: dict[str, Any]) -> HttpResponse:
+        response = api.create_response(request, body, status=status)
+        if status == 401:
+            response["WWW-Authenticate"] = 'Bearer realm="api"'
+        return response
+
+    @api.exception_handler(OperationError)
+    def operation_error(request: HttpRequest, exc: OperationError) -> HttpResponse:
+        status = exc.status
+        return respond(request, status, error_body(exc.code, exc.message, exc.details))
+
+    @api.exception_handler(ApiError)
+    def api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
+        return respond(request, exc.status, error_body(exc.code, exc.message, exc.details))
+
+    @api.exception_handler(NinjaValidationError)
+    def validation_error(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
+        details = validation_details(exc.errors)
+        return respond(
+            request,
+            422,
+            error_body("validation_error", "Some fields are not valid.", details),
+        )
+
+    @api.exception_handler(AuthenticationError)
+    def auth_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+        message = exc.message
+        if message == "Unauthorized":
+            message = "Authentication required: send Authorization: Bearer <token>."
+        return respond(request, 401, error_body("not_authenticated", message))
+
+    @api.exception_handler(HttpError)
+    def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+        status = exc.status_code
+        code = HTTP_CODES.get(status, "error")
+        message = exc.message
+        if status == 400:
+            message = "The request body is not valid JSON."
+        return respond(request, status, error_body(code, message))
+
+    @api.exception_handler(RequestDataTooBig)
+    def too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+        return respond(request, 413, error_body("body_too_large", str(exc)))
+
+    @api.exception_handler(Http404)
+    def not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+        return respond(request, 404, error_body("not_found", "Not found."))
+
+    @api.exception_handler(Exception)
+    def last_resort(request: HttpRequest, exc: Exception) -> HttpResponse:
+        # Nothing should get here; if something does, log it whole and still answer JSON.
+        logger.exception("unhandled error in %s %s", request.method, request.path)
+        return respond(
+            request, 500, error_body("internal_error", "Something went wrong on our side.")
+        )

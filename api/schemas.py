@@ -1,0 +1,173 @@
+"""The shapes the API reads and writes; the OpenAPI document is generated from these.
+
+Bodies check only their shape (types, required and unknown fields): what a valid slug, plan or
+e-mail is stays in ``tenants.services``, which names the bad field itself. The enums below are
+documentation read off the models, not a second copy of the rules.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from ninja import Schema
+from pydantic import AfterValidator, ConfigDict, Field
+
+from provisioning.models import STEPS, RunStatus, StepStatus
+from tenants.models import Plan, TenantState
+
+
+def _storable(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; refusing it here keeps a database error (a 500) from
+    # being the answer. This is about storage, not about what a tenant field may contain.
+    if "\x00" in value:
+        raise ValueError("Text may not contain NUL characters.")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_storable)]
+ACTIONS = ["cancel", "reset", "retry", "suspend", "resume", "decommission"]
+RECOMMENDATIONS = ["wait", "cancel", "reset", "retry", "decommission", "none"]
+
+
+class StrictBody(Schema):
+    # Unknown fields are refused and nothing is coerced ("yes" is not true, 1 is not "1").
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class TenantCreateIn(StrictBody):
+    slug: Text = Field(
+        description="3-63 characters: lowercase letters, digits, single hyphens; starts with a "
+        "letter, ends with a letter or digit; unique among tenants not decommissioned.",
+        examples=["acme-corp"],
+    )
+    name: Text = Field(description="1-200 characters after trimming.", examples=["Acme Corp"])
+    plan: Text = Field(json_schema_extra={"enum": list(Plan.values)}, examples=["starter"])
+    admin_email: Text = Field(examples=["ops@acme.example"])
+    start: bool = Field(
+        default=True, description="Start provisioning at once (else the tenant stays pending)."
+    )
+    faults: dict[Text, Text] | None = Field(
+        default=None,
+        description="Fault injection (only when CONTROLPLANE_FAULT_INJECTION is on): step name "
+        "to fail, fail_once, stall or slow:<seconds>.",
+        json_schema_extra={"propertyNames": {"enum": list(STEPS)}},
+    )
+
+
+class ActionIn(StrictBody):
+    """The body of an operation other than retry: empty, or an empty object."""
+
+
+class RetryIn(StrictBody):
+    faults: dict[Text, Text] | None = Field(
+        default=None,
+        description="Fault injection for the new run (only when CONTROLPLANE_FAULT_INJECTION "
+        "is on).",
+        json_schema_extra={"propertyNames": {"enum": list(STEPS)}},
+    )
+
+
+class TenantOut(Schema):
+    id: uuid.UUID
+    slug: str
+    name: str
+    plan: str = Field(json_schema_extra={"enum": list(Plan.values)})
+    admin_email: str
+    state: TenantState
+    workflow_id: uuid.UUID | None
+    last_error: str
+    failed_activity: str
+    created_at: datetime
+    updated_at: datetime
+    activated_at: datetime | None
+    decommissioned_at: datetime | None
+    decommission_requested_at: datetime | None = Field(
+        description="Set while a decommission is releasing the tenant's resources."
+    )
+
+
+class StepOut(Schema):
+    name: str
+    position: int
+    status: StepStatus
+    reused: bool
+    tries: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+    duration_ms: int | None
+    error: str
+
+
+class RunOut(Schema):
+    id: uuid.UUID
+    attempt: int
+    status: RunStatus
+    current_step: str
+    compensating: bool
+    started_at: datetime
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+    stalled_at: datetime | None
+    seconds_since_heartbeat: float | None = Field(
+        description="Since the last heartbeat of the step at work, while the run is live."
+    )
+    steps: list[StepOut]
+
+
+class AllocationOut(Schema):
+    id: int
+    kind: str
+    external_id: str
+    allocated_at: datetime
+    release_error: str
+
+
+class TenantDetailOut(TenantOut):
+    run: RunOut | None = Field(description="The tenant's current run, else its latest one.")
+    allocations: list[AllocationOut] = Field(description="Resources the tenant holds now.")
+    available_actions: list[str] = Field(
+        description="What the state and the recorded error allow, whoever asks.",
+        json_schema_extra={"items": {"type": "string", "enum": ACTIONS}},
+    )
+    recommended_action: str = Field(json_schema_extra={"enum": RECOMMENDATIONS})
+    recommended_reason: str
+
+
+class TenantPage(Schema):
+    items: list[TenantOut]
+    next_cursor: str | None = Field(
+        description="Pass as ?cursor= for the next page; null at the end."
+    )
+
+
+class EventOut(Schema):
+    id: int
+    type: str
+    occurred_at: datetime
+    tenant_id: uuid.UUID
+    run_id: uuid.UUID | None
+    actor: str = Field(description="user:<username>, token:<token name> or system")
+    data: dict[str, Any]
+
+
+class EventPage(Schema):
+    items: list[EventOut]
+    next_cursor: str | None
+
+
+class ErrorDetail(Schema):
+    code: str = Field(
+        description="invalid_state, slug_taken, validation_error, not_found, "
+        "permission_denied, not_authenticated, malformed_body, body_too_large, ..."
+    )
+    message: str
+    details: Any = Field(
+        description="For validation_error: an object of field name to a list of messages."
+    )
+
+
+class ErrorOut(Schema):
+    error: ErrorDetail

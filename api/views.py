@@ -1,0 +1,368 @@
+"""The JSON API (``/api/v1``): parse, call one service or selector, render.
+
+No rule of the contract lives here. Operations are refused by ``tenants.services`` (which also
+checks the caller's permission); reads check the view permission, then ask the selectors.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from ninja import Header, NinjaAPI, Query, Status
+from ninja.responses import NinjaJSONEncoder
+
+from tenants import selectors, services
+from tenants.models import Tenant, TenantState
+
+from . import errors, queries
+from .auth import SessionAuth, TokenAuth, caller, require_read
+from .docs import OfflineSwagger
+from .errors import ApiError
+from .idempotency import MAX_KEY_LENGTH, run_once
+from .pagination import DEFAULT_LIMIT, MAX_LIMIT
+from .schemas import (
+    ActionIn,
+    ErrorOut,
+    EventOut,
+    EventPage,
+    RetryIn,
+    TenantCreateIn,
+    TenantDetailOut,
+    TenantOut,
+    TenantPage,
+    Text,
+)
+
+api = NinjaAPI(
+    title="Tenant provisioning control plane",
+    version="1",
+    description=(
+        "Create tenants and watch or steer their provisioning. Authenticate with "
+        "`Authorization: Bearer <token>` (`manage.py create_api_token`) or a logged-in browser "
+        "session (send the CSRF token in `X-CSRFToken` on POST). Every error answers "
+        '`{"error": {"code", "message", "details"}}`.'
+    ),
+    urls_namespace="api",
+    auth=[TokenAuth(), SessionAuth()],
+    docs=OfflineSwagger(),
+)
+errors.install(api)
+
+E = ErrorOut
+READ_ERRORS: dict[int, Any] = {401: E, 403: E, 422: E}
+WRITE_ERRORS: dict[int, Any] = {400: E, 401: E, 403: E, 404: E, 409: E, 413: E, 422: E}
+
+IdempotencyKey = Header(
+    None,
+    alias="Idempotency-Key",
+    max_length=MAX_KEY_LENGTH,
+    description="Send the same key again with the same body within 24 hours to get the first "
+    "answer without the operation running twice.",
+)
+Limit = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=f"1 to {MAX_LIMIT}")
+Cursor = Query(None, max_length=500, description="next_cursor of the previous page")
+SlugFilter = Query(None, max_length=63, description="exact slug")
+TextFilter = Query(None, max_length=200, description="in slug, name or admin e-mail")
+TypeFilter = Query(
+    None, max_length=80, description="a whole type, or a dotted prefix: tenant.provisioning"
+)
+TenantFilter = Query(None, description="a tenant id")
+SinceFilter = Query(None, description="ISO 8601; events at or after")
+
+
+def as_json(schema: type[Any], obj: Any) -> dict[str, Any]:
+    """Render through the response schema and the renderer's encoder, so a stored answer
+    (idempotency) is byte for byte the answer given the first time."""
+    data = schema.from_orm(obj).model_dump()
+    return json.loads(json.dumps(data, cls=NinjaJSONEncoder))  # type: ignore[no-any-return]
+
+
+def tenant_json(tenant: Tenant) -> dict[str, Any]:
+    return as_json(TenantOut, tenant)
+
+
+def answer(
+    request: HttpRequest,
+    response: HttpResponse,
+    *,
+    key: str | None,
+    body: Any,
+    operation: Callable[[], tuple[int, dict[str, Any]]],
+) -> Status[Any]:
+    (status, data), replayed = run_once(request, key=key, body=body, operation=operation)
+    if replayed:
+        response["Idempotent-Replayed"] = "true"
+    return Status(status, data)
+
+
+# --- tenants --------------------------------------------------------------------------------
+
+
+@api.post(
+    "/tenants",
+    response={201: TenantOut, **WRITE_ERRORS},
+    tags=["tenants"],
+    summary="Create a tenant",
+    operation_id="create_tenant",
+)
+def create_tenant(
+    request: HttpRequest,
+    response: HttpResponse,
+    payload: TenantCreateIn,
+    idempotency_key: str | None = IdempotencyKey,
+) -> Status[Any]:
+    fields = payload.model_dump(exclude_unset=True)
+
+    def operation() -> tuple[int, dict[str, Any]]:
+        tenant = services.create_tenant(actor=caller(request).actor, **fields)
+        return 201, tenant_json(tenant)
+
+    return answer(request, response, key=idempotency_key, body=fields, operation=operation)
+
+
+@api.get(
+    "/tenants",
+    response={200: TenantPage, **READ_ERRORS},
+    tags=["tenants"],
+    summary="List tenants, newest first",
+    operation_id="list_tenants",
+)
+def list_tenants(
+    request: HttpRequest,
+    state: TenantState | None = None,
+    slug: Text | None = SlugFilter,
+    q: Text | None = TextFilter,
+    limit: int = Limit,
+    cursor: Text | None = Cursor,
+) -> dict[str, Any]:
+    require_read(request, "tenants.view_tenant", "view tenants")
+    rows, next_cursor = queries.tenants(state=state, slug=slug, q=q, cursor=cursor, limit=limit)
+    return {"items": rows, "next_cursor": next_cursor}
+
+
+@api.get(
+    "/tenants/{tenant_id}",
+    response={200: TenantDetailOut, 404: E, **READ_ERRORS},
+    tags=["tenants"],
+    summary="A tenant with its run, allocations and what can be done",
+    operation_id="get_tenant",
+)
+def get_tenant(request: HttpRequest, tenant_id: str) -> dict[str, Any]:
+    require_read(request, "tenants.view_tenant", "view tenants")
+    detail = selectors.tenant_detail(tenant_id)
+    run = None
+    if detail.run is not None:
+        run = {
+            **{
+                f: getattr(detail.run, f)
+                for f in (
+                    "id",
+                    "attempt",
+                    "status",
+                    "current_step",
+                    "compensating",
+                    "started_at",
+                    "finished_at",
+                    "heartbeat_at",
+                    "stalled_at",
+                )
+            },
+            "seconds_since_heartbeat": detail.seconds_since_heartbeat,
+            "steps": detail.steps,
+        }
+    return {
+        **TenantOut.from_orm(detail.tenant).model_dump(),
+        "run": run,
+        "allocations": detail.allocations,
+        "available_actions": detail.available_actions,
+        "recommended_action": detail.recommendation.action,
+        "recommended_reason": detail.recommendation.reason,
+    }
+
+
+def _operate(
+    request: HttpRequest,
+    response: HttpResponse,
+    action: str,
+    tenant_id: str,
+    payload: ActionIn | RetryIn | None,
+    key: str | None,
+) -> Status[Any]:
+    fields = payload.model_dump(exclude_unset=True) if payload is not None else {}
+
+    def operation() -> tuple[int, dict[str, Any]]:
+        tenant = services.OPERATIONS[action](
+            tenant_id=tenant_id, actor=caller(request).actor, **fields
+        )
+        return 202, tenant_json(tenant)
+
+    return answer(request, response, key=key, body=fields, operation=operation)
+
+
+ACTION_RESPONSES: dict[int, Any] = {202: TenantOut, **WRITE_ERRORS}
+
+
+@api.post(
+    "/tenants/{tenant_id}/cancel",
+    response=ACTION_RESPONSES,
+    tags=["operations"],
+    summary="Cancel provisioning (roll back what was allocated; the tenant becomes pending)",
+    operation_id="cancel_provisioning",
+)
+def cancel(
+    request: HttpRequest,
+    response: HttpResponse,
+    tenant_id: str,
+    payload: ActionIn | None = None,
+    idempotency_key: str | None = IdempotencyKey,
+) -> Status[Any]:
+    return _operate(request, response, "cancel", tenant_id, payload, idempotency_key)
+
+
+@api.post(
+    "/tenants/{tenant_id}/reset",
+    response=ACTION_RESPONSES,
+    tags=["operations"],
+    summary="Reset a wedged provisioning (keeps allocations; the tenant becomes pending)",
+    operation_id="reset_provisioning",
+)
+def reset(
+    request: HttpRequest,
+    response: HttpResponse,
+    tenant_id: str,
+    payload: ActionIn | None = None,
+    idempotency_key: str | None = IdempotencyKey,
+) -> Status[Any]:
+    return _operate(request, response, "reset", tenant_id, payload, idempotency_key)
+
+
+@api.post(
+    "/tenants/{tenant_id}/retry",
+    response=ACTION_RESPONSES,
+    tags=["operations"],
+    summary="Retry provisioning (a new run, attempt + 1)",
+    operation_id="retry_provisioning",
+)
+def retry(
+    request: HttpRequest,
+    response: HttpResponse,
+    tenant_id: str,
+    payload: RetryIn | None = None,
+    idempotency_key: str | None = IdempotencyKey,
+) -> Status[Any]:
+    return _operate(request, response, "retry", tenant_id, payload, idempotency_key)
+
+
+@api.post(
+    "/tenants/{tenant_id}/suspend",
+    response=ACTION_RESPONSES,
+    tags=["operations"],
+    summary="Suspend an active tenant",
+    operation_id="suspend_tenant",
+)
+def suspend(
+    request: HttpRequest,
+    response: HttpResponse,
+    tenant_id: str,
+    payload: ActionIn | None = None,
+    idempotency_key: str | None = IdempotencyKey,
+) -> Status[Any]:
+    return _operate(request, response, "suspend", tenant_id, payload, idempotency_key)
+
+
+@api.post(
+    "/tenants/{tenant_id}/resume",
+    response=ACTION_RESPONSES,
+    tags=["operations"],
+    summary="Resume a suspended tenant",
+    operation_id="resume_tenant",
+)
+def resume(
+    request: HttpRequest,
+    response: HttpResponse,
+    tenant_id: str,
+    payload: ActionIn | None = None,
+    idempotency_key: str | None = IdempotencyKey,
+) -> Status[Any]:
+    return _operate(request, response, "resume", tenant_id, payload, idempotency_key)
+
+
+@api.post(
+    "/tenants/{tenant_id}/decommission",
+    response=ACTION_RESPONSES,
+    tags=["operations"],
+    summary="Decommission (release everything; the slug is free again)",
+    operation_id="decommission_tenant",
+)
+def decommission(
+    request: HttpRequest,
+    response: HttpResponse,
+    tenant_id: str,
+    payload: ActionIn | None = None,
+    idempotency_key: str | None = IdempotencyKey,
+) -> Status[Any]:
+    return _operate(request, response, "decommission", tenant_id, payload, idempotency_key)
+
+
+# --- audit ----------------------------------------------------------------------------------
+
+
+@api.get(
+    "/tenants/{tenant_id}/events",
+    response={200: EventPage, 404: E, **READ_ERRORS},
+    tags=["audit"],
+    summary="A tenant's audit events, oldest first",
+    operation_id="tenant_events",
+)
+def tenant_events(
+    request: HttpRequest, tenant_id: str, limit: int = Limit, cursor: Text | None = Cursor
+) -> dict[str, Any]:
+    require_read(request, "tenants.view_tenant", "view tenants")
+    require_read(request, "audit.view_event", "view audit events")
+    tenant = selectors.get_tenant(tenant_id)
+    rows, next_cursor = queries.tenant_events(tenant.id, cursor=cursor, limit=limit)
+    return {"items": [e.as_dict() for e in rows], "next_cursor": next_cursor}
+
+
+@api.get(
+    "/audit",
+    response={200: EventPage, **READ_ERRORS},
+    tags=["audit"],
+    summary="The whole audit feed, newest first",
+    operation_id="audit_feed",
+)
+def audit_feed(
+    request: HttpRequest,
+    type: Text | None = TypeFilter,
+    tenant: uuid.UUID | None = TenantFilter,
+    since: datetime | None = SinceFilter,
+    limit: int = Limit,
+    cursor: Text | None = Cursor,
+) -> dict[str, Any]:
+    require_read(request, "audit.view_event", "view audit events")
+    rows, next_cursor = queries.audit_feed(
+        type=type, tenant=tenant, since=_utc(since), cursor=cursor, limit=limit
+    )
+    return {"items": [e.as_dict() for e in rows], "next_cursor": next_cursor}
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        # 9999-12-31T23:00-05:00 is past what a datetime can hold once in UTC.
+        raise ApiError(
+            422, "validation_error", "since is out of range.", {"since": ["Out of range."]}
+        ) from None
+
+
+__all__ = ["EventOut", "api"]
