@@ -1,11 +1,27 @@
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from . import views
 
-def index(request: HttpRequest) -> HttpResponse:
-    return HttpResponse("Tenant provisioning control plane")
+app_name = "console"
 
-
-urlpatterns = [path("", index, name="index")]
+urlpatterns = [
+    path("", views.index, name="index"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("tenants/", views.tenant_list, name="tenant_list"),
+    path("tenants/new/", views.tenant_new, name="tenant_new"),
+    path("tenants/<uuid:tenant_id>/", views.tenant_detail, name="tenant_detail"),
+    path(
+        "tenants/<uuid:tenant_id>/<slug:action>/",
+        views.tenant_action,
+        name="tenant_action",
+    ),
+    path("audit/", views.audit_feed, name="audit_feed"),
+]

@@ -1,0 +1,447 @@
+"""The operator console: server-rendered pages over the service functions.
+
+Each view parses its input, calls one selector or one service function, and renders. Every
+rule about what may happen lives in ``tenants.services``; the console only decides which
+buttons to show (the services' ``available_actions`` narrowed by the user's permissions) and
+how to word a refusal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.http import urlencode
+from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseStopPolling
+from django_htmx.middleware import HtmxDetails
+
+from audit.models import Event
+from provisioning.models import STEPS, Allocation
+from tenants import selectors
+from tenants.errors import OperationError
+from tenants.models import Plan, Tenant, TenantState
+from tenants.services import ACTION_PERMISSIONS, OPERATIONS, Actor, create_tenant
+
+from .pagination import keyset_page
+from .presenters import (
+    ACTION_CONFIRMATIONS,
+    ACTION_LABELS,
+    RECOMMENDATION_LABELS,
+    step_rows,
+)
+
+
+class HtmxHttpRequest(HttpRequest):
+    """A request as the htmx middleware leaves it (the typing django-htmx's docs suggest)."""
+
+    htmx: HtmxDetails
+
+
+TENANTS_PER_PAGE = 50
+EVENTS_PER_PAGE = 50
+TIMELINE_PER_PAGE = 20
+
+# Sort name -> (field, descending). Each is backed by an index so a page is a range scan.
+TENANT_SORTS: dict[str, tuple[str, bool, str]] = {
+    "newest": ("created_at", True, "Newest first"),
+    "oldest": ("created_at", False, "Oldest first"),
+    "slug": ("slug", False, "Slug A–Z"),
+    "-slug": ("slug", True, "Slug Z–A"),
+}
+
+
+def poll_seconds() -> float:
+    """How often a live page asks for news (tests make it shorter)."""
+    return float(getattr(settings, "CONSOLE_POLL_SECONDS", 2))
+
+
+@login_required
+def index(request: HtmxHttpRequest) -> HttpResponse:
+    return redirect("console:tenant_list")
+
+
+# --- tenant list ----------------------------------------------------------------------------
+
+
+@login_required
+@permission_required("tenants.view_tenant", raise_exception=True)
+def tenant_list(request: HtmxHttpRequest) -> HttpResponse:
+    q = request.GET.get("q", "").strip()[:200]
+    state = request.GET.get("state", "")
+    plan = request.GET.get("plan", "")
+    sort = request.GET.get("sort", "newest")
+    if sort not in TENANT_SORTS:
+        sort = "newest"
+    qs = Tenant.objects.all()
+    if q:
+        match = Q(slug__icontains=q) | Q(name__icontains=q) | Q(admin_email__icontains=q)
+        with contextlib.suppress(ValueError):  # an id pasted into the search box
+            match |= Q(pk=uuid.UUID(q))
+        qs = qs.filter(match)
+    if state in TenantState.values:
+        qs = qs.filter(state=state)
+    else:
+        state = ""
+    if plan in Plan.values:
+        qs = qs.filter(plan=plan)
+    else:
+        plan = ""
+    field, descending, _ = TENANT_SORTS[sort]
+    page = keyset_page(
+        qs,
+        field=field,
+        descending=descending,
+        cursor=request.GET.get("cursor"),
+        limit=TENANTS_PER_PAGE,
+    )
+    counts = selectors.state_counts()
+    filters = {"q": q, "state": state, "plan": plan, "sort": sort}
+
+    def query(**changes: str) -> str:
+        return urlencode({k: v for k, v in {**filters, **changes}.items() if v})
+
+    return render(
+        request,
+        "tenants/list.html",
+        {
+            "page": page,
+            "filters": filters,
+            "state_counts": [
+                (s, label, counts[s], query(state=s)) for s, label in TenantState.choices
+            ],
+            "all_states_query": query(state=""),
+            "base_query": query(),
+            "total": sum(counts.values()),
+            "states": TenantState.choices,
+            "plans": Plan.choices,
+            "sorts": [(k, v[2]) for k, v in TENANT_SORTS.items()],
+            "can_create": request.user.has_perm("tenants.add_tenant"),
+        },
+    )
+
+
+# --- create ---------------------------------------------------------------------------------
+
+
+def _parse_faults(raw: str) -> dict[str, str] | str:
+    """``step=fault, step=fault`` into a dict, or the raw text back when it is not that shape.
+
+    A malformed value is passed on as-is so the service's own validation words the error.
+    """
+    faults: dict[str, str] = {}
+    for part in raw.replace("\n", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "=" not in part:
+            return raw
+        step, fault = part.split("=", 1)
+        faults[step.strip()] = fault.strip()
+    return faults
+
+
+@login_required
+@permission_required("tenants.view_tenant", raise_exception=True)
+def tenant_new(request: HtmxHttpRequest) -> HttpResponse:
+    if not request.user.has_perm("tenants.add_tenant"):
+        raise PermissionDenied("You do not have permission to create tenants.")
+    values = {"slug": "", "name": "", "plan": Plan.STARTER, "admin_email": "", "faults": ""}
+    errors: dict[str, list[str]] = {}
+    error_message = ""
+    start = True
+    status = 200
+    if request.method == "POST":
+        values = {key: request.POST.get(key, "") for key in values}
+        start = request.POST.get("start") == "on"
+        faults = _parse_faults(values["faults"]) if values["faults"].strip() else None
+        try:
+            tenant = create_tenant(
+                slug=values["slug"].strip(),
+                name=values["name"],
+                plan=values["plan"],
+                admin_email=values["admin_email"],
+                actor=Actor.for_user(request.user),
+                start=start,
+                faults=faults,
+            )
+        except OperationError as exc:
+            if exc.code == "permission_denied":
+                raise PermissionDenied(exc.message) from None
+            errors = exc.details if isinstance(exc.details, dict) else {}
+            error_message = exc.message
+            # 422: the submission was understood and refused; the form comes back with reasons.
+            status = 422
+        else:
+            if start:
+                messages.success(request, f"Tenant {tenant.slug} created; provisioning started.")
+            else:
+                messages.success(request, f"Tenant {tenant.slug} created; it waits in Pending.")
+            return redirect("console:tenant_detail", tenant_id=tenant.pk)
+    return render(
+        request,
+        "tenants/new.html",
+        {
+            "values": values,
+            "errors": errors,
+            "error_message": error_message,
+            "start": start,
+            "plans": Plan.choices,
+            "fault_injection": settings.CONTROLPLANE_FAULT_INJECTION,
+            "steps": STEPS,
+        },
+        status=status,
+    )
+
+
+# --- detail ---------------------------------------------------------------------------------
+
+
+def _detail_context(request: HtmxHttpRequest, tenant_id: uuid.UUID) -> dict[str, Any]:
+    try:
+        detail = selectors.tenant_detail(tenant_id)
+    except OperationError as exc:
+        raise Http404(exc.message) from None
+    released: list[Allocation] = []
+    if detail.run is not None:
+        released = list(
+            Allocation.objects.filter(released_by=detail.run).order_by("-released_at", "-id")
+        )
+    # The timeline pages by event id; it lives in the refreshing part of the page, so its
+    # cursor rides along in the URL the poll asks for.
+    timeline = keyset_page(
+        selectors.tenant_events(detail.tenant.pk),
+        field="id",
+        descending=True,
+        cursor=request.GET.get("events"),
+        limit=TIMELINE_PER_PAGE,
+    )
+    user = request.user
+    actions = [
+        {
+            "name": name,
+            "label": ACTION_LABELS[name],
+            "confirm": ACTION_CONFIRMATIONS.get(name, ""),
+            "url": reverse("console:tenant_action", args=[detail.tenant.pk, name]),
+        }
+        for name in detail.available_actions
+        if user.has_perm(ACTION_PERMISSIONS[name])
+    ]
+    hidden = [
+        ACTION_LABELS[name]
+        for name in detail.available_actions
+        if not user.has_perm(ACTION_PERMISSIONS[name])
+    ]
+    return {
+        "detail": detail,
+        "tenant": detail.tenant,
+        "run": detail.run,
+        "steps": step_rows(detail, released),
+        "released": released,
+        "timeline": timeline,
+        "actions": actions,
+        "actions_without_permission": hidden,
+        "recommendation_label": RECOMMENDATION_LABELS.get(
+            detail.recommendation.action, detail.recommendation.action
+        ),
+        "live": not detail.settled,
+        "poll_seconds": poll_seconds(),
+        "poll_url": request.get_full_path(),
+    }
+
+
+@login_required
+@permission_required("tenants.view_tenant", raise_exception=True)
+def tenant_detail(request: HtmxHttpRequest, tenant_id: uuid.UUID) -> HttpResponse:
+    context = _detail_context(request, tenant_id)
+    if request.htmx:
+        response = render(request, "tenants/detail.html#progress", context)
+        if not context["live"]:
+            # 286 tells htmx to swap this last answer in and stop polling: nothing is moving.
+            stop = HttpResponseStopPolling(response.content)
+            return stop
+        return response
+    return render(request, "tenants/detail.html", context)
+
+
+@login_required
+@require_POST
+def tenant_action(request: HtmxHttpRequest, tenant_id: uuid.UUID, action: str) -> HttpResponse:
+    if action not in OPERATIONS:
+        raise Http404("No such action.")
+    if not request.user.has_perm("tenants.view_tenant") or not request.user.has_perm(
+        ACTION_PERMISSIONS[action]
+    ):
+        raise PermissionDenied(f"You do not have permission to {ACTION_LABELS[action].lower()}.")
+    try:
+        tenant = selectors.get_tenant(tenant_id)
+    except OperationError as exc:
+        raise Http404(exc.message) from None
+    detail_url = reverse("console:tenant_detail", args=[tenant.pk])
+    label = ACTION_LABELS[action]
+
+    if action == "decommission":
+        typed = request.POST.get("confirm_slug", "").strip()
+        if typed != tenant.slug:
+            messages.error(
+                request,
+                f"Nothing was done: to decommission, type the tenant's slug ({tenant.slug}) "
+                "exactly.",
+            )
+            return redirect(detail_url)
+
+    seen_state = request.POST.get("seen_state", "")
+    try:
+        OPERATIONS[action](tenant_id=tenant.pk, actor=Actor.for_user(request.user))
+    except OperationError as exc:
+        if exc.code == "permission_denied":
+            raise PermissionDenied(exc.message) from None
+        if exc.code == "not_found":
+            raise Http404(exc.message) from None
+        now = selectors.get_tenant(tenant.pk)
+        if seen_state and seen_state != now.state:
+            # The page was stale: someone (or the saga) moved the tenant since it loaded.
+            messages.warning(
+                request,
+                f"{label} was not done: the tenant changed since the page loaded (it was "
+                f"{seen_state}, it is now {now.state}). {exc.message}",
+            )
+        else:
+            messages.error(request, f"{label} was refused: {exc.message}")
+        return redirect(detail_url)
+    messages.success(request, _done_message(action, tenant.slug))
+    return redirect(detail_url)
+
+
+def _done_message(action: str, slug: str) -> str:
+    return {
+        "cancel": f"Cancellation of {slug} requested: the saga is releasing what it allocated, "
+        "then the tenant goes back to Pending.",
+        "reset": f"{slug} was reset: the run is abandoned, its error cleared and the tenant is "
+        "Pending. Its allocations are kept; retry when ready.",
+        "retry": f"Provisioning of {slug} started again.",
+        "suspend": f"{slug} is suspended.",
+        "resume": f"{slug} is active again.",
+        "decommission": f"Decommission of {slug} requested: its resources are being released.",
+    }[action]
+
+
+# --- audit feed -----------------------------------------------------------------------------
+
+
+def _audit_filters(request: HtmxHttpRequest) -> tuple[QuerySet[Event], dict[str, str], str]:
+    """The filtered feed (unordered), the filters as given, and any complaint about them."""
+    qs = Event.objects.all()
+    type_ = request.GET.get("type", "").strip()[:80]
+    tenant = request.GET.get("tenant", "").strip()[:100]
+    since = request.GET.get("since", "").strip()[:40]
+    problem = ""
+    if type_:
+        # A whole type, or a dotted prefix: "tenant.provisioning" matches its sub-types only,
+        # not "tenant.provisioningx".
+        prefix = type_.rstrip(".")
+        qs = qs.filter(Q(type=prefix) | Q(type__startswith=prefix + "."))
+    if tenant:
+        try:
+            qs = qs.filter(tenant_id=uuid.UUID(tenant))
+        except ValueError:
+            qs = qs.filter(tenant_id__in=Tenant.objects.filter(slug=tenant).values("pk"))
+    if since:
+        moment = parse_datetime(since)
+        if moment is None:
+            problem = f"'{since}' is not a date and time; use e.g. 2026-05-17T09:30."
+            since = ""
+        else:
+            if timezone.is_naive(moment):
+                moment = moment.replace(tzinfo=UTC)
+            qs = qs.filter(occurred_at__gte=moment)
+    return qs, {"type": type_, "tenant": tenant, "since": since}, problem
+
+
+@login_required
+@permission_required("audit.view_event", raise_exception=True)
+def audit_feed(request: HtmxHttpRequest) -> HttpResponse:
+    qs, filters, problem = _audit_filters(request)
+    fmt = request.GET.get("format", "")
+    if fmt in ("jsonl", "csv"):
+        return _download(qs, fmt)
+    cursor = request.GET.get("cursor")
+    page = keyset_page(qs, field="id", descending=True, cursor=cursor, limit=EVENTS_PER_PAGE)
+    # One query for the slugs of the tenants on this page, however many events it shows.
+    slugs = dict(
+        Tenant.objects.filter(pk__in={e.tenant_id for e in page.items}).values_list("pk", "slug")
+    )
+    for event in page.items:
+        event.tenant_slug = slugs.get(event.tenant_id, "")
+    query = {k: v for k, v in filters.items() if v}
+    context = {
+        "page": page,
+        "filters": filters,
+        "problem": problem,
+        "query": query,
+        # Only the newest page follows the feed; an operator reading older pages keeps them.
+        "live": not cursor,
+        "poll_seconds": poll_seconds(),
+        "poll_url": request.get_full_path(),
+    }
+    if request.htmx:
+        return render(request, "audit/feed.html#feed", context)
+    return render(request, "audit/feed.html", context)
+
+
+CSV_COLUMNS = ["id", "type", "occurred_at", "tenant_id", "run_id", "actor", "data"]
+
+
+def _download(qs: QuerySet[Event], fmt: str) -> StreamingHttpResponse:
+    """Stream the filtered feed, newest first, without holding it all in memory."""
+    rows = qs.order_by("-id").iterator(chunk_size=2000)
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+    if fmt == "jsonl":
+        body: Iterator[str] = (
+            json.dumps(e.as_dict(), cls=DjangoJSONEncoder, sort_keys=True) + "\n" for e in rows
+        )
+        response = StreamingHttpResponse(body, content_type="application/x-ndjson")
+        name = f"audit-{stamp}.jsonl"
+    else:
+        response = StreamingHttpResponse(_csv_lines(rows), content_type="text/csv; charset=utf-8")
+        name = f"audit-{stamp}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_lines(rows: Iterator[Event]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(CSV_COLUMNS)
+    for e in rows:
+        yield writer.writerow(
+            [
+                e.id,
+                e.type,
+                e.occurred_at.isoformat(),
+                e.tenant_id,
+                e.run_id or "",
+                e.actor,
+                json.dumps(e.data, cls=DjangoJSONEncoder, sort_keys=True),
+            ]
+        )
