@@ -148,6 +148,18 @@ def drive_compensation(run_id: Any) -> None:
 # --- real workers ---------------------------------------------------------------------------
 
 
+def close_other_sessions() -> None:
+    """End the worker threads' database sessions so the test database can be flushed/dropped."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+
+
 def purge_broker() -> None:
     from controlplane.celery import app
 
@@ -173,6 +185,7 @@ def celery_worker(fast_saga: Any, transactional_db: None) -> Iterator[Any]:
     ) as worker:
         yield worker
     purge_broker()
+    close_other_sessions()
 
 
 def wait_for(predicate: Callable[[], Any], *, timeout: float = 30, what: str = "") -> Any:
@@ -273,3 +286,4 @@ def worker_process(
     yield worker
     worker.stop()
     purge_broker()
+    close_other_sessions()

@@ -1,0 +1,15 @@
+"""Providers for tests that stand for an outside service misbehaving."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from provisioning.providers import ProviderError
+from provisioning.providers.records import DnsRecords
+
+
+class DnsThatWillNotRelease(DnsRecords):
+    """A DNS service whose delete call keeps failing (the record stays, as it would)."""
+
+    def release(self, tenant_id: UUID, external_id: str) -> None:
+        raise ProviderError("DNS API answered 503 to the delete")
