@@ -1,0 +1,372 @@
+"""The tenant admin: buttons and bulk actions go through the services, with their checks."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from audit.models import Event
+from provisioning.models import Run
+from tenants.models import Tenant
+
+from ..conftest import drive_compensation, make_user
+from .helpers import active_tenant, failed_tenant, logged_in, messages_of, new_tenant
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = reverse("admin:tenants_tenant_changelist")
+ADD = reverse("admin:tenants_tenant_add")
+
+
+def change_url(tenant: Tenant) -> str:
+    return reverse("admin:tenants_tenant_change", args=[tenant.pk])
+
+
+def action_url(tenant: Tenant, action: str) -> str:
+    return reverse("admin:tenants_tenant_action", args=[tenant.pk, action])
+
+
+def events(tenant: Tenant, type: str) -> list[Event]:
+    return list(Event.objects.filter(tenant_id=tenant.pk, type=type))
+
+
+@pytest.fixture
+def staff_viewer(roles):
+    """A viewer who may open the admin, but holds no operation's permission."""
+    user = make_user("vic", "viewer")
+    user.is_staff = True
+    user.save()
+    return user
+
+
+@pytest.fixture
+def staff_operator(roles):
+    user = make_user("oscar", "operator")
+    user.is_staff = True
+    user.save()
+    return user
+
+
+# --- the change page's buttons -----------------------------------------------------------------
+
+
+def test_change_page_offers_the_available_actions_the_user_may_take(client, admin_user, fast_saga):
+    tenant = active_tenant("acme")
+    response = logged_in(client, admin_user).get(change_url(tenant))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert action_url(tenant, "suspend") in html
+    assert action_url(tenant, "decommission") in html
+    assert ">Suspend</button>" in html
+    for absent in ("resume", "retry", "cancel", "reset"):
+        assert action_url(tenant, absent) not in html
+
+
+def test_buttons_hide_what_the_user_lacks_permission_for(
+    client, staff_viewer, staff_operator, fast_saga
+):
+    tenant = active_tenant("acme")
+    html = logged_in(client, staff_viewer).get(change_url(tenant)).content.decode()
+    assert "/action/" not in html
+    assert "No operation is available to you" in html
+
+    client.logout()
+    html = logged_in(client, staff_operator).get(change_url(tenant)).content.decode()
+    assert action_url(tenant, "suspend") in html
+    assert action_url(tenant, "decommission") not in html
+
+
+def test_suspend_button_suspends_through_the_service_as_the_user(client, admin_user, fast_saga):
+    tenant = active_tenant("acme")
+    response = logged_in(client, admin_user).post(action_url(tenant, "suspend"), follow=True)
+    assert response.redirect_chain[-1][0] == change_url(tenant)
+    assert "acme was suspended." in messages_of(response)
+    tenant.refresh_from_db()
+    assert tenant.state == "suspended"
+    [event] = events(tenant, "tenant.suspended")
+    assert event.actor == "user:ada"
+
+
+def test_a_refused_operation_shows_a_message_and_changes_nothing(client, admin_user, fast_saga):
+    tenant = active_tenant("acme")
+    before = Event.objects.filter(tenant_id=tenant.pk).count()
+    response = logged_in(client, admin_user).post(action_url(tenant, "resume"), follow=True)
+    assert response.status_code == 200
+    assert any("Only a suspended tenant can be resumed" in m for m in messages_of(response))
+    tenant.refresh_from_db()
+    assert tenant.state == "active"
+    assert Event.objects.filter(tenant_id=tenant.pk).count() == before
+
+
+def test_a_user_without_the_permission_is_refused_on_the_server(
+    client, staff_viewer, staff_operator, fast_saga
+):
+    """The button is hidden, but a hand-made POST must be refused too."""
+    tenant = active_tenant("acme")
+    response = logged_in(client, staff_viewer).post(action_url(tenant, "suspend"), follow=True)
+    assert "Suspend: You do not have permission to suspend tenants." in messages_of(response)
+
+    client.logout()
+    response = logged_in(client, staff_operator).post(
+        action_url(tenant, "decommission"), follow=True
+    )
+    assert any("permission to decommission" in m for m in messages_of(response))
+
+    tenant.refresh_from_db()
+    assert tenant.state == "active"
+    assert tenant.decommission_requested_at is None
+    assert not events(tenant, "tenant.suspended")
+    assert not events(tenant, "tenant.decommission_requested")
+
+
+def test_the_action_view_takes_only_post_and_known_operations(client, admin_user, fast_saga):
+    tenant = active_tenant("acme")
+    logged_in(client, admin_user)
+    assert client.get(action_url(tenant, "suspend")).status_code == 405
+    assert client.post(action_url(tenant, "complete")).status_code == 404
+    tenant.refresh_from_db()
+    assert tenant.state == "active"
+
+
+def test_the_action_view_needs_the_admin(client, operator, fast_saga):
+    """A non-staff operator is sent to the admin's login, not served."""
+    tenant = active_tenant("acme")
+    response = logged_in(client, operator).post(action_url(tenant, "suspend"))
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
+    tenant.refresh_from_db()
+    assert tenant.state == "active"
+
+
+def test_cancel_button_rolls_back_a_provisioning(client, admin_user, fast_saga):
+    tenant = new_tenant("acme")  # provisioning, first step dispatched, nothing driven yet
+    response = logged_in(client, admin_user).post(action_url(tenant, "cancel"), follow=True)
+    assert any("Cancellation of acme requested" in m for m in messages_of(response))
+    run = Run.objects.get(pk=tenant.workflow_id)
+    assert run.status == "cancelling"
+    drive_compensation(run.id)
+    tenant.refresh_from_db()
+    assert tenant.state == "pending"
+    [event] = events(tenant, "tenant.provisioning.cancel_requested")
+    assert event.actor == "user:ada"
+
+
+def test_retry_button_starts_a_new_attempt(client, admin_user, fast_saga):
+    tenant = failed_tenant("acme")
+    response = logged_in(client, admin_user).post(action_url(tenant, "retry"), follow=True)
+    assert "Provisioning of acme restarted." in messages_of(response)
+    tenant.refresh_from_db()
+    assert tenant.state == "provisioning"
+    assert Run.objects.get(pk=tenant.workflow_id).attempt == 2
+    assert events(tenant, "tenant.provisioning.retry_requested")[0].actor == "user:ada"
+
+
+def test_change_page_shows_run_steps_allocations_and_events(
+    client, admin_user, fast_saga, django_assert_max_num_queries
+):
+    tenant = active_tenant("acme")
+    logged_in(client, admin_user)
+    with django_assert_max_num_queries(20):
+        response = client.get(change_url(tenant))
+    html = response.content.decode()
+    assert "Attempt 1" in html
+    assert "allocate_storage" in html and "mark_active" in html
+    assert str(tenant.pk) in html
+    assert "storage" in html and "database" in html
+    assert "tenant.created" in html and "tenant.provisioning.completed" in html
+    assert "user:setup" in html
+    # Every field is read-only: the page has no input named after a tenant field.
+    for field in ("slug", "name", "plan", "admin_email", "state", "workflow_id"):
+        assert f'name="{field}"' not in html
+
+
+# --- bulk actions ----------------------------------------------------------------------------
+
+
+def test_bulk_suspend_applies_to_each_tenant_and_reports_refusals(client, admin_user, fast_saga):
+    a, b = active_tenant("alpha"), active_tenant("bravo")
+    c = new_tenant("charlie", start=False)  # pending: suspend is refused for it
+    response = logged_in(client, admin_user).post(
+        CHANGELIST,
+        {"action": "suspend_selected", "_selected_action": [a.pk, b.pk, c.pk]},
+        follow=True,
+    )
+    shown = messages_of(response)
+    assert "Suspend: accepted for alpha, bravo." in shown
+    assert any(m.startswith("Suspend refused for charlie: Only an active") for m in shown)
+    states = dict(Tenant.objects.values_list("slug", "state"))
+    assert states == {"alpha": "suspended", "bravo": "suspended", "charlie": "pending"}
+    actors = Event.objects.filter(type="tenant.suspended").values_list("actor", flat=True)
+    assert sorted(actors) == ["user:ada", "user:ada"]
+
+
+def test_bulk_actions_offered_follow_the_user_permissions(
+    client, admin_user, staff_operator, staff_viewer, fast_saga
+):
+    active_tenant("alpha")
+    html = logged_in(client, admin_user).get(CHANGELIST).content.decode()
+    assert 'value="decommission_selected"' in html
+    assert 'value="delete_selected"' not in html
+
+    client.logout()
+    html = logged_in(client, staff_operator).get(CHANGELIST).content.decode()
+    assert 'value="suspend_selected"' in html
+    assert 'value="decommission_selected"' not in html
+
+    client.logout()
+    html = logged_in(client, staff_viewer).get(CHANGELIST).content.decode()
+    assert "suspend_selected" not in html
+
+
+def test_bulk_action_without_permission_changes_nothing(client, staff_operator, fast_saga):
+    tenant = active_tenant("alpha")
+    logged_in(client, staff_operator).post(
+        CHANGELIST, {"action": "decommission_selected", "_selected_action": [tenant.pk]}
+    )
+    tenant.refresh_from_db()
+    assert tenant.decommission_requested_at is None
+    assert not events(tenant, "tenant.decommission_requested")
+
+
+def test_bulk_decommission_as_admin(client, admin_user, fast_saga):
+    tenant = failed_tenant("alpha")
+    response = logged_in(client, admin_user).post(
+        CHANGELIST,
+        {"action": "decommission_selected", "_selected_action": [tenant.pk]},
+        follow=True,
+    )
+    assert "Decommission: accepted for alpha." in messages_of(response)
+    [event] = events(tenant, "tenant.decommission_requested")
+    assert event.actor == "user:ada"
+
+
+# --- list, filters, search ---------------------------------------------------------------------
+
+
+def test_changelist_filters_and_searches(
+    client, admin_user, fast_saga, django_assert_max_num_queries
+):
+    alpha = active_tenant("alpha")
+    new_tenant("bravo", start=False)
+    logged_in(client, admin_user)
+
+    with django_assert_max_num_queries(20):
+        html = client.get(CHANGELIST, {"state__exact": "active"}).content.decode()
+    assert "alpha" in html and "bravo" not in html
+
+    html = client.get(CHANGELIST, {"q": "bravo"}).content.decode()
+    assert "bravo" in html and "alpha" not in html
+
+    html = client.get(CHANGELIST, {"q": str(alpha.pk)}).content.decode()
+    assert "alpha" in html and "bravo" not in html
+
+    html = client.get(CHANGELIST, {"q": "ops@bravo.test"}).content.decode()
+    assert "bravo" in html and "alpha" not in html
+
+
+def test_changelist_query_count_does_not_grow_with_tenants(
+    client, admin_user, fast_saga, django_assert_num_queries
+):
+    logged_in(client, admin_user)
+    for i in range(3):
+        new_tenant(f"small-{i}", start=False)
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as few:
+        client.get(CHANGELIST)
+    for i in range(20):
+        new_tenant(f"many-{i}", start=False)
+    with django_assert_num_queries(len(few)):
+        client.get(CHANGELIST)
+
+
+# --- create through the admin ------------------------------------------------------------------
+
+
+def test_add_creates_through_the_service(client, admin_user, fast_saga):
+    response = logged_in(client, admin_user).post(
+        ADD,
+        {
+            "slug": "acme",
+            "name": "  Acme Inc ",
+            "plan": "growth",
+            "admin_email": "Ops@Acme.Test",
+            "start": "on",
+        },
+    )
+    tenant = Tenant.objects.get(slug="acme")
+    assert response.status_code == 302
+    assert response["Location"] == change_url(tenant)
+    assert tenant.state == "provisioning"
+    assert tenant.name == "Acme Inc"
+    assert tenant.admin_email == "ops@acme.test"
+    assert Run.objects.get(pk=tenant.workflow_id).attempt == 1
+    [created] = events(tenant, "tenant.created")
+    assert created.actor == "user:ada"
+
+
+def test_add_without_start_leaves_the_tenant_pending(client, admin_user, fast_saga):
+    logged_in(client, admin_user).post(
+        ADD, {"slug": "acme", "name": "Acme", "plan": "starter", "admin_email": "a@acme.test"}
+    )
+    assert Tenant.objects.get(slug="acme").state == "pending"
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"slug": "admin"}, "slug"),
+        ({"slug": "Bad--Slug"}, "slug"),
+        ({"plan": "gold"}, "plan"),
+        ({"admin_email": "nope"}, "admin_email"),
+    ],
+)
+def test_add_shows_field_errors_and_creates_nothing(client, admin_user, fast_saga, data, field):
+    form = {"slug": "acme", "name": "Acme", "plan": "starter", "admin_email": "a@acme.test"}
+    form.update(data)
+    response = logged_in(client, admin_user).post(ADD, form)
+    assert response.status_code == 200
+    assert field in response.context["adminform"].form.errors
+    assert not Tenant.objects.exists()
+
+
+def test_add_refuses_a_slug_in_use(client, admin_user, fast_saga):
+    new_tenant("acme", start=False)
+    response = logged_in(client, admin_user).post(
+        ADD, {"slug": "acme", "name": "Other", "plan": "starter", "admin_email": "b@x.test"}
+    )
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["slug"] == ["This slug is already in use."]
+    assert Tenant.objects.count() == 1
+
+
+def test_add_is_forbidden_without_the_add_permission(client, staff_viewer):
+    response = logged_in(client, staff_viewer).post(
+        ADD, {"slug": "acme", "name": "Acme", "plan": "starter", "admin_email": "a@acme.test"}
+    )
+    assert response.status_code == 403
+    assert not Tenant.objects.exists()
+
+
+# --- nobody edits or deletes a tenant through the admin --------------------------------------
+
+
+@pytest.fixture
+def superuser(roles):
+    return make_user("root", None, superuser=True)
+
+
+def test_even_a_superuser_cannot_edit_or_delete_a_tenant(client, superuser, fast_saga):
+    tenant = active_tenant("acme")
+    logged_in(client, superuser)
+    response = client.post(
+        change_url(tenant),
+        {"slug": "evil", "name": "Evil", "plan": "enterprise", "admin_email": "e@x.test"},
+    )
+    assert response.status_code == 403
+    delete = reverse("admin:tenants_tenant_delete", args=[tenant.pk])
+    assert client.get(delete).status_code == 403
+    assert client.post(delete, {"post": "yes"}).status_code == 403
+    tenant.refresh_from_db()
+    assert (tenant.slug, tenant.plan, tenant.state) == ("acme", "starter", "active")
