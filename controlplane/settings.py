@@ -216,6 +216,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(_broker_dir / "processed"),
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
+        # The folder is polled; a short interval keeps a step's hand-off well under a second.
+        "polling_interval": 0.2,
     }
 else:
     # An unacknowledged message comes back after the visibility timeout: keep it well above
