@@ -7,13 +7,14 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest
-from ninja.errors import AuthenticationError, HttpError
+from ninja.errors import AuthenticationError
 from ninja.security import HttpBearer
 from ninja.security.apikey import APIKeyCookie
 from ninja.utils import check_csrf
 
 from tenants.services import Actor
 
+from .errors import ApiError
 from .models import ApiToken
 from .tokens import authenticate_token
 
@@ -67,8 +68,10 @@ class SessionAuth(APIKeyCookie):
         if user is None or not user.is_authenticated:
             return None
         if self.csrf and check_csrf(request) is not None:
-            raise HttpError(
-                403, "CSRF check failed: send the csrftoken cookie's value in X-CSRFToken."
+            raise ApiError(
+                403,
+                "csrf_failed",
+                "CSRF check failed: send the csrftoken cookie's value in X-CSRFToken.",
             )
         return Caller(user=user)
 

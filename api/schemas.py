@@ -23,6 +23,11 @@ def _storable(value: str) -> str:
     # being the answer. This is about storage, not about what a tenant field may contain.
     if "\x00" in value:
         raise ValueError("Text may not contain NUL characters.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate (JSON "\ud800") is not text the database can store either.
+        raise ValueError("Text must be valid Unicode.") from None
     return value
 
 

@@ -28,14 +28,19 @@ def hash_token(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def issue_token(*, user: Any, name: str, expires_days: int | None = None) -> tuple[ApiToken, str]:
-    """Make a token for ``user`` and return it with its secret, which is never stored."""
+def check_name(name: str) -> str:
     name = (name or "").strip()
-    if not name or len(name) > MAX_NAME_LENGTH or any(c.isspace() for c in name):
+    if not name or len(name) > MAX_NAME_LENGTH or not name.isprintable() or " " in name:
         raise TokenError(
             f"A token name has 1 to {MAX_NAME_LENGTH} characters and no spaces "
             "(it is recorded in the audit feed as token:<name>)."
         )
+    return name
+
+
+def issue_token(*, user: Any, name: str, expires_days: int | None = None) -> tuple[ApiToken, str]:
+    """Make a token for ``user`` and return it with its secret, which is never stored."""
+    name = check_name(name)
     if expires_days is not None and expires_days < 1:
         raise TokenError("--expires is a number of days, at least 1.")
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
