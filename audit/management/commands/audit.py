@@ -73,18 +73,18 @@ class Command(BaseCommand):
             last_id = window[-1].id
         else:
             last_id = events.order_by("-id").values_list("id", flat=True).first() or 0
-        seen: dict[int, Any] = {e.id: e.occurred_at for e in window}
+        # Everything already committed counts as seen (printed, or older than the window), so
+        # the look-back below prints only what commits from now on.
+        since = timezone.now() - FOLLOW_LOOKBACK
+        seen: dict[int, Any] = dict(
+            events.filter(id__lte=last_id, occurred_at__gte=since).values_list("id", "occurred_at")
+        )
         try:
             while True:
                 time.sleep(options["interval"])
                 since = timezone.now() - FOLLOW_LOOKBACK
-                fresh = [
-                    e
-                    for e in events.filter(Q(id__gt=last_id) | Q(occurred_at__gte=since)).order_by(
-                        "id"
-                    )
-                    if e.id not in seen
-                ]
+                recent = events.filter(Q(id__gt=last_id) | Q(occurred_at__gte=since))
+                fresh = [e for e in recent.order_by("id") if e.id not in seen]
                 self._print(fresh, json_lines=options["json"])
                 for e in fresh:
                     seen[e.id] = e.occurred_at
