@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -94,9 +95,7 @@ def test_create_refuses_a_badly_shaped_body_with_422(as_operator, body, field):
 
 @pytest.mark.parametrize("body", [[], "acme", 3, None])
 def test_create_refuses_a_body_that_is_not_an_object(as_operator, body):
-    response = as_operator.post(
-        "/tenants", raw="null" if body is None else __import__("json").dumps(body)
-    )
+    response = as_operator.post("/tenants", raw=json.dumps(body))
     assert response.status_code == 422
     assert error_of(response)["code"] == "validation_error"
 
@@ -223,7 +222,7 @@ def test_detail_shows_run_steps_allocations_and_what_can_be_done(as_viewer):
     response = as_viewer.get(f"/tenants/{tenant.id}")
     assert response.status_code == 200
     body = response.json()
-    assert TENANT_FIELDS <= set(body)
+    assert set(body) >= TENANT_FIELDS
     assert body["state"] == "active" and body["activated_at"]
     assert body["run"]["status"] == "completed" and body["run"]["attempt"] == 1
     assert [s["name"] for s in body["run"]["steps"]][0] == "validate_request"

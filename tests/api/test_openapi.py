@@ -1,0 +1,92 @@
+"""The OpenAPI document is valid, and what it documents is what the endpoints answer.
+
+Every response any API test gets through ``ApiClient`` is checked against this document (see
+``check_against_openapi`` in conftest.py); the test here makes sure each operation is called
+at least once for its success answer.
+"""
+
+from __future__ import annotations
+
+import jsonschema_rs
+import pytest
+from schemathesis.specs.openapi.definitions import OPENAPI_31
+
+from tests import factories as f
+
+from .conftest import openapi_document
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_document_is_valid_openapi_3_1(anonymous):
+    response = anonymous.get("/openapi.json")
+    assert response.status_code == 200
+    doc = response.json()
+    assert doc["openapi"].startswith("3.1")
+    jsonschema_rs.Draft202012Validator(OPENAPI_31).validate(doc)
+    # The meta-schema above does not look inside schemas; check each against JSON Schema.
+    for name, schema in doc["components"]["schemas"].items():
+        assert jsonschema_rs.meta.is_valid(schema), name
+
+
+def test_every_operation_documents_its_errors_and_posts_take_an_idempotency_key():
+    doc = openapi_document()
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            assert {"401", "403", "422"} <= set(op["responses"]), (method, path)
+            error_statuses = {s for s in op["responses"] if s.startswith("4")}
+            for status in error_statuses:
+                schema = op["responses"][status]["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/ErrorOut"}
+            if method == "post":
+                assert {"400", "404", "409", "413"} <= set(op["responses"]) or path.endswith(
+                    "/tenants"
+                )
+                names = [p["name"] for p in op.get("parameters", [])]
+                assert "Idempotency-Key" in names, path
+            assert op.get("security"), (method, path)
+
+
+def test_every_operation_answers_what_its_schema_says(as_admin, fast_saga):
+    """Calls each documented operation once; conftest validates every body against the doc."""
+    doc = openapi_document()
+    tenant = f.active_tenant()
+    failed = f.failed_tenant()
+    provisioning = f.provisioning_tenant()
+    stalled = f.stalled_tenant(fast_saga)
+    calls = {
+        ("post", "/api/v1/tenants"): lambda: as_admin.post(
+            "/tenants",
+            {"slug": "new-one", "name": "New", "plan": "starter", "admin_email": "a@b.test"},
+        ),
+        ("get", "/api/v1/tenants"): lambda: as_admin.get("/tenants", {"limit": 1}),
+        ("get", "/api/v1/tenants/{tenant_id}"): lambda: as_admin.get(f"/tenants/{tenant.id}"),
+        ("post", "/api/v1/tenants/{tenant_id}/cancel"): lambda: as_admin.post(
+            f"/tenants/{provisioning.id}/cancel"
+        ),
+        ("post", "/api/v1/tenants/{tenant_id}/reset"): lambda: as_admin.post(
+            f"/tenants/{stalled.id}/reset"
+        ),
+        ("post", "/api/v1/tenants/{tenant_id}/retry"): lambda: as_admin.post(
+            f"/tenants/{failed.id}/retry"
+        ),
+        ("post", "/api/v1/tenants/{tenant_id}/suspend"): lambda: as_admin.post(
+            f"/tenants/{tenant.id}/suspend"
+        ),
+        ("post", "/api/v1/tenants/{tenant_id}/resume"): lambda: as_admin.post(
+            f"/tenants/{tenant.id}/resume"
+        ),
+        ("post", "/api/v1/tenants/{tenant_id}/decommission"): lambda: as_admin.post(
+            f"/tenants/{tenant.id}/decommission"
+        ),
+        ("get", "/api/v1/tenants/{tenant_id}/events"): lambda: as_admin.get(
+            f"/tenants/{tenant.id}/events", {"limit": 2}
+        ),
+        ("get", "/api/v1/audit"): lambda: as_admin.get("/audit", {"limit": 2}),
+    }
+    documented = {(m, p) for p, ops in doc["paths"].items() for m in ops}
+    assert documented == set(calls)
+    for (method, path), call in calls.items():
+        response = call()
+        success = min(s for s in doc["paths"][path][method]["responses"] if s.startswith("2"))
+        assert str(response.status_code) == success, (method, path, response.content)
