@@ -66,6 +66,7 @@ def stall(tenant: Tenant) -> Tenant:
 
 STATES = (
     "pending",
+    "pending_error",
     "provisioning",
     "stalled",
     "active",
@@ -83,7 +84,7 @@ def make_state(fast_saga: Any, db: None) -> Callable[[str], Tenant]:
     counter = iter(range(1000))
 
     def make(kind: str, **fields: Any) -> Tenant:
-        slug = fields.pop("slug", None) or f"{kind}-{next(counter)}"
+        slug = fields.pop("slug", None) or f"{kind.replace('_', '-')}-{next(counter)}"
         if kind == "pending":
             return new_tenant(slug, start=False, **fields)
         if kind == "provisioning":
@@ -93,6 +94,22 @@ def make_state(fast_saga: Any, db: None) -> Callable[[str], Tenant]:
         if kind == "failed":
             tenant = run_to_end(new_tenant(slug, faults={"allocate_identity": "fail"}, **fields))
             assert tenant.state == "failed"
+            return tenant
+        if kind == "pending_error":
+            # A cancel whose rollback could not release the storage: pending, with the error.
+            providers = dict(fast_saga.CONTROLPLANE_PROVIDERS)
+            fast_saga.CONTROLPLANE_PROVIDERS = {
+                **providers,
+                "storage": "tests.console.providers.StuckStorage",
+            }
+            try:
+                tenant = new_tenant(slug, **fields)
+                drive(tenant.workflow_id, max_steps=3)
+                cancel_provisioning(tenant_id=tenant.pk, actor=SHELL)
+                tenant = run_to_end(tenant)
+            finally:
+                fast_saga.CONTROLPLANE_PROVIDERS = providers
+            assert tenant.state == "pending" and tenant.last_error
             return tenant
         if kind == "cancelled":
             tenant = new_tenant(slug, **fields)
