@@ -141,8 +141,22 @@ def test_list_filters_by_state_and_prints_json(fast_saga):
     assert [t["slug"] for t in json.loads(out)] == ["charlie"]
 
 
-def test_list_refuses_an_unknown_state():
+def test_list_refuses_an_unknown_state_or_plan():
     assert refused("list", "--state", "sleeping").startswith("Unknown state sleeping")
+    assert refused("list", "--plan", "gold").startswith("Unknown plan gold")
+
+
+def test_list_filters_by_plan(fast_saga):
+    new_tenant("alpha", start=False)
+    assert json.loads(run("list", "--plan", "growth", "--json")[0]) == []
+    assert [t["slug"] for t in json.loads(run("list", "--plan", "starter", "--json")[0])] == [
+        "alpha"
+    ]
+
+
+def test_wait_cannot_go_with_no_start(fast_saga):
+    assert "cannot go with --no-start" in refused(*CREATE, *EMAIL, "--no-start", "--wait")
+    assert not Tenant.objects.exists()
 
 
 def test_list_says_when_there_is_nothing():

@@ -20,7 +20,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 
 from provisioning.models import STEPS
 from tenants.errors import OperationError
-from tenants.models import Tenant, TenantState
+from tenants.models import Plan, Tenant, TenantState
 from tenants.selectors import TenantDetail, find_tenant, tenant_detail
 from tenants.services import OPERATIONS, Actor, create_tenant
 
@@ -242,6 +242,8 @@ class Command(BaseCommand):
             raise CommandError(one_line(exc)) from None
 
     def create(self, options: dict[str, Any]) -> None:
+        if options["wait"] and not options["start"]:
+            raise CommandError("--wait follows a provisioning; it cannot go with --no-start.")
         tenant = create_tenant(
             slug=options["slug"],
             name=options["name"],
@@ -281,6 +283,10 @@ class Command(BaseCommand):
         if unknown:
             raise CommandError(
                 f"Unknown state {', '.join(unknown)}; choose from {', '.join(TenantState.values)}."
+            )
+        if options["plan"] and options["plan"] not in Plan.values:
+            raise CommandError(
+                f"Unknown plan {options['plan']}; choose from {', '.join(Plan.values)}."
             )
         if not 1 <= options["limit"] <= 10_000:
             raise CommandError("--limit must be between 1 and 10000.")
