@@ -65,7 +65,7 @@ class ActorKindFilter(admin.SimpleListFilter):
 
 @admin.register(Event)
 class EventAdmin(admin.ModelAdmin):
-    list_display = ["id", "occurred_at", "type", "tenant_link", "seq", "actor", "run_id"]
+    list_display = ["id", "when", "type", "tenant_link", "seq", "actor", "short_run_id"]
     list_filter = [TypeFilter, ActorKindFilter, "actor", "occurred_at"]
     search_fields = ["type", "actor"]
     search_help_text = "Type or actor, or a full tenant or run id."
@@ -118,13 +118,24 @@ class EventAdmin(admin.ModelAdmin):
             return super().get_search_results(request, queryset, search_term)
         return queryset.filter(Q(tenant_id=some_id) | Q(run_id=some_id)), False
 
+    @admin.display(description="occurred at (UTC)", ordering="occurred_at")
+    def when(self, event: Event) -> str:
+        # To the millisecond: a saga's events are often within the same second.
+        return event.occurred_at.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
     @admin.display(description="tenant")
     def tenant_link(self, event: Event) -> str:
+        # The short form keeps the list readable; the full id is in the title and the link.
         return format_html(
-            '<a href="{}">{}</a>',
+            '<a href="{}" title="{}">{}</a>',
             reverse("admin:tenants_tenant_change", args=[event.tenant_id]),
             str(event.tenant_id),
+            str(event.tenant_id)[:8],
         )
+
+    @admin.display(description="run")
+    def short_run_id(self, event: Event) -> str:
+        return str(event.run_id)[:8] if event.run_id else "-"
 
     @admin.display(description="data")
     def pretty_data(self, event: Event) -> str:

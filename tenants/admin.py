@@ -121,7 +121,7 @@ class TenantAdmin(admin.ModelAdmin):
 
     add_fieldsets = ((None, {"fields": ["slug", "name", "plan", "admin_email", "start"]}),)
     fieldsets = (
-        (None, {"fields": ["id", "slug", "name", "plan", "admin_email"]}),
+        ("Tenant", {"fields": ["id", "slug", "name", "plan", "admin_email"]}),
         (
             "State",
             {
