@@ -83,9 +83,12 @@ def step_rows(detail: TenantDetail, released: list[Allocation]) -> list[StepRow]
     rows = []
     for step in detail.steps:
         rows.append(_row(step, released_kinds))
-    if live and not (detail.run and detail.run.stalled_at):
-        current = next((r for r in rows if r.status == "running"), None)
-        if current is not None:
+    current = next((r for r in rows if r.status == "running"), None)
+    if live and current is not None:
+        if detail.run and detail.run.stalled_at:
+            # Still "running" in the ledger, but the watchdog has given up on it.
+            current.note = f"stalled: no heartbeat after {current.tries} tries"
+        else:
             current.heartbeat_age = detail.seconds_since_heartbeat
             current.heartbeat_timeout = detail.heartbeat_timeout
     return rows

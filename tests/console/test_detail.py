@@ -172,6 +172,8 @@ def test_the_stalled_run_is_flagged_and_reset_recommended(client, viewer, make_s
     login(client, viewer)
     body = client.get(f"/tenants/{tenant.pk}/").content.decode()
     assert "flagged this run as stalled" in body
+    assert "stalled: no heartbeat after 3 tries" in body
+    assert "last heartbeat" not in body  # no ticking clock on a run nobody works on
     assert 'data-recommendation="reset"' in body
     assert "Reset, then retry" in body
 
