@@ -1,8 +1,9 @@
 """The shapes the API reads and writes; the OpenAPI document is generated from these.
 
 Bodies check only their shape (types, required and unknown fields): what a valid slug, plan or
-e-mail is stays in ``tenants.services``, which names the bad field itself. The enums below are
-documentation read off the models, not a second copy of the rules.
+e-mail is stays in ``tenants.services``, which names the bad field itself. The enums, patterns
+and lengths put in the document with ``json_schema_extra`` are read off the models for clients
+(and the fuzzer) to see; pydantic does not enforce them, so there is no second copy of a rule.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from ninja import Schema
 from pydantic import AfterValidator, ConfigDict, Field
 
 from provisioning.models import STEPS, RunStatus, StepStatus
-from tenants.models import Plan, TenantState
+from tenants.models import RESERVED_SLUGS, SLUG_PATTERN, Plan, TenantState
 
 
 def _storable(value: str) -> str:
@@ -44,12 +45,22 @@ class StrictBody(Schema):
 class TenantCreateIn(StrictBody):
     slug: Text = Field(
         description="3-63 characters: lowercase letters, digits, single hyphens; starts with a "
-        "letter, ends with a letter or digit; unique among tenants not decommissioned.",
+        "letter, ends with a letter or digit; not one of "
+        f"{', '.join(sorted(RESERVED_SLUGS))}; unique among tenants not decommissioned.",
         examples=["acme-corp"],
+        json_schema_extra={"pattern": SLUG_PATTERN, "minLength": 3, "maxLength": 63},
     )
-    name: Text = Field(description="1-200 characters after trimming.", examples=["Acme Corp"])
+    name: Text = Field(
+        description="1-200 characters after trimming.",
+        examples=["Acme Corp"],
+        json_schema_extra={"minLength": 1, "maxLength": 200},
+    )
     plan: Text = Field(json_schema_extra={"enum": list(Plan.values)}, examples=["starter"])
-    admin_email: Text = Field(examples=["ops@acme.example"])
+    admin_email: Text = Field(
+        description="Stored lowercased.",
+        examples=["ops@acme.example"],
+        json_schema_extra={"format": "email", "maxLength": 254},
+    )
     start: bool = Field(
         default=True, description="Start provisioning at once (else the tenant stays pending)."
     )
