@@ -7,7 +7,6 @@ database (transactional tests), so the saga the browser watches is the productio
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,23 +23,36 @@ ARGS = [
     "--no-first-run",
     "--disable-sync",
 ]
+REQUIRE_SERVICES = os.environ.get("CONTROLPLANE_REQUIRE_SERVICES") == "1"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    """One Chromium per test module; Playwright is stopped when the module is done."""
+    if not Path(CHROMIUM).exists():
+        message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+        if REQUIRE_SERVICES:
+            pytest.fail(message)
+        pytest.skip(message)
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API drives its own event loop between calls. Django refuses ORM calls
-    # from a thread where a loop is running; the tests' ORM calls happen between Playwright
-    # calls (the loop is idle then), so allow them in this test process only.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
+    # While Playwright's sync API is alive its event loop counts as running in this thread,
+    # and Django refuses ORM calls from a thread with a running loop. The tests' ORM calls
+    # happen between Playwright calls (nothing awaits then), so allow them, for this module
+    # only: the flag is put back when Playwright stops, before any other test module runs.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as p:
+            chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            yield chromium
+            chromium.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture
