@@ -197,6 +197,7 @@ def test_csrf_is_enforced(admin_user, make_state, action) -> None:
     client.force_login(admin_user)
     response = client.post(f"/tenants/{tenant.pk}/{action}/", {"confirm_slug": tenant.slug})
     assert response.status_code == 403
+    assert b"The form has expired" in response.content
     assert snapshot(tenant) == before
 
 

@@ -145,7 +145,7 @@ def test_query_count_does_not_grow_with_events(
     tenant = make_state("active")
     login(client, viewer)
     client.get("/audit/")
-    with django_assert_max_num_queries(8) as few:
+    with django_assert_max_num_queries(6) as few:
         client.get("/audit/")
     flip(tenant, 40)
     for i in range(20):

@@ -236,7 +236,7 @@ def test_query_count_does_not_grow_with_events_or_tenants(
     run_to_end(tenant)
     login(client, admin_user)
     client.get(f"/tenants/{tenant.pk}/")
-    with django_assert_max_num_queries(20) as before:
+    with django_assert_max_num_queries(12) as before:
         client.get(f"/tenants/{tenant.pk}/")
     flip(tenant, 30)
     for i in range(10):
