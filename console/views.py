@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Q, QuerySet
@@ -39,6 +39,7 @@ from tenants.errors import OperationError
 from tenants.models import Plan, Tenant, TenantState
 from tenants.services import ACTION_PERMISSIONS, OPERATIONS, Actor, create_tenant
 
+from .auth import login_required
 from .pagination import keyset_page
 from .presenters import (
     ACTION_CONFIRMATIONS,

@@ -94,3 +94,13 @@ def test_an_unknown_tenant_is_a_404(client, viewer) -> None:
     login(client, viewer)
     assert client.get(f"/tenants/{uuid.uuid4()}/").status_code == 404
     assert client.get("/tenants/not-a-uuid/").status_code == 404
+
+
+def test_an_htmx_poll_from_an_expired_session_sends_the_browser_to_login(client, tenant) -> None:
+    response = client.get(
+        f"/tenants/{tenant.pk}/",
+        headers={"HX-Request": "true", "HX-Current-URL": f"http://testserver/tenants/{tenant.pk}/"},
+    )
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == f"/accounts/login/?next=%2Ftenants%2F{tenant.pk}%2F"
+    assert b"<form" not in response.content

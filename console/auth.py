@@ -1,0 +1,33 @@
+"""Login handling that also works for htmx's background requests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required as django_login_required
+from django.http import HttpRequest, HttpResponse
+from django.utils.http import urlencode
+from django_htmx.http import HttpResponseClientRedirect
+
+
+def login_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Django's ``login_required``, except for an htmx poll from an expired session.
+
+    A plain redirect would be followed by the XHR and the login page swapped into the middle
+    of the tenant page; ``HX-Redirect`` makes the whole browser go to the login page instead,
+    coming back to the page the operator was on.
+    """
+    guarded = django_login_required(view)
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        htmx = getattr(request, "htmx", None)
+        if htmx and not request.user.is_authenticated:
+            back = htmx.current_url_abs_path or request.get_full_path()
+            return HttpResponseClientRedirect(f"{settings.LOGIN_URL}?{urlencode({'next': back})}")
+        return guarded(request, *args, **kwargs)
+
+    return wrapper
