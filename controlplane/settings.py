@@ -150,6 +150,10 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "staticfiles"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# Serve straight from static/ as well, so a run without collectstatic (embedded, tests) has its
+# stylesheet and htmx; production runs collectstatic for compressed, cached copies.
+WHITENOISE_USE_FINDERS = True
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -194,6 +198,8 @@ CONTROLPLANE_RELEASE_MAX_TRIES = env_int("CONTROLPLANE_RELEASE_MAX_TRIES", 3)
 CONTROLPLANE_HEARTBEAT_INTERVAL = env_float(
     "CONTROLPLANE_HEARTBEAT_INTERVAL", max(0.2, min(5.0, CONTROLPLANE_HEARTBEAT_TIMEOUT / 5))
 )
+# How often a console page refreshes itself while a saga moves (htmx polling).
+CONSOLE_POLL_SECONDS = env_float("CONSOLE_POLL_SECONDS", 2)
 CONTROLPLANE_PROVIDERS = {
     "storage": "provisioning.providers.storage.LocalDirectoryStorage",
     "identity": "provisioning.providers.identity.DjangoGroupIdentity",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.db import IntegrityError, connection, transaction
 from hypothesis import given, settings
@@ -156,5 +158,5 @@ def test_the_database_enforces_slug_rules_and_uniqueness(fast_saga):
                 else f"INSERT INTO {table} {cols} VALUES "  # noqa: S608
                 "(%s, %s, 'n', 'starter', 'a@b.c', 'pending', '', '', "
                 "datetime('now'), datetime('now'))",
-                ["0" * 31 + str(len(slug)), slug],
+                [str(uuid.uuid4()), slug],
             )
