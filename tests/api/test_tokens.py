@@ -72,6 +72,7 @@ def test_list_shows_no_secret_and_revoke_stops_the_token(operator, admin_user):
         run("--revoke", "nope")
 
 
+@pytest.mark.services  # the child process finds the test database through DATABASE_URL
 @pytest.mark.django_db(transaction=True)
 def test_the_command_in_a_real_process(operator, settings):
     env = subprocess_env(settings)
