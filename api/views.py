@@ -28,7 +28,6 @@ from .pagination import DEFAULT_LIMIT, MAX_LIMIT
 from .schemas import (
     ActionIn,
     ErrorOut,
-    EventOut,
     EventPage,
     RetryIn,
     TenantCreateIn,
@@ -363,6 +362,3 @@ def _utc(moment: datetime | None) -> datetime | None:
         raise ApiError(
             422, "validation_error", "since is out of range.", {"since": ["Out of range."]}
         ) from None
-
-
-__all__ = ["EventOut", "api"]
