@@ -58,8 +58,7 @@ def audit_feed(
     """Newest first; ``type`` is a whole type or a dotted prefix of one."""
     qs = Event.objects.order_by("-id")
     if type:
-        prefix = type.rstrip(".")
-        qs = qs.filter(Q(type=prefix) | Q(type__startswith=prefix + "."))
+        qs = qs.of_type(type)
     if tenant:
         qs = qs.filter(tenant_id=tenant)
     if since:

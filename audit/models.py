@@ -20,6 +20,14 @@ class AppendOnlyError(Exception):
 
 
 class EventQuerySet(models.QuerySet["Event"]):
+    def of_type(self, type_or_prefix: str) -> EventQuerySet:
+        """A whole type, or a dotted prefix of types: ``tenant.provisioning`` matches
+        ``tenant.provisioning.started`` but not ``tenant.provisioningx``."""
+        prefix = type_or_prefix.strip().rstrip(".")
+        if not prefix:
+            return self
+        return self.filter(models.Q(type=prefix) | models.Q(type__startswith=prefix + "."))
+
     def update(self, **kwargs: Any) -> int:
         raise AppendOnlyError("audit events cannot be changed")
 

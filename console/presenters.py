@@ -13,15 +13,6 @@ from datetime import datetime
 from provisioning.models import COMPENSATION, STEP_KIND, Allocation, StepExecution, StepStatus
 from tenants.selectors import TenantDetail
 
-ACTION_LABELS: dict[str, str] = {
-    "cancel": "Cancel provisioning",
-    "reset": "Reset provisioning",
-    "retry": "Retry provisioning",
-    "suspend": "Suspend",
-    "resume": "Resume",
-    "decommission": "Decommission",
-}
-
 # What the browser asks before it posts (the decommission form asks for the slug instead).
 ACTION_CONFIRMATIONS: dict[str, str] = {
     "cancel": "Cancel this provisioning? Everything allocated so far will be released and "

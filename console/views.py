@@ -37,13 +37,12 @@ from provisioning.models import STEPS, Allocation
 from tenants import selectors
 from tenants.errors import OperationError
 from tenants.models import Plan, Tenant, TenantState
-from tenants.services import ACTION_PERMISSIONS, OPERATIONS, Actor, create_tenant
+from tenants.services import ACTION_LABELS, ACTION_PERMISSIONS, OPERATIONS, Actor, create_tenant
 
 from .auth import login_required
 from .pagination import keyset_page
 from .presenters import (
     ACTION_CONFIRMATIONS,
-    ACTION_LABELS,
     RECOMMENDATION_LABELS,
     step_rows,
 )
@@ -354,10 +353,7 @@ def _audit_filters(request: HtmxHttpRequest) -> tuple[QuerySet[Event], dict[str,
     since = request.GET.get("since", "").strip()[:40]
     problem = ""
     if type_:
-        # A whole type, or a dotted prefix: "tenant.provisioning" matches its sub-types only,
-        # not "tenant.provisioningx".
-        prefix = type_.rstrip(".")
-        qs = qs.filter(Q(type=prefix) | Q(type__startswith=prefix + "."))
+        qs = qs.of_type(type_)
     if tenant:
         try:
             qs = qs.filter(tenant_id=uuid.UUID(tenant))

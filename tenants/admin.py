@@ -28,17 +28,7 @@ from django.views.decorators.http import require_POST
 from .errors import OperationError
 from .models import Tenant
 from .selectors import tenant_detail, tenant_events
-from .services import ACTION_PERMISSIONS, OPERATIONS, Actor, create_tenant
-
-# The labels the contract gives the console's buttons; the admin uses the same words.
-ACTION_LABELS: dict[str, str] = {
-    "cancel": "Cancel provisioning",
-    "reset": "Reset provisioning",
-    "retry": "Retry provisioning",
-    "suspend": "Suspend",
-    "resume": "Resume",
-    "decommission": "Decommission",
-}
+from .services import ACTION_LABELS, ACTION_PERMISSIONS, OPERATIONS, Actor, create_tenant
 
 # What to tell the operator once the service accepted the operation. Cancel, retry and
 # decommission only start work that a worker finishes, so the message says so.

@@ -18,6 +18,8 @@ class OperationError(Exception):
         "validation_error": 422,
         "not_found": 404,
         "permission_denied": 403,
+        # The reset could not be completed as things stand; nothing was changed.
+        "reset_failed": 409,
     }
 
     def __init__(self, code: str, message: str, details: Any = None) -> None:

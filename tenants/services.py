@@ -7,6 +7,7 @@ schedules any task on commit. A refusal raises ``OperationError`` and changes no
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,6 +60,16 @@ class Actor:
         if isinstance(self.user, AnonymousUser) or not self.user.has_perm(perm):
             raise OperationError("permission_denied", f"You do not have permission to {what}.")
 
+
+# The contract's labels for the buttons of every door that shows one.
+ACTION_LABELS: dict[str, str] = {
+    "cancel": "Cancel provisioning",
+    "reset": "Reset provisioning",
+    "retry": "Retry provisioning",
+    "suspend": "Suspend",
+    "resume": "Resume",
+    "decommission": "Decommission",
+}
 
 ACTION_PERMISSIONS = {
     "cancel": "tenants.cancel_provisioning",
@@ -195,6 +206,10 @@ def validate_tenant_fields(*, slug: Any, name: Any, plan: Any, admin_email: Any)
     ):
         if not isinstance(value, str):
             errors.setdefault(key, []).append("This field is required and must be text.")
+        elif any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
+            # NUL and other control characters (or lone surrogates) are never meant, and
+            # PostgreSQL refuses NUL: say so here rather than fail at the database.
+            errors.setdefault(key, []).append("Control characters are not allowed.")
     if not errors.get("slug"):
         try:
             validate_slug(slug)

@@ -160,3 +160,10 @@ def test_the_database_enforces_slug_rules_and_uniqueness(fast_saga):
                 "datetime('now'), datetime('now'))",
                 [str(uuid.uuid4()), slug],
             )
+
+
+@pytest.mark.parametrize("field", ["slug", "name", "plan", "admin_email"])
+def test_control_characters_are_refused(field):
+    with pytest.raises(OperationError) as refused:
+        validate_tenant_fields(**{**GOOD, field: GOOD[field] + "\x00"})
+    assert "Control characters" in " ".join(refused.value.details[field])

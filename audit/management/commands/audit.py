@@ -100,12 +100,7 @@ class Command(BaseCommand):
         events = Event.objects.all()
         if options["tenant"]:
             events = events.filter(tenant_id=self._tenant_id(options["tenant"]))
-        prefix = (options["type"] or "").strip().rstrip(".")
-        if prefix:
-            # A whole type, or a dotted prefix: "tenant.provisioning" matches
-            # "tenant.provisioning.started" but not "tenant.provisioningx".
-            events = events.filter(Q(type=prefix) | Q(type__startswith=prefix + "."))
-        return events
+        return events.of_type(options["type"] or "")
 
     def _tenant_id(self, ref: str) -> uuid.UUID:
         # A door may read the tenants app; the audit domain itself never imports it.
