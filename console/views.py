@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import unicodedata
 import uuid
 from collections.abc import Iterator
 from datetime import UTC
@@ -80,10 +81,19 @@ def index(request: HtmxHttpRequest) -> HttpResponse:
 # --- tenant list ----------------------------------------------------------------------------
 
 
+def _param(request: HtmxHttpRequest, name: str, max_length: int) -> str:
+    """A query-string value fit to filter on: trimmed, bounded, without control characters
+    (a NUL byte in a search box is never meant, and PostgreSQL refuses it in a query)."""
+    raw = request.GET.get(name, "")
+    return "".join(ch for ch in raw if unicodedata.category(ch) not in ("Cc", "Cs")).strip()[
+        :max_length
+    ]
+
+
 @login_required
 @permission_required("tenants.view_tenant", raise_exception=True)
 def tenant_list(request: HtmxHttpRequest) -> HttpResponse:
-    q = request.GET.get("q", "").strip()[:200]
+    q = _param(request, "q", 200)
     state = request.GET.get("state", "")
     plan = request.GET.get("plan", "")
     sort = request.GET.get("sort", "newest")
@@ -348,9 +358,9 @@ def _done_message(action: str, slug: str) -> str:
 def _audit_filters(request: HtmxHttpRequest) -> tuple[QuerySet[Event], dict[str, str], str]:
     """The filtered feed (unordered), the filters as given, and any complaint about them."""
     qs = Event.objects.all()
-    type_ = request.GET.get("type", "").strip()[:80]
-    tenant = request.GET.get("tenant", "").strip()[:100]
-    since = request.GET.get("since", "").strip()[:40]
+    type_ = _param(request, "type", 80)
+    tenant = _param(request, "tenant", 100)
+    since = _param(request, "since", 40)
     problem = ""
     if type_:
         qs = qs.of_type(type_)
@@ -360,7 +370,10 @@ def _audit_filters(request: HtmxHttpRequest) -> tuple[QuerySet[Event], dict[str,
         except ValueError:
             qs = qs.filter(tenant_id__in=Tenant.objects.filter(slug=tenant).values("pk"))
     if since:
-        moment = parse_datetime(since)
+        try:
+            moment = parse_datetime(since)
+        except ValueError:  # well-formed but impossible, like month 13
+            moment = None
         if moment is None:
             problem = f"'{since}' is not a date and time; use e.g. 2026-05-17T09:30."
             since = ""

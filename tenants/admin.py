@@ -344,3 +344,16 @@ class TenantAdmin(admin.ModelAdmin):
 def _data_summary(data: dict[str, Any]) -> str:
     """An event's data on one line, for the change page's table."""
     return ", ".join(f"{key}={value}" for key, value in sorted(data.items()))
+
+
+def _may_use_admin(request: HttpRequest) -> bool:
+    """Staff, or anyone in a role (viewer, operator, admin) — not only ``is_staff``.
+
+    Each admin page still checks its own model permission, and every transition goes through
+    the services, which check the operation's permission again.
+    """
+    user = request.user
+    return bool(user.is_active and (user.is_staff or user.has_perm("tenants.view_tenant")))
+
+
+admin.site.has_permission = _may_use_admin

@@ -389,10 +389,11 @@ def reset_provisioning(*, tenant_id: uuid.UUID | str, actor: Actor) -> Tenant:
                 actor=actor.label,
                 data={"from_state": tenant.state, "error": tenant.last_error},
             )
-            if run is not None and run.status in saga.LIVE:
-                Run.objects.filter(pk=run.id).update(
-                    status=RunStatus.ORPHANED, finished_at=timezone.now(), compensating=False
-                )
+            # Every live run of the tenant, not only the one the handle names: a handle that was
+            # wrong must not leave its real run running forever.
+            Run.objects.filter(tenant=tenant, status__in=saga.LIVE).update(
+                status=RunStatus.ORPHANED, finished_at=timezone.now(), compensating=False
+            )
             tenant.reset()
             tenant.save(
                 update_fields=[

@@ -187,3 +187,11 @@ def test_allocations_are_visible_and_read_only(client, staff, fast_saga):
     assert response.status_code == 200  # no actions: the list is shown again
     allocation.refresh_from_db()
     assert allocation.held and allocation.external_id.endswith(str(tenant.pk))
+
+
+def test_role_members_reach_the_admin_without_being_staff(client, viewer, outsider):
+    client.force_login(viewer)
+    assert client.get("/admin/").status_code == 200
+    assert client.get("/admin/tenants/tenant/").status_code == 200
+    client.force_login(outsider)
+    assert client.get("/admin/").status_code == 302  # to the admin login

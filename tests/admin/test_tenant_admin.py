@@ -128,14 +128,17 @@ def test_the_action_view_takes_only_post_and_known_operations(client, admin_user
     assert tenant.state == "active"
 
 
-def test_the_action_view_needs_the_admin(client, operator, fast_saga):
-    """A non-staff operator is sent to the admin's login, not served."""
+def test_the_action_view_needs_a_role(client, outsider, operator, fast_saga):
+    """Someone in no role is sent to the admin's login; a (non-staff) operator is served."""
     tenant = active_tenant("acme")
-    response = logged_in(client, operator).post(action_url(tenant, "suspend"))
+    response = logged_in(client, outsider).post(action_url(tenant, "suspend"))
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
     tenant.refresh_from_db()
     assert tenant.state == "active"
+    logged_in(client, operator).post(action_url(tenant, "suspend"))
+    tenant.refresh_from_db()
+    assert tenant.state == "suspended"
 
 
 def test_cancel_button_rolls_back_a_provisioning(client, admin_user, fast_saga):

@@ -276,3 +276,17 @@ def test_reads_leave_no_trace_in_the_audit_feed(as_viewer):
     as_viewer.get(f"/tenants/{tenant.id}")
     as_viewer.get("/tenants")
     assert Event.objects.count() == before
+
+
+def test_empty_query_parameters_mean_no_filter(as_viewer):
+    active_tenant()
+    pending_tenant()
+    everything = as_viewer.get("/tenants").json()["items"]
+    response = as_viewer.get(
+        "/tenants", {"state": "", "slug": "", "q": "", "limit": "", "cursor": ""}
+    )
+    assert response.status_code == 200
+    assert [t["id"] for t in response.json()["items"]] == [t["id"] for t in everything]
+    feed = as_viewer.get("/audit", {"type": "", "tenant": "", "since": "", "cursor": ""})
+    assert feed.status_code == 200
+    assert feed.json()["items"]

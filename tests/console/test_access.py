@@ -104,3 +104,21 @@ def test_an_htmx_poll_from_an_expired_session_sends_the_browser_to_login(client,
     assert response.status_code == 200
     assert response["HX-Redirect"] == f"/accounts/login/?next=%2Ftenants%2F{tenant.pk}%2F"
     assert b"<form" not in response.content
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/tenants/?q=%00",
+        "/tenants/?q=a%00b&state=%00&plan=%00&sort=%00",
+        "/audit/?type=%00",
+        "/audit/?tenant=%00",
+        "/audit/?since=2026-13-45T99:00",
+        "/audit/?since=%00",
+        "/audit/?format=csv&type=%00&since=2026-02-30T10:00",
+    ],
+)
+def test_hostile_query_strings_never_break_a_page(client, operator, path):
+    client.force_login(operator)
+    response = client.get(path)
+    assert response.status_code == 200

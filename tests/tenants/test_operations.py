@@ -242,3 +242,18 @@ def test_permissions_are_checked_by_the_services(fast_saga, request, role_fixtur
                 OPERATIONS[action](tenant_id=tenant.id, actor=actor)
             assert denied.value.code == "permission_denied"
             assert snapshot(tenant) == before
+
+
+def test_reset_orphans_a_live_run_the_handle_no_longer_names(fast_saga):
+    from provisioning.watchdog import run_watchdog
+
+    tenant = f.provisioning_tenant()
+    real_run = tenant.workflow_id
+    # The handle was overwritten (manual cleanup gone wrong): it names no run at all.
+    Tenant.objects.filter(pk=tenant.pk).update(workflow_id="00000000-0000-4000-8000-000000000000")
+    assert run_watchdog().orphaned_handles == [str(tenant.id)]
+    OPERATIONS["reset"](tenant_id=tenant.id, actor=ACTOR)
+    assert Run.objects.get(pk=real_run).status == "orphaned"
+    OPERATIONS["retry"](tenant_id=tenant.id, actor=ACTOR)
+    drive(f.reload(tenant).workflow_id)
+    assert f.reload(tenant).state == "active"
