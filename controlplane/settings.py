@@ -91,7 +91,6 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "api.middleware.DropEmptyQueryParams",
 ]
 
 ROOT_URLCONF = "controlplane.urls"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from celery import shared_task
 from celery.app.task import Task
 
-from . import saga, watchdog
+from . import compensation, saga, watchdog
 from .models import STEPS
 
 
@@ -27,12 +27,12 @@ STEP_TASKS: dict[str, Task] = {name: _make_step_task(name) for name in STEPS}
 
 @shared_task(name="provisioning.compensate", acks_late=True)
 def compensate(run_id: str) -> None:
-    saga.compensate_run(run_id)
+    compensation.compensate_run(run_id)
 
 
 @shared_task(name="provisioning.decommission", acks_late=True)
 def decommission(tenant_id: str) -> None:
-    saga.decommission_tenant(tenant_id)
+    compensation.decommission_tenant(tenant_id)
 
 
 @shared_task(name="provisioning.watchdog", acks_late=False, ignore_result=True)

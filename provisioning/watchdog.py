@@ -20,7 +20,7 @@ from django.utils import timezone
 from audit.services import SYSTEM, record_event
 from tenants.models import Tenant, TenantState
 
-from . import saga
+from . import compensation, saga
 from .models import Run, RunStatus, StepExecution, StepStatus
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ def _stopped_compensations(now: datetime, cutoff: datetime, report: WatchdogRepo
             heartbeat_at=now
         )
         if claimed:
-            saga.publish_compensation(run.pk)
+            compensation.publish_compensation(run.pk)
             report.compensations_resumed.append(str(run.pk))
 
 
@@ -172,5 +172,5 @@ def _stopped_decommissions(cutoff: datetime, report: WatchdogReport) -> None:
         state=TenantState.DECOMMISSIONED
     )
     for tenant in stuck.only("id"):
-        saga.publish_decommission(tenant.id)
+        compensation.publish_decommission(tenant.id)
         report.decommissions_resumed.append(str(tenant.id))

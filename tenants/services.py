@@ -21,7 +21,7 @@ from django.utils import timezone
 from django_fsm import can_proceed
 
 from audit.services import SYSTEM, record_event
-from provisioning import saga
+from provisioning import compensation, saga
 from provisioning.models import Run, RunStatus
 
 from .errors import OperationError
@@ -364,7 +364,7 @@ def cancel_provisioning(*, tenant_id: uuid.UUID | str, actor: Actor) -> Tenant:
             actor=actor.label,
             data={"step": run.current_step},
         )
-        saga.begin_compensation(tenant, run, actor=actor.label)
+        compensation.begin_compensation(tenant, run, actor=actor.label)
         tenant.save(update_fields=["updated_at"])
     return tenant
 
@@ -471,7 +471,7 @@ def decommission_tenant(*, tenant_id: uuid.UUID | str, actor: Actor) -> Tenant:
             data={"from_state": tenant.state},
         )
         tid = tenant.id
-        transaction.on_commit(lambda: saga.publish_decommission(tid), robust=True)
+        transaction.on_commit(lambda: compensation.publish_decommission(tid), robust=True)
     return tenant
 
 

@@ -140,9 +140,9 @@ def drive(run_id: Any, *, max_steps: int = 50) -> int:
 
 
 def drive_compensation(run_id: Any) -> None:
-    from provisioning import saga
+    from provisioning import compensation
 
-    saga.compensate_run(run_id)
+    compensation.compensate_run(run_id)
 
 
 # --- real workers ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Any
 
 import factory
 
-from provisioning import saga
+from provisioning import compensation, saga
 from provisioning.models import StepExecution, StepStatus
 from provisioning.watchdog import run_watchdog
 from tenants.models import Tenant
@@ -139,7 +139,7 @@ def suspended_tenant(**fields: Any) -> Tenant:
 def decommissioned_tenant(**fields: Any) -> Tenant:
     tenant = active_tenant(**fields)
     decommission_tenant(tenant_id=tenant.id, actor=ACTOR)
-    saga.decommission_tenant(tenant.id)
+    compensation.decommission_tenant(tenant.id)
     return reload(tenant)
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.test import Client
 
-from provisioning import saga
+from provisioning import compensation
 from tenants.models import Tenant
 from tenants.services import Actor, create_tenant, decommission_tenant
 
@@ -47,7 +47,7 @@ def failed_tenant(slug: str, step: str = "create_database") -> Tenant:
 def decommissioned_tenant(slug: str) -> Tenant:
     tenant = active_tenant(slug)
     decommission_tenant(tenant_id=tenant.id, actor=SETUP)
-    saga.decommission_tenant(tenant.id)
+    compensation.decommission_tenant(tenant.id)
     tenant.refresh_from_db()
     assert tenant.state == "decommissioned"
     return tenant

@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from provisioning import saga
+from provisioning import compensation
 from provisioning.models import Run
 from provisioning.watchdog import run_watchdog
 from tenants.models import Tenant
@@ -128,7 +128,7 @@ def make_state(fast_saga: Any, db: None) -> Callable[[str], Tenant]:
         if kind in ("decommissioning", "decommissioned"):
             decommission_tenant(tenant_id=tenant.pk, actor=SHELL)
             if kind == "decommissioned":
-                saga.decommission_tenant(tenant.pk)
+                compensation.decommission_tenant(tenant.pk)
             return fresh(tenant)
         raise ValueError(kind)
 

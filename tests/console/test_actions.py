@@ -87,9 +87,9 @@ def test_decommission_needs_the_typed_slug(client, admin_user, make_state) -> No
     response = post(client, tenant, "decommission", confirm_slug="doomed", seen_state="active")
     assert fresh(tenant).decommission_requested_at is not None
     assert "Decommission of doomed requested" in said(response)[-1]
-    from provisioning import saga
+    from provisioning import compensation
 
-    saga.decommission_tenant(tenant.pk)
+    compensation.decommission_tenant(tenant.pk)
     assert fresh(tenant).state == "decommissioned"
 
 

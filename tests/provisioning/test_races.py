@@ -7,7 +7,7 @@ import threading
 import pytest
 from django.db import connection
 
-from provisioning import saga
+from provisioning import compensation, saga
 from provisioning.models import Allocation, Run, StepExecution
 from tenants.errors import OperationError
 from tenants.models import Tenant
@@ -77,7 +77,7 @@ def test_fifty_cancel_vs_mark_active_races_have_one_winner_each(fast_saga, trans
                 # cancel won: mark_active changed nothing; the rollback empties the ledger.
                 assert tenant.activated_at is None
                 assert run.status == "cancelling"
-                saga.compensate_run(run.id)
+                compensation.compensate_run(run.id)
                 tenant = Tenant.objects.get(pk=tenant.pk)
                 assert tenant.state == "pending"
                 assert Run.objects.get(pk=run.id).status == "cancelled"

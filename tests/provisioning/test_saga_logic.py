@@ -11,7 +11,7 @@ from django.db import connection
 from django.utils import timezone
 
 from audit.models import Event
-from provisioning import saga
+from provisioning import compensation, saga
 from provisioning.models import Allocation, Run, StepExecution
 from provisioning.providers import get_provider
 from provisioning.watchdog import run_watchdog
@@ -331,7 +331,7 @@ def test_a_release_that_keeps_failing_is_marked_and_shown_not_dropped(fast_saga)
     from tenants.services import decommission_tenant
 
     decommission_tenant(tenant_id=tenant.id, actor=ACTOR)
-    saga.decommission_tenant(tenant.id)
+    compensation.decommission_tenant(tenant.id)
     tenant = f.reload(tenant)
     assert tenant.state == "decommissioned"
     assert held(tenant) == {}

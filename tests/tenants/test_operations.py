@@ -195,9 +195,9 @@ def test_decommission_releases_everything_then_frees_the_slug(fast_saga):
     OPERATIONS["decommission"](tenant_id=tenant.id, actor=ACTOR)
     assert f.reload(tenant).state == "active"  # the releases run in a task
     assert tenant_detail(tenant.id).available_actions == []
-    from provisioning import saga
+    from provisioning import compensation
 
-    saga.decommission_tenant(tenant.id)
+    compensation.decommission_tenant(tenant.id)
     tenant = f.reload(tenant)
     assert tenant.state == "decommissioned"
     assert tenant.decommissioned_at is not None

@@ -9,7 +9,7 @@ from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand
 from django.test.utils import override_settings
 
-from provisioning import saga
+from provisioning import compensation, saga
 from provisioning.models import StepExecution, StepStatus
 from tenants.models import Tenant
 from tenants.services import Actor, create_tenant, suspend_tenant
@@ -51,7 +51,7 @@ class Command(BaseCommand):
                 if target in ("active", "suspended", "failed", "stalled"):
                     self._drive(tenant)
                 if target == "failed":
-                    saga.compensate_run(tenant.workflow_id)
+                    compensation.compensate_run(tenant.workflow_id)
                 if target == "suspended":
                     suspend_tenant(tenant_id=tenant.id, actor=actor)
         self.stdout.write(f"Seeded {len(DEMO)} demo tenants.")

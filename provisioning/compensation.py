@@ -1,0 +1,207 @@
+"""Rolling a run back (after a cancel or a step out of tries), and decommissioning.
+
+Both release, newest first, everything the tenant holds, calling providers outside any
+transaction and taking the tenant's lock only to record each result and to settle.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import transaction
+from django.utils import timezone
+
+from audit.services import SYSTEM, record_event
+from tenants.models import Tenant, TenantState
+
+from . import ledger, saga
+from .models import Allocation, Run, RunStatus, StepExecution, StepStatus
+
+
+def begin_compensation(
+    tenant: Tenant, run: Run, *, actor: str, failed_step: str = "", error: str = ""
+) -> None:
+    """Start rolling a run back (tenant locked). A cancel passes no ``failed_step``."""
+    now = timezone.now()
+    if failed_step:
+        Run.objects.filter(pk=run.id).update(
+            compensating=True, failed_step=failed_step, error=error, heartbeat_at=now
+        )
+    else:
+        Run.objects.filter(pk=run.id).update(
+            status=RunStatus.CANCELLING, cancel_requested_at=now, heartbeat_at=now
+        )
+    record_event(
+        type="tenant.provisioning.compensation_started",
+        tenant_id=tenant.id,
+        run_id=run.id,
+        actor=actor,
+        data={
+            "reason": "failed" if failed_step else "cancelled",
+            "held": ledger.held_allocations(tenant.id).count(),
+        },
+    )
+    run_id = run.id
+    transaction.on_commit(lambda: publish_compensation(run_id), robust=True)
+
+
+def publish_compensation(run_id: uuid.UUID) -> None:
+    from .tasks import compensate
+
+    compensate.delay(str(run_id))
+
+
+def _compensating(tenant: Tenant, run: Run) -> bool:
+    return (
+        tenant.workflow_id == run.id
+        and tenant.state == TenantState.PROVISIONING
+        and (
+            run.status == RunStatus.CANCELLING
+            or (run.status == RunStatus.RUNNING and run.compensating)
+        )
+    )
+
+
+def compensate_run(run_id: uuid.UUID | str) -> None:
+    """Release, newest first, everything the tenant holds; then settle tenant and run.
+
+    Runs for both a cancel and a step out of retries. It reads the ledger again under the lock
+    before it settles, so an allocation a late step wrote meanwhile is released too.
+    """
+    run_id = uuid.UUID(str(run_id))
+
+    def still_ours() -> bool:
+        run = Run.objects.filter(pk=run_id).first()
+        tenant = Tenant.objects.filter(pk=run.tenant_id).first() if run else None
+        return bool(run and tenant and _compensating(tenant, run))
+
+    def beat() -> None:
+        Run.objects.filter(pk=run_id, status__in=saga.LIVE).update(heartbeat_at=timezone.now())
+
+    while True:
+        if not still_ours():
+            return
+        run = Run.objects.get(pk=run_id)
+        failed = ledger.release_all(
+            run.tenant_id,
+            run_id=run_id,
+            actor=SYSTEM,
+            heartbeat=beat,
+            should_stop=lambda: not still_ours(),
+        )
+        with transaction.atomic():
+            tenant = saga._lock(run.tenant_id)
+            run = Run.objects.get(pk=run_id)
+            if not _compensating(tenant, run):
+                return
+            failed_ids = {a.pk for a in failed}
+            if ledger.held_allocations(tenant.id).exclude(pk__in=failed_ids).exists():
+                continue  # a late step added one: go round again, outside the lock
+            _settle(tenant, run, failed)
+            return
+
+
+def _settle(tenant: Tenant, run: Run, failed: list[Allocation]) -> None:
+    now = timezone.now()
+    cancelled = run.status == RunStatus.CANCELLING
+    note = ""
+    if failed:
+        note = "Could not release: " + "; ".join(
+            f"{a.kind} {a.external_id} ({a.release_error})" for a in failed
+        )
+        record_event(
+            type="tenant.provisioning.compensation_failed",
+            tenant_id=tenant.id,
+            run_id=run.id,
+            actor=SYSTEM,
+            data={
+                "failed": [
+                    {"kind": a.kind, "external_id": a.external_id, "error": a.release_error}
+                    for a in failed
+                ]
+            },
+        )
+    else:
+        record_event(
+            type="tenant.provisioning.compensation_completed",
+            tenant_id=tenant.id,
+            run_id=run.id,
+            actor=SYSTEM,
+            data={},
+        )
+    Run.objects.filter(pk=run.id).update(
+        status=RunStatus.CANCELLED if cancelled else RunStatus.FAILED,
+        finished_at=now,
+        heartbeat_at=now,
+        compensating=False,
+    )
+    StepExecution.objects.filter(
+        run=run, status__in=[StepStatus.WAITING, StepStatus.DISPATCHED, StepStatus.RUNNING]
+    ).update(status=StepStatus.SKIPPED, token=None)
+    if cancelled:
+        tenant.finish_cancel()
+        tenant.last_error = note
+        tenant.failed_activity = ""
+        tenant.save(update_fields=["state", "last_error", "failed_activity", "updated_at"])
+        record_event(
+            type="tenant.provisioning.cancelled",
+            tenant_id=tenant.id,
+            run_id=run.id,
+            actor=SYSTEM,
+            data={"released_all": not failed},
+        )
+    else:
+        tenant.fail()
+        tenant.failed_activity = run.failed_step
+        tenant.last_error = run.error + (f"\n{note}" if note else "")
+        tenant.save(update_fields=["state", "last_error", "failed_activity", "updated_at"])
+        record_event(
+            type="tenant.provisioning.failed",
+            tenant_id=tenant.id,
+            run_id=run.id,
+            actor=SYSTEM,
+            data={"failed_activity": run.failed_step, "error": run.error},
+        )
+
+
+# --- decommission ---------------------------------------------------------------------------
+
+
+def publish_decommission(tenant_id: uuid.UUID) -> None:
+    from .tasks import decommission
+
+    decommission.delay(str(tenant_id))
+
+
+def decommission_tenant(tenant_id: uuid.UUID | str) -> None:
+    """Release everything the tenant holds, then mark it decommissioned (idempotent)."""
+    tenant_id = uuid.UUID(str(tenant_id))
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    if tenant is None or tenant.state == TenantState.DECOMMISSIONED:
+        return
+    if tenant.decommission_requested_at is None:
+        return
+    failed = ledger.release_all(tenant_id, run_id=None, actor=SYSTEM)
+    with transaction.atomic():
+        tenant = saga._lock(tenant_id)
+        if tenant.state == TenantState.DECOMMISSIONED or not tenant.decommission_requested_at:
+            return
+        if failed or ledger.held_allocations(tenant_id).exists():
+            failed = failed or list(ledger.held_allocations(tenant_id))
+            tenant.last_error = "Decommission could not release: " + "; ".join(
+                f"{a.kind} {a.external_id} ({a.release_error or 'still held'})" for a in failed
+            )
+            tenant.save(update_fields=["last_error", "updated_at"])
+            return
+        live = saga.live_run(tenant)
+        if live is not None:
+            Run.objects.filter(pk=live.id).update(
+                status=RunStatus.ORPHANED, finished_at=timezone.now()
+            )
+        tenant.decommission()
+        tenant.decommissioned_at = timezone.now()
+        tenant.last_error = ""
+        tenant.save(update_fields=["state", "decommissioned_at", "last_error", "updated_at"])
+        record_event(
+            type="tenant.decommissioned", tenant_id=tenant.id, run_id=None, actor=SYSTEM, data={}
+        )
