@@ -206,106 +206,62 @@ def _operate(
 ACTION_RESPONSES: dict[int, Any] = {202: TenantOut, **WRITE_ERRORS}
 
 
-@api.post(
-    "/tenants/{tenant_id}/cancel",
-    response=ACTION_RESPONSES,
-    tags=["operations"],
-    summary="Cancel provisioning (roll back what was allocated; the tenant becomes pending)",
-    operation_id="cancel_provisioning",
-)
-def cancel(
-    request: HttpRequest,
-    response: HttpResponse,
-    tenant_id: str,
-    payload: ActionIn | None = None,
-    idempotency_key: str | None = IdempotencyKey,
-) -> Status[Any]:
-    return _operate(request, response, "cancel", tenant_id, payload, idempotency_key)
+# One endpoint per operation, each with its own path and operation id in the OpenAPI document.
+ACTIONS: dict[str, tuple[str, str]] = {
+    "cancel": (
+        "cancel_provisioning",
+        "Cancel provisioning (roll back what was allocated; the tenant becomes pending)",
+    ),
+    "reset": (
+        "reset_provisioning",
+        "Reset a wedged provisioning (keeps allocations; the tenant becomes pending)",
+    ),
+    "retry": ("retry_provisioning", "Retry provisioning (a new run, attempt + 1)"),
+    "suspend": ("suspend_tenant", "Suspend an active tenant"),
+    "resume": ("resume_tenant", "Resume a suspended tenant"),
+    "decommission": (
+        "decommission_tenant",
+        "Decommission (release everything; the slug is free again)",
+    ),
+}
 
 
-@api.post(
-    "/tenants/{tenant_id}/reset",
-    response=ACTION_RESPONSES,
-    tags=["operations"],
-    summary="Reset a wedged provisioning (keeps allocations; the tenant becomes pending)",
-    operation_id="reset_provisioning",
-)
-def reset(
-    request: HttpRequest,
-    response: HttpResponse,
-    tenant_id: str,
-    payload: ActionIn | None = None,
-    idempotency_key: str | None = IdempotencyKey,
-) -> Status[Any]:
-    return _operate(request, response, "reset", tenant_id, payload, idempotency_key)
+def _action_view(action: str) -> Callable[..., Status[Any]]:
+    # Only retry takes a body with content (faults); the others accept an empty object.
+    if action == "retry":
+
+        def view(
+            request: HttpRequest,
+            response: HttpResponse,
+            tenant_id: str,
+            payload: RetryIn | None = None,
+            idempotency_key: str | None = IdempotencyKey,
+        ) -> Status[Any]:
+            return _operate(request, response, action, tenant_id, payload, idempotency_key)
+
+    else:
+
+        def view(
+            request: HttpRequest,
+            response: HttpResponse,
+            tenant_id: str,
+            payload: ActionIn | None = None,
+            idempotency_key: str | None = IdempotencyKey,
+        ) -> Status[Any]:
+            return _operate(request, response, action, tenant_id, payload, idempotency_key)
+
+    view.__name__ = view.__qualname__ = action
+    return view
 
 
-@api.post(
-    "/tenants/{tenant_id}/retry",
-    response=ACTION_RESPONSES,
-    tags=["operations"],
-    summary="Retry provisioning (a new run, attempt + 1)",
-    operation_id="retry_provisioning",
-)
-def retry(
-    request: HttpRequest,
-    response: HttpResponse,
-    tenant_id: str,
-    payload: RetryIn | None = None,
-    idempotency_key: str | None = IdempotencyKey,
-) -> Status[Any]:
-    return _operate(request, response, "retry", tenant_id, payload, idempotency_key)
-
-
-@api.post(
-    "/tenants/{tenant_id}/suspend",
-    response=ACTION_RESPONSES,
-    tags=["operations"],
-    summary="Suspend an active tenant",
-    operation_id="suspend_tenant",
-)
-def suspend(
-    request: HttpRequest,
-    response: HttpResponse,
-    tenant_id: str,
-    payload: ActionIn | None = None,
-    idempotency_key: str | None = IdempotencyKey,
-) -> Status[Any]:
-    return _operate(request, response, "suspend", tenant_id, payload, idempotency_key)
-
-
-@api.post(
-    "/tenants/{tenant_id}/resume",
-    response=ACTION_RESPONSES,
-    tags=["operations"],
-    summary="Resume a suspended tenant",
-    operation_id="resume_tenant",
-)
-def resume(
-    request: HttpRequest,
-    response: HttpResponse,
-    tenant_id: str,
-    payload: ActionIn | None = None,
-    idempotency_key: str | None = IdempotencyKey,
-) -> Status[Any]:
-    return _operate(request, response, "resume", tenant_id, payload, idempotency_key)
-
-
-@api.post(
-    "/tenants/{tenant_id}/decommission",
-    response=ACTION_RESPONSES,
-    tags=["operations"],
-    summary="Decommission (release everything; the slug is free again)",
-    operation_id="decommission_tenant",
-)
-def decommission(
-    request: HttpRequest,
-    response: HttpResponse,
-    tenant_id: str,
-    payload: ActionIn | None = None,
-    idempotency_key: str | None = IdempotencyKey,
-) -> Status[Any]:
-    return _operate(request, response, "decommission", tenant_id, payload, idempotency_key)
+for _action, (_operation_id, _summary) in ACTIONS.items():
+    api.post(
+        f"/tenants/{{tenant_id}}/{_action}",
+        response=ACTION_RESPONSES,
+        tags=["operations"],
+        summary=_summary,
+        operation_id=_operation_id,
+    )(_action_view(_action))
 
 
 # --- audit ----------------------------------------------------------------------------------
