@@ -18,6 +18,8 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
+from controlplane.admin import ReadOnlyAdmin
+
 from .models import Event
 from .services import EVENT_TYPES
 
@@ -64,7 +66,7 @@ class ActorKindFilter(admin.SimpleListFilter):
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(ReadOnlyAdmin):
     list_display = ["id", "when", "type", "tenant_link", "seq", "actor", "short_run_id"]
     list_filter = [TypeFilter, ActorKindFilter, "actor", "occurred_at"]
     search_fields = ["type", "actor"]
@@ -87,20 +89,6 @@ class EventAdmin(admin.ModelAdmin):
         "digest",
     ]
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         # The tenant page links here with ?tenant_id=<id>.

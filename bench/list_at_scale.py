@@ -11,9 +11,7 @@ the time includes the view, the template or the JSON, and the queries. Prints Ma
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -22,6 +20,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from common import fresh_database  # noqa: E402 - bench/ is the script's own folder
 
 
 def timed(fn, repeat: int = 15) -> tuple[float, float]:
@@ -38,25 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tenants", type=int, default=100_000)
     args = parser.parse_args()
-    url = os.environ["DATABASE_URL"]
-    dbname = url.rsplit("/", 1)[1]
-    admin_url = url.rsplit("/", 1)[0] + "/postgres"
-    subprocess.run(["psql", admin_url, "-qc", f"DROP DATABASE IF EXISTS {dbname}"], check=True)
-    subprocess.run(["psql", admin_url, "-qc", f"CREATE DATABASE {dbname}"], check=True)
-    env = dict(
-        os.environ,
-        SECRET_KEY="bench",
-        CONTROLPLANE_VAR_DIR="/tmp/cp-bench-var",
-        ALLOWED_HOSTS="testserver",
-    )
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True
-    )
-    os.environ.update(env)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
-    import django
-
-    django.setup()
+    fresh_database(ALLOWED_HOSTS="testserver")
     from django.contrib.auth.models import User
     from django.db import connection
     from django.test import Client

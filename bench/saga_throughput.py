@@ -10,7 +10,6 @@ creates N tenants at once and waits until all are active. Prints a Markdown tabl
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -19,6 +18,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from common import fresh_database  # noqa: E402 - bench/ is the script's own folder
 
 
 def main() -> None:
@@ -29,21 +30,7 @@ def main() -> None:
     parser.add_argument("--db-reuse-max", default="100")
     args = parser.parse_args()
 
-    url = os.environ["DATABASE_URL"]
-    dbname = url.rsplit("/", 1)[1]
-    admin_url = url.rsplit("/", 1)[0] + "/postgres"
-    subprocess.run(["psql", admin_url, "-qc", f"DROP DATABASE IF EXISTS {dbname}"], check=True)
-    subprocess.run(["psql", admin_url, "-qc", f"CREATE DATABASE {dbname}"], check=True)
-    env = dict(
-        os.environ,
-        SECRET_KEY="bench",
-        CELERY_DB_REUSE_MAX=args.db_reuse_max,
-        CONTROLPLANE_VAR_DIR="/tmp/cp-bench-var",
-        LOG_LEVEL="WARNING",
-    )
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True
-    )
+    env = fresh_database(CELERY_DB_REUSE_MAX=args.db_reuse_max, LOG_LEVEL="WARNING")
     subprocess.run(
         ["redis-cli", "-u", env["CELERY_BROKER_URL"], "FLUSHDB"], check=True, capture_output=True
     )
@@ -70,11 +57,6 @@ def main() -> None:
         )
         for i in range(args.workers)
     ]
-    os.environ.update(env)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
-    import django
-
-    django.setup()
     from audit.models import Event
     from tenants.models import Tenant
     from tenants.services import Actor, create_tenant

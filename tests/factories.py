@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 import factory
@@ -146,3 +147,27 @@ def decommissioned_tenant(**fields: Any) -> Tenant:
 def reset_tenant(settings: Any, **fields: Any) -> Tenant:
     tenant = stalled_tenant(settings, **fields)
     return reset_provisioning(tenant_id=tenant.id, actor=ACTOR)
+
+
+# Every situation an operator meets, built through the services, and what the contract allows
+# in each: shared by the service, API and console tests so they check one table.
+SITUATIONS: dict[str, Callable[[Any], Tenant]] = {
+    "pending": lambda s: pending_tenant(),
+    "pending_with_error": lambda s: pending_with_error(s),
+    "provisioning": lambda s: provisioning_tenant(),
+    "provisioning_stalled": lambda s: stalled_tenant(s),
+    "active": lambda s: active_tenant(),
+    "failed": lambda s: failed_tenant(),
+    "suspended": lambda s: suspended_tenant(),
+    "decommissioned": lambda s: decommissioned_tenant(),
+}
+ALLOWED_ACTIONS: dict[str, set[str]] = {
+    "pending": {"retry", "decommission"},
+    "pending_with_error": {"reset", "decommission"},
+    "provisioning": {"cancel"},
+    "provisioning_stalled": {"cancel", "reset"},
+    "active": {"suspend", "decommission"},
+    "failed": {"retry", "decommission"},
+    "suspended": {"resume", "decommission"},
+    "decommissioned": set(),
+}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,28 +18,8 @@ pytestmark = pytest.mark.django_db
 
 ACTIONS = ["cancel", "reset", "retry", "suspend", "resume", "decommission"]
 
-BUILDERS: dict[str, Callable[[Any], Tenant]] = {
-    "pending": lambda s: f.pending_tenant(),
-    "pending_with_error": lambda s: f.pending_with_error(s),
-    "provisioning": lambda s: f.provisioning_tenant(),
-    "provisioning_stalled": lambda s: f.stalled_tenant(s),
-    "active": lambda s: f.active_tenant(),
-    "failed": lambda s: f.failed_tenant(),
-    "suspended": lambda s: f.suspended_tenant(),
-    "decommissioned": lambda s: f.decommissioned_tenant(),
-}
-
-# The contract's table of operations, read per situation.
-ALLOWED: dict[str, set[str]] = {
-    "pending": {"retry", "decommission"},
-    "pending_with_error": {"reset", "decommission"},
-    "provisioning": {"cancel"},
-    "provisioning_stalled": {"cancel", "reset"},
-    "active": {"suspend", "decommission"},
-    "failed": {"retry", "decommission"},
-    "suspended": {"resume", "decommission"},
-    "decommissioned": set(),
-}
+BUILDERS = f.SITUATIONS
+ALLOWED = f.ALLOWED_ACTIONS
 
 # What the state is right after the API accepted the operation (the rest happens in tasks).
 STATE_AFTER: dict[str, str] = {

@@ -3,7 +3,6 @@ change nothing; and each operation writes exactly the contract's events."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,27 +21,8 @@ pytestmark = pytest.mark.django_db
 
 ACTOR = Actor.shell("tester")
 
-BUILDERS: dict[str, Callable[[Any], Tenant]] = {
-    "pending": lambda s: f.pending_tenant(),
-    "pending_with_error": lambda s: f.pending_with_error(s),
-    "provisioning": lambda s: f.provisioning_tenant(),
-    "provisioning_stalled": lambda s: f.stalled_tenant(s),
-    "active": lambda s: f.active_tenant(),
-    "failed": lambda s: f.failed_tenant(),
-    "suspended": lambda s: f.suspended_tenant(),
-    "decommissioned": lambda s: f.decommissioned_tenant(),
-}
-
-ALLOWED: dict[str, set[str]] = {
-    "pending": {"retry", "decommission"},
-    "pending_with_error": {"reset", "decommission"},
-    "provisioning": {"cancel"},
-    "provisioning_stalled": {"cancel", "reset"},
-    "active": {"suspend", "decommission"},
-    "failed": {"retry", "decommission"},
-    "suspended": {"resume", "decommission"},
-    "decommissioned": set(),
-}
+BUILDERS = f.SITUATIONS
+ALLOWED = f.ALLOWED_ACTIONS
 
 
 def snapshot(tenant: Tenant) -> tuple[Any, ...]:
