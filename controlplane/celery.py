@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from celery import Celery
+from celery.signals import task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 
@@ -14,3 +16,20 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # reusing it halves the cost of a short step (see docs/performance.md).
 app.conf.CELERY_DB_REUSE_MAX = int(os.environ.get("CELERY_DB_REUSE_MAX", "100"))
 app.autodiscover_tasks(["provisioning"])
+
+
+@task_prerun.connect
+@task_postrun.connect
+def heal_database_connections(**_: Any) -> None:
+    """Drop a connection that died since the last task, so this task opens a fresh one.
+
+    With ``CELERY_DB_REUSE_MAX`` the fixup keeps a task's connection for the next one and
+    never asks whether it still works. After a database restart, a failover or a
+    ``pg_terminate_backend`` every later task of the worker would then fail on the dead
+    connection. This is what Django does around every web request: it marks the connection
+    for a health check on its next use (``CONN_HEALTH_CHECKS``) and closes it if an error left
+    it unusable, so the worker heals on its very next task.
+    """
+    from django.db import close_old_connections
+
+    close_old_connections()

@@ -15,7 +15,7 @@ from audit.services import SYSTEM, record_event
 from tenants.models import Tenant, TenantState
 
 from . import ledger, saga
-from .models import Allocation, Run, RunStatus, StepExecution, StepStatus
+from .models import Allocation, AllocationIntent, Run, RunStatus, StepExecution, StepStatus
 
 
 def begin_compensation(
@@ -94,14 +94,13 @@ def compensate_run(run_id: uuid.UUID | str) -> None:
             run = Run.objects.get(pk=run_id)
             if not _compensating(tenant, run):
                 return
-            failed_ids = {a.pk for a in failed}
-            if ledger.held_allocations(tenant.id).exclude(pk__in=failed_ids).exists():
+            if ledger.outstanding(tenant.id, failed):
                 continue  # a late step added one: go round again, outside the lock
             _settle(tenant, run, failed)
             return
 
 
-def _settle(tenant: Tenant, run: Run, failed: list[Allocation]) -> None:
+def _settle(tenant: Tenant, run: Run, failed: list[Allocation | AllocationIntent]) -> None:
     now = timezone.now()
     cancelled = run.status == RunStatus.CANCELLING
     note = ""
@@ -186,8 +185,11 @@ def decommission_tenant(tenant_id: uuid.UUID | str) -> None:
         tenant = saga._lock(tenant_id)
         if tenant.state == TenantState.DECOMMISSIONED or not tenant.decommission_requested_at:
             return
-        if failed or ledger.held_allocations(tenant_id).exists():
-            failed = failed or list(ledger.held_allocations(tenant_id))
+        if failed or ledger.outstanding(tenant_id, []):
+            failed = failed or [
+                *ledger.held_allocations(tenant_id),
+                *ledger.open_intents(tenant_id),
+            ]
             tenant.last_error = "Decommission could not release: " + "; ".join(
                 f"{a.kind} {a.external_id} ({a.release_error or 'still held'})" for a in failed
             )

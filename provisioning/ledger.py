@@ -20,7 +20,7 @@ from django.utils import timezone
 from audit.services import record_event
 from tenants.models import Tenant
 
-from .models import KINDS, Allocation, Run
+from .models import KINDS, Allocation, AllocationIntent, Run
 from .providers import ProviderError, get_provider
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,43 @@ def release_order(tenant_id: UUID):
         held_allocations(tenant_id)
         .annotate(kind_order=_KIND_ORDER)
         .order_by("-allocated_at", "-kind_order", "-id")
+    )
+
+
+def open_intent(*, tenant: Tenant, kind: str, run: Run) -> None:
+    """Write, before a provider is called, that the tenant is about to hold one ``kind``.
+
+    Called with the tenant locked, in the step's claim. One statement: an intent still open
+    from an earlier try (which may have made something) is kept as it is.
+    """
+    AllocationIntent.objects.bulk_create(
+        [AllocationIntent(tenant=tenant, kind=kind, run=run)], ignore_conflicts=True
+    )
+
+
+def resolve_intent(*, tenant_id: UUID, kind: str, external_id: str) -> None:
+    """The provider's answer is on the ledger now: the intent has done its job."""
+    AllocationIntent.objects.filter(
+        tenant_id=tenant_id, kind=kind, resolved_at__isnull=True
+    ).update(
+        resolved_at=timezone.now(),
+        outcome=AllocationIntent.Outcome.RECORDED,
+        external_id=external_id,
+        release_error="",
+    )
+
+
+def open_intents(tenant_id: UUID):
+    return AllocationIntent.objects.filter(tenant_id=tenant_id, resolved_at__isnull=True)
+
+
+def outstanding(tenant_id: UUID, failed: list[Allocation | AllocationIntent]) -> bool:
+    """Whether anything is still held or intended beyond what already failed to release."""
+    failed_allocations = {a.pk for a in failed if isinstance(a, Allocation)}
+    failed_intents = {a.pk for a in failed if isinstance(a, AllocationIntent)}
+    return (
+        held_allocations(tenant_id).exclude(pk__in=failed_allocations).exists()
+        or open_intents(tenant_id).exclude(pk__in=failed_intents).exists()
     )
 
 
@@ -140,6 +177,69 @@ def release_allocation(
     return True
 
 
+def release_intent(
+    intent_id: int,
+    *,
+    run_id: UUID | None,
+    actor: str,
+    heartbeat: Callable[[], None] | None = None,
+) -> bool:
+    """Release what the provider finds for an open intent (maybe nothing); True when done.
+
+    The intent's worker died between the provider call and the ledger, or has not answered
+    yet. What the provider finds for the tenant is released unless the ledger already holds
+    it (then the answer did arrive, and the allocation is released on its own).
+    """
+    intent = AllocationIntent.objects.filter(pk=intent_id, resolved_at__isnull=True).first()
+    if intent is None:
+        return True
+    if heartbeat:
+        heartbeat()
+    provider = get_provider(intent.kind)
+    external_id, error, released = "", "", False
+    try:
+        external_id = provider.lookup(intent.tenant_id) or ""
+        recorded = bool(external_id) and (
+            held_allocations(intent.tenant_id)
+            .filter(kind=intent.kind, external_id=external_id)
+            .exists()
+        )
+        if external_id and not recorded:
+            provider.release(intent.tenant_id, external_id)
+            released = True
+    except ProviderError as exc:
+        error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - a provider bug must not lose the intent
+        error = f"{type(exc).__name__}: {exc}"
+        log.exception("release of %s crashed", intent)
+    with transaction.atomic():
+        Tenant.objects.select_for_update().filter(pk=intent.tenant_id).first()
+        still_open = AllocationIntent.objects.filter(pk=intent.pk, resolved_at__isnull=True)
+        if error:
+            still_open.update(release_error=error)
+            return False
+        outcome = (
+            AllocationIntent.Outcome.RELEASED if released else AllocationIntent.Outcome.NOTHING
+        )
+        if (
+            still_open.update(
+                resolved_at=timezone.now(),
+                outcome=outcome,
+                external_id=external_id,
+                release_error="",
+            )
+            and released
+        ):
+            record_event(
+                type="tenant.resource.released",
+                tenant_id=intent.tenant_id,
+                run_id=run_id,
+                actor=actor,
+                data={"kind": intent.kind, "external_id": external_id, "intent": True},
+            )
+    return True
+
+
 def release_all(
     tenant_id: UUID,
     *,
@@ -147,21 +247,27 @@ def release_all(
     actor: str,
     heartbeat: Callable[[], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-) -> list[Allocation]:
-    """Release everything the tenant holds, newest first. Returns the ones that failed.
+) -> list[Allocation | AllocationIntent]:
+    """Release everything the tenant holds, newest first, then every open intent. Returns
+    what failed.
 
     Each allocation is tried once per call; the loop reads the ledger again after each, so an
     allocation written meanwhile by a late step is released too.
     """
-    failed: list[Allocation] = []
+    failed: list[Allocation | AllocationIntent] = []
     attempted: set[int] = set()
     while True:
         if should_stop and should_stop():
-            break
+            return failed
         nxt = release_order(tenant_id).exclude(pk__in=attempted).first()
         if nxt is None:
             break
         attempted.add(nxt.pk)
         if not release_allocation(nxt.pk, run_id=run_id, actor=actor, heartbeat=heartbeat):
             failed.append(Allocation.objects.get(pk=nxt.pk))
+    for intent_id in list(open_intents(tenant_id).values_list("pk", flat=True)):
+        if should_stop and should_stop():
+            break
+        if not release_intent(intent_id, run_id=run_id, actor=actor, heartbeat=heartbeat):
+            failed.append(AllocationIntent.objects.get(pk=intent_id))
     return failed

@@ -174,6 +174,47 @@ class Allocation(models.Model):
         return self.released_at is None
 
 
+class AllocationIntent(models.Model):
+    """Written before a provider is called: the tenant is about to hold one ``kind``.
+
+    Providers find what they made for a tenant by the tenant's id (``Provider.lookup``), so an
+    intent is enough to release what a call made even when its worker died before the answer
+    reached the ledger. It stays open from just before the call until the answer is recorded
+    (``recorded``) or a rollback, decommission or reconciliation releases what the provider
+    finds (``released``, or ``nothing`` when it finds nothing). At most one open per tenant and
+    kind.
+    """
+
+    class Outcome(models.TextChoices):
+        OPEN = "", "Open"
+        RECORDED = "recorded", "Recorded in the ledger"
+        RELEASED = "released", "Released by lookup"
+        NOTHING = "nothing", "Nothing was made"
+
+    id = models.BigAutoField(primary_key=True)
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="intents")
+    kind = models.CharField(max_length=20)
+    run = models.ForeignKey(Run, on_delete=models.PROTECT, null=True, related_name="intents")
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices, blank=True, default="")
+    external_id = models.CharField(max_length=500, blank=True, default="")
+    release_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "kind"],
+                condition=Q(resolved_at__isnull=True),
+                name="allocation_intent_one_open_per_kind",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} intent ({self.outcome or 'open'})"
+
+
 # --- records of the stand-in outside services ---------------------------------------------
 
 

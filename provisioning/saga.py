@@ -372,7 +372,11 @@ def _claim(step_id: int, token: uuid.UUID) -> _Claim | None:
         kind = STEP_KIND.get(step.name)
         if kind is not None:
             held = ledger.held_allocations(tenant.id).filter(kind=kind).first()
-            if held is not None:
+            if held is None:
+                # On the ledger before the provider is called: if this worker dies after the
+                # call and before its answer is recorded, a rollback still finds what it made.
+                ledger.open_intent(tenant=tenant, kind=kind, run=run)
+            else:
                 # Left by an earlier attempt, a reset or a redelivered try: reuse it.
                 record_event(
                     type="tenant.resource.reused",
@@ -414,6 +418,7 @@ def _record(step_id: int, token: uuid.UUID, kind: str | None, external_id: str |
                 tid, extra = tenant.id, dup.external_id
                 transaction.on_commit(lambda: _release_duplicate(tid, kind, extra), robust=True)
                 allocation, created = dup.held, False
+            ledger.resolve_intent(tenant_id=tenant.id, kind=kind, external_id=external_id)
         if not _fenced(tenant, step, token):
             if created and allocation is not None and _late_allocation_is_unwanted(tenant, run):
                 release_after = allocation.pk

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -28,11 +29,14 @@ class TenantSpec:
 
 
 class Provider:
-    """One allocation kind. Both methods are idempotent.
+    """One allocation kind. Every method is idempotent.
 
     ``allocate`` returns the ``external_id`` naming what it made; asked again for the same
     tenant it returns the same thing without making a second one. ``release`` of something
-    already gone succeeds.
+    already gone succeeds. ``lookup`` finds what exists for a tenant without its
+    ``external_id`` (how an allocation intent is released when its worker died before the
+    answer was recorded), and ``inventory`` lists everything the provider holds for the
+    control plane (what ``manage.py reconcile`` compares with the ledger).
     """
 
     kind: str = ""
@@ -46,3 +50,19 @@ class Provider:
     def exists(self, external_id: str) -> bool:
         """Whether the thing named still exists (for checks and tests)."""
         raise NotImplementedError
+
+    def lookup(self, tenant_id: UUID) -> str | None:
+        """The ``external_id`` of what exists for this tenant, or None."""
+        raise NotImplementedError
+
+    def inventory(self) -> Iterable[tuple[UUID | None, str]]:
+        """Every resource this provider holds for the control plane, as (tenant id or None
+        when it cannot be told, external_id)."""
+        raise NotImplementedError
+
+
+def parse_uuid(text: str) -> UUID | None:
+    try:
+        return UUID(text)
+    except ValueError:
+        return None

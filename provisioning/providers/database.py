@@ -7,7 +7,7 @@ from uuid import UUID
 from django.conf import settings
 from django.db import DatabaseError, connection
 
-from .base import Provider, ProviderError, TenantSpec
+from .base import Provider, ProviderError, TenantSpec, parse_uuid
 
 
 class SchemaDatabase(Provider):
@@ -69,3 +69,28 @@ class SchemaDatabase(Provider):
                 )
                 return cursor.fetchone() is not None
         return Path(external_id).exists()
+
+    def lookup(self, tenant_id: UUID) -> str | None:
+        if connection.vendor == "postgresql":
+            name = self.schema_name(tenant_id)
+            return name if self.exists(name) else None
+        path = self._sqlite_path(tenant_id).resolve()
+        return str(path) if path.exists() else None
+
+    def inventory(self) -> list[tuple[UUID | None, str]]:
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT schema_name FROM information_schema.schemata "
+                    "WHERE schema_name LIKE %s ORDER BY schema_name",
+                    ["tenant\\_%"],
+                )
+                names = [row[0] for row in cursor.fetchall()]
+            return [(parse_uuid(name.removeprefix("tenant_")), name) for name in names]
+        folder = (Path(settings.CONTROLPLANE_DATA_ROOT) / "databases").resolve()
+        if not folder.is_dir():
+            return []
+        return [
+            (parse_uuid(path.name.removesuffix(".sqlite3")), str(path))
+            for path in sorted(folder.glob("*.sqlite3"))
+        ]

@@ -5,7 +5,7 @@ from uuid import UUID
 from django.contrib.auth.models import Group, User
 from django.db import IntegrityError, transaction
 
-from .base import Provider, TenantSpec
+from .base import Provider, TenantSpec, parse_uuid
 
 
 class DjangoGroupIdentity(Provider):
@@ -46,3 +46,24 @@ class DjangoGroupIdentity(Provider):
 
     def exists(self, external_id: str) -> bool:
         return Group.objects.filter(name=external_id).exists()
+
+    def lookup(self, tenant_id: UUID) -> str | None:
+        name = self.group_name(tenant_id)
+        if (
+            Group.objects.filter(name=name).exists()
+            or User.objects.filter(username=self.username(tenant_id)).exists()
+        ):
+            return name
+        return None
+
+    def inventory(self) -> list[tuple[UUID | None, str]]:
+        found: dict[str, UUID | None] = {}
+        for name in Group.objects.filter(name__startswith="tenant-").values_list("name", flat=True):
+            found[name] = parse_uuid(name.removeprefix("tenant-"))
+        # An admin user whose group is gone is still something this provider made.
+        users = User.objects.filter(username__startswith="tenant-admin-")
+        for username in users.values_list("username", flat=True):
+            tenant_id = parse_uuid(username.removeprefix("tenant-admin-"))
+            if tenant_id is not None:
+                found.setdefault(self.group_name(tenant_id), tenant_id)
+        return [(tenant_id, name) for name, tenant_id in sorted(found.items())]

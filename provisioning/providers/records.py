@@ -36,6 +36,14 @@ class _RecordProvider(Provider):
     def exists(self, external_id: str) -> bool:
         return self.model.objects.filter(pk=int(external_id)).exists()
 
+    def lookup(self, tenant_id: UUID) -> str | None:
+        pk = self.model.objects.filter(tenant_id=tenant_id).values_list("pk", flat=True).first()
+        return None if pk is None else str(pk)
+
+    def inventory(self) -> list[tuple[UUID | None, str]]:
+        rows = self.model.objects.order_by("pk").values_list("tenant_id", "pk")
+        return [(tenant_id, str(pk)) for tenant_id, pk in rows]
+
 
 class DnsRecords(_RecordProvider):
     kind = "dns"

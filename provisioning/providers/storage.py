@@ -7,7 +7,7 @@ from uuid import UUID
 
 from django.conf import settings
 
-from .base import Provider, ProviderError, TenantSpec
+from .base import Provider, ProviderError, TenantSpec, parse_uuid
 
 
 class LocalDirectoryStorage(Provider):
@@ -15,8 +15,12 @@ class LocalDirectoryStorage(Provider):
 
     kind = "storage"
 
+    @staticmethod
+    def _root() -> Path:
+        return (Path(settings.CONTROLPLANE_DATA_ROOT) / "tenants").resolve()
+
     def _path(self, tenant_id: UUID) -> Path:
-        return (Path(settings.CONTROLPLANE_DATA_ROOT) / "tenants" / str(tenant_id)).resolve()
+        return self._root() / str(tenant_id)
 
     def allocate(self, tenant: TenantSpec) -> str:
         path = self._path(tenant.id)
@@ -31,8 +35,7 @@ class LocalDirectoryStorage(Provider):
 
     def release(self, tenant_id: UUID, external_id: str) -> None:
         path = Path(external_id)
-        root = (Path(settings.CONTROLPLANE_DATA_ROOT) / "tenants").resolve()
-        if path.parent != root:
+        if path.parent != self._root():
             raise ProviderError(
                 f"refusing to remove {path}: not a tenant directory", permanent=True
             )
@@ -45,3 +48,13 @@ class LocalDirectoryStorage(Provider):
 
     def exists(self, external_id: str) -> bool:
         return Path(external_id).is_dir()
+
+    def lookup(self, tenant_id: UUID) -> str | None:
+        path = self._path(tenant_id)
+        return str(path) if path.exists() else None
+
+    def inventory(self) -> list[tuple[UUID | None, str]]:
+        root = self._root()
+        if not root.is_dir():
+            return []
+        return [(parse_uuid(p.name), str(p)) for p in sorted(root.iterdir())]

@@ -1,0 +1,108 @@
+"""Defects found by the chaos run: a worker whose database connection died, and an allocation
+made just before its worker was killed. Both with a real worker process on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+from pathlib import Path
+
+import psycopg
+import pytest
+from django.db import connection
+
+from audit.models import Event
+from controlplane.celery import app
+from provisioning.models import Allocation, AllocationIntent, StepExecution
+from tenants.models import Tenant
+from tenants.services import cancel_provisioning
+
+from .. import factories as f
+from ..conftest import close_other_sessions, wait_for
+
+pytestmark = [pytest.mark.services, pytest.mark.worker]
+
+
+def succeeded(log: Path, task: str) -> int:
+    return len(re.findall(rf"Task {re.escape(task)}\[[^\]]+\] succeeded", log.read_text()))
+
+
+def test_a_worker_heals_after_its_database_connection_is_terminated(worker_process):
+    worker_process.start(concurrency=1)
+    log = worker_process.log_path
+    app.send_task("provisioning.watchdog")
+    wait_for(lambda: succeeded(log, "provisioning.watchdog") == 1, what="a first watchdog pass")
+
+    # What a database restart or failover does to every connection the worker keeps.
+    close_other_sessions()
+
+    for _ in range(5):
+        app.send_task("provisioning.watchdog")
+    wait_for(
+        lambda: succeeded(log, "provisioning.watchdog") == 6,
+        what="five more watchdog passes to succeed after the connections were terminated",
+    )
+    tenant = f.new_tenant(slug="after-the-failover")
+    wait_for(
+        lambda: Tenant.objects.get(pk=tenant.pk).state == "active",
+        what="the saga to complete on the healed worker",
+    )
+    tries = StepExecution.objects.filter(run_id=tenant.workflow_id).values_list("tries", flat=True)
+    assert set(tries) == {1}  # no try was burnt on a dead connection
+    assert "raised unexpected" not in log.read_text()
+
+
+def test_a_worker_killed_between_the_provider_call_and_the_ledger_leaves_nothing_behind(
+    worker_process, settings
+):
+    worker_process.start(concurrency=1)
+    tenant = f.new_tenant(slug="killed-before-ledger", faults={"allocate_storage": "slow:2"})
+    wait_for(
+        lambda: StepExecution.objects.filter(
+            run_id=tenant.workflow_id, name="allocate_storage", status="running"
+        ).exists(),
+        what="allocate_storage to start",
+    )
+    directory = Path(settings.CONTROLPLANE_DATA_ROOT) / "tenants" / str(tenant.id)
+    db = settings.DATABASES["default"]
+
+    # Hold the tenant's row from another session: the worker's record phase waits for it, so
+    # the directory exists while the ledger has not been told.
+    with psycopg.connect(
+        host=db["HOST"] or "127.0.0.1",
+        port=db["PORT"] or 5432,
+        user=db["USER"] or "postgres",
+        dbname=db["NAME"],
+        autocommit=False,
+    ) as locker:
+        locker.execute("SELECT 1 FROM tenants_tenant WHERE id = %s FOR UPDATE", [tenant.id])
+        wait_for(directory.is_dir, what="the storage provider to make the directory")
+        wait_for(
+            lambda: _waits_for_lock(locker.info.backend_pid),
+            what="the worker's record phase to wait for the tenant's row",
+        )
+        children = worker_process.children()
+        assert len(children) == 1
+        os.kill(children[0], signal.SIGKILL)
+        locker.rollback()
+
+    cancel_provisioning(tenant_id=tenant.id, actor=f.ACTOR)
+    wait_for(
+        lambda: Tenant.objects.get(pk=tenant.pk).state == "pending",
+        what="the cancel to finish",
+    )
+    assert not directory.exists()
+    assert not Allocation.objects.filter(tenant=tenant, released_at__isnull=True).exists()
+    assert not AllocationIntent.objects.filter(tenant=tenant, resolved_at__isnull=True).exists()
+    released = Event.objects.filter(tenant_id=tenant.id, type="tenant.resource.released")
+    assert released.filter(data__external_id=str(directory.resolve())).count() == 1
+
+
+def _waits_for_lock(blocker_pid: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+            [blocker_pid],
+        )
+        return cursor.fetchone()[0] > 0
