@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import uuid
 
+from celery import current_app
 from django.db import transaction
 from django.utils import timezone
 
 from audit.services import SYSTEM, record_event
 from tenants.models import Tenant, TenantState
 
-from . import ledger, saga
+from . import ledger, runs
 from .models import Allocation, AllocationIntent, Run, RunStatus, StepExecution, StepStatus
+from .runs import LIVE
 
 
 def begin_compensation(
@@ -46,9 +48,7 @@ def begin_compensation(
 
 
 def publish_compensation(run_id: uuid.UUID) -> None:
-    from .tasks import compensate
-
-    compensate.delay(str(run_id))
+    current_app.send_task("provisioning.compensate", args=[str(run_id)])
 
 
 def _compensating(tenant: Tenant, run: Run) -> bool:
@@ -76,7 +76,7 @@ def compensate_run(run_id: uuid.UUID | str) -> None:
         return bool(run and tenant and _compensating(tenant, run))
 
     def beat() -> None:
-        Run.objects.filter(pk=run_id, status__in=saga.LIVE).update(heartbeat_at=timezone.now())
+        Run.objects.filter(pk=run_id, status__in=LIVE).update(heartbeat_at=timezone.now())
 
     while True:
         if not still_ours():
@@ -90,7 +90,7 @@ def compensate_run(run_id: uuid.UUID | str) -> None:
             should_stop=lambda: not still_ours(),
         )
         with transaction.atomic():
-            tenant = saga._lock(run.tenant_id)
+            tenant = runs.lock_tenant(run.tenant_id)
             run = Run.objects.get(pk=run_id)
             if not _compensating(tenant, run):
                 return
@@ -167,9 +167,7 @@ def _settle(tenant: Tenant, run: Run, failed: list[Allocation | AllocationIntent
 
 
 def publish_decommission(tenant_id: uuid.UUID) -> None:
-    from .tasks import decommission
-
-    decommission.delay(str(tenant_id))
+    current_app.send_task("provisioning.decommission", args=[str(tenant_id)])
 
 
 def decommission_tenant(tenant_id: uuid.UUID | str) -> None:
@@ -182,7 +180,7 @@ def decommission_tenant(tenant_id: uuid.UUID | str) -> None:
         return
     failed = ledger.release_all(tenant_id, run_id=None, actor=SYSTEM)
     with transaction.atomic():
-        tenant = saga._lock(tenant_id)
+        tenant = runs.lock_tenant(tenant_id)
         if tenant.state == TenantState.DECOMMISSIONED or not tenant.decommission_requested_at:
             return
         if failed or ledger.outstanding(tenant_id, []):
@@ -195,7 +193,7 @@ def decommission_tenant(tenant_id: uuid.UUID | str) -> None:
             )
             tenant.save(update_fields=["last_error", "updated_at"])
             return
-        live = saga.live_run(tenant)
+        live = runs.live_run(tenant)
         if live is not None:
             Run.objects.filter(pk=live.id).update(
                 status=RunStatus.ORPHANED, finished_at=timezone.now()

@@ -20,21 +20,22 @@ Execution of one step has three phases:
 from __future__ import annotations
 
 import logging
-import threading
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
+from celery import current_app
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
 from audit.services import SYSTEM, record_event
 from tenants.models import Tenant, TenantState
 
-from . import compensation, ledger
+from . import compensation, ledger, runs
+from .faults import apply_fault
+from .heartbeat import Aborted, Heartbeat
 from .models import (
     STEP_KIND,
     STEPS,
@@ -48,47 +49,7 @@ from .providers import ProviderError, TenantSpec, get_provider
 
 log = logging.getLogger(__name__)
 
-FAULT_KINDS = ("fail", "fail_once", "stall")
-
-
-def validate_faults(faults: object) -> dict[str, str]:
-    """Check a ``faults`` map; raise ValueError naming what is wrong."""
-    if faults is None:
-        return {}
-    if not isinstance(faults, dict):
-        raise ValueError("faults must be an object mapping step names to faults")
-    clean: dict[str, str] = {}
-    for step, fault in faults.items():
-        if step not in STEPS:
-            raise ValueError(f"unknown step {step!r}; steps are {', '.join(STEPS)}")
-        if not isinstance(fault, str):
-            raise ValueError(f"fault for {step} must be a string")
-        if fault.startswith("slow:"):
-            try:
-                seconds = float(fault.removeprefix("slow:"))
-            except ValueError:
-                raise ValueError(f"fault for {step}: slow:<seconds> needs a number") from None
-            if not 0 <= seconds <= 3600:
-                raise ValueError(f"fault for {step}: slow takes 0 to 3600 seconds")
-        elif fault not in FAULT_KINDS:
-            raise ValueError(
-                f"fault for {step} must be one of fail, fail_once, stall, slow:<seconds>"
-            )
-        clean[step] = fault
-    return clean
-
-
 # --- starting and dispatching ---------------------------------------------------------------
-
-
-def live_run(tenant: Tenant) -> Run | None:
-    """The run the tenant's handle names, if it is still live (running or cancelling)."""
-    if tenant.workflow_id is None:
-        return None
-    return Run.objects.filter(pk=tenant.workflow_id, status__in=LIVE).first()
-
-
-LIVE = (RunStatus.RUNNING, RunStatus.CANCELLING)
 
 
 def start_run(tenant: Tenant, *, actor: str, faults: dict[str, str] | None = None) -> Run:
@@ -147,33 +108,10 @@ def dispatch_step(step: StepExecution, *, countdown: float = 0) -> uuid.UUID:
 
 
 def publish_step(name: str, step_id: int, token: uuid.UUID, countdown: float = 0) -> None:
-    from .tasks import STEP_TASKS
-
-    STEP_TASKS[name].apply_async(args=[step_id, str(token)], countdown=countdown or None)
-
-
-# --- the fence ------------------------------------------------------------------------------
-
-
-def _fenced(tenant: Tenant, step: StepExecution, token: uuid.UUID) -> bool:
-    """True when this try may still act: the live, running run's current try of the step."""
-    run = step.run
-    return (
-        tenant.workflow_id == run.id
-        and tenant.state == TenantState.PROVISIONING
-        and run.status == RunStatus.RUNNING
-        and not run.compensating
-        and step.token == token
-        and step.status in (StepStatus.DISPATCHED, StepStatus.RUNNING)
+    # By name: the saga never imports the task module (tasks import the saga).
+    current_app.send_task(
+        f"provisioning.steps.{name}", args=[step_id, str(token)], countdown=countdown or None
     )
-
-
-def _lock(tenant_id: uuid.UUID) -> Tenant:
-    return Tenant.objects.select_for_update().get(pk=tenant_id)
-
-
-def _load_step(step_id: int) -> StepExecution:
-    return StepExecution.objects.select_related("run").get(pk=step_id)
 
 
 def _spec(tenant: Tenant) -> TenantSpec:
@@ -184,86 +122,6 @@ def _spec(tenant: Tenant) -> TenantSpec:
         plan=tenant.plan,
         admin_email=tenant.admin_email,
     )
-
-
-# --- heartbeats -----------------------------------------------------------------------------
-
-
-class Aborted(Exception):
-    """The step's run stopped being live while it worked (cancel, reset, a newer try)."""
-
-
-class StepTimedOut(ProviderError):
-    pass
-
-
-class Heartbeat:
-    """Beats for a working step in a thread, and notices when it should stop.
-
-    Each beat is a conditional UPDATE that only matches the step's current try of a running
-    run: when it matches nothing the run was cancelled, orphaned or the try superseded, and
-    the work is asked to stop (``aborted``). The thread also enforces the step timeout.
-    """
-
-    def __init__(self, step_id: int, run_id: uuid.UUID, token: uuid.UUID) -> None:
-        self.step_id = step_id
-        self.run_id = run_id
-        self.token = token
-        self.stop = threading.Event()
-        self.aborted = threading.Event()
-        self.timed_out = threading.Event()
-        self.started = time.monotonic()
-        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{step_id}", daemon=True)
-
-    def beat(self) -> bool:
-        now = timezone.now()
-        matched = StepExecution.objects.filter(
-            pk=self.step_id,
-            token=self.token,
-            status=StepStatus.RUNNING,
-            run__status=RunStatus.RUNNING,
-            run__compensating=False,
-        ).update(heartbeat_at=now)
-        if matched:
-            Run.objects.filter(pk=self.run_id, status=RunStatus.RUNNING).update(heartbeat_at=now)
-        return bool(matched)
-
-    def _loop(self) -> None:
-        try:
-            while not self.stop.wait(settings.CONTROLPLANE_HEARTBEAT_INTERVAL):
-                if time.monotonic() - self.started > settings.CONTROLPLANE_STEP_TIMEOUT:
-                    self.timed_out.set()
-                    self.aborted.set()
-                    return
-                try:
-                    alive = self.beat()
-                except Exception:  # noqa: BLE001 - a missed beat is for the watchdog to judge
-                    log.warning("heartbeat for step %s failed", self.step_id, exc_info=True)
-                    continue
-                if not alive:
-                    self.aborted.set()
-                    return
-        finally:
-            connection.close()
-
-    def sleep(self, seconds: float) -> None:
-        """Wait while beating; stop early when the run is cancelled or the step timed out."""
-        if self.aborted.wait(seconds):
-            self.check()
-
-    def check(self) -> None:
-        if self.timed_out.is_set():
-            raise StepTimedOut(f"step took longer than {settings.CONTROLPLANE_STEP_TIMEOUT:g}s")
-        if self.aborted.is_set():
-            raise Aborted()
-
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self._thread.join()
 
 
 # --- executing a step -----------------------------------------------------------------------
@@ -296,7 +154,7 @@ def execute_step(step_id: int, token: str | uuid.UUID) -> None:
         with Heartbeat(step_id, claim.run_id, token) as hb:
             if settings.CONTROLPLANE_STEP_DELAY:
                 hb.sleep(settings.CONTROLPLANE_STEP_DELAY)
-            _apply_fault(claim, hb)
+            apply_fault(claim.fault, step=claim.name, tries=claim.tries, hb=hb)
             hb.check()
             if kind is not None:
                 external_id = get_provider(kind).allocate(claim.spec)
@@ -330,26 +188,14 @@ def _validate_request(spec: TenantSpec) -> None:
         raise ProviderError(f"unknown plan {spec.plan!r}", permanent=True)
 
 
-def _apply_fault(claim: _Claim, hb: Heartbeat) -> None:
-    fault = claim.fault
-    if not fault:
-        return
-    if fault == "fail":
-        raise ProviderError(f"injected failure in {claim.name}")
-    if fault == "fail_once" and claim.tries == 1:
-        raise ProviderError(f"injected one-time failure in {claim.name}")
-    if fault.startswith("slow:"):
-        hb.sleep(float(fault.removeprefix("slow:")))
-
-
 def _claim(step_id: int, token: uuid.UUID) -> _Claim | None:
     with transaction.atomic():
         step = StepExecution.objects.select_related("run").filter(pk=step_id).first()
         if step is None:
             return None
-        tenant = _lock(step.run.tenant_id)
-        step = _load_step(step_id)  # read again now that the tenant is locked
-        if not _fenced(tenant, step, token):
+        tenant = runs.lock_tenant(step.run.tenant_id)
+        step = runs.load_step(step_id)  # read again now that the tenant is locked
+        if not runs.fenced(tenant, step, token):
             log.info("step %s try %s is stale; nothing to do", step.name, token)
             return None
         run = step.run
@@ -402,9 +248,9 @@ def _claim(step_id: int, token: uuid.UUID) -> _Claim | None:
 def _record(step_id: int, token: uuid.UUID, kind: str | None, external_id: str | None) -> None:
     release_after: int | None = None
     with transaction.atomic():
-        step = _load_step(step_id)
-        tenant = _lock(step.run.tenant_id)
-        step = _load_step(step_id)
+        step = runs.load_step(step_id)
+        tenant = runs.lock_tenant(step.run.tenant_id)
+        step = runs.load_step(step_id)
         run = step.run
         created = False
         allocation: Allocation | None = None
@@ -419,7 +265,7 @@ def _record(step_id: int, token: uuid.UUID, kind: str | None, external_id: str |
                 transaction.on_commit(lambda: _release_duplicate(tid, kind, extra), robust=True)
                 allocation, created = dup.held, False
             ledger.resolve_intent(tenant_id=tenant.id, kind=kind, external_id=external_id)
-        if not _fenced(tenant, step, token):
+        if not runs.fenced(tenant, step, token):
             if created and allocation is not None and _late_allocation_is_unwanted(tenant, run):
                 release_after = allocation.pk
             log.info(
@@ -453,7 +299,7 @@ def _late_allocation_is_unwanted(tenant: Tenant, run: Run) -> bool:
         return True
     if run.status == RunStatus.CANCELLING or run.compensating:
         return False
-    if live_run(tenant) is not None:
+    if runs.live_run(tenant) is not None:
         return False
     return run.status in (RunStatus.CANCELLED, RunStatus.FAILED)
 
@@ -506,10 +352,10 @@ def _complete_step(tenant: Tenant, step: StepExecution, *, reused: bool) -> None
 
 def _step_failed(step_id: int, token: uuid.UUID, error: str, *, permanent: bool) -> None:
     with transaction.atomic():
-        step = _load_step(step_id)
-        tenant = _lock(step.run.tenant_id)
-        step = _load_step(step_id)
-        if not _fenced(tenant, step, token):
+        step = runs.load_step(step_id)
+        tenant = runs.lock_tenant(step.run.tenant_id)
+        step = runs.load_step(step_id)
+        if not runs.fenced(tenant, step, token):
             return
         run = step.run
         record_event(

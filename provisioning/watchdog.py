@@ -20,7 +20,7 @@ from django.utils import timezone
 from audit.services import SYSTEM, record_event
 from tenants.models import Tenant, TenantState
 
-from . import compensation, saga
+from . import compensation, runs, saga
 from .models import Run, RunStatus, StepExecution, StepStatus
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ def _stopped_compensations(now: datetime, cutoff: datetime, report: WatchdogRepo
 
 
 def _orphaned_handles(now: datetime, report: WatchdogReport) -> None:
-    live = Run.objects.filter(pk=OuterRef("workflow_id"), status__in=saga.LIVE)
+    live = Run.objects.filter(pk=OuterRef("workflow_id"), status__in=runs.LIVE)
     orphaned = Tenant.objects.filter(state=TenantState.PROVISIONING, last_error="").exclude(
         Exists(live)
     )
@@ -151,7 +151,7 @@ def _orphaned_handles(now: datetime, report: WatchdogReport) -> None:
             locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
             if locked.state != TenantState.PROVISIONING or locked.last_error:
                 continue
-            if saga.live_run(locked) is not None:
+            if runs.live_run(locked) is not None:
                 continue
             locked.last_error = (
                 f"The workflow handle {locked.workflow_id} names no live run. Reset, then retry."

@@ -21,7 +21,8 @@ from django.utils import timezone
 from django_fsm import can_proceed
 
 from audit.services import SYSTEM, record_event
-from provisioning import compensation, saga
+from provisioning import compensation, runs, saga
+from provisioning.faults import validate_faults
 from provisioning.models import Run, RunStatus
 
 from .errors import OperationError
@@ -127,7 +128,7 @@ def _why_not_retry(tenant: Tenant, run: Run | None) -> str | None:
         return f"Retry applies to failed or pending tenants; this one is {tenant.state}."
     if tenant.last_error:
         return "This tenant has a recorded error; reset it first, then retry."
-    if run is not None and run.status in saga.LIVE:
+    if run is not None and run.status in runs.LIVE:
         return "A run is still live for this tenant; reset it first."
     return None
 
@@ -253,7 +254,7 @@ def _clean_faults(faults: Any) -> dict[str, str]:
             {"faults": ["Fault injection is not enabled on this control plane."]},
         )
     try:
-        return saga.validate_faults(faults)
+        return validate_faults(faults)
     except ValueError as exc:
         raise OperationError("validation_error", str(exc), {"faults": [str(exc)]}) from None
 
@@ -391,7 +392,7 @@ def reset_provisioning(*, tenant_id: uuid.UUID | str, actor: Actor) -> Tenant:
             )
             # Every live run of the tenant, not only the one the handle names: a handle that was
             # wrong must not leave its real run running forever.
-            Run.objects.filter(tenant=tenant, status__in=saga.LIVE).update(
+            Run.objects.filter(tenant=tenant, status__in=runs.LIVE).update(
                 status=RunStatus.ORPHANED, finished_at=timezone.now(), compensating=False
             )
             tenant.reset()

@@ -1,0 +1,53 @@
+"""Fault injection (development and tests only): what a run's ``faults`` map may say, and
+what each fault does to a step's try."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .models import STEPS
+from .providers import ProviderError
+
+if TYPE_CHECKING:
+    from .heartbeat import Heartbeat
+
+FAULT_KINDS = ("fail", "fail_once", "stall")
+
+
+def validate_faults(faults: object) -> dict[str, str]:
+    """Check a ``faults`` map; raise ValueError naming what is wrong."""
+    if faults is None:
+        return {}
+    if not isinstance(faults, dict):
+        raise ValueError("faults must be an object mapping step names to faults")
+    clean: dict[str, str] = {}
+    for step, fault in faults.items():
+        if step not in STEPS:
+            raise ValueError(f"unknown step {step!r}; steps are {', '.join(STEPS)}")
+        if not isinstance(fault, str):
+            raise ValueError(f"fault for {step} must be a string")
+        if fault.startswith("slow:"):
+            try:
+                seconds = float(fault.removeprefix("slow:"))
+            except ValueError:
+                raise ValueError(f"fault for {step}: slow:<seconds> needs a number") from None
+            if not 0 <= seconds <= 3600:
+                raise ValueError(f"fault for {step}: slow takes 0 to 3600 seconds")
+        elif fault not in FAULT_KINDS:
+            raise ValueError(
+                f"fault for {step} must be one of fail, fail_once, stall, slow:<seconds>"
+            )
+        clean[step] = fault
+    return clean
+
+
+def apply_fault(fault: str, *, step: str, tries: int, hb: Heartbeat) -> None:
+    """Do what the fault says to this try of ``step`` (``stall`` is handled by the caller)."""
+    if not fault:
+        return
+    if fault == "fail":
+        raise ProviderError(f"injected failure in {step}")
+    if fault == "fail_once" and tries == 1:
+        raise ProviderError(f"injected one-time failure in {step}")
+    if fault.startswith("slow:"):
+        hb.sleep(float(fault.removeprefix("slow:")))
