@@ -19,9 +19,11 @@ run: install
 	$(PY) -m controlplane.devrun
 
 test: install
+	$(VENV)/bin/lint-imports --no-cache
 	SECRET_KEY=$${SECRET_KEY:-test-only-secret-key} $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
+	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
