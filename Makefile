@@ -1,11 +1,12 @@
 # make run   - install what is needed, then web + worker + watchdog on http://127.0.0.1:8000
 # make test  - the whole suite (on DATABASE_URL / CELERY_BROKER_URL when they are set)
+# make fuzz  - a long random hunt (minutes; new seeds every run), see docs/api.md
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint format bench clean fuzz
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +21,14 @@ run: install
 
 test: install
 	SECRET_KEY=$${SECRET_KEY:-test-only-secret-key} $(PY) -m pytest $(PYTEST_ARGS)
+
+# The property and fuzz tests with the "fuzz" hypothesis profile: new random examples each run,
+# CONTROLPLANE_FUZZ_EXAMPLES per API operation and mode; every failing operation is reported.
+fuzz: install
+	SECRET_KEY=$${SECRET_KEY:-test-only-secret-key} HYPOTHESIS_PROFILE=fuzz \
+	CONTROLPLANE_FUZZ_EXAMPLES=$${CONTROLPLANE_FUZZ_EXAMPLES:-500} \
+	$(PY) -m pytest tests/api/test_fuzz.py tests/tenants/test_validation.py \
+	-p no:cacheprovider -s -q --hypothesis-show-statistics $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
