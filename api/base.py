@@ -2,8 +2,9 @@
 
 - A query parameter is given once. Django's ``QueryDict`` keeps every value of a repeated key and
   ninja silently takes the last one, so ``?slug=a&slug=b`` used to answer as if asked for ``b``.
-  No parameter of this API is a list, so a repeated one is refused with 422 naming it, for every
-  endpoint that reads the query string (and any list parameter added later stays a list).
+  No parameter of this API is a list, so a key repeated in the query string is refused with 422
+  naming it, on every endpoint that takes query parameters (a list parameter added later would
+  stay a list: ninja names those to the parser). Endpoints without query parameters read none.
 - An optional request body is documented the way client generators expect: ``requestBody``
   with ``required: false`` and the body's own object schema. Declare it ``payload: X =
   OptionalBody`` (not ``X | None = None``: that accepts a JSON ``null`` and is documented as

@@ -42,9 +42,11 @@ from ..conftest import wait_for
 EXAMPLES = int(os.environ.get("CONTROLPLANE_FUZZ_EXAMPLES", "25"))
 
 # A bound against a hang, scaled with the number of examples; not a speed requirement.
+# `hypothesis`: what `make fuzz` selects (hypothesis marks its @given tests so by itself).
 pytestmark = [
     pytest.mark.services,
     pytest.mark.worker,
+    pytest.mark.hypothesis,
     pytest.mark.timeout(max(600, EXAMPLES * 24)),
 ]
 CHECKS = [
