@@ -71,7 +71,7 @@ def seed_tenants(base: str, auth: dict[str, str]) -> list[str]:
         ids.append(response.json()["id"])
     wait_for(
         lambda: Tenant.objects.filter(pk__in=[ids[0], ids[2]], state="active").count() == 2,
-        timeout=30,
+        timeout=60,
         what="seed tenants active",
     )
     assert requests.post(f"{base}/tenants/{ids[2]}/decommission", headers=auth, timeout=10).ok
