@@ -41,6 +41,20 @@ class Caller:
 
 
 class TokenAuth(HttpBearer):
+    def __call__(self, request: HttpRequest) -> Caller | None:
+        # Ninja's HttpBearer passes over a header that is not "Bearer ..." (another scheme, or
+        # an empty one) and lets the session answer. An Authorization header is credentials
+        # offered: it is either a bearer token that works or a 401, whatever else is sent.
+        header = request.headers.get(self.header)
+        if header is None:
+            return None
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != self.openapi_scheme or not token.strip():
+            raise AuthenticationError(
+                401, "Malformed Authorization header: send Authorization: Bearer <token>."
+            )
+        return self.authenticate(request, token)
+
     def authenticate(self, request: HttpRequest, token: str) -> Caller | None:
         found = authenticate_token(token)
         if found is None:

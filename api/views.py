@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
-from ninja import Header, NinjaAPI, Query, Status
+from ninja import Header, Query, Status
 from ninja.responses import NinjaJSONEncoder
 
 from tenants import selectors, services
@@ -21,6 +21,7 @@ from tenants.models import Tenant, TenantState
 
 from . import errors, queries
 from .auth import SessionAuth, TokenAuth, caller, require_read
+from .base import ControlPlaneAPI, OptionalBody
 from .docs import OfflineSwagger
 from .errors import ApiError
 from .idempotency import MAX_KEY_LENGTH, run_once
@@ -37,7 +38,7 @@ from .schemas import (
     Text,
 )
 
-api = NinjaAPI(
+api = ControlPlaneAPI(
     title="Tenant provisioning control plane",
     version="1",
     description=(
@@ -234,7 +235,7 @@ def _action_view(action: str) -> Callable[..., Status[Any]]:
             request: HttpRequest,
             response: HttpResponse,
             tenant_id: str,
-            payload: RetryIn | None = None,
+            payload: RetryIn = OptionalBody,
             idempotency_key: str | None = IdempotencyKey,
         ) -> Status[Any]:
             return _operate(request, response, action, tenant_id, payload, idempotency_key)
@@ -245,7 +246,7 @@ def _action_view(action: str) -> Callable[..., Status[Any]]:
             request: HttpRequest,
             response: HttpResponse,
             tenant_id: str,
-            payload: ActionIn | None = None,
+            payload: ActionIn = OptionalBody,
             idempotency_key: str | None = IdempotencyKey,
         ) -> Status[Any]:
             return _operate(request, response, action, tenant_id, payload, idempotency_key)

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth.models import Group, Permission, User
+from hypothesis import settings as hypothesis_settings
 
 from tenants.roles import sync_roles
 
@@ -287,3 +288,18 @@ def worker_process(
     worker.stop()
     purge_broker()
     close_other_sessions()
+
+
+# --- hypothesis: the same examples every run in `make test`, new ones in `make fuzz` -----------
+
+# "ci" (the default): derandomized, so a property or fuzz test asks the same questions on every
+# run and the suite's outcome never depends on a seed; what it finds is real and reproducible.
+# "fuzz" (`make fuzz`): new random examples each run, many more of them; a failure prints its
+# example and a @reproduce_failure blob. An unknown HYPOTHESIS_PROFILE is an error, not "ci".
+hypothesis_settings.register_profile(
+    "ci", derandomize=True, database=None, deadline=None, max_examples=300, print_blob=True
+)
+hypothesis_settings.register_profile(
+    "fuzz", derandomize=False, database=None, deadline=None, max_examples=5000, print_blob=True
+)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

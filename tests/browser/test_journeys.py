@@ -49,7 +49,9 @@ def action(page: Any, label: str) -> Any:
 def test_create_watch_the_saga_and_cancel_it(console: Any, admin_user: Any) -> None:
     page = console
     log_in(page, "ada")
-    tenant = create(page, "journey")
+    # allocate_identity takes ten minutes (fault injection) unless cancelled: the page is sure
+    # to see it running and the cancel is sure to meet a live run, however slow the machine.
+    tenant = create(page, "journey", faults="allocate_identity=slow:600")
     expect(state(page)).to_have_attribute("data-state", "provisioning")
     # Mark the document: if the page reloaded, the mark would be gone.
     page.evaluate("window.__sameDocument = true")

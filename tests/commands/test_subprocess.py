@@ -11,7 +11,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from typing import Any
 
 import pytest
@@ -153,7 +152,6 @@ def test_audit_tail_follow_ends_cleanly_on_ctrl_c(fast_saga):
 
 @pytest.mark.worker
 def test_create_wait_shows_progress_until_active(celery_worker, settings):
-    start = time.monotonic()
     result = manage(
         settings, *CREATE, "--admin-email", "ops@acme.test", "--wait", "--json", timeout=120
     )
@@ -162,7 +160,6 @@ def test_create_wait_shows_progress_until_active(celery_worker, settings):
     progress = result.stderr.splitlines()
     assert progress[0].startswith("acme · provisioning · step ")
     assert progress[-1].startswith("acme · active · ")
-    assert time.monotonic() - start < 120
 
 
 @pytest.mark.worker
