@@ -13,12 +13,16 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from .models import ApiToken
-from .tokens import TokenError, check_name, issue_token
+from .tokens import MAX_EXPIRY_DAYS, TokenError, check_name, issue_token
 
 
 class ApiTokenCreationForm(forms.ModelForm):
     expires_days = forms.IntegerField(
-        required=False, min_value=1, label="Expires after (days)", help_text="Empty: never."
+        required=False,
+        min_value=1,
+        max_value=MAX_EXPIRY_DAYS,
+        label="Expires after (days)",
+        help_text="Empty: the default (CONTROLPLANE_API_TOKEN_DAYS). Every token expires.",
     )
 
     class Meta:

@@ -163,7 +163,7 @@ class EventOut(Schema):
     id: int
     type: str
     occurred_at: datetime
-    tenant_id: uuid.UUID
+    tenant_id: uuid.UUID | None = Field(description="null for auth.* events (no tenant)")
     run_id: uuid.UUID | None
     actor: str = Field(description="user:<username>, token:<token name> or system")
     data: dict[str, Any]

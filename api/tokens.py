@@ -7,7 +7,9 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from .models import ApiToken
@@ -18,6 +20,7 @@ TOKEN_PREFIX = "cpt_"  # noqa: S105 - a label, not a secret
 # precise enough to tell a live token from a forgotten one.
 LAST_USED_GRANULARITY = timedelta(minutes=1)
 MAX_NAME_LENGTH = 100
+MAX_EXPIRY_DAYS = 3650
 
 
 class TokenError(Exception):
@@ -39,12 +42,20 @@ def check_name(name: str) -> str:
 
 
 def issue_token(*, user: Any, name: str, expires_days: int | None = None) -> tuple[ApiToken, str]:
-    """Make a token for ``user`` and return it with its secret, which is never stored."""
+    """Make a token for ``user`` and return it with its secret, which is never stored.
+
+    Every token expires: after ``expires_days``, or CONTROLPLANE_API_TOKEN_DAYS (90) when not
+    given. A forgotten token stops working on its own.
+    """
     name = check_name(name)
-    if expires_days is not None and expires_days < 1:
-        raise TokenError("--expires is a number of days, at least 1.")
+    if expires_days is None:
+        expires_days = settings.CONTROLPLANE_API_TOKEN_DAYS
+    if isinstance(expires_days, bool) or not 1 <= expires_days <= MAX_EXPIRY_DAYS:
+        raise TokenError(
+            f"--expires-in is a number of days, at least 1 and at most {MAX_EXPIRY_DAYS}."
+        )
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    expires_at = timezone.now() + timedelta(days=expires_days) if expires_days else None
+    expires_at = timezone.now() + timedelta(days=expires_days)
     try:
         with transaction.atomic():
             token = ApiToken.objects.create(
@@ -73,7 +84,12 @@ def revoke_token(*, name: str) -> ApiToken:
 
 
 def authenticate_token(raw: str) -> ApiToken | None:
-    """The usable token whose secret is ``raw`` (with its user loaded), or None."""
+    """The usable token whose secret is ``raw`` (with its user loaded), or None.
+
+    Looked up on every request, so a revocation or expiry takes effect on the next one.
+    ``last_used_at`` is written at most once a minute per token (a conditional UPDATE), so a
+    busy client does not turn every read into a write.
+    """
     if not raw or not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
         return None
     token = ApiToken.objects.select_related("user").filter(token_hash=hash_token(raw)).first()
@@ -81,6 +97,8 @@ def authenticate_token(raw: str) -> ApiToken | None:
         return None
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_GRANULARITY:
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        # Conditional: of several requests racing past the check, one writes.
+        stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_GRANULARITY)
+        ApiToken.objects.filter(stale, pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
     return token

@@ -114,6 +114,8 @@ class EventAdmin(ReadOnlyAdmin):
     @admin.display(description="tenant")
     def tenant_link(self, event: Event) -> str:
         # The short form keeps the list readable; the full id is in the title and the link.
+        if event.tenant_id is None:
+            return "-"
         return format_html(
             '<a href="{}" title="{}">{}</a>',
             reverse("admin:tenants_tenant_change", args=[event.tenant_id]),

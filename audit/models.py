@@ -6,13 +6,20 @@ event's digest and this event's content. ``manage.py audit verify`` recomputes t
 event that went missing, was rewritten or was inserted out of turn is found. The chain head per
 tenant (``EventChain``) is locked while an event is appended, which orders a tenant's events
 without a global lock.
+
+Events that concern no tenant (a failed login) have no ``tenant_id`` and share one chain of
+their own, whose head is kept under ``GLOBAL_CHAIN`` (a fixed id no tenant can have).
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.db import models
+
+# The chain key of the events without a tenant (the nil UUID: never a tenant's uuid4).
+GLOBAL_CHAIN = uuid.UUID(int=0)
 
 
 class AppendOnlyError(Exception):
@@ -39,7 +46,7 @@ class Event(models.Model):
     id = models.BigAutoField(primary_key=True)
     type = models.CharField(max_length=80, db_index=True)
     occurred_at = models.DateTimeField(db_index=True)
-    tenant_id = models.UUIDField()
+    tenant_id = models.UUIDField(null=True, blank=True)
     run_id = models.UUIDField(null=True, blank=True)
     actor = models.CharField(max_length=200)
     data = models.JSONField(default=dict, blank=True)
@@ -52,6 +59,11 @@ class Event(models.Model):
         ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(fields=["tenant_id", "seq"], name="audit_event_tenant_seq"),
+            models.UniqueConstraint(
+                fields=["seq"],
+                condition=models.Q(tenant_id__isnull=True),
+                name="audit_event_global_seq",
+            ),
         ]
         indexes = [
             models.Index(fields=["tenant_id", "id"], name="audit_event_tenant_id"),
@@ -82,7 +94,8 @@ class Event(models.Model):
 
 
 class EventChain(models.Model):
-    """The head of one tenant's chain: how many events it has and the last digest."""
+    """The head of one tenant's chain (or, under ``GLOBAL_CHAIN``, of the events without a
+    tenant): how many events it has and the last digest."""
 
     tenant_id = models.UUIDField(primary_key=True)
     length = models.PositiveIntegerField(default=0)

@@ -13,7 +13,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .models import Event, EventChain
+from .models import GLOBAL_CHAIN, Event, EventChain
 
 EVENT_TYPES = frozenset(
     {
@@ -45,6 +45,9 @@ EVENT_TYPES = frozenset(
         "tenant.decommissioned",
     }
 )
+# Events about no tenant (their own chain, GLOBAL_CHAIN): failed and refused logins.
+GLOBAL_EVENT_TYPES = frozenset({"auth.login_failed", "auth.locked_out"})
+EVENT_TYPES = EVENT_TYPES | GLOBAL_EVENT_TYPES
 
 SYSTEM = "system"
 
@@ -54,7 +57,7 @@ def _digest(
     *,
     type: str,
     occurred_at: datetime,
-    tenant_id: uuid.UUID,
+    tenant_id: uuid.UUID | None,
     run_id: uuid.UUID | None,
     actor: str,
     data: dict[str, Any],
@@ -64,7 +67,7 @@ def _digest(
         {
             "type": type,
             "occurred_at": occurred_at.isoformat(),
-            "tenant_id": str(tenant_id),
+            "tenant_id": str(tenant_id) if tenant_id else None,
             "run_id": str(run_id) if run_id else None,
             "actor": actor,
             "data": data,
@@ -79,7 +82,7 @@ def _digest(
 def record_event(
     *,
     type: str,
-    tenant_id: uuid.UUID,
+    tenant_id: uuid.UUID | None,
     actor: str,
     run_id: uuid.UUID | None = None,
     data: dict[str, Any] | None = None,
@@ -87,21 +90,25 @@ def record_event(
     """Append one event in the caller's transaction.
 
     The event commits or rolls back with the change it describes, so the feed never shows a
-    change that did not happen nor misses one that did.
+    change that did not happen nor misses one that did. ``tenant_id=None`` (only for the
+    ``auth.*`` types, which concern no tenant) appends to the global chain.
     """
     if type not in EVENT_TYPES:
         raise ValueError(f"unknown audit event type {type!r}")
     # Round-trip through JSON so what is hashed is exactly what is stored and read back.
     clean = json.loads(json.dumps(data or {}, cls=DjangoJSONEncoder))
+    if tenant_id is None and type not in GLOBAL_EVENT_TYPES:
+        raise ValueError(f"a {type!r} event needs a tenant_id")
+    chain_key = tenant_id if tenant_id is not None else GLOBAL_CHAIN
     occurred_at = timezone.now()
     with transaction.atomic():
-        chain = EventChain.objects.select_for_update().filter(tenant_id=tenant_id).first()
+        chain = EventChain.objects.select_for_update().filter(tenant_id=chain_key).first()
         if chain is None:
             try:
                 with transaction.atomic():
-                    chain = EventChain.objects.create(tenant_id=tenant_id)
+                    chain = EventChain.objects.create(tenant_id=chain_key)
             except IntegrityError:
-                chain = EventChain.objects.select_for_update().get(tenant_id=tenant_id)
+                chain = EventChain.objects.select_for_update().get(tenant_id=chain_key)
         seq = chain.length + 1
         digest = _digest(
             chain.head,
@@ -123,7 +130,7 @@ def record_event(
             seq=seq,
             digest=digest,
         )
-        EventChain.objects.filter(tenant_id=tenant_id).update(length=seq, head=digest)
+        EventChain.objects.filter(tenant_id=chain_key).update(length=seq, head=digest)
     return event
 
 
@@ -135,7 +142,8 @@ class ChainProblem:
 
 
 def verify_chains(*, tenant_id: uuid.UUID | None = None) -> tuple[int, list[ChainProblem]]:
-    """Recompute every tenant's chain; return how many events were checked and what is wrong."""
+    """Recompute every tenant's chain (and the global one, which ``tenant_id=GLOBAL_CHAIN``
+    selects); return how many events were checked and what is wrong."""
     problems: list[ChainProblem] = []
     checked = 0
     heads = EventChain.objects.all()
@@ -144,7 +152,10 @@ def verify_chains(*, tenant_id: uuid.UUID | None = None) -> tuple[int, list[Chai
     for chain in heads.iterator():
         previous = ""
         expected_seq = 1
-        events = Event.objects.filter(tenant_id=chain.tenant_id).order_by("seq")
+        if chain.tenant_id == GLOBAL_CHAIN:
+            events = Event.objects.filter(tenant_id__isnull=True).order_by("seq")
+        else:
+            events = Event.objects.filter(tenant_id=chain.tenant_id).order_by("seq")
         for event in events.iterator(chunk_size=2000):
             checked += 1
             if event.seq != expected_seq:

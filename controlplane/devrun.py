@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> int:
     env = dict(os.environ)
     env.setdefault("DEBUG", "1")
+    # runserver on 127.0.0.1 is plain HTTP: no HTTPS redirect, HSTS or Secure cookies.
+    env.setdefault("CONTROLPLANE_INSECURE_HTTP", "1")
     env.setdefault("CONTROLPLANE_STEP_DELAY", "1.5")
     env.setdefault("CONTROLPLANE_FAULT_INJECTION", "1")
     env.setdefault("PYTHONUNBUFFERED", "1")

@@ -10,6 +10,7 @@ below; secrets may also come from a ``<NAME>_FILE`` variable.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -25,11 +26,23 @@ def env_str(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
 
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
 def env_bool(name: str, default: bool = False) -> bool:
-    raw = env_str(name, "")
+    """A yes/no variable. Anything but the usual spellings is refused rather than read as
+    "no": a typo in ``CONTROLPLANE_INSECURE_HTTP=ture`` must not quietly pick a side."""
+    raw = env_str(name, "").strip().lower()
     if raw == "":
         return default
-    return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ImproperlyConfigured(
+        f"{name}={raw!r} is not a yes/no value; use one of 1/true/yes/on or 0/false/no/off."
+    )
 
 
 def env_int(name: str, default: int) -> int:
@@ -169,8 +182,6 @@ LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/tenants/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
-SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", default=False)
-CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", default=False)
 X_FRAME_OPTIONS = "DENY"
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("CONTROLPLANE_MAX_BODY_BYTES", 64 * 1024)
 
@@ -249,3 +260,94 @@ CELERY_BEAT_SCHEDULE = {
     }
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+
+# --- Security (issue 11): secure defaults, CSP, login throttling, token expiry ----------------
+# Production is HTTPS. CONTROLPLANE_INSECURE_HTTP=1 is for local runs and tests over plain HTTP
+# only (`make run`, the test suite's live servers): it turns off the HTTPS redirect, HSTS and
+# the Secure flag on cookies, and nothing else.
+CONTROLPLANE_INSECURE_HTTP = env_bool("CONTROLPLANE_INSECURE_HTTP", default=False)
+_HTTPS = not CONTROLPLANE_INSECURE_HTTP
+SECURE_SSL_REDIRECT = _HTTPS
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000) if _HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _HTTPS
+SECURE_HSTS_PRELOAD = _HTTPS
+SESSION_COOKIE_SECURE = _HTTPS
+CSRF_COOKIE_SECURE = _HTTPS
+# Behind a TLS-terminating proxy, name the header it sets, e.g.
+# SECURE_PROXY_SSL_HEADER="X-Forwarded-Proto: https" (only if the proxy always sets it).
+_proxy_header = env_str("SECURE_PROXY_SSL_HEADER", "").strip()
+if _proxy_header:
+    _name, _sep, _value = _proxy_header.partition(":")
+    if not _sep or not _name.strip() or not _value.strip():
+        raise ImproperlyConfigured(
+            "SECURE_PROXY_SSL_HEADER is 'Header-Name: value', like 'X-Forwarded-Proto: https'."
+        )
+    SECURE_PROXY_SSL_HEADER = (
+        "HTTP_" + _name.strip().upper().replace("-", "_"),
+        _value.strip(),
+    )
+SESSION_COOKIE_HTTPONLY = True
+# No script reads the CSRF cookie: htmx sends the token from hx-headers on <body> and the API
+# docs page from a data attribute, so the cookie can be HttpOnly too.
+CSRF_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# A console session lasts a working day at most, and ends with the browser.
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+
+# Content-Security-Policy on every response (django-csp 4). Scripts come from our origin only:
+# no inline script or handler anywhere (templates, admin overrides, the API docs page). Styles
+# may be inline: the admin, htmx's indicator style and Swagger UI set style attributes.
+INSTALLED_APPS += ["csp", "axes"]  # noqa: F405 - appended, not reordered
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "csp.middleware.CSPMiddleware",
+)
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+
+# Login throttling (django-axes): 5 failures for one username or 20 from one address within 15
+# minutes lock further attempts out for 15 minutes (controlplane/throttle.py keeps the two
+# limits). `manage.py axes_reset_username NAME` / `axes_reset_ip ADDR` unlock early, as does
+# deleting the attempt in the admin's "Access attempts".
+AUTHENTICATION_BACKENDS = [
+    "controlplane.throttle.ThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+CONTROLPLANE_LOGIN_LIMIT_PER_USERNAME = env_int("CONTROLPLANE_LOGIN_LIMIT_PER_USERNAME", 5)
+CONTROLPLANE_LOGIN_LIMIT_PER_ADDRESS = env_int("CONTROLPLANE_LOGIN_LIMIT_PER_ADDRESS", 20)
+AXES_HANDLER = "controlplane.throttle.TwoLimitHandler"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_FAILURE_LIMIT = CONTROLPLANE_LOGIN_LIMIT_PER_ADDRESS
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("CONTROLPLANE_LOGIN_LOCKOUT_MINUTES", 15))
+# Attempts refused during a lockout do not extend it.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "controlplane.throttle.lockout_response"
+AXES_ENABLE_ACCESS_FAILURE_LOG = False
+AXES_VERBOSE = False
+# The address is REMOTE_ADDR unless a proxy in front is trusted to set X-Forwarded-For.
+AXES_IPWARE_PROXY_COUNT = env_int("AXES_PROXY_COUNT", 0) or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
+)
+
+# API tokens expire after this many days unless issued with another expiry.
+CONTROLPLANE_API_TOKEN_DAYS = env_int("CONTROLPLANE_API_TOKEN_DAYS", 90)

@@ -272,6 +272,8 @@ def subprocess_env(settings: Any, **extra: str) -> dict[str, str]:
             "CONTROLPLANE_STEP_DELAY": str(settings.CONTROLPLANE_STEP_DELAY),
             "CONTROLPLANE_FAULT_INJECTION": "1",
             "DEBUG": "1",
+            # Children serve or call plain HTTP on 127.0.0.1.
+            "CONTROLPLANE_INSECURE_HTTP": "1",
         }
     )
     env.update(extra)

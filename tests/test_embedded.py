@@ -22,6 +22,7 @@ def test_a_tenant_reaches_active_on_the_embedded_stack(tmp_path: Path):
         {
             "CONTROLPLANE_VAR_DIR": str(tmp_path / "var"),
             "DEBUG": "1",
+            "CONTROLPLANE_INSECURE_HTTP": "1",
             "CONTROLPLANE_HEARTBEAT_TIMEOUT": "5",
         }
     )

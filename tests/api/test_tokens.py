@@ -32,7 +32,8 @@ def test_create_prints_the_token_once_and_stores_its_hash(operator):
     assert "shown once" in err
     token = ApiToken.objects.get(name="ci")
     assert token.user == operator and token.token_hash == hash_token(raw)
-    assert token.expires_at is None
+    # Every token expires: 90 days (CONTROLPLANE_API_TOKEN_DAYS) unless told otherwise.
+    assert 89.9 < (token.expires_at - token.created_at).total_seconds() / 86400 < 90.1
     assert ApiClient(raw).get("/tenants").status_code == 200
 
 

@@ -55,15 +55,48 @@ def browser() -> Iterator[Any]:
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
+# What Chromium logs when the Content-Security-Policy blocks something.
+CSP_MARKERS = ("Content Security Policy", "Refused to")
+
+
+class ConsoleLog:
+    """Everything the page logged, and the page errors; a CSP violation fails the test."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def attach(self, page: Any) -> None:
+        page.on("console", lambda message: self.messages.append(f"{message.type}: {message.text}"))
+        page.on("pageerror", lambda error: self.messages.append(f"pageerror: {error}"))
+
+    def csp_violations(self) -> list[str]:
+        return [m for m in self.messages if any(marker in m for marker in CSP_MARKERS)]
+
+
 @pytest.fixture
-def console(settings: Any, celery_worker: Any, live_server: Any, browser: Any) -> Iterator[Any]:
-    """A fresh browser tab on the live console, with a real worker behind it."""
+def console_log() -> Iterator[ConsoleLog]:
+    """The browser's console log for the test; after it, no CSP violation may be in it."""
+    log = ConsoleLog()
+    yield log
+    violations = log.csp_violations()
+    assert not violations, "the Content-Security-Policy blocked something:\n" + "\n".join(
+        violations
+    )
+
+
+@pytest.fixture
+def console(
+    settings: Any, celery_worker: Any, live_server: Any, browser: Any, console_log: ConsoleLog
+) -> Iterator[Any]:
+    """A fresh browser tab on the live console, with a real worker behind it, under the CSP
+    (a violation logged in the console fails the test)."""
     # Poll often so a test sees changes quickly; slow steps so an operator (a test) can act.
     settings.CONSOLE_POLL_SECONDS = 0.4
     settings.CONTROLPLANE_STEP_DELAY = 0.8
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(20_000)
     page = context.new_page()
+    console_log.attach(page)
     # Destructive actions ask through window.confirm; the operator says yes.
     page.on("dialog", lambda dialog: dialog.accept())
     yield page

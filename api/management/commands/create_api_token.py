@@ -1,4 +1,6 @@
-"""``manage.py create_api_token USERNAME --name NAME [--expires DAYS]``, ``--list``, ``--revoke``.
+"""``manage.py create_api_token USERNAME --name NAME [--expires-in DAYS]``, ``--list``,
+``--revoke``. Tokens expire after CONTROLPLANE_API_TOKEN_DAYS (90) unless ``--expires-in``
+says otherwise.
 
 The token is printed once, on its own line on stdout, so a script can capture it; only its
 SHA-256 is stored.
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -21,7 +24,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username", nargs="?", help="the user the token acts as")
         parser.add_argument("--name", help="the token's name, recorded as token:<name>")
-        parser.add_argument("--expires", type=int, metavar="DAYS", help="expire after DAYS")
+        parser.add_argument(
+            "--expires-in",
+            "--expires",
+            dest="expires",
+            type=int,
+            metavar="DAYS",
+            help=f"expire after DAYS (default {settings.CONTROLPLANE_API_TOKEN_DAYS})",
+        )
         parser.add_argument("--list", action="store_true", help="list tokens (never secrets)")
         parser.add_argument("--revoke", metavar="NAME", help="revoke the token named NAME")
 
@@ -39,7 +49,7 @@ class Command(BaseCommand):
 
     def _create(self, username: str | None, name: str | None, expires: int | None) -> None:
         if not username or not name:
-            raise CommandError("Usage: create_api_token USERNAME --name NAME [--expires DAYS]")
+            raise CommandError("Usage: create_api_token USERNAME --name NAME [--expires-in DAYS]")
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
             raise CommandError(f"No user is named {username!r}.")

@@ -18,7 +18,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from audit.models import Event, EventChain
+from audit.models import GLOBAL_CHAIN, Event, EventChain
 from audit.services import verify_chains
 
 # How far back --follow looks again on every poll. Event ids come from a sequence taken at
@@ -127,7 +127,7 @@ class Command(BaseCommand):
         slugs = self._slugs({e.tenant_id for e in events})
         for e in events:
             when = e.occurred_at.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
-            who = slugs.get(e.tenant_id) or str(e.tenant_id)
+            who = slugs.get(e.tenant_id) or (str(e.tenant_id) if e.tenant_id else "-")
             data = json.dumps(e.data, cls=DjangoJSONEncoder, sort_keys=True) if e.data else ""
             self.stdout.write(f"{when}  {e.type:<45} {who:<20} {e.actor:<16} {data}".rstrip())
         self.stdout.flush()
@@ -147,13 +147,17 @@ class Command(BaseCommand):
         chains = EventChain.objects.all()
         if tenant_id is not None:
             chains = chains.filter(tenant_id=tenant_id)
-        count = chains.count()
+        count = chains.exclude(tenant_id=GLOBAL_CHAIN).count()
+        has_global = tenant_id is None and chains.filter(tenant_id=GLOBAL_CHAIN).exists()
         if problems:
             for p in problems:
-                self.stderr.write(f"tenant {p.tenant_id} event #{p.seq}: {p.message}")
+                chain = "global chain" if p.tenant_id == GLOBAL_CHAIN else f"tenant {p.tenant_id}"
+                self.stderr.write(f"{chain} event #{p.seq}: {p.message}")
             raise CommandError(
                 f"{len(problems)} problem(s) in the audit chains ({checked} events checked)."
             )
         self.stdout.write(
-            f"Audit chains intact: {checked} events in {count} tenant chain(s) verified."
+            f"Audit chains intact: {checked} events in {count} tenant chain(s)"
+            + (" and the chain of events without a tenant" if has_global else "")
+            + " verified."
         )

@@ -1,0 +1,127 @@
+"""Login throttling on top of django-axes, and its entries in the audit feed.
+
+The contract has two limits, 5 failures for one username or 20 from one address within the
+cool-off window; axes compares its failure count with one limit. ``TwoLimitHandler`` keeps
+axes' bookkeeping (one ``AccessAttempt`` row per username, address and browser) and answers
+"how many failures" in units of the address limit: a username that reached its own limit counts
+as a full address limit. A lockout is refused with the login page and a clear message (429).
+
+Audit: a wrong password is ``auth.login_failed``; a login refused because of a lockout (and the
+failure that starts one) is ``auth.locked_out``. Both are events without a tenant, actor
+``user:<the name typed>``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from axes.backends import AxesStandaloneBackend
+from axes.exceptions import AxesBackendPermissionDenied
+from axes.handlers.database import AxesDatabaseHandler
+from django.conf import settings
+from django.contrib.auth.forms import AuthenticationForm
+from django.db.models import Sum
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from audit.services import record_event
+
+LOCKED_OUT_STATUS = 429
+
+
+class TwoLimitHandler(AxesDatabaseHandler):
+    def get_failures(self, request: HttpRequest, credentials: dict | None = None) -> int:
+        # AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]: one queryset for each, in order.
+        counts = [
+            attempts.aggregate(n=Sum("failures_since_start"))["n"] or 0
+            for attempts in self.get_user_attempts(request, credentials)
+        ]
+        by_username, by_address = counts
+        per_address = settings.CONTROLPLANE_LOGIN_LIMIT_PER_ADDRESS  # = AXES_FAILURE_LIMIT
+        username_spent = by_username >= settings.CONTROLPLANE_LOGIN_LIMIT_PER_USERNAME
+        return max(per_address if username_spent else 0, by_address)
+
+
+class ThrottleBackend(AxesStandaloneBackend):
+    """Axes' gate in front of the password check, marking the requests it refused so the
+    audit receiver can tell a refused login from a wrong password whatever the order in
+    which the signal's receivers run."""
+
+    def authenticate(self, request: HttpRequest | None, *args: Any, **kwargs: Any) -> None:
+        if request is None:
+            # No request, no address to count (Django's test client ``login()``, a shell);
+            # every login page and the admin's pass theirs, and those are throttled.
+            return None
+        try:
+            return super().authenticate(request, *args, **kwargs)
+        except AxesBackendPermissionDenied:
+            request.login_refused = True  # type: ignore[attr-defined]
+            raise
+
+
+def lockout_message() -> str:
+    minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+    return (
+        f"Too many failed logins for this username or from this address: logging in is "
+        f"refused for {minutes} minutes. Try again later, or ask an admin to unlock the account."
+    )
+
+
+def lockout_response(
+    request: HttpRequest, response: HttpResponse | None = None, credentials: dict | None = None
+) -> HttpResponse:
+    """The login page again (for the console and the admin alike), with the reason."""
+    username = (credentials or {}).get("username") or request.POST.get("username", "")
+    form = AuthenticationForm(request, initial={"username": username})
+    return render(
+        request,
+        "registration/login.html",
+        {"form": form, "locked_out": lockout_message(), "next": request.POST.get("next", "")},
+        status=LOCKED_OUT_STATUS,
+    )
+
+
+def _actor(username: Any) -> str:
+    # What was typed, made safe to store: printable characters only, bounded.
+    name = "".join(c for c in str(username or "") if c.isprintable())[:150]
+    return f"user:{name}"
+
+
+def _address(request: HttpRequest | None) -> str:
+    if request is None:
+        return ""
+    return str(getattr(request, "axes_ip_address", "") or request.META.get("REMOTE_ADDR", ""))
+
+
+def on_login_failed(
+    sender: Any, credentials: dict, request: HttpRequest | None = None, **kwargs: Any
+) -> None:
+    # A lockout already in force (the backend refused without checking the password): axes
+    # signals user_locked_out for it, recorded below as auth.locked_out, not a wrong password.
+    if request is not None and getattr(request, "login_refused", False):
+        return
+    record_event(
+        type="auth.login_failed",
+        tenant_id=None,
+        actor=_actor(credentials.get("username")),
+        data={"address": _address(request), "path": request.path if request else ""},
+    )
+
+
+def on_locked_out(
+    sender: Any, request: HttpRequest, username: Any, ip_address: Any, **kwargs: Any
+) -> None:
+    record_event(
+        type="auth.locked_out",
+        tenant_id=None,
+        actor=_actor(username),
+        data={"address": str(ip_address or ""), "path": request.path if request else ""},
+    )
+
+
+def connect() -> None:
+    from axes.signals import user_locked_out
+    from django.contrib.auth.signals import user_login_failed
+
+    user_login_failed.connect(on_login_failed, dispatch_uid="controlplane.audit_login_failed")
+    user_locked_out.connect(on_locked_out, dispatch_uid="controlplane.audit_locked_out")

@@ -1,0 +1,268 @@
+# ruff: noqa: E501 - the table is wide on purpose: one row per request, one column per caller
+"""Who may do what: the one table the authorization matrix (test_matrix.py) checks.
+
+One row per request; one column per caller. Callers: ``anon`` (no session, no token), the
+session of a user with no role (``norole``), of a ``viewer``, an ``operator`` and an ``admin``
+(the admin role's users are staff), and a bearer token of each (``t:...``). Outcomes:
+
+- ``ok``: allowed (any answer that is not a refusal: 2xx, a redirect, or the business rule's
+  409/422 when the tenant's state does not allow the operation);
+- ``login``: redirected to a login page;
+- ``refused``: an admin page that answered with a "no permission" message and did nothing;
+- ``401``, ``403``, ``404``, ``405``: that status.
+
+Tokens authenticate the JSON API only; on the console and the admin they count for nothing
+(the caller is anonymous). Placeholders in braces are filled with real ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+PERSONAS = [
+    "anon",
+    "norole",
+    "viewer",
+    "operator",
+    "admin",
+    "t:norole",
+    "t:viewer",
+    "t:operator",
+    "t:admin",
+]
+OUTCOMES = {"ok", "login", "refused", "401", "403", "404", "405"}
+
+TABLE = """
+#                                                                                     | anon     norole   viewer   operator admin    t:norole t:viewer t:operator t:admin
+# --- console (session; tokens count for nothing here) ---
+console       GET   /                                                                 | login    ok       ok       ok       ok       login    login    login    login
+console       GET   /accounts/login/                                                  | ok       ok       ok       ok       ok       ok       ok       ok       ok
+console       POST  /accounts/logout/                                                 | login    login    login    login    login    login    login    login    login
+console       GET   /tenants/                                                         | login    403      ok       ok       ok       login    login    login    login
+console       GET   /tenants/new/                                                     | login    403      403      ok       ok       login    login    login    login
+console       POST  /tenants/new/                                                     | login    403      403      ok       ok       login    login    login    login
+console       GET   /tenants/{tenant}/                                                | login    403      ok       ok       ok       login    login    login    login
+console       POST  /tenants/{tenant}/cancel/                                         | login    403      403      ok       ok       login    login    login    login
+console       POST  /tenants/{tenant}/reset/                                          | login    403      403      ok       ok       login    login    login    login
+console       POST  /tenants/{tenant}/retry/                                          | login    403      403      ok       ok       login    login    login    login
+console       POST  /tenants/{tenant}/suspend/                                        | login    403      403      ok       ok       login    login    login    login
+console       POST  /tenants/{tenant}/resume/                                         | login    403      403      ok       ok       login    login    login    login
+console       POST  /tenants/{tenant}/decommission/                                   | login    403      403      403      ok       login    login    login    login
+console       POST  /tenants/{tenant}/no-such-action/                                 | login    404      404      404      404      login    login    login    login
+console       GET   /audit/                                                           | login    403      ok       ok       ok       login    login    login    login
+
+# --- JSON API (session or bearer token); every operation of the OpenAPI document ---
+api           GET   /api/v1/                                                          | 404      404      404      404      404      404      404      404      404
+api           GET   /api/v1/openapi.json                                              | ok       ok       ok       ok       ok       ok       ok       ok       ok
+api           GET   /api/v1/docs                                                      | ok       ok       ok       ok       ok       ok       ok       ok       ok
+api           GET   /api/v1/docs/assets/swagger-ui.css                                | ok       ok       ok       ok       ok       ok       ok       ok       ok
+api           GET   /api/v1/no/such/thing                                             | 404      404      404      404      404      404      404      404      404
+api           GET   /api/v1/tenants                                                   | 401      403      ok       ok       ok       403      ok       ok       ok
+api           POST  /api/v1/tenants                                                   | 401      403      403      ok       ok       403      403      ok       ok
+api           GET   /api/v1/tenants/{tenant_id}                                       | 401      403      ok       ok       ok       403      ok       ok       ok
+api           POST  /api/v1/tenants/{tenant_id}/cancel                                | 401      403      403      ok       ok       403      403      ok       ok
+api           POST  /api/v1/tenants/{tenant_id}/reset                                 | 401      403      403      ok       ok       403      403      ok       ok
+api           POST  /api/v1/tenants/{tenant_id}/retry                                 | 401      403      403      ok       ok       403      403      ok       ok
+api           POST  /api/v1/tenants/{tenant_id}/suspend                               | 401      403      403      ok       ok       403      403      ok       ok
+api           POST  /api/v1/tenants/{tenant_id}/resume                                | 401      403      403      ok       ok       403      403      ok       ok
+api           POST  /api/v1/tenants/{tenant_id}/decommission                          | 401      403      403      403      ok       403      403      403      ok
+api           GET   /api/v1/tenants/{tenant_id}/events                                | 401      403      ok       ok       ok       403      ok       ok       ok
+api           GET   /api/v1/audit                                                     | 401      403      ok       ok       ok       403      ok       ok       ok
+
+# --- admin: members of a role may use it, each within its permissions; tokens count for nothing.
+# A bare object URL (.../<id>/) only redirects to its change page: ok for everyone who gets in.
+admin         GET   /admin/                                                           | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/login/                                                     | ok       ok       ok       ok       ok       ok       ok       ok       ok
+admin         POST  /admin/logout/                                                    | ok       ok       login    login    login    ok       ok       ok       ok
+admin         GET   /admin/password_change/                                           | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/password_change/done/                                      | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/autocomplete/                                              | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/jsi18n/                                                    | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/r/{tenant_ct}/{tenant}/                                    | login    login    404      404      404      login    login    login    login
+admin         GET   /admin/no/such/page/                                              | login    login    404      404      404      login    login    login    login
+admin         GET   /admin/auth/                                                      | login    login    404      404      404      login    login    login    login
+admin         GET   /admin/audit/                                                     | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/tenants/                                                   | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/provisioning/                                              | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/api/                                                       | login    login    404      404      404      login    login    login    login
+admin         GET   /admin/axes/                                                      | login    login    404      404      404      login    login    login    login
+admin         GET   /admin/auth/group/                                                | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/auth/group/add/                                            | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/auth/group/{group}/                                        | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/auth/group/{group}/change/                                 | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/auth/group/{group}/history/                                | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/auth/group/{group}/delete/                                 | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/auth/user/                                                 | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/auth/user/add/                                             | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/auth/user/{user}/                                          | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/auth/user/{user}/change/                                   | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/auth/user/{user}/history/                                  | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/auth/user/{user}/delete/                                   | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/audit/event/                                               | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/audit/event/add/                                           | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/audit/event/{event}/                                       | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/audit/event/{event}/change/                                | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/audit/event/{event}/history/                               | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/audit/event/{event}/delete/                                | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/tenants/tenant/                                            | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/tenants/tenant/add/                                        | login    login    403      ok       ok       login    login    login    login
+admin         GET   /admin/tenants/tenant/{tenant}/                                   | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/tenants/tenant/{tenant}/change/                            | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/tenants/tenant/{tenant}/history/                           | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/tenants/tenant/{tenant}/delete/                            | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/provisioning/run/                                          | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/provisioning/run/add/                                      | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/provisioning/run/{run}/                                    | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/provisioning/run/{run}/change/                             | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/provisioning/run/{run}/history/                            | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/provisioning/run/{run}/delete/                             | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/provisioning/allocation/                                   | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/provisioning/allocation/add/                               | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/provisioning/allocation/{allocation}/                      | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/provisioning/allocation/{allocation}/change/               | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/provisioning/allocation/{allocation}/history/              | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/provisioning/allocation/{allocation}/delete/               | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/api/apitoken/                                              | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/api/apitoken/add/                                          | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/api/apitoken/{apitoken}/                                   | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/api/apitoken/{apitoken}/change/                            | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/api/apitoken/{apitoken}/history/                           | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/api/apitoken/{apitoken}/delete/                            | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/axes/accessattempt/                                        | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/axes/accessattempt/add/                                    | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/axes/accessattempt/{accessattempt}/                        | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/axes/accessattempt/{accessattempt}/change/                 | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/axes/accessattempt/{accessattempt}/history/                | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/axes/accessattempt/{accessattempt}/delete/                 | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/axes/accesslog/                                            | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/axes/accesslog/add/                                        | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/axes/accesslog/{accesslog}/                                | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/axes/accesslog/{accesslog}/change/                         | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/axes/accesslog/{accesslog}/history/                        | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/axes/accesslog/{accesslog}/delete/                         | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/axes/accessfailurelog/                                     | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/axes/accessfailurelog/add/                                 | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/axes/accessfailurelog/{accessfailurelog}/                  | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/axes/accessfailurelog/{accessfailurelog}/change/           | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/axes/accessfailurelog/{accessfailurelog}/history/          | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/axes/accessfailurelog/{accessfailurelog}/delete/           | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/auth/user/{user}/password/                                 | login    login    403      403      403      login    login    login    login
+admin         POST  /admin/tenants/tenant/{tenant}/action/cancel/                     | login    login    refused  ok       ok       login    login    login    login
+admin         POST  /admin/tenants/tenant/{tenant}/action/reset/                      | login    login    refused  ok       ok       login    login    login    login
+admin         POST  /admin/tenants/tenant/{tenant}/action/retry/                      | login    login    refused  ok       ok       login    login    login    login
+admin         POST  /admin/tenants/tenant/{tenant}/action/suspend/                    | login    login    refused  ok       ok       login    login    login    login
+admin         POST  /admin/tenants/tenant/{tenant}/action/resume/                     | login    login    refused  ok       ok       login    login    login    login
+admin         POST  /admin/tenants/tenant/{tenant}/action/decommission/               | login    login    refused  refused  ok       login    login    login    login
+
+# --- admin bulk actions (POST to the list); refused = not offered, nothing done ---
+admin-action  POST  /admin/api/apitoken/  api.apitoken:revoke                         | login    login    403      403      403      login    login    login    login
+admin-action  POST  /admin/auth/group/  auth.group:delete_selected                    | login    login    403      403      403      login    login    login    login
+admin-action  POST  /admin/auth/user/  auth.user:delete_selected                      | login    login    403      403      403      login    login    login    login
+admin-action  POST  /admin/axes/accessattempt/  axes.accessattempt:cleanup_expired_attempts| login    login    403      403      403      login    login    login    login
+admin-action  POST  /admin/axes/accessattempt/  axes.accessattempt:delete_selected    | login    login    403      403      403      login    login    login    login
+admin-action  POST  /admin/axes/accessfailurelog/  axes.accessfailurelog:delete_selected| login    login    403      403      403      login    login    login    login
+admin-action  POST  /admin/axes/accesslog/  axes.accesslog:delete_selected            | login    login    403      403      403      login    login    login    login
+admin-action  POST  /admin/tenants/tenant/  tenants.tenant:cancel_selected            | login    login    refused  ok       ok       login    login    login    login
+admin-action  POST  /admin/tenants/tenant/  tenants.tenant:decommission_selected      | login    login    refused  refused  ok       login    login    login    login
+admin-action  POST  /admin/tenants/tenant/  tenants.tenant:reset_selected             | login    login    refused  ok       ok       login    login    login    login
+admin-action  POST  /admin/tenants/tenant/  tenants.tenant:resume_selected            | login    login    refused  ok       ok       login    login    login    login
+admin-action  POST  /admin/tenants/tenant/  tenants.tenant:retry_selected             | login    login    refused  ok       ok       login    login    login    login
+admin-action  POST  /admin/tenants/tenant/  tenants.tenant:suspend_selected           | login    login    refused  ok       ok       login    login    login    login
+"""
+
+# Management commands run in a shell, trusted like the database (Actor.shell): no role applies;
+# the audit feed records --actor (default: the OS user). Listed so that a new command path is a
+# decision too.
+COMMANDS: dict[str, str] = {
+    "audit tail": "shell (trusted)",
+    "audit verify": "shell (trusted)",
+    "create_api_token": "shell (trusted)",
+    "seed_demo": "shell (trusted)",
+    "tenant cancel": "shell (trusted)",
+    "tenant create": "shell (trusted)",
+    "tenant decommission": "shell (trusted)",
+    "tenant list": "shell (trusted)",
+    "tenant reset": "shell (trusted)",
+    "tenant resume": "shell (trusted)",
+    "tenant retry": "shell (trusted)",
+    "tenant show": "shell (trusted)",
+    "tenant suspend": "shell (trusted)",
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    door: str
+    method: str
+    path: str
+    action: str
+    expected: tuple[str, ...]
+
+    @property
+    def template(self) -> str:
+        return self.path
+
+    def body(self, ids: dict[str, Any], serial: int) -> dict[str, Any]:
+        if self.door == "admin-action":
+            return {
+                "action": self.action.split(":")[1],
+                "_selected_action": [ids[MODEL_ID[self.action.split(":")[0]]]],
+                "index": "0",
+            }
+        if self.path == "/tenants/new/" or self.path == "/api/v1/tenants":
+            return {
+                "slug": "matrix-new",
+                "name": "Matrix New",
+                "plan": "starter",
+                "admin_email": "m@x.test",
+                "start": False,
+            }
+        if self.path.endswith("/decommission/"):
+            return {"confirm_slug": ids["tenant_slug"]}
+        return {}
+
+
+MODEL_ID = {
+    "tenants.tenant": "tenant",
+    "api.apitoken": "apitoken",
+    "auth.user": "user",
+    "auth.group": "group",
+    "audit.event": "event",
+    "provisioning.run": "run",
+    "provisioning.allocation": "allocation",
+    "axes.accessattempt": "accessattempt",
+    "axes.accesslog": "accesslog",
+    "axes.accessfailurelog": "accessfailurelog",
+}
+
+
+def parse_table(text: str) -> list[Row]:
+    rows = []
+    for line in text.strip().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        request, _, answers = line.partition("|")
+        parts = request.split()
+        door, method, path = parts[:3]
+        action = parts[3] if len(parts) > 3 else ""
+        expected = tuple(answers.split())
+        assert len(expected) == len(PERSONAS), f"row needs {len(PERSONAS)} answers: {line}"
+        assert set(expected) <= OUTCOMES, f"unknown outcome in: {line}"
+        rows.append(Row(door, method, path, action, expected))
+    return rows
+
+
+def markdown() -> str:
+    """The table for docs/security.md."""
+    lines = [
+        "| door | request | " + " | ".join(PERSONAS) + " |",
+        "|---" * (len(PERSONAS) + 2) + "|",
+    ]
+    for row in parse_table(TABLE):
+        request = f"{row.method} {row.path}" + (f" ({row.action})" if row.action else "")
+        lines.append(f"| {row.door} | `{request}` | " + " | ".join(row.expected) + " |")
+    lines += ["", "| command | who may run it |", "|---|---|"]
+    lines += [f"| `manage.py {path}` | {who} |" for path, who in sorted(COMMANDS.items())]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,123 @@
+"""Login throttling: 5 failures for one username or 20 from one address within 15 minutes lock
+further attempts out for 15 minutes, on the console's login page and the admin's, with a clear
+message, ``auth.login_failed`` / ``auth.locked_out`` in the audit feed, and a way to unlock."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+import time_machine
+from django.core.management import call_command
+from django.test import Client
+from django.utils import timezone
+
+from audit.models import GLOBAL_CHAIN, Event, EventChain
+from audit.services import verify_chains
+
+pytestmark = pytest.mark.django_db
+
+LOGIN = "/accounts/login/"
+ADMIN_LOGIN = "/admin/login/"
+
+
+def attempt(
+    client: Client, username: str, password: str, *, url: str = LOGIN, ip: str = "10.0.0.1"
+):
+    return client.post(url, {"username": username, "password": password}, REMOTE_ADDR=ip)
+
+
+def test_five_wrong_passwords_lock_the_username_for_fifteen_minutes(operator):
+    client = Client()
+    for _ in range(4):
+        response = attempt(client, "otto", "wrong")
+        assert response.status_code == 200
+        assert "match. Please try again" in response.content.decode()
+    fifth = attempt(client, "otto", "wrong")
+    assert fifth.status_code == 429
+    assert "Too many failed logins" in fifth.content.decode()
+    # The right password is refused too while the lock holds, from any address.
+    refused = attempt(client, "otto", "pw-otto", ip="10.9.9.9")
+    assert refused.status_code == 429
+    assert "_auth_user_id" not in client.session
+    events = list(Event.objects.filter(tenant_id__isnull=True).order_by("seq"))
+    types = [e.type for e in events]
+    assert types.count("auth.login_failed") == 5
+    assert types.count("auth.locked_out") == 2  # the failure that locked, the refused login
+    assert {e.actor for e in events} == {"user:otto"}
+    assert events[0].data["address"] == "10.0.0.1"
+    # Fifteen minutes later the lock is over and the right password works.
+    with time_machine.travel(timezone.now() + timedelta(minutes=16), tick=False):
+        ok = attempt(Client(), "otto", "pw-otto")
+        assert ok.status_code == 302 and ok["Location"] == "/tenants/"
+
+
+def test_other_usernames_are_not_locked_by_one_users_failures(operator, viewer):
+    client = Client()
+    for _ in range(5):
+        attempt(client, "otto", "wrong")
+    assert attempt(client, "vera", "pw-vera").status_code == 302
+
+
+def test_twenty_failures_from_one_address_lock_the_address(operator):
+    client = Client()
+    # Four names, four failures each (under the username limit), from one address...
+    for name in ("a1", "a2", "a3", "a4", "a5"):
+        for _ in range(4):
+            last = attempt(client, name, "wrong", ip="10.0.0.7")
+    assert last.status_code == 429  # the twentieth
+    # ...locks the address, for every username, but not other addresses.
+    assert attempt(client, "otto", "pw-otto", ip="10.0.0.7").status_code == 429
+    assert attempt(Client(), "otto", "pw-otto", ip="10.0.0.8").status_code == 302
+
+
+def test_the_admin_login_is_throttled_too(admin_user):
+    client = Client()
+    for _ in range(5):
+        response = attempt(client, "ada", "wrong", url=ADMIN_LOGIN)
+    assert response.status_code == 429
+    assert "Too many failed logins" in response.content.decode()
+    assert attempt(client, "ada", "pw-ada", url=ADMIN_LOGIN).status_code == 429
+
+
+def test_axes_reset_username_unlocks_at_once(operator):
+    client = Client()
+    for _ in range(5):
+        attempt(client, "otto", "wrong")
+    assert attempt(client, "otto", "pw-otto").status_code == 429
+    out = StringIO()
+    call_command("axes_reset_username", "otto", stdout=out)
+    assert "removed" in out.getvalue()
+    assert attempt(client, "otto", "pw-otto").status_code == 302
+
+
+def test_a_success_clears_the_count(operator):
+    client = Client()
+    for _ in range(4):
+        attempt(client, "otto", "wrong")
+    assert attempt(client, "otto", "pw-otto").status_code == 302
+    client.logout()
+    for _ in range(4):
+        assert attempt(client, "otto", "wrong").status_code == 200
+
+
+def test_auth_events_have_their_own_verified_chain(operator):
+    client = Client()
+    for _ in range(3):
+        attempt(client, "otto", "wrong")
+    chain = EventChain.objects.get(tenant_id=GLOBAL_CHAIN)
+    assert chain.length == 3
+    checked, problems = verify_chains()
+    assert checked >= 3 and problems == []
+    out = StringIO()
+    call_command("audit", "verify", stdout=out)
+    assert "and the chain of events without a tenant verified" in out.getvalue()
+
+
+def test_odd_usernames_are_recorded_safely(roles):
+    client = Client()
+    name = "ünï\u200bcode<script>" + "x" * 100
+    assert attempt(client, name, "wrong").status_code == 200
+    event = Event.objects.get(type="auth.login_failed")
+    assert event.tenant_id is None and event.actor.startswith("user:ünï")
