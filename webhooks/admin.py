@@ -16,6 +16,7 @@ from .models import Delivery, DeliveryAttempt, Subscription
 
 
 class SubscriptionForm(forms.ModelForm):
+    url = forms.URLField(max_length=2000, assume_scheme="https")
     events_text = forms.CharField(
         label="Events",
         help_text="Event types or dotted prefixes, comma separated (tenant.provisioning).",
