@@ -10,13 +10,20 @@ any worker or beat sets up its logging.
   (a ``setup_logging`` receiver): Django's ``LOGGING`` (the JSON formatter on the root
   logger) is applied instead, so Celery's own loggers (``celery.*``) propagate to the same
   handler. The worker's start-up banner, which Celery prints rather than logs, becomes one
-  log line. ``celery beat`` prints its banner too: run it with ``-q`` (``--quiet``).
+  log line, and the shutdown notices it writes from its signal handlers become JSON lines
+  (``_say_json``). ``celery beat`` prints its banner: run it as
+  ``celery -A controlplane --quiet beat``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import logging.config
+import os
+import sys
+from datetime import UTC, datetime
 from typing import Any
 
 from celery import Celery, signals
@@ -94,9 +101,31 @@ def _after_worker_setup(sender: str | None = None, instance: Any = None, **kw: A
     log.info("celery worker %s starting\n%s", sender, instance.startup_info(artlines=False))
 
 
+def _say_json(msg: str, f: Any = None) -> None:
+    """Stands in for ``celery.apps.worker.safe_say`` (the shutdown notices Celery prints from
+    its signal handlers): the same single ``os.write``, no logging locks, but a JSON line."""
+    stream = f if f is not None else sys.__stderr__
+    line = {
+        "time": datetime.now(tz=UTC).isoformat(timespec="milliseconds"),
+        "level": "WARNING",
+        "logger": "celery.apps.worker",
+        "message": str(msg).strip(),
+        "process": os.getpid(),
+    }
+    with contextlib.suppress(OSError, AttributeError, ValueError):
+        os.write(stream.fileno(), (json.dumps(line) + "\n").encode())
+
+
 def install(app: Celery) -> None:
     signals.task_prerun.connect(_task_prerun, weak=False)
     signals.task_postrun.connect(_task_postrun, weak=False)
     if json_logs_enabled():
+        # At once, not only when Celery sets up logging: warnings issued before that (Celery's
+        # "running as root" SecurityWarning) go through the JSON handler too.
+        _setup_logging()
+        logging.captureWarnings(True)
         signals.setup_logging.connect(_setup_logging, weak=False)
         signals.celeryd_after_setup.connect(_after_worker_setup, weak=False)
+        from celery.apps import worker as celery_worker
+
+        celery_worker.safe_say = _say_json
