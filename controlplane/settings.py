@@ -262,6 +262,7 @@ if CONTROLPLANE_LOG_FORMAT not in {"plain", "json"}:
 if CONTROLPLANE_LOG_FORMAT == "json":
     LOGGING["formatters"]["json"] = {"()": "observability.logs.JsonFormatter"}
     LOGGING["handlers"]["console"]["formatter"] = "json"
+MIDDLEWARE += ["observability.middleware.LogContextMiddleware"]  # tenant_id on log lines
 # Probes and scrapers may speak plain HTTP inside the cluster.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 

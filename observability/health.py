@@ -45,7 +45,7 @@ def check_broker() -> str | None:
     from controlplane.celery import app
 
     with app.connection_for_read(connect_timeout=BROKER_TIMEOUT_SECONDS) as conn:
-        conn.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_SECONDS)
+        conn.ensure_connection(max_retries=0, timeout=BROKER_TIMEOUT_SECONDS)  # no retry sleeps
         # Opening a channel makes the transport talk to the server (Redis answers a PING).
         conn.default_channel  # noqa: B018
     return None

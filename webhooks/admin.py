@@ -136,10 +136,6 @@ class DeliveryAdmin(ReadOnlyAdmin):
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self.has_module_permission(request)
 
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        # ReadOnlyAdmin drops delete; "redeliver" stays for whoever may see the log.
-        return super().get_actions(request)
-
     @admin.action(description="Redeliver the selected deliveries (as new deliveries)")
     def redeliver(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
         done = 0

@@ -195,3 +195,27 @@ def test_gunicorn_logs_json_with_the_deploy_config(settings, transactional_db, t
     assert any(
         line["logger"] == "gunicorn.access" and "/healthz" in line["message"] for line in lines
     )
+
+
+def test_a_request_about_a_tenant_logs_its_id(rf):
+    """Views that name a tenant in their URL (console and API) log with its id."""
+    from django.http import HttpResponse
+
+    from observability.logs import log_context
+    from observability.middleware import LogContextMiddleware
+
+    seen: list[dict[str, Any]] = []
+
+    def view(request: Any, tenant_id: str) -> HttpResponse:
+        seen.append(dict(log_context.get() or {}))
+        return HttpResponse()
+
+    def handler(request: Any) -> HttpResponse:
+        kwargs = {"tenant_id": "7d6c0c4e-0000-4000-8000-000000000001"}
+        middleware.process_view(request, view, (), kwargs)
+        return view(request, **kwargs)
+
+    middleware = LogContextMiddleware(handler)
+    middleware(rf.get("/tenants/7d6c0c4e-0000-4000-8000-000000000001/"))
+    assert seen == [{"tenant_id": "7d6c0c4e-0000-4000-8000-000000000001"}]
+    assert not log_context.get()  # nothing leaks to the next request
