@@ -50,7 +50,11 @@ class Delivery(models.Model):
     subscription = models.ForeignKey(
         Subscription, on_delete=models.CASCADE, related_name="deliveries", db_constraint=False
     )
-    event = models.ForeignKey("audit.Event", on_delete=models.PROTECT, related_name="+")
+    # No database constraint either: events are never deleted (the append-only trigger), and a
+    # constraint would put referential triggers on the audit table for nothing.
+    event = models.ForeignKey(
+        "audit.Event", on_delete=models.DO_NOTHING, related_name="+", db_constraint=False
+    )
     event_type = models.CharField(max_length=80)
     status = models.CharField(
         max_length=20, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
