@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .models import GLOBAL_CHAIN, Event, EventChain
+from .signals import event_recorded
 
 EVENT_TYPES = frozenset(
     {
@@ -131,6 +132,7 @@ def record_event(
             digest=digest,
         )
         EventChain.objects.filter(tenant_id=chain_key).update(length=seq, head=digest)
+        event_recorded.send(sender=Event, event=event)  # webhooks' outbox, same transaction
     return event
 
 

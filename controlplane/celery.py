@@ -8,6 +8,8 @@ from typing import Any
 from celery import Celery
 from celery.signals import task_postrun, task_prerun
 
+from observability import celery as observability_celery
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 
 app = Celery("controlplane")
@@ -16,6 +18,8 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # reusing it halves the cost of a short step (see docs/performance.md).
 app.conf.CELERY_DB_REUSE_MAX = int(os.environ.get("CELERY_DB_REUSE_MAX", "100"))
 app.autodiscover_tasks(["provisioning"])
+app.autodiscover_tasks(["webhooks"])
+observability_celery.install(app)
 
 
 @task_prerun.connect

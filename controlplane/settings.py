@@ -92,6 +92,8 @@ INSTALLED_APPS = [
     "provisioning",
     "api",
     "console",
+    "observability",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -351,3 +353,33 @@ AXES_IPWARE_META_PRECEDENCE_ORDER = (
 
 # API tokens expire after this many days unless issued with another expiry.
 CONTROLPLANE_API_TOKEN_DAYS = env_int("CONTROLPLANE_API_TOKEN_DAYS", 90)
+# --- Observability: health, metrics, JSON logs (docs/operations.md, "Monitoring") ------------
+CONTROLPLANE_METRICS_PUBLIC = env_bool("CONTROLPLANE_METRICS_PUBLIC", default=False)
+CONTROLPLANE_LOG_FORMAT = env_str("CONTROLPLANE_LOG_FORMAT", "plain").strip().lower() or "plain"
+if CONTROLPLANE_LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(
+        f"CONTROLPLANE_LOG_FORMAT is {CONTROLPLANE_LOG_FORMAT!r}; use 'plain' or 'json'."
+    )
+if CONTROLPLANE_LOG_FORMAT == "json":
+    LOGGING["formatters"]["json"] = {"()": "observability.logs.JsonFormatter"}
+    LOGGING["handlers"]["console"]["formatter"] = "json"
+MIDDLEWARE += ["observability.middleware.LogContextMiddleware"]  # tenant_id on log lines
+# Probes and scrapers may speak plain HTTP inside the cluster.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+
+# --- Webhooks (docs/operations.md, "Webhooks") ------------------------------------------------
+CONTROLPLANE_WEBHOOK_ALLOW_PRIVATE = env_bool("CONTROLPLANE_WEBHOOK_ALLOW_PRIVATE", default=False)
+# Seconds a receiver has to answer one delivery.
+CONTROLPLANE_WEBHOOK_TIMEOUT = env_float("CONTROLPLANE_WEBHOOK_TIMEOUT", 10)
+# Tries of one delivery, and the wait before the second, doubling (plus up to 25% jitter):
+# 10 tries with 30 s wait about 4 hours in all.
+CONTROLPLANE_WEBHOOK_MAX_TRIES = env_int("CONTROLPLANE_WEBHOOK_MAX_TRIES", 10)
+CONTROLPLANE_WEBHOOK_RETRY_BASE = env_float("CONTROLPLANE_WEBHOOK_RETRY_BASE", 30)
+CONTROLPLANE_WEBHOOK_SWEEP_INTERVAL = env_float("CONTROLPLANE_WEBHOOK_SWEEP_INTERVAL", 30)
+# How long a process trusts its cached list of active subscriptions.
+CONTROLPLANE_WEBHOOK_CACHE_SECONDS = env_float("CONTROLPLANE_WEBHOOK_CACHE_SECONDS", 5)
+CELERY_BEAT_SCHEDULE["webhook-sweep"] = {
+    "task": "webhooks.sweep",
+    "schedule": CONTROLPLANE_WEBHOOK_SWEEP_INTERVAL,
+    "options": {"expires": max(1.0, CONTROLPLANE_WEBHOOK_SWEEP_INTERVAL)},
+}

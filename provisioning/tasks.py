@@ -9,6 +9,8 @@ from __future__ import annotations
 from celery import shared_task
 from celery.app.task import Task
 
+from observability.pulse import record_watchdog_pass
+
 from . import compensation, saga, watchdog
 from .models import STEPS
 
@@ -38,4 +40,5 @@ def decommission(tenant_id: str) -> None:
 @shared_task(name="provisioning.watchdog", acks_late=False, ignore_result=True)
 def run_watchdog() -> dict[str, int]:
     report = watchdog.run_watchdog()
+    record_watchdog_pass()  # for /readyz and /metrics (observability.pulse)
     return {key: len(value) for key, value in vars(report).items()}

@@ -1,0 +1,279 @@
+"""``/metrics``: Prometheus series computed from the database at scrape time.
+
+Why from the database and not from counters kept in process memory: web and worker processes
+come and go and any number of them run; a counter incremented in one gunicorn worker is seen
+only by scrapes that reach that worker, and is lost when it restarts. Every number here is
+read from durable rows instead (tenants, step executions, audit events, the watchdog's pulse),
+so any process answers the same thing, and restarts lose nothing. Counters stay monotonic
+because the rows they count are never deleted (events are append-only; step executions and
+runs are kept for the run history).
+
+A scrape costs a fixed number of queries (``SCRAPE_QUERIES``), each one aggregate; the
+histogram's buckets are counted by the database, not by fetching rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    DurationField,
+    Exists,
+    F,
+    OuterRef,
+    Q,
+    Sum,
+    When,
+)
+from django.db.models import Value as V
+from django.db.models.expressions import ExpressionWrapper
+from django.db.models.fields.json import KeyTextTransform
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+from audit.models import Event
+from provisioning.models import STEPS, Allocation, Run, StepExecution, StepStatus
+from tenants.models import Tenant, TenantState
+
+from .pulse import last_watchdog_pass
+
+# Steps take milliseconds (validate_request, a reused allocation) to minutes (a slow outside
+# service, up to CONTROLPLANE_STEP_TIMEOUT, 600 s by default).
+STEP_DURATION_BUCKETS: tuple[float, ...] = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    120,
+    300,
+    600,
+)
+
+# Operations and outcomes, read from the audit events each one records. A refused operation
+# changes nothing and records nothing, so it is not counted here (the API's 409s show in the
+# web server's access log).
+OPERATION_EVENTS: dict[str, tuple[str, str]] = {
+    "tenant.created": ("create", "accepted"),
+    "tenant.provisioning.started": ("provision", "started"),
+    "tenant.provisioning.completed": ("provision", "completed"),
+    "tenant.provisioning.failed": ("provision", "failed"),
+    "tenant.provisioning.retry_requested": ("retry", "accepted"),
+    "tenant.provisioning.cancel_requested": ("cancel", "accepted"),
+    "tenant.provisioning.cancelled": ("cancel", "completed"),
+    "tenant.provisioning.reset_started": ("reset", "accepted"),
+    "tenant.provisioning.reset_completed": ("reset", "completed"),
+    "tenant.provisioning.reset_failed": ("reset", "failed"),
+    "tenant.suspended": ("suspend", "completed"),
+    "tenant.resumed": ("resume", "completed"),
+    "tenant.decommission_requested": ("decommission", "accepted"),
+    "tenant.decommissioned": ("decommission", "completed"),
+}
+
+ATTENTION_CONDITIONS = ("stalled", "orphaned", "release_failed", "failed")
+
+# tenants by state, needing attention, step durations, step failures, operations, watchdog.
+SCRAPE_QUERIES = 6
+
+
+def tenants_by_state() -> dict[str, int]:
+    counts = dict.fromkeys(TenantState.values, 0)
+    for row in Tenant.objects.order_by().values("state").annotate(n=Count("pk")):
+        counts[row["state"]] = row["n"]
+    return counts
+
+
+def needing_attention_counts() -> dict[str, int]:
+    """How many tenants need an operator, by condition, in one query.
+
+    STOPGAP, TO BE SWITCHED to the tenant ``condition`` selector (contract, "Conditions") once
+    it lands: this derives the four needs-attention conditions from what is recorded today,
+    in the contract's order of precedence (each tenant counted once):
+
+    - ``stalled``: provisioning, an error recorded, and its live run flagged ``stalled_at``;
+    - ``orphaned``: provisioning with an error recorded otherwise (the watchdog's orphaned
+      handle);
+    - ``release_failed``: an allocation still held with a release error;
+    - ``failed``: state ``failed``.
+    """
+    stalled_run = Run.objects.filter(pk=OuterRef("workflow_id"), stalled_at__isnull=False)
+    release_failed = Allocation.objects.filter(
+        tenant=OuterRef("pk"), released_at__isnull=True
+    ).exclude(release_error="")
+    flagged = Q(state=TenantState.PROVISIONING) & ~Q(last_error="")
+    condition = Case(
+        When(flagged & Exists(stalled_run), then=V("stalled")),
+        When(flagged, then=V("orphaned")),
+        When(Exists(release_failed), then=V("release_failed")),
+        When(state=TenantState.FAILED, then=V("failed")),
+        default=V("ok"),
+        output_field=CharField(),
+    )
+    counts = dict.fromkeys(ATTENTION_CONDITIONS, 0)
+    rows = (
+        Tenant.objects.order_by()
+        .annotate(condition=condition)
+        .values("condition")
+        .annotate(n=Count("pk"))
+    )
+    for row in rows:
+        if row["condition"] in counts:
+            counts[row["condition"]] = row["n"]
+    return counts
+
+
+def step_duration_rows() -> dict[str, dict[str, float]]:
+    """Per step: how many completed, their total seconds, and how many within each bucket.
+
+    From the step executions that completed (their ``finished_at - started_at`` is the
+    ``duration_ms`` of ``tenant.provisioning.step_completed``); one grouped query.
+    """
+    duration = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
+    aggregates = {
+        f"le_{i}": Count("pk", filter=Q(duration__lte=timedelta(seconds=bound)))
+        for i, bound in enumerate(STEP_DURATION_BUCKETS)
+    }
+    rows = (
+        StepExecution.objects.order_by()
+        .filter(status=StepStatus.COMPLETED, started_at__isnull=False, finished_at__isnull=False)
+        .annotate(duration=duration)
+        .values("name")
+        .annotate(count=Count("pk"), total=Sum("duration"), **aggregates)
+    )
+    return {row["name"]: row for row in rows}
+
+
+def step_failures() -> dict[str, int]:
+    """Failed tries per step, from ``tenant.provisioning.step_failed`` events."""
+    counts = dict.fromkeys(STEPS, 0)
+    rows = (
+        Event.objects.order_by()
+        .filter(type="tenant.provisioning.step_failed")
+        .annotate(step=KeyTextTransform("step", "data"))
+        .values("step")
+        .annotate(n=Count("pk"))
+    )
+    for row in rows:
+        counts[row["step"] or "unknown"] = row["n"]
+    return counts
+
+
+def operations() -> dict[tuple[str, str], int]:
+    counts = dict.fromkeys(OPERATION_EVENTS.values(), 0)
+    rows = (
+        Event.objects.order_by()
+        .filter(type__in=list(OPERATION_EVENTS))
+        .values("type")
+        .annotate(n=Count("pk"))
+    )
+    for row in rows:
+        key = OPERATION_EVENTS[row["type"]]
+        counts[key] += row["n"]
+    return counts
+
+
+class ControlPlaneCollector(Collector):
+    """Reads the database on every ``collect()``: one scrape, ``SCRAPE_QUERIES`` queries."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily]:
+        tenants = GaugeMetricFamily("controlplane_tenants", "Tenants by state.", labels=["state"])
+        for state, n in tenants_by_state().items():
+            tenants.add_metric([state], n)
+        yield tenants
+
+        attention = GaugeMetricFamily(
+            "controlplane_tenants_needing_attention",
+            "Tenants that need an operator, by condition.",
+            labels=["condition"],
+        )
+        for condition, n in needing_attention_counts().items():
+            attention.add_metric([condition], n)
+        yield attention
+
+        durations = HistogramMetricFamily(
+            "controlplane_step_duration_seconds",
+            "Duration of completed provisioning steps (start of the try to completion).",
+            labels=["step"],
+        )
+        rows = step_duration_rows()
+        for step in STEPS:
+            row = rows.get(step)
+            buckets: list[tuple[str, float]] = []
+            for i, bound in enumerate(STEP_DURATION_BUCKETS):
+                buckets.append((_le(bound), row[f"le_{i}"] if row else 0))
+            buckets.append(("+Inf", row["count"] if row else 0))
+            total = row["total"] if row and row["total"] is not None else timedelta(0)
+            durations.add_metric([step], buckets, sum_value=_seconds(total))
+        yield durations
+
+        failures = CounterMetricFamily(
+            "controlplane_step_failures",
+            "Failed tries of provisioning steps (tenant.provisioning.step_failed events).",
+            labels=["step"],
+        )
+        for step, n in step_failures().items():
+            failures.add_metric([step], n)
+        yield failures
+
+        ops = CounterMetricFamily(
+            "controlplane_operations",
+            "Operations on tenants by outcome, from the audit events they record.",
+            labels=["operation", "outcome"],
+        )
+        for (operation, outcome), n in operations().items():
+            ops.add_metric([operation, outcome], n)
+        yield ops
+
+        watchdog = GaugeMetricFamily(
+            "controlplane_watchdog_last_run_timestamp_seconds",
+            "Unix time at which the watchdog last finished a pass (0: never).",
+        )
+        last = last_watchdog_pass()
+        watchdog.add_metric([], last.timestamp() if last else 0)
+        yield watchdog
+
+
+def _le(bound: float) -> str:
+    return repr(float(bound))
+
+
+def _seconds(value: timedelta | float | int) -> float:
+    # PostgreSQL sums intervals into a timedelta; SQLite hands back microseconds.
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return float(value) / 1_000_000
+
+
+def render() -> bytes:
+    """The exposition text. A registry per scrape: nothing is kept between scrapes."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ControlPlaneCollector())
+    return generate_latest(registry)
+
+
+@require_safe
+@never_cache
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    from .auth import metrics_access
+
+    refusal = None if settings.CONTROLPLANE_METRICS_PUBLIC else metrics_access(request)
+    if refusal is not None:
+        return refusal
+    return HttpResponse(render(), content_type=CONTENT_TYPE_LATEST)

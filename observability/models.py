@@ -1,0 +1,20 @@
+"""What every process can read about the others: when each periodic job last finished a pass."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Pulse(models.Model):
+    """One row per periodic job (``watchdog``): the time its last pass finished.
+
+    Written by the job itself at the end of each pass, read by ``/readyz`` and ``/metrics`` in
+    any process. A table rather than process memory or a local file, so that it is true however
+    many web processes ask and wherever beat runs.
+    """
+
+    name = models.CharField(max_length=64, primary_key=True)
+    at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.at:%Y-%m-%d %H:%M:%S}"

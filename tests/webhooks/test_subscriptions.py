@@ -1,0 +1,145 @@
+"""Subscribing through each door, and the address guard at subscribe time."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from webhooks import services
+from webhooks.models import Subscription
+
+pytestmark = [pytest.mark.django_db]
+
+PRIVATE_URLS = [
+    "http://127.0.0.1:8080/hook",
+    "http://localhost/hook",
+    "http://10.1.2.3/hook",
+    "http://192.168.0.10/hook",
+    "http://172.16.5.4/hook",
+    "http://169.254.169.254/latest/meta-data",  # the cloud metadata service
+    "http://100.64.0.1/hook",  # shared address space
+    "http://[::1]/hook",
+    "http://[fe80::1]/hook",
+    "http://[::ffff:127.0.0.1]/hook",
+    "http://0.0.0.0/hook",
+]
+
+
+@pytest.mark.parametrize("url", PRIVATE_URLS)
+def test_private_addresses_are_refused_without_the_setting(url, settings):
+    settings.CONTROLPLANE_WEBHOOK_ALLOW_PRIVATE = False
+    with pytest.raises(services.WebhookError) as refused:
+        services.add_subscription(url=url, events="tenant")
+    assert "CONTROLPLANE_WEBHOOK_ALLOW_PRIVATE" in refused.value.message
+    assert not Subscription.objects.exists()
+
+
+def test_private_addresses_are_accepted_with_the_setting(settings):
+    settings.CONTROLPLANE_WEBHOOK_ALLOW_PRIVATE = True
+    sub = services.add_subscription(url="http://127.0.0.1:9/hook", events="tenant.created")
+    assert sub.events == ["tenant.created"] and sub.active
+    assert sub.secret.startswith("whsec_") and len(sub.secret) > 30
+
+
+def test_a_public_address_is_accepted(settings):
+    settings.CONTROLPLANE_WEBHOOK_ALLOW_PRIVATE = False
+    sub = services.add_subscription(
+        url="https://93.184.215.14/hooks",
+        events="tenant.provisioning, tenant.created",
+        secret="s" * 20,
+    )
+    assert sub.events == ["tenant.provisioning", "tenant.created"]
+    assert sub.secret == "s" * 20
+
+
+@pytest.mark.parametrize(
+    ("url", "events", "message"),
+    [
+        ("ftp://93.184.215.14/x", "tenant", "https://"),
+        ("https:///nohost", "tenant", "names a host"),
+        ("https://user:pw@93.184.215.14/x", "tenant", "credentials"),
+        ("https://93.184.215.14:99999/x", "tenant", "not a valid URL"),
+        ("https://no-such-host.invalid/x", "tenant", "does not resolve"),
+        ("https://93.184.215.14/x", "tenant.nothing", "matches no audit event type"),
+        ("https://93.184.215.14/x", "Tenant.Created", "not an event type"),
+        ("https://93.184.215.14/x", " , ", "at least one"),
+        ("https://93.184.215.14/x", "tenant.provisioning.", "not an event type"),
+    ],
+)
+def test_bad_input_is_refused_and_changes_nothing(url, events, message):
+    with pytest.raises(services.WebhookError) as refused:
+        services.add_subscription(url=url, events=events)
+    assert message in refused.value.message
+    assert not Subscription.objects.exists()
+
+
+def test_a_short_secret_is_refused(settings):
+    settings.CONTROLPLANE_WEBHOOK_ALLOW_PRIVATE = True
+    with pytest.raises(services.WebhookError, match="16 to 200"):
+        services.add_subscription(url="http://127.0.0.1/h", events="tenant", secret="short")
+
+
+# --- the command ----------------------------------------------------------------------------
+
+
+def test_command_add_list_remove(settings, capsys):
+    settings.CONTROLPLANE_WEBHOOK_ALLOW_PRIVATE = True
+    call_command("webhook", "add", "http://127.0.0.1:9/hook", "--events", "tenant.created")
+    out = capsys.readouterr().out
+    sub = Subscription.objects.get()
+    assert f"Subscribed #{sub.pk}" in out and sub.secret in out  # shown once
+    call_command("webhook", "list")
+    listed = capsys.readouterr().out
+    assert f"#{sub.pk}" in listed and "tenant.created" in listed and sub.secret not in listed
+    call_command("webhook", "remove", str(sub.pk))
+    assert "Removed" in capsys.readouterr().out
+    assert not Subscription.objects.exists()
+
+
+def test_command_refusals_are_one_line_errors(settings):
+    settings.CONTROLPLANE_WEBHOOK_ALLOW_PRIVATE = False
+    with pytest.raises(CommandError, match="private address"):
+        call_command("webhook", "add", "http://10.0.0.1/h", "--events", "tenant")
+    with pytest.raises(CommandError, match="No webhook subscription #42"):
+        call_command("webhook", "remove", "42")
+    with pytest.raises(CommandError, match="No webhook subscription"):
+        call_command("webhook", "remove", "abc")
+    assert not Subscription.objects.exists()
+
+
+# --- the admin ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def superuser(roles):
+    from ..conftest import make_user
+
+    return make_user("root", None, superuser=True)
+
+
+def test_admin_adds_a_subscription_through_the_same_checks(client, superuser, settings):
+    settings.CONTROLPLANE_WEBHOOK_ALLOW_PRIVATE = False
+    client.force_login(superuser)
+    form = {"url": "http://10.0.0.7/hook", "events_text": "tenant.created", "active": "on"}
+    response = client.post("/admin/webhooks/subscription/add/", form)
+    assert response.status_code == 200
+    assert "private address" in response.content.decode()
+    assert not Subscription.objects.exists()
+    form["url"] = "https://93.184.215.14/hook"
+    form["events_text"] = "tenant.nope"
+    response = client.post("/admin/webhooks/subscription/add/", form)
+    assert "matches no audit event type" in response.content.decode()
+    form["events_text"] = "tenant.created,tenant.provisioning"
+    response = client.post("/admin/webhooks/subscription/add/", form)
+    assert response.status_code == 302
+    sub = Subscription.objects.get()
+    assert sub.events == ["tenant.created", "tenant.provisioning"]
+    assert sub.secret.startswith("whsec_")
+
+
+@pytest.mark.parametrize("persona", ["viewer", "operator", "admin_user"])
+def test_only_superusers_see_webhooks_in_the_admin(client, persona, request):
+    user = request.getfixturevalue(persona)
+    client.force_login(user)
+    assert client.get("/admin/webhooks/subscription/").status_code in (302, 403)
+    assert client.get("/admin/webhooks/delivery/").status_code in (302, 403)
