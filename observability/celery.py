@@ -37,9 +37,10 @@ _tokens: dict[str, Any] = {}
 
 
 def json_logs_enabled() -> bool:
-    from django.conf import settings
-
-    return getattr(settings, "CONTROLPLANE_LOG_FORMAT", "plain") == "json"
+    # Read from the environment, as settings.py does (which refuses any other value): this
+    # runs when the Celery app is imported, and must not load Django's settings that early
+    # (a test run's plugins set variables the settings read).
+    return os.environ.get("CONTROLPLANE_LOG_FORMAT", "plain").strip().lower() == "json"
 
 
 def task_ids(task_name: str, args: tuple[Any, ...] | list[Any]) -> dict[str, Any]:
