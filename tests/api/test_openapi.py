@@ -11,6 +11,8 @@ import jsonschema_rs
 import pytest
 from schemathesis.specs.openapi.definitions import OPENAPI_31
 
+from tenants.operations import OPERATIONS
+from tenants.services import Actor, decommission_tenant
 from tests import factories as f
 
 from .conftest import openapi_document
@@ -54,7 +56,28 @@ def test_every_operation_answers_what_its_schema_says(as_admin, fast_saga):
     failed = f.failed_tenant()
     provisioning = f.provisioning_tenant()
     stalled = f.stalled_tenant(fast_saga)
+    # Four eyes on, with two decommissions asked by another admin: one to approve, one to
+    # withdraw.
+    fast_saga.CONTROLPLANE_DECOMMISSION_APPROVAL = True
+    to_approve, to_withdraw = f.active_tenant(), f.active_tenant()
+    for waiting in (to_approve, to_withdraw):
+        decommission_tenant(tenant_id=waiting.id, actor=Actor.shell("grace"))
+    bulk_calls = {
+        ("post", f"/api/v1/tenants/bulk/{name}"): (
+            lambda name=name: as_admin.post(
+                f"/tenants/bulk/{name}", {"ids": [str(tenant.id)], "dry_run": True}
+            )
+        )
+        for name in OPERATIONS
+    }
     calls = {
+        **bulk_calls,
+        ("post", "/api/v1/tenants/{tenant_id}/decommission/approve"): lambda: as_admin.post(
+            f"/tenants/{to_approve.id}/decommission/approve", {"reason": "checked twice"}
+        ),
+        ("post", "/api/v1/tenants/{tenant_id}/decommission/withdraw"): lambda: as_admin.post(
+            f"/tenants/{to_withdraw.id}/decommission/withdraw"
+        ),
         ("post", "/api/v1/tenants"): lambda: as_admin.post(
             "/tenants",
             {"slug": "new-one", "name": "New", "plan": "starter", "admin_email": "a@b.test"},
