@@ -219,7 +219,7 @@ class PreviewOut(Schema):
 
 
 class BulkFilter(StrictBody):
-    state: TenantState | None = None
+    state: Text | None = Field(default=None, json_schema_extra={"enum": list(TenantState.values)})
     condition: Text | None = Field(default=None, json_schema_extra={"maxLength": 200})
     needs_attention: bool | None = None
     plan: Text | None = Field(default=None, json_schema_extra={"enum": list(Plan.values)})

@@ -181,6 +181,7 @@ def test_change_page_shows_run_steps_allocations_and_events(
     logged_in(client, admin_user)
     with django_assert_max_num_queries(20):
         response = client.get(change_url(tenant))
+    assert response.status_code == 200
     html = response.content.decode()
     assert "Attempt 1" in html
     assert "allocate_storage" in html and "mark_active" in html
@@ -271,7 +272,9 @@ def test_changelist_filters_and_searches(
     logged_in(client, admin_user)
 
     with django_assert_max_num_queries(20):
-        html = client.get(CHANGELIST, {"state__exact": "active"}).content.decode()
+        response = client.get(CHANGELIST, {"state__exact": "active"})
+    assert response.status_code == 200
+    html = response.content.decode()
     assert "alpha" in html and "bravo" not in html
 
     html = client.get(CHANGELIST, {"q": "bravo"}).content.decode()
@@ -294,11 +297,11 @@ def test_changelist_query_count_does_not_grow_with_tenants(
     from django.test.utils import CaptureQueriesContext
 
     with CaptureQueriesContext(connection) as few:
-        client.get(CHANGELIST)
+        assert client.get(CHANGELIST).status_code == 200
     for i in range(20):
         new_tenant(f"many-{i}", start=False)
     with django_assert_num_queries(len(few)):
-        client.get(CHANGELIST)
+        assert client.get(CHANGELIST).status_code == 200
 
 
 # --- create through the admin ------------------------------------------------------------------

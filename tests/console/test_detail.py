@@ -11,7 +11,6 @@ from django.test import Client
 from audit.models import Event
 from provisioning.models import Run
 from tenants.services import resume_tenant, retry_provisioning, suspend_tenant
-
 from tests import factories as f
 
 from .conftest import SHELL, STATES, fresh, login, new_tenant, run_to_end
@@ -94,8 +93,12 @@ def test_each_button_leads_to_a_confirmation_with_the_preview(
     assert 'name="confirm_slug"' in body
     assert 'Type <strong class="wrap">typed</strong> to confirm' in body
     assert 'data-to-state="decommissioned"' in body
-    released = re.findall(r'<li data-kind="(\w+)">', body.split('id="preview-release"')[1].split("</ul>")[0])
-    assert sorted(released) == sorted(["storage", "identity", "database", "dns", "billing", "invite"])
+    released = re.findall(
+        r'<li data-kind="(\w+)">', body.split('id="preview-release"')[1].split("</ul>")[0]
+    )
+    assert sorted(released) == sorted(
+        ["storage", "identity", "database", "dns", "billing", "invite"]
+    )
 
 
 def test_the_page_shows_fields_handle_steps_and_heartbeat(client, viewer, make_state) -> None:
@@ -256,14 +259,15 @@ def test_query_count_does_not_grow_with_events_or_tenants(
     login(client, admin_user)
     client.get(f"/tenants/{tenant.pk}/")
     with django_assert_max_num_queries(12) as before:
-        client.get(f"/tenants/{tenant.pk}/")
+        assert client.get(f"/tenants/{tenant.pk}/").status_code == 200
     flip(tenant, 30)
     for i in range(10):
         new_tenant(f"other-{i}", start=False)
     with django_assert_max_num_queries(len(before.captured_queries)):
-        client.get(f"/tenants/{tenant.pk}/")
+        assert client.get(f"/tenants/{tenant.pk}/").status_code == 200
     with django_assert_max_num_queries(len(before.captured_queries)):
-        client.get(f"/tenants/{tenant.pk}/", headers={"HX-Request": "true"})
+        polled = client.get(f"/tenants/{tenant.pk}/", headers={"HX-Request": "true"})
+    assert polled.status_code in (200, 286)
 
 
 def test_unknown_tenant_in_htmx_poll_is_404(client: Client, viewer) -> None:

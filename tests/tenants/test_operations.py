@@ -11,8 +11,8 @@ from audit.models import Event
 from provisioning.models import Allocation, Run
 from tenants.errors import OperationError
 from tenants.models import Tenant
-from tenants.selectors import tenant_detail
 from tenants.operations import OPERATIONS, perform
+from tenants.selectors import tenant_detail
 from tenants.services import Actor
 
 from .. import factories as f
