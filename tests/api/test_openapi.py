@@ -111,5 +111,11 @@ def test_every_operation_answers_what_its_schema_says(as_admin, fast_saga):
     assert documented == set(calls)
     for (method, path), call in calls.items():
         response = call()
-        success = min(s for s in doc["paths"][path][method]["responses"] if s.startswith("2"))
+        documented_statuses = doc["paths"][path][method]["responses"]
+        # An operation answers 202 when it acts and 200 for a dry run; these calls act.
+        success = (
+            "202"
+            if "202" in documented_statuses
+            else min(s for s in documented_statuses if s.startswith("2"))
+        )
         assert str(response.status_code) == success, (method, path, response.content)
