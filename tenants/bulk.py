@@ -85,7 +85,7 @@ def _clean_ids(ids: Any) -> list[uuid.UUID]:
         raise _bad("ids", "ids must be a non-empty list of tenant ids.")
     if len(ids) > BULK_MAX_LIMIT:
         raise _bad("ids", f"At most {BULK_MAX_LIMIT} ids at once.")
-    clean: list[uuid.UUID] = []
+    clean: dict[uuid.UUID, None] = {}  # ordered, and a set for the duplicate check
     for raw in ids:
         try:
             value = uuid.UUID(str(raw)) if isinstance(raw, str | uuid.UUID) else None
@@ -93,9 +93,8 @@ def _clean_ids(ids: Any) -> list[uuid.UUID]:
             value = None
         if value is None:
             raise _bad("ids", f"{str(raw)[:60]!r} is not a tenant id.")
-        if value not in clean:
-            clean.append(value)
-    return clean
+        clean.setdefault(value)
+    return list(clean)
 
 
 def _clean_filters(filters: Any) -> dict[str, Any]:
