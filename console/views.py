@@ -125,6 +125,7 @@ def tenant_list(request: HtmxHttpRequest) -> HttpResponse:
         limit=TENANTS_PER_PAGE,
     )
     counts = selectors.state_counts()
+    allowed = permitted_names(request.user)
     filters = {"q": q, "state": state, "plan": plan, "sort": sort}
 
     def query(**changes: str) -> str:
@@ -147,9 +148,7 @@ def tenant_list(request: HtmxHttpRequest) -> HttpResponse:
             "sorts": [(k, v[2]) for k, v in TENANT_SORTS.items()],
             "can_create": request.user.has_perm("tenants.add_tenant"),
             # Bulk: the operations this user may apply to selected tenants.
-            "operations": [
-                op for op in OPERATIONS.values() if op.name in permitted_names(request.user)
-            ],
+            "operations": [op for op in OPERATIONS.values() if op.name in allowed],
         },
     )
 
