@@ -17,6 +17,7 @@ from pydantic import AfterValidator, ConfigDict, Field
 
 from provisioning.models import STEPS, RunStatus, StepStatus
 from tenants.models import RESERVED_SLUGS, SLUG_PATTERN, Plan, TenantState
+from tenants.operations import OPERATIONS
 
 
 def _storable(value: str) -> str:
@@ -33,7 +34,7 @@ def _storable(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_storable)]
-ACTIONS = ["cancel", "reset", "retry", "suspend", "resume", "decommission"]
+ACTIONS = list(OPERATIONS)
 RECOMMENDATIONS = ["wait", "cancel", "reset", "retry", "decommission", "none"]
 
 
@@ -72,11 +73,33 @@ class TenantCreateIn(StrictBody):
     )
 
 
+REASON_FIELD = Field(
+    default=None,
+    description="Why you do it, recorded as data.reason on the operation's first event "
+    "(at most 500 characters).",
+    json_schema_extra={"maxLength": 500},
+)
+DRY_RUN_FIELD = Field(
+    default=False,
+    description="Preview only: answer 200 with what would happen (or the refusal the "
+    "operation would give) and change nothing.",
+)
+
+
 class ActionIn(StrictBody):
-    """The body of an operation other than retry: empty, or an empty object."""
+    """The body of an operation other than retry: empty, or an object with optional fields."""
+
+    reason: Text | None = REASON_FIELD
+    dry_run: bool = DRY_RUN_FIELD
 
 
-class RetryIn(StrictBody):
+class ApprovalIn(StrictBody):
+    """The body of a four-eyes approval or withdrawal: optional reason."""
+
+    reason: Text | None = REASON_FIELD
+
+
+class RetryIn(ActionIn):
     faults: dict[Text, Text] | None = Field(
         default=None,
         description="Fault injection for the new run (only when CONTROLPLANE_FAULT_INJECTION "
@@ -101,6 +124,9 @@ class TenantOut(Schema):
     decommissioned_at: datetime | None
     decommission_requested_at: datetime | None = Field(
         description="Set while a decommission is releasing the tenant's resources."
+    )
+    decommission_asked_by: str = Field(
+        description="Four eyes: who asked for a decommission that waits for approval ('' if none)."
     )
 
 
@@ -150,6 +176,84 @@ class TenantDetailOut(TenantOut):
     )
     recommended_action: str = Field(json_schema_extra={"enum": RECOMMENDATIONS})
     recommended_reason: str
+    actions: list[ActionOut] = Field(
+        description="Every operation, in order, with whether it is available and permitted to "
+        "the caller, and why not."
+    )
+    decommission_request: DecommissionRequestOut | None = Field(
+        description="Four eyes: a decommission waiting for a second admin's approval."
+    )
+
+
+class ActionOut(Schema):
+    name: str = Field(json_schema_extra={"enum": ACTIONS})
+    label: str
+    available: bool = Field(description="What the state allows (as in available_actions).")
+    permitted: bool = Field(description="Whether the asking user or token may do it.")
+    reason: str = Field(description='Why not, when either is false; "" when both are true.')
+
+
+class DecommissionRequestOut(Schema):
+    asked_by: str
+    asked_at: datetime | None
+    approvers: list[str] = Field(description="Admins other than the one who asked.")
+
+
+class AllocationRef(Schema):
+    kind: str
+    external_id: str
+
+
+class PreviewOut(Schema):
+    dry_run: bool
+    action: str = Field(json_schema_extra={"enum": ACTIONS})
+    tenant_id: uuid.UUID
+    from_state: TenantState
+    to_state: TenantState
+    release: list[AllocationRef] = Field(description="Allocations it will release.")
+    keep: list[AllocationRef] = Field(description="Allocations it keeps.")
+    events: list[str] = Field(description="The audit event types it will record.")
+    awaiting_approval: bool = Field(
+        description="Four eyes: the decommission will wait for a different admin's approval."
+    )
+
+
+class BulkFilter(StrictBody):
+    state: Text | None = Field(default=None, json_schema_extra={"enum": list(TenantState.values)})
+    condition: Text | None = Field(default=None, json_schema_extra={"maxLength": 200})
+    needs_attention: bool | None = None
+    plan: Text | None = Field(default=None, json_schema_extra={"enum": list(Plan.values)})
+    q: Text | None = Field(default=None, json_schema_extra={"maxLength": 200})
+
+
+class BulkIn(StrictBody):
+    ids: list[Text] | None = Field(
+        default=None,
+        description="Tenant ids (give ids or filter).",
+        json_schema_extra={"maxItems": 1000},
+    )
+    filter: BulkFilter | None = Field(default=None, description="Tenants matching these filters.")
+    dry_run: bool = DRY_RUN_FIELD
+    reason: Text | None = REASON_FIELD
+    limit: int | None = Field(
+        default=None,
+        description="At most this many tenants (default 100, at most 1000).",
+        json_schema_extra={"minimum": 1, "maximum": 1000},
+    )
+
+
+class BulkResultOut(Schema):
+    id: uuid.UUID | None
+    slug: str
+    outcome: str = Field(json_schema_extra={"enum": ["accepted", "would_accept", "refused"]})
+    code: str
+    message: str
+
+
+class BulkOut(Schema):
+    dry_run: bool
+    matched: int = Field(description="How many tenants the ids or filter matched.")
+    results: list[BulkResultOut]
 
 
 class TenantPage(Schema):

@@ -1,7 +1,8 @@
 """The JSON API (``/api/v1``): parse, call one service or selector, render.
 
-No rule of the contract lives here. Operations are refused by ``tenants.services`` (which also
-checks the caller's permission); reads check the view permission, then ask the selectors.
+No rule of the contract lives here. The operation routes (single and bulk) are built from the
+table in ``tenants.operations``, whose ``perform`` / ``preview`` / ``bulk`` check the caller's
+permission and the state; reads check the view permission, then ask the selectors.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Header, Query, Status
 from ninja.responses import NinjaJSONEncoder
 
-from tenants import selectors, services
+from tenants import bulk, operations, selectors, services
 from tenants.models import Tenant, TenantState
+from tenants.operations import OPERATIONS, Operation
 
 from . import errors, queries
 from .auth import SessionAuth, TokenAuth, caller, require_read
@@ -28,8 +30,12 @@ from .idempotency import MAX_KEY_LENGTH, run_once
 from .pagination import DEFAULT_LIMIT, MAX_LIMIT
 from .schemas import (
     ActionIn,
+    ApprovalIn,
+    BulkIn,
+    BulkOut,
     ErrorOut,
     EventPage,
+    PreviewOut,
     RetryIn,
     TenantCreateIn,
     TenantDetailOut,
@@ -154,7 +160,7 @@ def list_tenants(
 )
 def get_tenant(request: HttpRequest, tenant_id: str) -> dict[str, Any]:
     require_read(request, "tenants.view_tenant", "view tenants")
-    detail = selectors.tenant_detail(tenant_id)
+    detail = selectors.tenant_detail(tenant_id, user=caller(request).user)
     run = None
     if detail.run is not None:
         run = {
@@ -182,6 +188,8 @@ def get_tenant(request: HttpRequest, tenant_id: str) -> dict[str, Any]:
         "available_actions": detail.available_actions,
         "recommended_action": detail.recommendation.action,
         "recommended_reason": detail.recommendation.reason,
+        "actions": [a.as_dict() for a in detail.actions],
+        "decommission_request": detail.decommission_request,
     }
 
 
@@ -190,46 +198,36 @@ def _operate(
     response: HttpResponse,
     action: str,
     tenant_id: str,
-    payload: ActionIn | RetryIn | None,
+    payload: ActionIn | None,
     key: str | None,
 ) -> Status[Any]:
     fields = payload.model_dump(exclude_unset=True) if payload is not None else {}
+    dry_run = fields.pop("dry_run", False)
 
     def operation() -> tuple[int, dict[str, Any]]:
-        tenant = services.OPERATIONS[action](
-            tenant_id=tenant_id, actor=caller(request).actor, **fields
-        )
+        actor = caller(request).actor
+        if dry_run:
+            return 200, operations.preview(
+                action, tenant_id=tenant_id, actor=actor, **fields
+            ).as_dict()
+        tenant = operations.perform(action, tenant_id=tenant_id, actor=actor, **fields)
         return 202, tenant_json(tenant)
 
+    if dry_run:
+        # A preview writes nothing, not even an idempotency record.
+        status, data = run_once(request, key=None, body=fields, operation=operation)[0]
+        return Status(status, data)
     return answer(request, response, key=key, body=fields, operation=operation)
 
 
-ACTION_RESPONSES: dict[int, Any] = {202: TenantOut, **WRITE_ERRORS}
+ACTION_RESPONSES: dict[int, Any] = {200: PreviewOut, 202: TenantOut, **WRITE_ERRORS}
+BULK_RESPONSES: dict[int, Any] = {200: BulkOut, **WRITE_ERRORS}
 
 
-# One endpoint per operation, each with its own path and operation id in the OpenAPI document.
-ACTIONS: dict[str, tuple[str, str]] = {
-    "cancel": (
-        "cancel_provisioning",
-        "Cancel provisioning (roll back what was allocated; the tenant becomes pending)",
-    ),
-    "reset": (
-        "reset_provisioning",
-        "Reset a wedged provisioning (keeps allocations; the tenant becomes pending)",
-    ),
-    "retry": ("retry_provisioning", "Retry provisioning (a new run, attempt + 1)"),
-    "suspend": ("suspend_tenant", "Suspend an active tenant"),
-    "resume": ("resume_tenant", "Resume a suspended tenant"),
-    "decommission": (
-        "decommission_tenant",
-        "Decommission (release everything; the slug is free again)",
-    ),
-}
-
-
-def _action_view(action: str) -> Callable[..., Status[Any]]:
-    # Only retry takes a body with content (faults); the others accept an empty object.
-    if action == "retry":
+def _action_view(op: Operation) -> Callable[..., Status[Any]]:
+    # Only an operation that takes faults (retry) has them in its body schema. (Two functions:
+    # ninja reads the annotations by name, so the body type cannot be a local variable.)
+    if op.takes_faults:
 
         def view(
             request: HttpRequest,
@@ -238,7 +236,7 @@ def _action_view(action: str) -> Callable[..., Status[Any]]:
             payload: RetryIn = OptionalBody,
             idempotency_key: str | None = IdempotencyKey,
         ) -> Status[Any]:
-            return _operate(request, response, action, tenant_id, payload, idempotency_key)
+            return _operate(request, response, op.name, tenant_id, payload, idempotency_key)
 
     else:
 
@@ -249,20 +247,115 @@ def _action_view(action: str) -> Callable[..., Status[Any]]:
             payload: ActionIn = OptionalBody,
             idempotency_key: str | None = IdempotencyKey,
         ) -> Status[Any]:
-            return _operate(request, response, action, tenant_id, payload, idempotency_key)
+            return _operate(request, response, op.name, tenant_id, payload, idempotency_key)
 
-    view.__name__ = view.__qualname__ = action
+    view.__name__ = view.__qualname__ = op.name
     return view
 
 
-for _action, (_operation_id, _summary) in ACTIONS.items():
+def _bulk_view(op: Operation) -> Callable[..., Status[Any]]:
+    def view(
+        request: HttpRequest,
+        response: HttpResponse,
+        payload: BulkIn,
+        idempotency_key: str | None = IdempotencyKey,
+    ) -> Status[Any]:
+        fields = payload.model_dump(exclude_unset=True)
+        if "filter" in fields and fields["filter"] is not None:
+            fields["filter"] = {k: v for k, v in fields["filter"].items() if v is not None}
+
+        def operation() -> tuple[int, dict[str, Any]]:
+            result = bulk.bulk(
+                op.name,
+                actor=caller(request).actor,
+                ids=fields.get("ids"),
+                filters=fields.get("filter"),
+                dry_run=fields.get("dry_run", False),
+                reason=fields.get("reason"),
+                limit=fields.get("limit"),
+            )
+            return 200, result.as_dict()
+
+        return answer(request, response, key=idempotency_key, body=fields, operation=operation)
+
+    view.__name__ = view.__qualname__ = f"bulk_{op.name}"
+    return view
+
+
+# The bulk routes come first: /tenants/bulk/cancel must not be read as a tenant called "bulk".
+for _op in OPERATIONS.values():
     api.post(
-        f"/tenants/{{tenant_id}}/{_action}",
+        f"/tenants/bulk/{_op.name}",
+        response=BULK_RESPONSES,
+        tags=["bulk"],
+        summary=f"Bulk: {_op.summary}",
+        operation_id=f"bulk_{_op.service.__name__}",
+    )(_bulk_view(_op))
+
+# One endpoint per operation, each with its own path and operation id in the OpenAPI document.
+for _op in OPERATIONS.values():
+    api.post(
+        f"/tenants/{{tenant_id}}/{_op.name}",
         response=ACTION_RESPONSES,
         tags=["operations"],
-        summary=_summary,
-        operation_id=_operation_id,
-    )(_action_view(_action))
+        summary=_op.summary,
+        operation_id=_op.service.__name__,
+    )(_action_view(_op))
+
+
+@api.post(
+    "/tenants/{tenant_id}/decommission/approve",
+    response={202: TenantOut, **WRITE_ERRORS},
+    tags=["operations"],
+    summary="Four eyes: approve a decommission another admin asked for",
+    operation_id="approve_decommission",
+)
+def approve_decommission(
+    request: HttpRequest,
+    response: HttpResponse,
+    tenant_id: str,
+    payload: ApprovalIn | None = None,
+    idempotency_key: str | None = IdempotencyKey,
+) -> Status[Any]:
+    return _four_eyes(
+        request, response, operations.approve_decommission, tenant_id, payload, idempotency_key
+    )
+
+
+@api.post(
+    "/tenants/{tenant_id}/decommission/withdraw",
+    response={202: TenantOut, **WRITE_ERRORS},
+    tags=["operations"],
+    summary="Four eyes: withdraw a decommission that waits for approval",
+    operation_id="withdraw_decommission",
+)
+def withdraw_decommission(
+    request: HttpRequest,
+    response: HttpResponse,
+    tenant_id: str,
+    payload: ApprovalIn | None = None,
+    idempotency_key: str | None = IdempotencyKey,
+) -> Status[Any]:
+    return _four_eyes(
+        request, response, operations.withdraw_decommission, tenant_id, payload, idempotency_key
+    )
+
+
+def _four_eyes(
+    request: HttpRequest,
+    response: HttpResponse,
+    service: Callable[..., Tenant],
+    tenant_id: str,
+    payload: ApprovalIn | None,
+    key: str | None,
+) -> Status[Any]:
+    fields = payload.model_dump(exclude_unset=True) if payload is not None else {}
+
+    def operation() -> tuple[int, dict[str, Any]]:
+        tenant = service(tenant_id=tenant_id, actor=caller(request).actor, **fields)
+        return 202, tenant_json(tenant)
+
+    return answer(request, response, key=key, body=fields, operation=operation)
 
 
 # --- audit ----------------------------------------------------------------------------------

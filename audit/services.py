@@ -44,6 +44,9 @@ EVENT_TYPES = frozenset(
         "tenant.resumed",
         "tenant.decommission_requested",
         "tenant.decommissioned",
+        # Four eyes (CONTROLPLANE_DECOMMISSION_APPROVAL): a second admin approves or withdraws.
+        "tenant.decommission_approved",
+        "tenant.decommission_withdrawn",
     }
 )
 # Events about no tenant (their own chain, GLOBAL_CHAIN): failed and refused logins.

@@ -13,15 +13,6 @@ from datetime import datetime
 from provisioning.models import COMPENSATION, STEP_KIND, Allocation, StepExecution, StepStatus
 from tenants.selectors import TenantDetail
 
-# What the browser asks before it posts (the decommission form asks for the slug instead).
-ACTION_CONFIRMATIONS: dict[str, str] = {
-    "cancel": "Cancel this provisioning? Everything allocated so far will be released and "
-    "the tenant will go back to Pending.",
-    "reset": "Reset this provisioning? The run is abandoned and its error cleared; "
-    "allocations are kept for the next attempt.",
-    "suspend": "Suspend this tenant?",
-}
-
 RECOMMENDATION_LABELS: dict[str, str] = {
     "wait": "Wait",
     "cancel": "Cancel",

@@ -18,6 +18,12 @@ urlpatterns = [
     path("tenants/", views.tenant_list, name="tenant_list"),
     path("tenants/new/", views.tenant_new, name="tenant_new"),
     path("tenants/<uuid:tenant_id>/", views.tenant_detail, name="tenant_detail"),
+    path("tenants/bulk/", views.tenant_bulk, name="tenant_bulk"),
+    path(
+        "tenants/<uuid:tenant_id>/decommission/<slug:decision>/",
+        views.decommission_approval,
+        name="decommission_approval",
+    ),
     path(
         "tenants/<uuid:tenant_id>/<slug:action>/",
         views.tenant_action,

@@ -1,9 +1,9 @@
 """The operator console: server-rendered pages over the service functions.
 
 Each view parses its input, calls one selector or one service function, and renders. Every
-rule about what may happen lives in ``tenants.services``; the console only decides which
-buttons to show (the services' ``available_actions`` narrowed by the user's permissions) and
-how to word a refusal.
+rule about what may happen lives in ``tenants.services`` and the operations table
+(``tenants.operations``); the console shows each operation's button or the reason why not, a
+confirmation step with the operation's preview, and words a refusal.
 """
 
 from __future__ import annotations
@@ -35,18 +35,21 @@ from django_htmx.middleware import HtmxDetails
 
 from audit.models import Event
 from provisioning.models import STEPS, Allocation
-from tenants import selectors
+from tenants import bulk, operations, selectors
 from tenants.errors import OperationError
 from tenants.models import Plan, Tenant, TenantState
-from tenants.services import ACTION_LABELS, ACTION_PERMISSIONS, OPERATIONS, Actor, create_tenant
+from tenants.operations import (
+    APPROVED_MESSAGE,
+    OPERATIONS,
+    WITHDRAWN_MESSAGE,
+    Operation,
+    permitted_names,
+)
+from tenants.services import Actor, create_tenant
 
 from .auth import login_required
 from .pagination import keyset_page
-from .presenters import (
-    ACTION_CONFIRMATIONS,
-    RECOMMENDATION_LABELS,
-    step_rows,
-)
+from .presenters import RECOMMENDATION_LABELS, step_rows
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -122,6 +125,7 @@ def tenant_list(request: HtmxHttpRequest) -> HttpResponse:
         limit=TENANTS_PER_PAGE,
     )
     counts = selectors.state_counts()
+    allowed = permitted_names(request.user)
     filters = {"q": q, "state": state, "plan": plan, "sort": sort}
 
     def query(**changes: str) -> str:
@@ -143,6 +147,8 @@ def tenant_list(request: HtmxHttpRequest) -> HttpResponse:
             "plans": Plan.choices,
             "sorts": [(k, v[2]) for k, v in TENANT_SORTS.items()],
             "can_create": request.user.has_perm("tenants.add_tenant"),
+            # Bulk: the operations this user may apply to selected tenants.
+            "operations": [op for op in OPERATIONS.values() if op.name in allowed],
         },
     )
 
@@ -225,7 +231,7 @@ def tenant_new(request: HtmxHttpRequest) -> HttpResponse:
 
 def _detail_context(request: HtmxHttpRequest, tenant_id: uuid.UUID) -> dict[str, Any]:
     try:
-        detail = selectors.tenant_detail(tenant_id)
+        detail = selectors.tenant_detail(tenant_id, user=request.user)
     except OperationError as exc:
         raise Http404(exc.message) from None
     released: list[Allocation] = []
@@ -242,21 +248,16 @@ def _detail_context(request: HtmxHttpRequest, tenant_id: uuid.UUID) -> dict[str,
         cursor=request.GET.get("events"),
         limit=TIMELINE_PER_PAGE,
     )
-    user = request.user
+    # One row per operation, in the table's order: a button when it is available and the user
+    # may do it, else the reason why not (a viewer sees why; an operator sees why decommission
+    # is not theirs).
     actions = [
         {
-            "name": name,
-            "label": ACTION_LABELS[name],
-            "confirm": ACTION_CONFIRMATIONS.get(name, ""),
-            "url": reverse("console:tenant_action", args=[detail.tenant.pk, name]),
+            **state.as_dict(),
+            "url": reverse("console:tenant_action", args=[detail.tenant.pk, state.name]),
+            "danger": OPERATIONS[state.name].releases,
         }
-        for name in detail.available_actions
-        if user.has_perm(ACTION_PERMISSIONS[name])
-    ]
-    hidden = [
-        ACTION_LABELS[name]
-        for name in detail.available_actions
-        if not user.has_perm(ACTION_PERMISSIONS[name])
+        for state in detail.actions
     ]
     return {
         "detail": detail,
@@ -266,7 +267,8 @@ def _detail_context(request: HtmxHttpRequest, tenant_id: uuid.UUID) -> dict[str,
         "released": released,
         "timeline": timeline,
         "actions": actions,
-        "actions_without_permission": hidden,
+        "offered": [a for a in actions if a["available"] and a["permitted"]],
+        "may_decommission": "decommission" in permitted_names(request.user),
         "recommendation_label": RECOMMENDATION_LABELS.get(
             detail.recommendation.action, detail.recommendation.action
         ),
@@ -291,34 +293,56 @@ def tenant_detail(request: HtmxHttpRequest, tenant_id: uuid.UUID) -> HttpRespons
 
 
 @login_required
-@require_POST
+@permission_required("tenants.view_tenant", raise_exception=True)
 def tenant_action(request: HtmxHttpRequest, tenant_id: uuid.UUID, action: str) -> HttpResponse:
-    if action not in OPERATIONS:
+    """GET: the confirmation step, with the operation's preview and a reason field.
+    POST: perform it (the service checks the permission, the state and the reason)."""
+    op = OPERATIONS.get(action)
+    if op is None:
         raise Http404("No such action.")
-    if not request.user.has_perm("tenants.view_tenant") or not request.user.has_perm(
-        ACTION_PERMISSIONS[action]
-    ):
-        raise PermissionDenied(f"You do not have permission to {ACTION_LABELS[action].lower()}.")
     try:
         tenant = selectors.get_tenant(tenant_id)
     except OperationError as exc:
         raise Http404(exc.message) from None
     detail_url = reverse("console:tenant_detail", args=[tenant.pk])
-    label = ACTION_LABELS[action]
+    actor = Actor.for_user(request.user)
+    if request.method == "POST":
+        return _perform(request, op, tenant, actor, detail_url)
+    if request.method != "GET":
+        return HttpResponse(status=405, headers={"Allow": "GET, POST"})
+    try:
+        preview = operations.preview(op.name, tenant_id=tenant.pk, actor=actor)
+    except OperationError as exc:
+        if exc.code == "permission_denied":
+            raise PermissionDenied(exc.message) from None
+        messages.error(request, f"{op.label} is not possible now: {exc.message}")
+        return redirect(detail_url)
+    return render(
+        request,
+        "tenants/confirm.html",
+        {"tenant": tenant, "op": op, "preview": preview, "detail_url": detail_url},
+    )
 
-    if action == "decommission":
+
+def _perform(
+    request: HtmxHttpRequest, op: Operation, tenant: Tenant, actor: Actor, detail_url: str
+) -> HttpResponse:
+    label = op.label
+    reason = request.POST.get("reason", "")
+    if op.confirm_by_slug:
         typed = request.POST.get("confirm_slug", "").strip()
         if typed != tenant.slug:
+            if not request.user.has_perm(op.permission):
+                raise PermissionDenied(f"You do not have permission to {op.verb}.")
             messages.error(
                 request,
-                f"Nothing was done: to decommission, type the tenant's slug ({tenant.slug}) "
-                "exactly.",
+                f"Nothing was done: to {op.verb}, type the tenant's slug ({tenant.slug}) exactly.",
             )
             return redirect(detail_url)
 
     seen_state = request.POST.get("seen_state", "")
     try:
-        OPERATIONS[action](tenant_id=tenant.pk, actor=Actor.for_user(request.user))
+        done = operations.perform(op.name, tenant_id=tenant.pk, actor=actor, reason=reason)
     except OperationError as exc:
         if exc.code == "permission_denied":
             raise PermissionDenied(exc.message) from None
@@ -335,21 +359,94 @@ def tenant_action(request: HtmxHttpRequest, tenant_id: uuid.UUID, action: str) -
         else:
             messages.error(request, f"{label} was refused: {exc.message}")
         return redirect(detail_url)
-    messages.success(request, _done_message(action, tenant.slug))
+    messages.success(request, operations.success_message(op, done))
     return redirect(detail_url)
 
 
-def _done_message(action: str, slug: str) -> str:
-    return {
-        "cancel": f"Cancellation of {slug} requested: the saga is releasing what it allocated, "
-        "then the tenant goes back to Pending.",
-        "reset": f"{slug} was reset: the run is abandoned, its error cleared and the tenant is "
-        "Pending. Its allocations are kept; retry when ready.",
-        "retry": f"Provisioning of {slug} started again.",
-        "suspend": f"{slug} is suspended.",
-        "resume": f"{slug} is active again.",
-        "decommission": f"Decommission of {slug} requested: its resources are being released.",
-    }[action]
+@login_required
+@require_POST
+@permission_required("tenants.view_tenant", raise_exception=True)
+def decommission_approval(
+    request: HtmxHttpRequest, tenant_id: uuid.UUID, decision: str
+) -> HttpResponse:
+    """Four eyes: approve or withdraw a decommission that waits for a second admin."""
+    service = {
+        "approve": operations.approve_decommission,
+        "withdraw": operations.withdraw_decommission,
+    }.get(decision)
+    if service is None:
+        raise Http404("No such decision.")
+    detail_url = reverse("console:tenant_detail", args=[tenant_id])
+    try:
+        tenant = service(
+            tenant_id=tenant_id,
+            actor=Actor.for_user(request.user),
+            reason=request.POST.get("reason", ""),
+        )
+    except OperationError as exc:
+        if exc.code == "not_found":
+            raise Http404(exc.message) from None
+        if exc.code == "permission_denied" and not request.user.has_perm(
+            OPERATIONS["decommission"].permission
+        ):
+            raise PermissionDenied(exc.message) from None
+        messages.error(request, exc.message)
+        return redirect(detail_url)
+    template = APPROVED_MESSAGE if decision == "approve" else WITHDRAWN_MESSAGE
+    messages.success(request, template.format(slug=tenant.slug))
+    return redirect(detail_url)
+
+
+# --- bulk -----------------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+@permission_required("tenants.view_tenant", raise_exception=True)
+def tenant_bulk(request: HtmxHttpRequest) -> HttpResponse:
+    """Selected tenants and one operation: first the dry run, then (confirmed) the real thing.
+
+    Both go through the one bulk service; the dry-run page carries the selection and the
+    reason on to the confirming POST.
+    """
+    op = OPERATIONS.get(request.POST.get("action", ""))
+    ids = request.POST.getlist("ids")
+    back = reverse("console:tenant_list")
+    if op is None:
+        messages.error(request, "Choose an operation for the selected tenants.")
+        return redirect(back)
+    if not ids:
+        messages.error(request, "Select at least one tenant.")
+        return redirect(back)
+    confirmed = request.POST.get("confirm") == "yes"
+    reason = request.POST.get("reason", "")
+    try:
+        result = bulk.bulk(
+            op.name,
+            actor=Actor.for_user(request.user),
+            ids=ids,
+            dry_run=not confirmed,
+            reason=reason,
+            limit=bulk.BULK_MAX_LIMIT,
+        )
+    except OperationError as exc:
+        if exc.code == "permission_denied":
+            raise PermissionDenied(exc.message) from None
+        messages.error(request, f"{op.label}: {exc.message}")
+        return redirect(back)
+    return render(
+        request,
+        "tenants/bulk.html",
+        {
+            "op": op,
+            "result": result,
+            "ids": [str(r.id) for r in result.results if r.id and r.outcome == "would_accept"],
+            "reason": reason,
+            "would_accept": result.count("would_accept"),
+            "accepted": result.count("accepted"),
+            "refused": result.count("refused"),
+        },
+    )
 
 
 # --- audit feed -----------------------------------------------------------------------------

@@ -383,3 +383,6 @@ CELERY_BEAT_SCHEDULE["webhook-sweep"] = {
     "schedule": CONTROLPLANE_WEBHOOK_SWEEP_INTERVAL,
     "options": {"expires": max(1.0, CONTROLPLANE_WEBHOOK_SWEEP_INTERVAL)},
 }
+# --- Four eyes ------------------------------------------------------------------------------
+# With it on, a decommission asked by one admin waits until a different admin approves it.
+CONTROLPLANE_DECOMMISSION_APPROVAL = env_bool("CONTROLPLANE_DECOMMISSION_APPROVAL", default=False)

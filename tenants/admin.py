@@ -19,26 +19,31 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods
 
+from . import bulk, operations
 from .errors import OperationError
 from .models import Tenant
+from .operations import (
+    APPROVED_MESSAGE,
+    OPERATIONS,
+    WITHDRAWN_MESSAGE,
+    Operation,
+    permitted_names,
+)
 from .selectors import tenant_detail, tenant_events
-from .services import ACTION_LABELS, ACTION_PERMISSIONS, OPERATIONS, Actor, create_tenant
+from .services import Actor, create_tenant
 
-# What to tell the operator once the service accepted the operation. Cancel, retry and
-# decommission only start work that a worker finishes, so the message says so.
-ACTION_DONE: dict[str, str] = {
-    "cancel": "Cancellation of {slug} requested; what was allocated is being rolled back.",
-    "reset": "{slug} was reset to pending; retry to provision it again.",
-    "retry": "Provisioning of {slug} restarted.",
-    "suspend": "{slug} was suspended.",
-    "resume": "{slug} was resumed.",
-    "decommission": "Decommission of {slug} requested; its resources are being released.",
+# Four eyes: the two decisions on a waiting decommission, by the name the action URL carries.
+DECISIONS = {
+    "approve_decommission": (operations.approve_decommission, APPROVED_MESSAGE),
+    "withdraw_decommission": (operations.withdraw_decommission, WITHDRAWN_MESSAGE),
 }
 
 # How many of a tenant's audit events the change page shows (the newest, oldest first).
@@ -100,14 +105,8 @@ class TenantAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     ordering = ["-created_at", "-id"]
     list_per_page = 50
-    actions = [
-        "cancel_selected",
-        "reset_selected",
-        "retry_selected",
-        "suspend_selected",
-        "resume_selected",
-        "decommission_selected",
-    ]
+    # One bulk action per operation of the table (added below the class).
+    actions: list[Any] = []
 
     add_fieldsets = ((None, {"fields": ["slug", "name", "plan", "admin_email", "start"]}),)
     fieldsets = (
@@ -140,25 +139,6 @@ class TenantAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
-
-    # Named by the bulk actions' ``permissions``; each is the permission its service checks.
-    def has_cancel_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(ACTION_PERMISSIONS["cancel"])
-
-    def has_reset_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(ACTION_PERMISSIONS["reset"])
-
-    def has_retry_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(ACTION_PERMISSIONS["retry"])
-
-    def has_suspend_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(ACTION_PERMISSIONS["suspend"])
-
-    def has_resume_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(ACTION_PERMISSIONS["resume"])
-
-    def has_decommission_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(ACTION_PERMISSIONS["decommission"])
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)
@@ -232,18 +212,18 @@ class TenantAdmin(admin.ModelAdmin):
     ) -> HttpResponse:
         context = dict(extra_context or {})
         try:
-            detail = tenant_detail(object_id)
+            detail = tenant_detail(object_id, user=request.user)
         except OperationError:
             detail = None  # the admin's own "does not exist" handling takes over
         if detail is not None and self.has_view_permission(request, detail.tenant):
             events = list(tenant_events(detail.tenant.id).order_by("-seq")[: EVENTS_SHOWN + 1])
             context.update(
                 detail=detail,
-                tenant_actions=[
-                    (name, ACTION_LABELS[name])
-                    for name in detail.available_actions
-                    if request.user.has_perm(ACTION_PERMISSIONS[name])
+                tenant_actions=[a for a in detail.actions if a.available and a.permitted],
+                unavailable_actions=[
+                    a for a in detail.actions if not (a.available and a.permitted)
                 ],
+                may_decommission="decommission" in permitted_names(request.user),
                 tenant_events=[
                     (event, _data_summary(event.data)) for event in reversed(events[:EVENTS_SHOWN])
                 ],
@@ -258,7 +238,7 @@ class TenantAdmin(admin.ModelAdmin):
         return [
             path(
                 "<path:object_id>/action/<str:action>/",
-                self.admin_site.admin_view(require_POST(self.action_view)),
+                self.admin_site.admin_view(require_http_methods(["GET", "POST"])(self.action_view)),
                 name="tenants_tenant_action",
             ),
             *super().get_urls(),
@@ -267,78 +247,139 @@ class TenantAdmin(admin.ModelAdmin):
     def action_view(self, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
         """One operation on one tenant, from a button on its change page.
 
-        The service checks the user's permission and the state under the row lock; a refusal
-        is shown as a message and changes nothing. No transaction is opened here: the service's
-        own commits the change and only then sends the work to the broker.
+        GET shows the confirmation with the operation's preview (what is released, what kept,
+        the resulting state) and a reason field; POST performs it. The service checks the
+        user's permission and the state under the row lock; a refusal is shown as a message and
+        changes nothing. The four-eyes decisions (approve / withdraw) post here too.
         """
-        if action not in OPERATIONS:
+        op = OPERATIONS.get(action)
+        if op is None and action not in DECISIONS:
             raise Http404("No such operation.")
         tenant = self.get_object(request, object_id)
         if tenant is None:
             raise Http404("No such tenant.")
         if not self.has_view_permission(request, tenant):
             raise PermissionDenied
+        change_url = reverse("admin:tenants_tenant_change", args=[tenant.pk])
+        actor = Actor.for_user(request.user)
+        reason = request.POST.get("reason", "")
+        if op is None:
+            if request.method != "POST":
+                raise Http404("Approve or withdraw with a POST.")
+            service, done = DECISIONS[action]
+            try:
+                service(tenant_id=tenant.pk, actor=actor, reason=reason)
+            except OperationError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            else:
+                self.message_user(request, done.format(slug=tenant.slug))
+            return HttpResponseRedirect(change_url)
+        if request.method == "GET":
+            try:
+                preview = operations.preview(op.name, tenant_id=tenant.pk, actor=actor)
+            except OperationError as exc:
+                self.message_user(request, f"{op.label}: {exc.message}", messages.ERROR)
+                return HttpResponseRedirect(change_url)
+            return TemplateResponse(
+                request,
+                "admin/tenants/tenant/action_confirm.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "opts": self.model._meta,
+                    "title": f"{op.label}: {tenant.slug}",
+                    "tenant": tenant,
+                    "op": op,
+                    "preview": preview,
+                    "change_url": change_url,
+                },
+            )
         try:
-            OPERATIONS[action](tenant_id=tenant.pk, actor=Actor.for_user(request.user))
+            done = operations.perform(op.name, tenant_id=tenant.pk, actor=actor, reason=reason)
         except OperationError as exc:
-            self.message_user(request, f"{ACTION_LABELS[action]}: {exc.message}", messages.ERROR)
+            self.message_user(request, f"{op.label}: {exc.message}", messages.ERROR)
         else:
-            self.message_user(request, ACTION_DONE[action].format(slug=tenant.slug))
-        return HttpResponseRedirect(reverse("admin:tenants_tenant_change", args=[tenant.pk]))
+            self.message_user(request, operations.success_message(op, done))
+        return HttpResponseRedirect(change_url)
 
     # --- bulk actions -------------------------------------------------------------------------
 
-    def _bulk(self, request: HttpRequest, queryset: QuerySet[Tenant], action: str) -> None:
-        """Apply one operation to each selected tenant, each in its own transaction.
+    def bulk_action(
+        self, request: HttpRequest, queryset: QuerySet[Tenant], op: Operation
+    ) -> HttpResponse | None:
+        """One operation on the selected tenants, through the one bulk service.
 
-        A tenant whose state refuses is reported and left alone; the others go ahead (the
-        changelist's actions run outside any transaction, so each service call commits).
+        First a confirmation page with the dry run of every selected tenant and a reason field
+        (like Django's own delete confirmation); confirmed, each tenant is handled in its own
+        transaction and each refusal reported, the others going ahead.
         """
-        done: list[str] = []
-        refused: list[str] = []
-        actor = Actor.for_user(request.user)
-        for tenant_id, slug in queryset.order_by("slug").values_list("pk", "slug"):
-            try:
-                OPERATIONS[action](tenant_id=tenant_id, actor=actor)
-            except OperationError as exc:
-                refused.append(f"{slug}: {exc.message}")
-            else:
-                done.append(slug)
-        label = ACTION_LABELS[action]
+        ids = [str(pk) for pk in queryset.order_by("slug").values_list("pk", flat=True)]
+        confirmed = request.POST.get("post") == "yes"
+        try:
+            result = bulk.bulk(
+                op.name,
+                actor=Actor.for_user(request.user),
+                ids=ids,
+                dry_run=not confirmed,
+                reason=request.POST.get("reason", ""),
+                limit=bulk.BULK_MAX_LIMIT,
+            )
+        except OperationError as exc:
+            self.message_user(request, f"{op.label}: {exc.message}", messages.ERROR)
+            return None
+        if not confirmed:
+            return TemplateResponse(
+                request,
+                "admin/tenants/tenant/bulk_confirm.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "opts": self.model._meta,
+                    "title": f"{op.label}: dry run",
+                    "op": op,
+                    "action_name": f"{op.name}_selected",
+                    "result": result,
+                    "ids": ids,
+                    "would_accept": result.count("would_accept"),
+                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                },
+            )
+        done = [r.slug for r in result.results if r.outcome == "accepted"]
+        refused = [f"{r.slug}: {r.message}" for r in result.results if r.outcome == "refused"]
         if done:
-            self.message_user(request, f"{label}: accepted for {', '.join(done)}.")
+            self.message_user(request, f"{op.label}: accepted for {', '.join(done)}.")
         for line in refused[:REFUSALS_SHOWN]:
-            self.message_user(request, f"{label} refused for {line}", messages.ERROR)
+            self.message_user(request, f"{op.label} refused for {line}", messages.ERROR)
         if len(refused) > REFUSALS_SHOWN:
             self.message_user(
                 request,
-                f"{label} refused for {len(refused) - REFUSALS_SHOWN} more tenants.",
+                f"{op.label} refused for {len(refused) - REFUSALS_SHOWN} more tenants.",
                 messages.ERROR,
             )
+        return None
 
-    @admin.action(description="Cancel provisioning of the selected tenants", permissions=["cancel"])
-    def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
-        self._bulk(request, queryset, "cancel")
 
-    @admin.action(description="Reset provisioning of the selected tenants", permissions=["reset"])
-    def reset_selected(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
-        self._bulk(request, queryset, "reset")
+def _bulk_admin_action(op: Operation) -> Any:
+    def action(
+        modeladmin: TenantAdmin, request: HttpRequest, queryset: QuerySet[Tenant]
+    ) -> HttpResponse | None:
+        return modeladmin.bulk_action(request, queryset, op)
 
-    @admin.action(description="Retry provisioning of the selected tenants", permissions=["retry"])
-    def retry_selected(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
-        self._bulk(request, queryset, "retry")
+    action.__name__ = action.__qualname__ = f"{op.name}_selected"
+    return admin.action(description=f"{op.label}: the selected tenants", permissions=[op.name])(
+        action
+    )
 
-    @admin.action(description="Suspend the selected tenants", permissions=["suspend"])
-    def suspend_selected(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
-        self._bulk(request, queryset, "suspend")
 
-    @admin.action(description="Resume the selected tenants", permissions=["resume"])
-    def resume_selected(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
-        self._bulk(request, queryset, "resume")
+def _has_permission(op: Operation) -> Any:
+    # Named by the bulk action's ``permissions``: the permission the operation's row names.
+    def check(self: TenantAdmin, request: HttpRequest) -> bool:
+        return op.name in permitted_names(request.user)
 
-    @admin.action(description="Decommission the selected tenants", permissions=["decommission"])
-    def decommission_selected(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
-        self._bulk(request, queryset, "decommission")
+    return check
+
+
+for _op in OPERATIONS.values():
+    setattr(TenantAdmin, f"has_{_op.name}_permission", _has_permission(_op))
+    TenantAdmin.actions.append(_bulk_admin_action(_op))
 
 
 def _data_summary(data: dict[str, Any]) -> str:

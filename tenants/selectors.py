@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, QuerySet
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from provisioning.models import Allocation, Run, RunStatus, StepExecution, StepStatus
 
 from .errors import OperationError
 from .models import Tenant, TenantState
-from .services import available_actions
+from .operations import OPERATIONS, permission_reason, permitted_names
+from .services import load_tenant
 
 S = TenantState
 
@@ -24,6 +28,90 @@ S = TenantState
 class Recommendation:
     action: str  # wait, cancel, reset, retry, decommission, none
     reason: str
+
+
+@dataclass(frozen=True)
+class ActionState:
+    """One operation as the asking user sees it (the contract's ``actions`` item)."""
+
+    name: str
+    label: str
+    available: bool  # what the state and the recorded error allow, whoever asks
+    permitted: bool  # whether the asking user (or token) may do it
+    reason: str  # why not, when either is false; "" when both are true
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "label": self.label,
+            "available": self.available,
+            "permitted": self.permitted,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class DecommissionRequest:
+    """Four eyes: a decommission waiting for a second admin."""
+
+    asked_by: str
+    asked_at: datetime | None
+    approvers: list[str]  # who may approve: admins other than the one who asked
+
+
+def action_states(tenant: Tenant, run: Run | None, user: Any = None) -> list[ActionState]:
+    """Every operation in the table's order, with whether it is available and permitted.
+
+    ``run`` is the run the tenant's handle names (or None); ``user`` None means a trusted
+    caller (the shell). Permissions are read once for all six.
+    """
+    allowed = permitted_names(user)
+    states = []
+    for op in OPERATIONS.values():
+        why = op.guard(tenant, run)
+        permitted = op.name in allowed
+        reasons = [why] if why else []
+        if not permitted:
+            reasons.append(permission_reason(op))
+        states.append(
+            ActionState(
+                name=op.name,
+                label=op.label,
+                available=why is None,
+                permitted=permitted,
+                reason=" ".join(reasons),
+            )
+        )
+    return states
+
+
+def available_actions(tenant: Tenant, run: Run | None) -> list[str]:
+    """What the state and recorded error allow, whoever asks (in the table's order)."""
+    return [op.name for op in OPERATIONS.values() if op.guard(tenant, run) is None]
+
+
+def decommission_request(tenant: Tenant) -> DecommissionRequest | None:
+    """The waiting four-eyes request and who may approve it (one query), or None."""
+    if not tenant.decommission_asked_by or tenant.decommission_requested_at:
+        return None
+    app_label, codename = OPERATIONS["decommission"].permission.split(".")
+    perm = Permission.objects.filter(content_type__app_label=app_label, codename=codename)
+    approvers = (
+        get_user_model()
+        .objects.filter(is_active=True)
+        .filter(
+            Q(is_superuser=True) | Q(user_permissions__in=perm) | Q(groups__permissions__in=perm)
+        )
+        .exclude(username=tenant.decommission_asked_by)
+        .order_by("username")
+        .values_list("username", flat=True)
+        .distinct()
+    )
+    return DecommissionRequest(
+        asked_by=tenant.decommission_asked_by,
+        asked_at=tenant.decommission_asked_at,
+        approvers=list(approvers),
+    )
 
 
 @dataclass
@@ -35,6 +123,8 @@ class TenantDetail:
     available_actions: list[str]
     recommendation: Recommendation
     seconds_since_heartbeat: float | None
+    actions: list[ActionState] = field(default_factory=list)
+    decommission_request: DecommissionRequest | None = None
     heartbeat_timeout: float = field(
         default_factory=lambda: settings.CONTROLPLANE_HEARTBEAT_TIMEOUT
     )
@@ -59,14 +149,7 @@ class TenantDetail:
 
 
 def get_tenant(tenant_id: uuid.UUID | str) -> Tenant:
-    try:
-        tid = uuid.UUID(str(tenant_id))
-    except ValueError:
-        raise OperationError("not_found", f"No tenant has the id {tenant_id!r}.") from None
-    tenant = Tenant.objects.filter(pk=tid).first()
-    if tenant is None:
-        raise OperationError("not_found", f"No tenant has the id {tenant_id}.")
-    return tenant
+    return load_tenant(tenant_id)
 
 
 def find_tenant(ref: str) -> Tenant:
@@ -84,8 +167,14 @@ def find_tenant(ref: str) -> Tenant:
     return tenant
 
 
-def tenant_detail(tenant_id: uuid.UUID | str, *, now: datetime | None = None) -> TenantDetail:
-    """Everything the detail page and ``GET /tenants/{id}`` show, in four queries."""
+def tenant_detail(
+    tenant_id: uuid.UUID | str, *, user: Any = None, now: datetime | None = None
+) -> TenantDetail:
+    """Everything the detail page and ``GET /tenants/{id}`` show, in four queries.
+
+    With ``user``, each action says whether that user may do it (their permissions read once);
+    without, the caller is trusted (the shell). A waiting four-eyes request adds one query.
+    """
     now = now or timezone.now()
     tenant = get_tenant(tenant_id)
     run = None
@@ -116,6 +205,8 @@ def tenant_detail(tenant_id: uuid.UUID | str, *, now: datetime | None = None) ->
         available_actions=available_actions(tenant, handle_run),
         recommendation=recommend(tenant, handle_run, seconds),
         seconds_since_heartbeat=seconds,
+        actions=action_states(tenant, handle_run, user),
+        decommission_request=decommission_request(tenant),
     )
 
 
@@ -194,3 +285,31 @@ def tenant_events(tenant_id: uuid.UUID) -> QuerySet[Any]:
     from audit.models import Event
 
     return Event.objects.filter(tenant_id=tenant_id)
+
+
+def tenant_queryset(filters: dict[str, Any] | None = None) -> QuerySet[Tenant]:
+    """Tenants matching ``filters`` (state, plan, q, condition, needs_attention), newest first.
+
+    TODO(merge): the fleet branch adds the one tenant-list selector (conditions, search, keyset
+    page); this minimal one is what the bulk service calls, so connect that selector here. Until
+    then ``condition`` / ``needs_attention`` filter on a ``condition`` field only if the model
+    has one.
+    """
+    filters = filters or {}
+    qs = Tenant.objects.order_by("-created_at", "-id")
+    if filters.get("state"):
+        qs = qs.filter(state=filters["state"])
+    if filters.get("plan"):
+        qs = qs.filter(plan=filters["plan"])
+    q = (filters.get("q") or "").strip()
+    if q:
+        match = Q(slug__icontains=q) | Q(name__icontains=q) | Q(admin_email__icontains=q)
+        with contextlib.suppress(ValueError):
+            match |= Q(pk=uuid.UUID(q))
+        qs = qs.filter(match)
+    has_condition = any(f.name == "condition" for f in Tenant._meta.get_fields())
+    if has_condition and filters.get("condition"):
+        qs = qs.filter(condition__in=str(filters["condition"]).split(","))
+    if has_condition and filters.get("needs_attention"):
+        qs = qs.filter(condition__in=["stalled", "orphaned", "release_failed", "failed"])
+    return qs

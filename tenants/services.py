@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -55,6 +56,13 @@ class Actor:
         """Someone at the server's shell: trusted like the database itself."""
         return cls(label=f"user:{name}")
 
+    @property
+    def person(self) -> str:
+        """Who this is as a person: a token acts for its user, so four eyes compares users."""
+        if self.user is not None:
+            return str(self.user.get_username())
+        return self.label.split(":", 1)[-1]
+
     def require(self, perm: str, what: str) -> None:
         if self.user is None:
             return
@@ -62,39 +70,14 @@ class Actor:
             raise OperationError("permission_denied", f"You do not have permission to {what}.")
 
 
-# The contract's labels for the buttons of every door that shows one.
-ACTION_LABELS: dict[str, str] = {
-    "cancel": "Cancel provisioning",
-    "reset": "Reset provisioning",
-    "retry": "Retry provisioning",
-    "suspend": "Suspend",
-    "resume": "Resume",
-    "decommission": "Decommission",
-}
-
-ACTION_PERMISSIONS = {
-    "cancel": "tenants.cancel_provisioning",
-    "reset": "tenants.reset_provisioning",
-    "retry": "tenants.retry_provisioning",
-    "suspend": "tenants.suspend_tenant",
-    "resume": "tenants.resume_tenant",
-    "decommission": "tenants.decommission_tenant",
-}
-
-
 # --- reading the situation ------------------------------------------------------------------
+#
+# One guard per operation: ``None`` when the state and the recorded error allow it, else the
+# sentence an operator reads. ``tenants.operations`` names them in its table; the operations
+# below refuse with the same guard, so a button shown is an operation that will be accepted.
 
 
-def available_actions(tenant: Tenant, run: Run | None) -> list[str]:
-    """What the state and the recorded error allow, whoever asks (in a fixed order).
-
-    ``run`` is the run the tenant's handle names, or None. The same checks refuse the
-    operations themselves, so a button shown is an operation that will be accepted.
-    """
-    return [name for name, check in _CHECKS.items() if check(tenant, run) is None]
-
-
-def _why_not_cancel(tenant: Tenant, run: Run | None) -> str | None:
+def why_not_cancel(tenant: Tenant, run: Run | None) -> str | None:
     if tenant.state != S.PROVISIONING:
         return f"Cancel applies only while provisioning; this tenant is {tenant.state}."
     if run is None or run.status not in (RunStatus.RUNNING, RunStatus.CANCELLING):
@@ -106,7 +89,7 @@ def _why_not_cancel(tenant: Tenant, run: Run | None) -> str | None:
     return None
 
 
-def _why_not_reset(tenant: Tenant, run: Run | None) -> str | None:
+def why_not_reset(tenant: Tenant, run: Run | None) -> str | None:
     if tenant.decommission_requested_at:
         return "The tenant is being decommissioned."
     if tenant.state not in (S.PENDING, S.PROVISIONING):
@@ -119,7 +102,7 @@ def _why_not_reset(tenant: Tenant, run: Run | None) -> str | None:
     return None
 
 
-def _why_not_retry(tenant: Tenant, run: Run | None) -> str | None:
+def why_not_retry(tenant: Tenant, run: Run | None) -> str | None:
     if tenant.decommission_requested_at:
         return "The tenant is being decommissioned."
     if tenant.state == S.FAILED:
@@ -133,7 +116,7 @@ def _why_not_retry(tenant: Tenant, run: Run | None) -> str | None:
     return None
 
 
-def _why_not_suspend(tenant: Tenant, run: Run | None) -> str | None:
+def why_not_suspend(tenant: Tenant, run: Run | None) -> str | None:
     if tenant.decommission_requested_at:
         return "The tenant is being decommissioned."
     if tenant.state != S.ACTIVE:
@@ -141,7 +124,7 @@ def _why_not_suspend(tenant: Tenant, run: Run | None) -> str | None:
     return None
 
 
-def _why_not_resume(tenant: Tenant, run: Run | None) -> str | None:
+def why_not_resume(tenant: Tenant, run: Run | None) -> str | None:
     if tenant.decommission_requested_at:
         return "The tenant is being decommissioned."
     if tenant.state != S.SUSPENDED:
@@ -149,7 +132,7 @@ def _why_not_resume(tenant: Tenant, run: Run | None) -> str | None:
     return None
 
 
-def _why_not_decommission(tenant: Tenant, run: Run | None) -> str | None:
+def why_not_decommission(tenant: Tenant, run: Run | None) -> str | None:
     if tenant.state == S.DECOMMISSIONED:
         return "The tenant is already decommissioned."
     if tenant.state == S.PROVISIONING:
@@ -159,14 +142,19 @@ def _why_not_decommission(tenant: Tenant, run: Run | None) -> str | None:
     return None
 
 
-_CHECKS: dict[str, Callable[[Tenant, Run | None], str | None]] = {
-    "cancel": _why_not_cancel,
-    "reset": _why_not_reset,
-    "retry": _why_not_retry,
-    "suspend": _why_not_suspend,
-    "resume": _why_not_resume,
-    "decommission": _why_not_decommission,
-}
+def why_not_decommission_pending(tenant: Tenant, run: Run | None) -> str | None:
+    """Decommission, plus four eyes: a request already waiting for approval blocks another."""
+    if tenant.decommission_asked_by and not tenant.decommission_requested_at:
+        return (
+            f"A decommission asked by {tenant.decommission_asked_by} waits for another admin's "
+            "approval; approve or withdraw it."
+        )
+    return why_not_decommission(tenant, run)
+
+
+def handle_run(tenant: Tenant) -> Run | None:
+    """The run the tenant's handle names, or None (one query at most)."""
+    return _handle_run(tenant)
 
 
 def _handle_run(tenant: Tenant) -> Run | None:
@@ -175,21 +163,61 @@ def _handle_run(tenant: Tenant) -> Run | None:
     return Run.objects.filter(pk=tenant.workflow_id).first()
 
 
-def _locked(tenant_id: uuid.UUID | str) -> Tenant:
+def load_tenant(tenant_id: uuid.UUID | str, *, lock: bool = False) -> Tenant:
+    """The tenant with this id (locked for update with ``lock``), or ``not_found``."""
     try:
         tid = uuid.UUID(str(tenant_id))
     except ValueError:
         raise OperationError("not_found", f"No tenant has the id {tenant_id!r}.") from None
-    tenant = Tenant.objects.select_for_update().filter(pk=tid).first()
+    rows = Tenant.objects.select_for_update() if lock else Tenant.objects.all()
+    tenant = rows.filter(pk=tid).first()
     if tenant is None:
         raise OperationError("not_found", f"No tenant has the id {tenant_id}.")
     return tenant
 
 
-def _refuse_unless(action: str, tenant: Tenant, run: Run | None) -> None:
-    reason = _CHECKS[action](tenant, run)
+def _locked(tenant_id: uuid.UUID | str) -> Tenant:
+    return load_tenant(tenant_id, lock=True)
+
+
+def _refuse_unless(
+    guard: Callable[[Tenant, Run | None], str | None], tenant: Tenant, run: Run | None
+) -> None:
+    reason = guard(tenant, run)
     if reason is not None:
         raise OperationError("invalid_state", reason, {"state": tenant.state})
+
+
+REASON_MAX_LENGTH = 500
+
+
+def clean_reason(reason: Any) -> str:
+    """An operator's reason for an operation: optional text, at most 500 characters.
+
+    Trimmed; line breaks and tabs are kept, other control characters refused (a NUL cannot be
+    stored, and a terminal escape in the audit feed is never meant).
+    """
+    if reason is None:
+        return ""
+    problem = ""
+    if not isinstance(reason, str):
+        problem = "The reason must be text."
+    else:
+        reason = reason.strip()
+        if len(reason) > REASON_MAX_LENGTH:
+            problem = f"A reason has at most {REASON_MAX_LENGTH} characters."
+        elif any(unicodedata.category(ch) in ("Cc", "Cs") and ch not in "\n\t\r" for ch in reason):
+            problem = "Control characters are not allowed in a reason."
+    if problem:
+        raise OperationError("validation_error", problem, {"reason": [problem]})
+    return str(reason)
+
+
+def _with_reason(data: dict[str, Any], reason: str) -> dict[str, Any]:
+    """The first event of an operation carries the operator's reason, when one was given."""
+    if reason:
+        data["reason"] = reason
+    return data
 
 
 # --- create ---------------------------------------------------------------------------------
@@ -242,11 +270,9 @@ def validate_tenant_fields(*, slug: Any, name: Any, plan: Any, admin_email: Any)
     return clean
 
 
-def _clean_faults(faults: Any) -> dict[str, str]:
+def clean_faults(faults: Any) -> dict[str, str]:
     if not faults:
         return {}
-    from django.conf import settings
-
     if not settings.CONTROLPLANE_FAULT_INJECTION:
         raise OperationError(
             "validation_error",
@@ -277,7 +303,7 @@ def create_tenant(
     """
     actor.require("tenants.add_tenant", "create tenants")
     fields = validate_tenant_fields(slug=slug, name=name, plan=plan, admin_email=admin_email)
-    clean_faults = _clean_faults(faults)
+    faults_given = clean_faults(faults)
     if not isinstance(start, bool):
         raise OperationError(
             "validation_error",
@@ -297,7 +323,7 @@ def create_tenant(
             )
             if start:
                 tenant.start()
-                saga.start_run(tenant, actor=actor.label, faults=clean_faults)
+                saga.start_run(tenant, actor=actor.label, faults=faults_given)
                 tenant.save(update_fields=["state", "workflow_id", "updated_at"])
     except IntegrityError as exc:
         if "slug" in str(exc):
@@ -315,35 +341,45 @@ def _slug_taken(slug: str) -> OperationError:
 
 
 # --- operator operations --------------------------------------------------------------------
+#
+# These are the operations themselves; ``tenants.operations.perform`` is the one way the doors
+# reach them: it checks the caller's permission (named once, in the operations table) and the
+# reason's shape before it calls one of these. Each takes the validated ``reason`` and records
+# it as ``data.reason`` on its first event.
 
 
-def retry_provisioning(*, tenant_id: uuid.UUID | str, actor: Actor, faults: Any = None) -> Tenant:
+def retry_provisioning(
+    *, tenant_id: uuid.UUID | str, actor: Actor, faults: Any = None, reason: str = ""
+) -> Tenant:
     """Start a new run (attempt + 1) from failed, or from pending with no error and no live run.
 
     Allocations still held from earlier attempts are reused by the new run's steps.
     """
-    actor.require(ACTION_PERMISSIONS["retry"], "retry provisioning")
-    clean_faults = _clean_faults(faults)
+    reason = clean_reason(reason)
+    faults_given = clean_faults(faults)
     with transaction.atomic():
         tenant = _locked(tenant_id)
         run = _handle_run(tenant)
-        _refuse_unless("retry", tenant, run)
+        _refuse_unless(why_not_retry, tenant, run)
         tenant.retry()
         record_event(
             type="tenant.provisioning.retry_requested",
             tenant_id=tenant.id,
             run_id=run.id if run else None,
             actor=actor.label,
-            data={"from_state": S.FAILED if run and run.status == RunStatus.FAILED else S.PENDING},
+            data=_with_reason(
+                {"from_state": S.FAILED if run and run.status == RunStatus.FAILED else S.PENDING},
+                reason,
+            ),
         )
-        saga.start_run(tenant, actor=actor.label, faults=clean_faults)
+        saga.start_run(tenant, actor=actor.label, faults=faults_given)
         tenant.save(
             update_fields=["state", "workflow_id", "last_error", "failed_activity", "updated_at"]
         )
     return tenant
 
 
-def cancel_provisioning(*, tenant_id: uuid.UUID | str, actor: Actor) -> Tenant:
+def cancel_provisioning(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str = "") -> Tenant:
     """Ask the live run to stop and roll back.
 
     Under the tenant's lock: mark the run ``cancelling`` (which fences out every step still
@@ -351,44 +387,45 @@ def cancel_provisioning(*, tenant_id: uuid.UUID | str, actor: Actor) -> Tenant:
     first, everything the tenant holds and then moves it to pending. Racing ``mark_active``
     takes the same lock, so exactly one of the two wins.
     """
-    actor.require(ACTION_PERMISSIONS["cancel"], "cancel provisioning")
+    reason = clean_reason(reason)
     with transaction.atomic():
         tenant = _locked(tenant_id)
         run = _handle_run(tenant)
-        _refuse_unless("cancel", tenant, run)
-        assert run is not None
+        _refuse_unless(why_not_cancel, tenant, run)
+        if run is None:  # the guard refuses this; the check keeps the type checker honest
+            raise OperationError("invalid_state", "There is no live run to cancel.")
         tenant.request_cancel()
         record_event(
             type="tenant.provisioning.cancel_requested",
             tenant_id=tenant.id,
             run_id=run.id,
             actor=actor.label,
-            data={"step": run.current_step},
+            data=_with_reason({"step": run.current_step}, reason),
         )
         compensation.begin_compensation(tenant, run, actor=actor.label)
         tenant.save(update_fields=["updated_at"])
     return tenant
 
 
-def reset_provisioning(*, tenant_id: uuid.UUID | str, actor: Actor) -> Tenant:
+def reset_provisioning(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str = "") -> Tenant:
     """Clear a wedged provisioning: orphan the run, clear handle and error, tenant to pending.
 
     Allocations are kept (the next run reuses them). The orphaned run's tasks that wake later
     can change nothing but the ledger.
     """
-    actor.require(ACTION_PERMISSIONS["reset"], "reset provisioning")
+    reason = clean_reason(reason)
     try:
         with transaction.atomic():
             tenant = _locked(tenant_id)
             run = _handle_run(tenant)
-            _refuse_unless("reset", tenant, run)
+            _refuse_unless(why_not_reset, tenant, run)
             old_handle = tenant.workflow_id
             record_event(
                 type="tenant.provisioning.reset_started",
                 tenant_id=tenant.id,
                 run_id=old_handle,
                 actor=actor.label,
-                data={"from_state": tenant.state, "error": tenant.last_error},
+                data=_with_reason({"from_state": tenant.state, "error": tenant.last_error}, reason),
             )
             # Every live run of the tenant, not only the one the handle names: a handle that was
             # wrong must not leave its real run running forever.
@@ -426,61 +463,147 @@ def reset_provisioning(*, tenant_id: uuid.UUID | str, actor: Actor) -> Tenant:
     return tenant
 
 
-def suspend_tenant(*, tenant_id: uuid.UUID | str, actor: Actor) -> Tenant:
-    actor.require(ACTION_PERMISSIONS["suspend"], "suspend tenants")
-    return _simple_transition(tenant_id, actor, "suspend", "tenant.suspended")
+def suspend_tenant(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str = "") -> Tenant:
+    """Suspend an active tenant: it keeps everything it holds; Resume makes it active again."""
+    return _simple_transition(
+        tenant_id, actor, why_not_suspend, "suspend", "tenant.suspended", clean_reason(reason)
+    )
 
 
-def resume_tenant(*, tenant_id: uuid.UUID | str, actor: Actor) -> Tenant:
-    actor.require(ACTION_PERMISSIONS["resume"], "resume tenants")
-    return _simple_transition(tenant_id, actor, "resume", "tenant.resumed")
+def resume_tenant(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str = "") -> Tenant:
+    """Resume a suspended tenant: it becomes active again, with what it held."""
+    return _simple_transition(
+        tenant_id, actor, why_not_resume, "resume", "tenant.resumed", clean_reason(reason)
+    )
 
 
-def _simple_transition(tenant_id: uuid.UUID | str, actor: Actor, action: str, event: str) -> Tenant:
+def _simple_transition(
+    tenant_id: uuid.UUID | str,
+    actor: Actor,
+    guard: Callable[[Tenant, Run | None], str | None],
+    transition: str,
+    event: str,
+    reason: str,
+) -> Tenant:
     with transaction.atomic():
         tenant = _locked(tenant_id)
-        _refuse_unless(action, tenant, _handle_run(tenant))
+        _refuse_unless(guard, tenant, _handle_run(tenant))
         from_state = tenant.state
-        getattr(tenant, action)()
+        getattr(tenant, transition)()
         tenant.save(update_fields=["state", "updated_at"])
         record_event(
-            type=event, tenant_id=tenant.id, actor=actor.label, data={"from_state": from_state}
+            type=event,
+            tenant_id=tenant.id,
+            actor=actor.label,
+            data=_with_reason({"from_state": from_state}, reason),
         )
     return tenant
 
 
-def decommission_tenant(*, tenant_id: uuid.UUID | str, actor: Actor) -> Tenant:
+def approval_required() -> bool:
+    """Four eyes: whether a decommission waits for a second admin (a setting, default off)."""
+    return bool(settings.CONTROLPLANE_DECOMMISSION_APPROVAL)
+
+
+def decommission_tenant(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str = "") -> Tenant:
     """Release everything the tenant holds, then mark it decommissioned and free its slug.
 
     The releases run in a task (provider calls never run under the row lock); until it ends
     the tenant keeps its state with a decommission in progress, and no other operation is
     accepted. If a release fails, the error is recorded and Decommission may be asked again.
+
+    With four eyes on (``CONTROLPLANE_DECOMMISSION_APPROVAL``), the request only records who
+    asked (``tenant.decommission_requested`` with ``awaiting_approval``); nothing is released
+    until a different admin approves it (``approve_decommission``).
     """
-    actor.require(ACTION_PERMISSIONS["decommission"], "decommission tenants")
+    reason = clean_reason(reason)
     with transaction.atomic():
         tenant = _locked(tenant_id)
-        _refuse_unless("decommission", tenant, _handle_run(tenant))
+        _refuse_unless(why_not_decommission_pending, tenant, _handle_run(tenant))
         if not can_proceed(tenant.decommission):
             raise OperationError("invalid_state", f"Cannot decommission a {tenant.state} tenant.")
-        tenant.decommission_requested_at = tenant.decommission_requested_at or timezone.now()
-        tenant.last_error = ""
-        tenant.save(update_fields=["decommission_requested_at", "last_error", "updated_at"])
-        record_event(
-            type="tenant.decommission_requested",
-            tenant_id=tenant.id,
-            actor=actor.label,
-            data={"from_state": tenant.state},
+        if approval_required() and not tenant.decommission_requested_at:
+            tenant.decommission_asked_by = actor.person
+            tenant.decommission_asked_at = timezone.now()
+            tenant.save(
+                update_fields=["decommission_asked_by", "decommission_asked_at", "updated_at"]
+            )
+            record_event(
+                type="tenant.decommission_requested",
+                tenant_id=tenant.id,
+                actor=actor.label,
+                data=_with_reason({"from_state": tenant.state, "awaiting_approval": True}, reason),
+            )
+            return tenant
+        _start_decommission(
+            tenant,
+            event="tenant.decommission_requested",
+            actor=actor,
+            data=_with_reason({"from_state": tenant.state}, reason),
         )
-        tid = tenant.id
-        transaction.on_commit(lambda: compensation.publish_decommission(tid), robust=True)
     return tenant
 
 
-OPERATIONS: dict[str, Callable[..., Tenant]] = {
-    "cancel": cancel_provisioning,
-    "reset": reset_provisioning,
-    "retry": retry_provisioning,
-    "suspend": suspend_tenant,
-    "resume": resume_tenant,
-    "decommission": decommission_tenant,
-}
+def _start_decommission(tenant: Tenant, *, event: str, actor: Actor, data: dict[str, Any]) -> None:
+    """Mark the decommission in progress and send its releases to a worker on commit."""
+    tenant.decommission_requested_at = tenant.decommission_requested_at or timezone.now()
+    tenant.last_error = ""
+    tenant.save(update_fields=["decommission_requested_at", "last_error", "updated_at"])
+    record_event(type=event, tenant_id=tenant.id, actor=actor.label, data=data)
+    tid = tenant.id
+    transaction.on_commit(lambda: compensation.publish_decommission(tid), robust=True)
+
+
+def _waiting_request(tenant: Tenant) -> None:
+    if not tenant.decommission_asked_by or tenant.decommission_requested_at:
+        raise OperationError(
+            "invalid_state",
+            "No decommission of this tenant is waiting for approval.",
+            {"state": tenant.state},
+        )
+
+
+def approve_decommission(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str = "") -> Tenant:
+    """Four eyes: a second admin lets a waiting decommission go ahead.
+
+    Steps, under the tenant's lock: a request must be waiting; the approver must not be the
+    one who asked; the state must still allow decommission; then the request is marked in
+    progress, ``tenant.decommission_approved`` recorded and the releases sent on commit.
+    """
+    reason = clean_reason(reason)
+    with transaction.atomic():
+        tenant = _locked(tenant_id)
+        _waiting_request(tenant)
+        if actor.person == tenant.decommission_asked_by:
+            raise OperationError(
+                "permission_denied",
+                f"{actor.person} asked for this decommission; a different admin must approve it.",
+            )
+        _refuse_unless(why_not_decommission, tenant, _handle_run(tenant))
+        asked_by = tenant.decommission_asked_by
+        _start_decommission(
+            tenant,
+            event="tenant.decommission_approved",
+            actor=actor,
+            data=_with_reason({"from_state": tenant.state, "requested_by": asked_by}, reason),
+        )
+    return tenant
+
+
+def withdraw_decommission(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str = "") -> Tenant:
+    """Four eyes: the admin who asked, or another, drops a decommission still waiting."""
+    reason = clean_reason(reason)
+    with transaction.atomic():
+        tenant = _locked(tenant_id)
+        _waiting_request(tenant)
+        asked_by = tenant.decommission_asked_by
+        tenant.decommission_asked_by = ""
+        tenant.decommission_asked_at = None
+        tenant.save(update_fields=["decommission_asked_by", "decommission_asked_at", "updated_at"])
+        record_event(
+            type="tenant.decommission_withdrawn",
+            tenant_id=tenant.id,
+            actor=actor.label,
+            data=_with_reason({"requested_by": asked_by}, reason),
+        )
+    return tenant

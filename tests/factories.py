@@ -144,6 +144,12 @@ def decommissioned_tenant(**fields: Any) -> Tenant:
     return reload(tenant)
 
 
+def decommissioning_tenant(**fields: Any) -> Tenant:
+    """Decommission asked for, its releases not yet run."""
+    tenant = active_tenant(**fields)
+    return decommission_tenant(tenant_id=tenant.id, actor=ACTOR)
+
+
 def reset_tenant(settings: Any, **fields: Any) -> Tenant:
     tenant = stalled_tenant(settings, **fields)
     return reset_provisioning(tenant_id=tenant.id, actor=ACTOR)
@@ -160,6 +166,8 @@ SITUATIONS: dict[str, Callable[[Any], Tenant]] = {
     "failed": lambda s: failed_tenant(),
     "suspended": lambda s: suspended_tenant(),
     "decommissioned": lambda s: decommissioned_tenant(),
+    "cancelled": lambda s: cancelled_tenant(),
+    "decommissioning": lambda s: decommissioning_tenant(),
 }
 ALLOWED_ACTIONS: dict[str, set[str]] = {
     "pending": {"retry", "decommission"},
@@ -170,4 +178,8 @@ ALLOWED_ACTIONS: dict[str, set[str]] = {
     "failed": {"retry", "decommission"},
     "suspended": {"resume", "decommission"},
     "decommissioned": set(),
+    "cancelled": {"retry", "decommission"},
+    "decommissioning": set(),
 }
+# The console tests' make_state names some situations differently.
+CONSOLE_KINDS = {"pending_error": "pending_with_error", "stalled": "provisioning_stalled"}

@@ -57,7 +57,7 @@ def test_change_page_offers_the_available_actions_the_user_may_take(client, admi
     html = response.content.decode()
     assert action_url(tenant, "suspend") in html
     assert action_url(tenant, "decommission") in html
-    assert ">Suspend</button>" in html
+    assert 'data-action="suspend"' in html and ">Suspend</a>" in html
     for absent in ("resume", "retry", "cancel", "reset"):
         assert action_url(tenant, absent) not in html
 
@@ -80,7 +80,7 @@ def test_suspend_button_suspends_through_the_service_as_the_user(client, admin_u
     tenant = active_tenant("acme")
     response = logged_in(client, admin_user).post(action_url(tenant, "suspend"), follow=True)
     assert response.redirect_chain[-1][0] == change_url(tenant)
-    assert "acme was suspended." in messages_of(response)
+    assert "acme is suspended." in messages_of(response)
     tenant.refresh_from_db()
     assert tenant.state == "suspended"
     [event] = events(tenant, "tenant.suspended")
@@ -104,7 +104,7 @@ def test_a_user_without_the_permission_is_refused_on_the_server(
     """The button is hidden, but a hand-made POST must be refused too."""
     tenant = active_tenant("acme")
     response = logged_in(client, staff_viewer).post(action_url(tenant, "suspend"), follow=True)
-    assert "Suspend: You do not have permission to suspend tenants." in messages_of(response)
+    assert "Suspend: You do not have permission to suspend." in messages_of(response)
 
     client.logout()
     response = logged_in(client, staff_operator).post(
@@ -119,10 +119,20 @@ def test_a_user_without_the_permission_is_refused_on_the_server(
     assert not events(tenant, "tenant.decommission_requested")
 
 
-def test_the_action_view_takes_only_post_and_known_operations(client, admin_user, fast_saga):
+def test_the_action_view_confirms_on_get_and_knows_only_the_operations(
+    client, admin_user, fast_saga
+):
     tenant = active_tenant("acme")
     logged_in(client, admin_user)
-    assert client.get(action_url(tenant, "suspend")).status_code == 405
+    # GET is the confirmation: the preview and a reason field, nothing done.
+    page = client.get(action_url(tenant, "decommission"))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'data-to-state="decommissioned"' in html
+    assert 'name="reason"' in html
+    for kind in ("storage", "identity", "database", "dns", "billing", "invite"):
+        assert f"<li>{kind} " in html.split('id="preview-release"')[1].split("</ul>")[0]
+    assert client.put(action_url(tenant, "suspend")).status_code == 405
     assert client.post(action_url(tenant, "complete")).status_code == 404
     tenant.refresh_from_db()
     assert tenant.state == "active"
@@ -157,7 +167,7 @@ def test_cancel_button_rolls_back_a_provisioning(client, admin_user, fast_saga):
 def test_retry_button_starts_a_new_attempt(client, admin_user, fast_saga):
     tenant = failed_tenant("acme")
     response = logged_in(client, admin_user).post(action_url(tenant, "retry"), follow=True)
-    assert "Provisioning of acme restarted." in messages_of(response)
+    assert "Provisioning of acme started again." in messages_of(response)
     tenant.refresh_from_db()
     assert tenant.state == "provisioning"
     assert Run.objects.get(pk=tenant.workflow_id).attempt == 2
@@ -171,6 +181,7 @@ def test_change_page_shows_run_steps_allocations_and_events(
     logged_in(client, admin_user)
     with django_assert_max_num_queries(20):
         response = client.get(change_url(tenant))
+    assert response.status_code == 200
     html = response.content.decode()
     assert "Attempt 1" in html
     assert "allocate_storage" in html and "mark_active" in html
@@ -189,18 +200,25 @@ def test_change_page_shows_run_steps_allocations_and_events(
 def test_bulk_suspend_applies_to_each_tenant_and_reports_refusals(client, admin_user, fast_saga):
     a, b = active_tenant("alpha"), active_tenant("bravo")
     c = new_tenant("charlie", start=False)  # pending: suspend is refused for it
-    response = logged_in(client, admin_user).post(
-        CHANGELIST,
-        {"action": "suspend_selected", "_selected_action": [a.pk, b.pk, c.pk]},
-        follow=True,
+    selected = {"action": "suspend_selected", "_selected_action": [a.pk, b.pk, c.pk]}
+    # First the dry run: each tenant's outcome, nothing done.
+    preview = logged_in(client, admin_user).post(CHANGELIST, selected)
+    assert preview.status_code == 200
+    html = preview.content.decode()
+    assert html.count('data-outcome="would_accept"') == 2
+    assert html.count('data-outcome="refused"') == 1
+    assert set(Tenant.objects.values_list("state", flat=True)) == {"active", "pending"}
+    response = client.post(
+        CHANGELIST, {**selected, "post": "yes", "reason": "quarterly audit"}, follow=True
     )
     shown = messages_of(response)
     assert "Suspend: accepted for alpha, bravo." in shown
     assert any(m.startswith("Suspend refused for charlie: Only an active") for m in shown)
     states = dict(Tenant.objects.values_list("slug", "state"))
     assert states == {"alpha": "suspended", "bravo": "suspended", "charlie": "pending"}
-    actors = Event.objects.filter(type="tenant.suspended").values_list("actor", flat=True)
-    assert sorted(actors) == ["user:ada", "user:ada"]
+    suspended = Event.objects.filter(type="tenant.suspended")
+    assert sorted(e.actor for e in suspended) == ["user:ada", "user:ada"]
+    assert {e.data["reason"] for e in suspended} == {"quarterly audit"}
 
 
 def test_bulk_actions_offered_follow_the_user_permissions(
@@ -235,7 +253,7 @@ def test_bulk_decommission_as_admin(client, admin_user, fast_saga):
     tenant = failed_tenant("alpha")
     response = logged_in(client, admin_user).post(
         CHANGELIST,
-        {"action": "decommission_selected", "_selected_action": [tenant.pk]},
+        {"action": "decommission_selected", "_selected_action": [tenant.pk], "post": "yes"},
         follow=True,
     )
     assert "Decommission: accepted for alpha." in messages_of(response)
@@ -254,7 +272,9 @@ def test_changelist_filters_and_searches(
     logged_in(client, admin_user)
 
     with django_assert_max_num_queries(20):
-        html = client.get(CHANGELIST, {"state__exact": "active"}).content.decode()
+        response = client.get(CHANGELIST, {"state__exact": "active"})
+    assert response.status_code == 200
+    html = response.content.decode()
     assert "alpha" in html and "bravo" not in html
 
     html = client.get(CHANGELIST, {"q": "bravo"}).content.decode()
@@ -277,11 +297,11 @@ def test_changelist_query_count_does_not_grow_with_tenants(
     from django.test.utils import CaptureQueriesContext
 
     with CaptureQueriesContext(connection) as few:
-        client.get(CHANGELIST)
+        assert client.get(CHANGELIST).status_code == 200
     for i in range(20):
         new_tenant(f"many-{i}", start=False)
     with django_assert_num_queries(len(few)):
-        client.get(CHANGELIST)
+        assert client.get(CHANGELIST).status_code == 200
 
 
 # --- create through the admin ------------------------------------------------------------------

@@ -43,7 +43,20 @@ def step(page: Any, name: str) -> Any:
 
 
 def action(page: Any, label: str) -> Any:
-    return page.locator("#actions").get_by_role("button", name=label, exact=True)
+    """An operation's button on the detail page (a link to its confirmation step)."""
+    return page.locator("#actions").get_by_role("link", name=label, exact=True)
+
+
+def confirm(page: Any, label: str, *, slug: str = "", reason: str = "") -> None:
+    """Open the operation's confirmation, see its preview, and confirm it."""
+    action(page, label).click()
+    expect(page.locator("#preview")).to_be_visible()
+    if reason:
+        page.get_by_label(re.compile("Reason")).fill(reason)
+    if slug:
+        page.get_by_label(re.compile("to confirm")).fill(slug)
+    page.locator("#confirm").get_by_role("button", name=label, exact=True).click()
+    page.wait_for_url(DETAIL_URL)
 
 
 def test_create_watch_the_saga_and_cancel_it(console: Any, admin_user: Any) -> None:
@@ -62,7 +75,7 @@ def test_create_watch_the_saga_and_cancel_it(console: Any, admin_user: Any) -> N
     assert page.evaluate("window.__sameDocument") is True  # the steps advanced by themselves
     shot(page, "detail-provisioning")
 
-    action(page, "Cancel provisioning").click()
+    confirm(page, "Cancel provisioning")
     expect(page.locator(".messages")).to_contain_text("Cancellation of journey requested")
     expect(state(page)).to_have_attribute("data-state", "pending")
     expect(page.locator('[data-event-type="tenant.provisioning.cancelled"]')).to_be_visible()
@@ -94,13 +107,13 @@ def test_stalled_saga_reset_retry_then_decommission(console: Any, admin_user: An
     expect(page.locator(".advice")).to_have_attribute("data-recommendation", "reset")
     shot(page, "detail-stalled")
 
-    action(page, "Reset provisioning").click()
+    confirm(page, "Reset provisioning")
     expect(state(page)).to_have_attribute("data-state", "pending")
     expect(page.locator(".messages")).to_contain_text("was reset")
     expect(page.locator('[data-kind="storage"]').first).to_be_visible()  # kept for reuse
     shot(page, "detail-reset")
 
-    action(page, "Retry provisioning").click()
+    confirm(page, "Retry provisioning")
     expect(state(page)).to_have_attribute("data-state", "provisioning")
     expect(state(page)).to_have_attribute("data-state", "active", timeout=40_000)
     expect(step(page, "allocate_storage")).to_have_attribute("data-status", "reused")
@@ -109,16 +122,16 @@ def test_stalled_saga_reset_retry_then_decommission(console: Any, admin_user: An
     shot(page, "detail-active")
 
     # Decommission asks for the slug: a wrong one does nothing.
-    page.get_by_label(re.compile("to confirm")).fill("wedge")
-    action(page, "Decommission").click()
+    confirm(page, "Decommission", slug="wedge")
     expect(page.locator(".messages")).to_contain_text("Nothing was done")
     expect(state(page)).to_have_attribute("data-state", "active")
+    action(page, "Decommission").click()
     page.get_by_label(re.compile("to confirm")).fill("wedged")
     shot(page, "detail-decommission-confirm")
-    action(page, "Decommission").click()
+    page.locator("#confirm").get_by_role("button", name="Decommission", exact=True).click()
     expect(state(page)).to_have_attribute("data-state", "decommissioned")
     expect(page.locator('[data-event-type="tenant.decommissioned"]')).to_be_visible()
-    expect(page.locator("#actions button")).to_have_count(0)
+    expect(page.locator("#actions a.button")).to_have_count(0)
     shot(page, "detail-decommissioned")
     assert not Allocation.objects.filter(tenant=tenant, released_at__isnull=True).exists()
 
@@ -133,7 +146,7 @@ def test_a_failed_saga_shows_the_error_and_retry_fixes_it(console: Any, admin_us
     expect(step(page, "create_database")).to_have_attribute("data-status", "compensated")
     expect(page.locator(".advice")).to_have_attribute("data-recommendation", "retry")
     shot(page, "detail-failed")
-    action(page, "Retry provisioning").click()
+    confirm(page, "Retry provisioning")
     expect(state(page)).to_have_attribute("data-state", "active", timeout=40_000)
 
 

@@ -90,7 +90,7 @@ def test_an_operation_records_the_actor(fast_saga):
     tenant = active_tenant("acme")
     result = manage(fast_saga, "tenant", "suspend", "acme", "--actor", "erin")
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "Suspend: accepted for acme.\n"
+    assert result.stdout == "acme is suspended.\n"
     assert Event.objects.get(tenant_id=tenant.id, type="tenant.suspended").actor == "user:erin"
 
 

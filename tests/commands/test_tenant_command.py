@@ -168,7 +168,9 @@ def test_show_by_slug_or_id_with_json(fast_saga):
     tenant = active_tenant("acme")
     out, _ = run("show", "acme")
     assert "state        active" in out
-    assert "actions      suspend, decommission" in out
+    assert "    suspend       available" in out
+    assert "    decommission  available" in out
+    assert "    resume        not now: Only a suspended tenant can be resumed" in out
 
     data = json.loads(run("show", str(tenant.id), "--json")[0])
     assert data["id"] == str(tenant.id)
@@ -197,7 +199,7 @@ def test_show_an_unknown_tenant_is_one_line():
 def test_suspend_and_resume(fast_saga):
     tenant = active_tenant("acme")
     out, _ = run("suspend", "acme", "--actor", "bob")
-    assert out == "Suspend: accepted for acme.\n"
+    assert out == "acme is suspended.\n"
     tenant.refresh_from_db()
     assert tenant.state == "suspended"
     assert Event.objects.get(tenant_id=tenant.id, type="tenant.suspended").actor == "user:bob"

@@ -173,10 +173,12 @@ def test_actions_without_permission_are_forbidden(
     assert snapshot(tenant) == before
 
 
-def test_actions_need_post(client, admin_user, make_state) -> None:
+def test_only_a_post_acts(client, admin_user, make_state) -> None:
+    """GET is the confirmation step (it changes nothing); other methods are refused."""
     tenant = make_state("active")
     login(client, admin_user)
-    assert client.get(f"/tenants/{tenant.pk}/suspend/").status_code == 405
+    assert client.get(f"/tenants/{tenant.pk}/suspend/").status_code == 200
+    assert client.put(f"/tenants/{tenant.pk}/suspend/").status_code == 405
     assert fresh(tenant).state == "active"
 
 

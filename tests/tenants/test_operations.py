@@ -11,8 +11,9 @@ from audit.models import Event
 from provisioning.models import Allocation, Run
 from tenants.errors import OperationError
 from tenants.models import Tenant
+from tenants.operations import OPERATIONS, perform
 from tenants.selectors import tenant_detail
-from tenants.services import OPERATIONS, Actor
+from tenants.services import Actor
 
 from .. import factories as f
 from ..conftest import drive, drive_compensation
@@ -54,7 +55,7 @@ def test_refused_operations_change_nothing(fast_saga, situation, action):
     tenant = BUILDERS[situation](fast_saga)
     before = snapshot(tenant)
     with pytest.raises(OperationError) as refused:
-        OPERATIONS[action](tenant_id=tenant.id, actor=ACTOR)
+        perform(action, tenant_id=tenant.id, actor=ACTOR)
     assert refused.value.code == "invalid_state"
     assert refused.value.status == 409
     assert refused.value.message.endswith(".")
@@ -94,7 +95,7 @@ def test_retry_from_failed_starts_attempt_two_and_clears_the_error(fast_saga):
     tenant = f.failed_tenant()
     assert tenant.failed_activity == "create_database"
     mark = last_event_id()
-    OPERATIONS["retry"](tenant_id=tenant.id, actor=ACTOR)
+    perform("retry", tenant_id=tenant.id, actor=ACTOR)
     tenant = f.reload(tenant)
     assert tenant.state == "provisioning"
     assert (tenant.last_error, tenant.failed_activity) == ("", "")
@@ -112,7 +113,7 @@ def test_cancel_writes_request_then_rollback_events(fast_saga):
     held = {a.kind for a in Allocation.objects.filter(tenant=tenant)}
     assert held == {"storage"}
     mark = last_event_id()
-    OPERATIONS["cancel"](tenant_id=tenant.id, actor=ACTOR)
+    perform("cancel", tenant_id=tenant.id, actor=ACTOR)
     assert f.reload(tenant).state == "provisioning"  # until the rollback is done
     assert Run.objects.get(pk=tenant.workflow_id).status == "cancelling"
     drive_compensation(tenant.workflow_id)
@@ -138,7 +139,7 @@ def test_reset_orphans_the_run_keeps_allocations_and_writes_two_events(fast_saga
         )
     )
     mark = last_event_id()
-    OPERATIONS["reset"](tenant_id=tenant.id, actor=ACTOR)
+    perform("reset", tenant_id=tenant.id, actor=ACTOR)
     tenant = f.reload(tenant)
     assert (tenant.state, tenant.workflow_id, tenant.last_error) == ("pending", None, "")
     assert Run.objects.get(pk=run_id).status == "orphaned"
@@ -164,7 +165,7 @@ def test_reset_orphans_the_run_keeps_allocations_and_writes_two_events(fast_saga
 def test_suspend_and_resume(fast_saga, action, builder, event, state):
     tenant = builder()
     mark = last_event_id()
-    OPERATIONS[action](tenant_id=tenant.id, actor=ACTOR)
+    perform(action, tenant_id=tenant.id, actor=ACTOR)
     assert f.reload(tenant).state == state
     assert types_since(tenant, mark) == [event]
 
@@ -172,7 +173,7 @@ def test_suspend_and_resume(fast_saga, action, builder, event, state):
 def test_decommission_releases_everything_then_frees_the_slug(fast_saga):
     tenant = f.active_tenant(slug="reusable")
     mark = last_event_id()
-    OPERATIONS["decommission"](tenant_id=tenant.id, actor=ACTOR)
+    perform("decommission", tenant_id=tenant.id, actor=ACTOR)
     assert f.reload(tenant).state == "active"  # the releases run in a task
     assert tenant_detail(tenant.id).available_actions == []
     from provisioning import compensation
@@ -189,12 +190,12 @@ def test_decommission_releases_everything_then_frees_the_slug(fast_saga):
 
 
 def test_operations_on_unknown_tenants_are_not_found(fast_saga):
-    for action, operation in OPERATIONS.items():
+    for action in OPERATIONS:
         with pytest.raises(OperationError) as missing:
-            operation(tenant_id="00000000-0000-0000-0000-000000000000", actor=ACTOR)
+            perform(action, tenant_id="00000000-0000-0000-0000-000000000000", actor=ACTOR)
         assert missing.value.code == "not_found", action
         with pytest.raises(OperationError) as garbage:
-            operation(tenant_id="not-a-uuid", actor=ACTOR)
+            perform(action, tenant_id="not-a-uuid", actor=ACTOR)
         assert garbage.value.code == "not_found", action
 
 
@@ -207,19 +208,19 @@ def test_operations_on_unknown_tenants_are_not_found(fast_saga):
         ("outsider", set()),
     ],
 )
-def test_permissions_are_checked_by_the_services(fast_saga, request, role_fixture, allowed):
+def test_permissions_are_checked_by_perform(fast_saga, request, role_fixture, allowed):
     user = request.getfixturevalue(role_fixture)
     for action in ("suspend", "decommission"):
         tenant = f.active_tenant()
         actor = Actor.for_user(user)
         if action in allowed:
-            OPERATIONS[action](tenant_id=tenant.id, actor=actor)
+            perform(action, tenant_id=tenant.id, actor=actor)
             last = Event.objects.filter(tenant_id=tenant.id).order_by("-id").first()
             assert last.actor == f"user:{user.username}"
         else:
             before = snapshot(tenant)
             with pytest.raises(OperationError) as denied:
-                OPERATIONS[action](tenant_id=tenant.id, actor=actor)
+                perform(action, tenant_id=tenant.id, actor=actor)
             assert denied.value.code == "permission_denied"
             assert snapshot(tenant) == before
 
@@ -232,8 +233,8 @@ def test_reset_orphans_a_live_run_the_handle_no_longer_names(fast_saga):
     # The handle was overwritten (manual cleanup gone wrong): it names no run at all.
     Tenant.objects.filter(pk=tenant.pk).update(workflow_id="00000000-0000-4000-8000-000000000000")
     assert run_watchdog().orphaned_handles == [str(tenant.id)]
-    OPERATIONS["reset"](tenant_id=tenant.id, actor=ACTOR)
+    perform("reset", tenant_id=tenant.id, actor=ACTOR)
     assert Run.objects.get(pk=real_run).status == "orphaned"
-    OPERATIONS["retry"](tenant_id=tenant.id, actor=ACTOR)
+    perform("retry", tenant_id=tenant.id, actor=ACTOR)
     drive(f.reload(tenant).workflow_id)
     assert f.reload(tenant).state == "active"

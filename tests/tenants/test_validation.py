@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from audit.models import Event
 from tenants.errors import OperationError
-from tenants.models import SLUG_RE, Tenant, validate_slug
+from tenants.models import Tenant, validate_slug
 from tenants.services import validate_tenant_fields
 
 from .. import factories as f
@@ -53,15 +53,26 @@ def test_bad_slugs_are_refused_with_a_reason(slug, why):
     assert why in message
 
 
-@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_A.", min_size=0, max_size=70))
-def test_slug_validation_agrees_with_the_rule(slug):
-    # Examples and seeding come from the hypothesis profile (tests/conftest.py).
-    expected = (
+LOWER = "abcdefghijklmnopqrstuvwxyz"
+DIGITS = "0123456789"
+
+
+def contract_slug(slug: str) -> bool:
+    """The contract's slug rule, read off its sentence character by character: an oracle that
+    shares nothing with the code's regular expression."""
+    return (
         3 <= len(slug) <= 63
-        and SLUG_RE.match(slug) is not None
+        and all(ch in LOWER or ch in DIGITS or ch == "-" for ch in slug)
+        and slug[0] in LOWER
+        and (slug[-1] in LOWER or slug[-1] in DIGITS)
         and "--" not in slug
         and slug not in {"admin", "api", "www", "static", "media", "app", "console", "status"}
     )
+
+
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_A.", min_size=0, max_size=70))
+def test_slug_validation_agrees_with_the_rule(slug):
+    expected = contract_slug(slug)
     try:
         validate_slug(slug)
         accepted = True

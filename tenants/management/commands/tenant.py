@@ -19,31 +19,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 
 from provisioning.models import STEPS
+from tenants import bulk, operations
+from tenants.bulk import BULK_DEFAULT_LIMIT, BULK_MAX_LIMIT
 from tenants.errors import OperationError
 from tenants.models import Plan, Tenant, TenantState
+from tenants.operations import APPROVED_MESSAGE, OPERATIONS, WITHDRAWN_MESSAGE
 from tenants.selectors import TenantDetail, find_tenant, tenant_detail
-from tenants.services import OPERATIONS, Actor, create_tenant
-
-# Where each operation should leave the tenant once its work has settled; ``--wait`` exits
-# non-zero when it ends anywhere else.
-EXPECTED_STATE: dict[str, str] = {
-    "create": TenantState.ACTIVE,
-    "retry": TenantState.ACTIVE,
-    "cancel": TenantState.PENDING,
-    "reset": TenantState.PENDING,
-    "suspend": TenantState.SUSPENDED,
-    "resume": TenantState.ACTIVE,
-    "decommission": TenantState.DECOMMISSIONED,
-}
-
-OPERATION_HELP: dict[str, str] = {
-    "cancel": "stop an in-flight provisioning and roll back what it allocated",
-    "reset": "clear a wedged provisioning (recorded error) back to pending; keeps allocations",
-    "retry": "start a new provisioning attempt (failed, or pending without error)",
-    "suspend": "suspend an active tenant",
-    "resume": "resume a suspended tenant",
-    "decommission": "release everything the tenant holds and free its slug",
-}
+from tenants.services import Actor, create_tenant
 
 
 def default_actor() -> str:
@@ -117,6 +99,7 @@ def detail_dict(detail: TenantDetail) -> dict[str, Any]:
             for a in detail.allocations
         ],
         "available_actions": detail.available_actions,
+        "actions": [a.as_dict() for a in detail.actions],
         "recommended_action": detail.recommendation.action,
         "recommendation": detail.recommendation.reason,
         "seconds_since_heartbeat": detail.seconds_since_heartbeat,
@@ -185,14 +168,55 @@ class Command(BaseCommand):
         show.add_argument("tenant", help="slug or id")
         show.add_argument("--json", action="store_true", help="print a JSON object")
 
-        for name, help_text in OPERATION_HELP.items():
-            op = sub.add_parser(name, help=help_text)
+        for operation in OPERATIONS.values():
+            op = sub.add_parser(operation.name, help=operation.summary)
             op.add_argument("tenant", help="slug or id")
-            if name == "retry":
+            if operation.takes_faults:
                 self._add_faults(op)
             self._add_actor(op)
             self._add_wait(op)
+            self._add_reason(op)
+            op.add_argument(
+                "--dry-run",
+                action="store_true",
+                help="only show what it would do (released, kept, resulting state); change nothing",
+            )
             op.add_argument("--json", action="store_true", help="print the tenant as JSON")
+
+        for decision, help_text in (
+            ("approve", "four eyes: approve a decommission another admin asked for"),
+            ("withdraw", "four eyes: withdraw a decommission that waits for approval"),
+        ):
+            dec = sub.add_parser(decision, help=help_text)
+            dec.add_argument("tenant", help="slug or id")
+            self._add_actor(dec)
+            self._add_reason(dec)
+
+        many = sub.add_parser(
+            "bulk", help="one operation on every tenant matching filters (previews without --yes)"
+        )
+        many.add_argument("operation", choices=list(OPERATIONS), metavar="OP")
+        many.add_argument("--state", help="only tenants in this state")
+        many.add_argument("--condition", help="only tenants in this condition (comma list)")
+        many.add_argument(
+            "--needs-attention",
+            dest="needs_attention",
+            action="store_true",
+            help="only tenants that need an operator",
+        )
+        many.add_argument("--plan", help="only tenants on this plan")
+        many.add_argument("--q", help="only tenants whose slug, name or e-mail contains this")
+        many.add_argument(
+            "--limit",
+            type=int,
+            default=BULK_DEFAULT_LIMIT,
+            help=f"at most this many tenants ({BULK_DEFAULT_LIMIT}, at most {BULK_MAX_LIMIT})",
+        )
+        many.add_argument("--dry-run", action="store_true", help="only preview (the default)")
+        many.add_argument("--yes", action="store_true", help="really do it (without: preview)")
+        self._add_reason(many)
+        self._add_actor(many)
+        many.add_argument("--json", action="store_true", help="print the answer as JSON")
 
     @staticmethod
     def _add_actor(parser: ArgumentParser) -> None:
@@ -200,6 +224,14 @@ class Command(BaseCommand):
             "--actor",
             default=None,
             help="who acts, recorded as user:<name> in the audit feed (default: the OS user)",
+        )
+
+    @staticmethod
+    def _add_reason(parser: ArgumentParser) -> None:
+        parser.add_argument(
+            "--reason",
+            default=None,
+            help="why (at most 500 characters), recorded as data.reason in the audit feed",
         )
 
     @staticmethod
@@ -235,6 +267,10 @@ class Command(BaseCommand):
                 self.list(options)
             elif subcommand == "show":
                 self.show(options)
+            elif subcommand == "bulk":
+                self.bulk(options)
+            elif subcommand in ("approve", "withdraw"):
+                self.decide(subcommand, options)
             else:
                 self.operate(subcommand, options)
         except OperationError as exc:
@@ -256,22 +292,92 @@ class Command(BaseCommand):
         if not options["json"]:
             started = "provisioning started" if options["start"] else "pending (not started)"
             self.stdout.write(f"Created tenant {tenant.slug} ({tenant.id}): {started}.")
-        self._finish("create", tenant, options)
+        self._finish(TenantState.ACTIVE, tenant, options)
 
     def operate(self, action: str, options: dict[str, Any]) -> None:
+        op = OPERATIONS[action]
         tenant = find_tenant(options["tenant"])
-        kwargs: dict[str, Any] = {"tenant_id": tenant.id, "actor": self._actor(options)}
-        if action == "retry":
+        kwargs: dict[str, Any] = {
+            "tenant_id": tenant.id,
+            "actor": self._actor(options),
+            "reason": options["reason"],
+        }
+        if op.takes_faults:
             kwargs["faults"] = self._faults(options)
-        tenant = OPERATIONS[action](**kwargs)
+        if options["dry_run"]:
+            preview = operations.preview(action, **kwargs)
+            if options["json"]:
+                self.stdout.write(dumps(preview.as_dict()))
+                return
+            self.stdout.write(f"Dry run: {op.label} {tenant.slug}: {preview.summary}")
+            for a in preview.release:
+                self.stdout.write(f"  release  {a.kind:<9} {a.external_id}")
+            for a in preview.keep:
+                self.stdout.write(f"  keep     {a.kind:<9} {a.external_id}")
+            self.stdout.write(f"  events   {', '.join(preview.events)}")
+            self.stdout.write("Nothing was changed.")
+            return
+        tenant = operations.perform(action, **kwargs)
+        waiting = bool(tenant.decommission_asked_by) and not tenant.decommission_requested_at
         if not options["json"]:
-            self.stdout.write(f"{action.capitalize()}: accepted for {tenant.slug}.")
-        self._finish(action, tenant, options)
+            self.stdout.write(operations.success_message(op, tenant))
+        if waiting:
+            # Four eyes: nothing moves until another admin approves; there is nothing to wait for.
+            options["wait"] = False
+        self._finish(op.end_state, tenant, options)
 
-    def _finish(self, action: str, tenant: Tenant, options: dict[str, Any]) -> None:
+    def decide(self, decision: str, options: dict[str, Any]) -> None:
+        tenant = find_tenant(options["tenant"])
+        if decision == "approve":
+            service, message = operations.approve_decommission, APPROVED_MESSAGE
+        else:
+            service, message = operations.withdraw_decommission, WITHDRAWN_MESSAGE
+        tenant = service(tenant_id=tenant.id, actor=self._actor(options), reason=options["reason"])
+        self.stdout.write(message.format(slug=tenant.slug))
+
+    def bulk(self, options: dict[str, Any]) -> None:
+        if options["yes"] and options["dry_run"]:
+            raise CommandError("--yes and --dry-run contradict each other; give one.")
+        filters = {
+            key: options[key]
+            for key in ("state", "condition", "plan", "q")
+            if options.get(key) not in (None, "")
+        }
+        if options["needs_attention"]:
+            filters["needs_attention"] = True
+        result = bulk.bulk(
+            options["operation"],
+            actor=self._actor(options),
+            filters=filters,
+            dry_run=not options["yes"],
+            reason=options["reason"],
+            limit=options["limit"],
+        )
+        if options["json"]:
+            self.stdout.write(dumps(result.as_dict()))
+        else:
+            label = OPERATIONS[options["operation"]].label
+            for r in result.results:
+                self.stdout.write(f"{r.slug:<24} {r.outcome:<13} {r.message}")
+            shown = len(result.results)
+            more = f" (first {shown} handled; raise --limit)" if result.matched > shown else ""
+            if result.dry_run:
+                self.stdout.write(
+                    f"Dry run: {label} would be accepted for {result.count('would_accept')} of "
+                    f"{result.matched} matched{more}. Nothing was changed; add --yes to do it."
+                )
+            else:
+                self.stdout.write(
+                    f"{label}: accepted for {result.count('accepted')}, refused for "
+                    f"{result.count('refused')} of {result.matched} matched{more}."
+                )
+        if not result.dry_run and result.count("refused"):
+            raise CommandError(f"{result.count('refused')} refused.", returncode=2)
+
+    def _finish(self, expected: str, tenant: Tenant, options: dict[str, Any]) -> None:
         if options["wait"]:
             detail = self.wait(
-                tenant, action=action, timeout=options["timeout"], quiet=options["json"]
+                tenant, expected=expected, timeout=options["timeout"], quiet=options["json"]
             )
             tenant = detail.tenant
         if options["json"]:
@@ -341,15 +447,23 @@ class Command(BaseCommand):
             write("  held")
             for a in detail.allocations:
                 write(f"    {a.kind:<9} {a.external_id}")
-        actions = ", ".join(detail.available_actions) or "none"
-        write(f"  actions      {actions}")
+        if detail.decommission_request:
+            req = detail.decommission_request
+            approvers = ", ".join(req.approvers) or "no other admin yet"
+            write(f"  four eyes    decommission asked by {req.asked_by}; may approve: {approvers}")
+        write("  actions")
+        for a in detail.actions:
+            if a.available and a.permitted:
+                write(f"    {a.name:<13} available")
+            else:
+                write(f"    {a.name:<13} not now: {a.reason}")
         rec = detail.recommendation
         write(f"  recommended  {rec.action}: {rec.reason}")
 
     # --- waiting ----------------------------------------------------------------------------
 
     def wait(
-        self, tenant: Tenant, *, action: str, timeout: float, quiet: bool = False
+        self, tenant: Tenant, *, expected: str, timeout: float, quiet: bool = False
     ) -> TenantDetail:
         """Show a live progress line until the tenant settles; refuse the wrong ending.
 
@@ -357,7 +471,6 @@ class Command(BaseCommand):
         terminal the line is rewritten in place; otherwise a line is written only when the
         step changes, so a log stays readable.
         """
-        expected = EXPECTED_STATE[action]
         started = time.monotonic()
         live = self.stderr.isatty()
         last_line = ""

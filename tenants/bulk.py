@@ -1,0 +1,203 @@
+"""One operation over many tenants: the one bulk service every door calls.
+
+Tenants are chosen by ids or by the tenant-list selector's filters, at most ``limit``; each is
+handled on its own (its own transaction, row lock and state check) through
+``tenants.operations.perform``, so one refusal does not stop the others. A dry run previews
+them all in three queries and writes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from provisioning.models import Allocation, Run
+
+from . import services
+from .errors import OperationError
+from .models import Plan, Tenant, TenantState
+from .operations import Operation, Preview, get_operation, perform, preview_of, success_message
+from .selectors import tenant_queryset
+from .services import Actor
+
+S = TenantState
+
+BULK_DEFAULT_LIMIT = 100
+BULK_MAX_LIMIT = 1000
+BULK_FILTER_KEYS = ("state", "condition", "needs_attention", "plan", "q")
+
+
+@dataclass
+class BulkOutcome:
+    id: uuid.UUID | None
+    slug: str
+    outcome: str  # accepted, would_accept, refused
+    code: str = ""
+    message: str = ""
+    preview: Preview | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id) if self.id else None,
+            "slug": self.slug,
+            "outcome": self.outcome,
+            "code": self.code,
+            "message": self.message,
+        }
+
+
+@dataclass
+class BulkResult:
+    action: str
+    dry_run: bool
+    matched: int
+    results: list[BulkOutcome] = field(default_factory=list)
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for r in self.results if r.outcome == outcome)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "matched": self.matched,
+            "results": [r.as_dict() for r in self.results],
+        }
+
+
+def _bad(field_name: str, message: str) -> OperationError:
+    return OperationError("validation_error", message, {field_name: [message]})
+
+
+def _clean_limit(limit: Any) -> int:
+    if limit is None:
+        return BULK_DEFAULT_LIMIT
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise _bad("limit", "limit must be a whole number.")
+    if not 1 <= limit <= BULK_MAX_LIMIT:
+        raise _bad("limit", f"limit must be between 1 and {BULK_MAX_LIMIT}.")
+    return limit
+
+
+def _clean_ids(ids: Any) -> list[uuid.UUID]:
+    if not isinstance(ids, list | tuple) or not ids:
+        raise _bad("ids", "ids must be a non-empty list of tenant ids.")
+    if len(ids) > BULK_MAX_LIMIT:
+        raise _bad("ids", f"At most {BULK_MAX_LIMIT} ids at once.")
+    clean: dict[uuid.UUID, None] = {}  # ordered, and a set for the duplicate check
+    for raw in ids:
+        try:
+            value = uuid.UUID(str(raw)) if isinstance(raw, str | uuid.UUID) else None
+        except ValueError:
+            value = None
+        if value is None:
+            raise _bad("ids", f"{str(raw)[:60]!r} is not a tenant id.")
+        clean.setdefault(value)
+    return list(clean)
+
+
+def _clean_filters(filters: Any) -> dict[str, Any]:
+    if not isinstance(filters, dict):
+        raise _bad("filter", "filter must be an object.")
+    unknown = sorted(set(filters) - set(BULK_FILTER_KEYS))
+    if unknown:
+        raise _bad("filter", f"Unknown filter {', '.join(map(str, unknown))}.")
+    clean = {k: v for k, v in filters.items() if v not in (None, "")}
+    if "state" in clean and clean["state"] not in S.values:
+        raise _bad("filter", f"state must be one of {', '.join(S.values)}.")
+    if "plan" in clean and clean["plan"] not in Plan.values:
+        raise _bad("filter", f"plan must be one of {', '.join(Plan.values)}.")
+    if "needs_attention" in clean and not isinstance(clean["needs_attention"], bool):
+        raise _bad("filter", "needs_attention must be true or false.")
+    for key in ("condition", "q"):
+        if key in clean and (not isinstance(clean[key], str) or len(clean[key]) > 200):
+            raise _bad("filter", f"{key} must be text of at most 200 characters.")
+    if not clean:
+        # An empty filter would mean every tenant: say so rather than guess.
+        raise _bad("filter", "Give at least one filter (or ids).")
+    return clean
+
+
+def bulk(
+    name: str,
+    *,
+    actor: Actor,
+    ids: Any = None,
+    filters: Any = None,
+    dry_run: bool = False,
+    reason: Any = None,
+    limit: Any = None,
+) -> BulkResult:
+    """One operation over many tenants: chosen by ``ids`` or by ``filters``, at most ``limit``.
+
+    The caller's permission and the reason are checked once (a refusal there refuses the whole
+    request); then each tenant is handled on its own, in its own transaction with its own row
+    lock and state check, so one refusal does not stop the others. A dry run reads the tenants,
+    their handle runs and their held allocations in three queries and writes nothing.
+    """
+    op = get_operation(name)
+    actor.require(op.permission, op.verb)
+    reason = services.clean_reason(reason)
+    limit = _clean_limit(limit)
+    if not isinstance(dry_run, bool):
+        raise _bad("dry_run", "dry_run must be true or false.")
+    if (ids is None) == (filters is None):
+        raise OperationError(
+            "validation_error",
+            "Give either ids or filter, not both and not neither.",
+            {"ids": ["Give ids or filter."]},
+        )
+    missing: list[uuid.UUID] = []
+    if ids is not None:
+        wanted = _clean_ids(ids)
+        found = {t.pk: t for t in Tenant.objects.filter(pk__in=wanted)}
+        missing = [i for i in wanted if i not in found]
+        tenants = [found[i] for i in wanted if i in found]
+        matched = len(tenants)
+        tenants = tenants[:limit]
+    else:
+        qs = tenant_queryset(_clean_filters(filters))
+        matched = qs.count()
+        tenants = list(qs[:limit])
+    result = BulkResult(action=op.name, dry_run=dry_run, matched=matched)
+    if dry_run:
+        result.results = _bulk_previews(op, tenants)
+    else:
+        for tenant in tenants:
+            result.results.append(_bulk_one(op, tenant, actor, reason))
+    result.results.extend(
+        BulkOutcome(id=i, slug="", outcome="refused", code="not_found", message="No such tenant.")
+        for i in missing
+    )
+    return result
+
+
+def _bulk_one(op: Operation, tenant: Tenant, actor: Actor, reason: str) -> BulkOutcome:
+    try:
+        done = perform(op.name, tenant_id=tenant.pk, actor=actor, reason=reason)
+    except OperationError as exc:
+        return BulkOutcome(tenant.pk, tenant.slug, "refused", exc.code, exc.message)
+    return BulkOutcome(tenant.pk, tenant.slug, "accepted", "", success_message(op, done))
+
+
+def _bulk_previews(op: Operation, tenants: Iterable[Tenant]) -> list[BulkOutcome]:
+    tenants = list(tenants)
+    handles = {t.workflow_id for t in tenants if t.workflow_id}
+    runs = {r.pk: r for r in Run.objects.filter(pk__in=handles)} if handles else {}
+    held: dict[uuid.UUID, list[Allocation]] = {t.pk: [] for t in tenants}
+    if tenants:
+        for a in Allocation.objects.filter(
+            tenant_id__in=list(held), released_at__isnull=True
+        ).order_by("-allocated_at", "-id"):
+            held[a.tenant_id].append(a)
+    outcomes = []
+    for t in tenants:
+        run = runs.get(t.workflow_id) if t.workflow_id else None
+        try:
+            p = preview_of(op, t, run, held[t.pk])
+        except OperationError as exc:
+            outcomes.append(BulkOutcome(t.pk, t.slug, "refused", exc.code, exc.message))
+        else:
+            outcomes.append(BulkOutcome(t.pk, t.slug, "would_accept", "", p.summary, p))
+    return outcomes
