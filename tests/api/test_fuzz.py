@@ -120,7 +120,8 @@ def test_fuzz_the_api_from_its_openapi_document(live_server, celery_worker, admi
 
             try:
                 check()
-            except Exception as exc:  # noqa: BLE001 - collected, and all reported below
+            # Schemathesis raises its findings as a FailureGroup, a BaseExceptionGroup.
+            except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - all reported below
                 where = f"{operation.method.upper()} {operation.path} ({mode.value})"
                 # With its notes: hypothesis' falsifying example, schemathesis' curl command.
                 failures.append(f"{where}:\n{''.join(traceback.format_exception_only(exc))}")
