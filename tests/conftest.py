@@ -305,3 +305,12 @@ hypothesis_settings.register_profile(
     "fuzz", derandomize=False, database=None, deadline=None, max_examples=5000, print_blob=True
 )
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(autouse=True)
+def _same_fake_data() -> None:
+    """factory-boy's Faker values (tenant names) are the same in every run and whatever ran
+    before: a test never meets data it was not written against."""
+    import factory.random
+
+    factory.random.reseed_random("controlplane-tests")

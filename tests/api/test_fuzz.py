@@ -15,6 +15,7 @@ No per-example deadline and no assertion on time: a worker busy provisioning may
 from __future__ import annotations
 
 import os
+import traceback
 from typing import Any
 
 import hypothesis
@@ -119,9 +120,11 @@ def test_fuzz_the_api_from_its_openapi_document(live_server, celery_worker, admi
 
             try:
                 check()
-            except Exception as exc:  # noqa: BLE001 - collected, and all reported below
+            # Schemathesis raises its findings as a FailureGroup, a BaseExceptionGroup.
+            except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - all reported below
                 where = f"{operation.method.upper()} {operation.path} ({mode.value})"
-                failures.append(f"{where}:\n{exc}")
+                # With its notes: hypothesis' falsifying example, schemathesis' curl command.
+                failures.append(f"{where}:\n{''.join(traceback.format_exception_only(exc))}")
 
     print("fuzz answers by status:", dict(sorted(seen.items())))
     assert not failures, f"{len(failures)} operation(s) failed:\n\n" + "\n\n".join(failures)
