@@ -314,7 +314,7 @@ def approve_decommission(
     request: HttpRequest,
     response: HttpResponse,
     tenant_id: str,
-    payload: ApprovalIn | None = None,
+    payload: ApprovalIn = OptionalBody,
     idempotency_key: str | None = IdempotencyKey,
 ) -> Status[Any]:
     return _four_eyes(
@@ -333,7 +333,7 @@ def withdraw_decommission(
     request: HttpRequest,
     response: HttpResponse,
     tenant_id: str,
-    payload: ApprovalIn | None = None,
+    payload: ApprovalIn = OptionalBody,
     idempotency_key: str | None = IdempotencyKey,
 ) -> Status[Any]:
     return _four_eyes(
