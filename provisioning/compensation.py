@@ -12,9 +12,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import SYSTEM, record_event
-from tenants.models import Tenant, TenantState
+from tenants.models import Condition, Tenant, TenantState
 
-from . import ledger, saga
+from . import conditions, ledger, saga
 from .models import Allocation, Run, RunStatus, StepExecution, StepStatus
 
 
@@ -40,6 +40,9 @@ def begin_compensation(
             "reason": "failed" if failed_step else "cancelled",
             "held": ledger.held_allocations(tenant.id).count(),
         },
+    )
+    conditions.set_condition(
+        tenant, Condition.ROLLING_BACK if failed_step else Condition.CANCELLING
     )
     run_id = run.id
     transaction.on_commit(lambda: publish_compensation(run_id), robust=True)
@@ -142,7 +145,11 @@ def _settle(tenant: Tenant, run: Run, failed: list[Allocation]) -> None:
         tenant.finish_cancel()
         tenant.last_error = note
         tenant.failed_activity = ""
-        tenant.save(update_fields=["state", "last_error", "failed_activity", "updated_at"])
+        # Nothing else is held now (checked under the lock by the caller) but what failed.
+        tenant.condition = Condition.RELEASE_FAILED if failed else Condition.OK
+        tenant.save(
+            update_fields=["state", "last_error", "failed_activity", "condition", "updated_at"]
+        )
         record_event(
             type="tenant.provisioning.cancelled",
             tenant_id=tenant.id,
@@ -154,7 +161,10 @@ def _settle(tenant: Tenant, run: Run, failed: list[Allocation]) -> None:
         tenant.fail()
         tenant.failed_activity = run.failed_step
         tenant.last_error = run.error + (f"\n{note}" if note else "")
-        tenant.save(update_fields=["state", "last_error", "failed_activity", "updated_at"])
+        tenant.condition = Condition.RELEASE_FAILED if failed else Condition.FAILED
+        tenant.save(
+            update_fields=["state", "last_error", "failed_activity", "condition", "updated_at"]
+        )
         record_event(
             type="tenant.provisioning.failed",
             tenant_id=tenant.id,
@@ -191,7 +201,8 @@ def decommission_tenant(tenant_id: uuid.UUID | str) -> None:
             tenant.last_error = "Decommission could not release: " + "; ".join(
                 f"{a.kind} {a.external_id} ({a.release_error or 'still held'})" for a in failed
             )
-            tenant.save(update_fields=["last_error", "updated_at"])
+            tenant.condition = Condition.RELEASE_FAILED
+            tenant.save(update_fields=["last_error", "condition", "updated_at"])
             return
         live = saga.live_run(tenant)
         if live is not None:
@@ -201,7 +212,10 @@ def decommission_tenant(tenant_id: uuid.UUID | str) -> None:
         tenant.decommission()
         tenant.decommissioned_at = timezone.now()
         tenant.last_error = ""
-        tenant.save(update_fields=["state", "decommissioned_at", "last_error", "updated_at"])
+        tenant.condition = Condition.OK
+        tenant.save(
+            update_fields=["state", "decommissioned_at", "last_error", "condition", "updated_at"]
+        )
         record_event(
             type="tenant.decommissioned", tenant_id=tenant.id, run_id=None, actor=SYSTEM, data={}
         )

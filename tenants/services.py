@@ -21,11 +21,11 @@ from django.utils import timezone
 from django_fsm import can_proceed
 
 from audit.services import SYSTEM, record_event
-from provisioning import compensation, saga
+from provisioning import compensation, conditions, saga
 from provisioning.models import Run, RunStatus
 
 from .errors import OperationError
-from .models import Plan, Tenant, TenantState, validate_slug
+from .models import Condition, Plan, Tenant, TenantState, validate_slug
 
 S = TenantState
 
@@ -297,7 +297,7 @@ def create_tenant(
             if start:
                 tenant.start()
                 saga.start_run(tenant, actor=actor.label, faults=clean_faults)
-                tenant.save(update_fields=["state", "workflow_id", "updated_at"])
+                tenant.save(update_fields=["state", "workflow_id", "condition", "updated_at"])
     except IntegrityError as exc:
         if "slug" in str(exc):
             raise _slug_taken(fields["slug"]) from None
@@ -337,7 +337,14 @@ def retry_provisioning(*, tenant_id: uuid.UUID | str, actor: Actor, faults: Any 
         )
         saga.start_run(tenant, actor=actor.label, faults=clean_faults)
         tenant.save(
-            update_fields=["state", "workflow_id", "last_error", "failed_activity", "updated_at"]
+            update_fields=[
+                "state",
+                "workflow_id",
+                "last_error",
+                "failed_activity",
+                "condition",
+                "updated_at",
+            ]
         )
     return tenant
 
@@ -404,6 +411,7 @@ def reset_provisioning(*, tenant_id: uuid.UUID | str, actor: Actor) -> Tenant:
                     "updated_at",
                 ]
             )
+            conditions.refresh_condition(tenant)
             record_event(
                 type="tenant.provisioning.reset_completed",
                 tenant_id=tenant.id,
@@ -442,6 +450,7 @@ def _simple_transition(tenant_id: uuid.UUID | str, actor: Actor, action: str, ev
         from_state = tenant.state
         getattr(tenant, action)()
         tenant.save(update_fields=["state", "updated_at"])
+        conditions.refresh_condition(tenant)
         record_event(
             type=event, tenant_id=tenant.id, actor=actor.label, data={"from_state": from_state}
         )
@@ -463,7 +472,10 @@ def decommission_tenant(*, tenant_id: uuid.UUID | str, actor: Actor) -> Tenant:
             raise OperationError("invalid_state", f"Cannot decommission a {tenant.state} tenant.")
         tenant.decommission_requested_at = tenant.decommission_requested_at or timezone.now()
         tenant.last_error = ""
-        tenant.save(update_fields=["decommission_requested_at", "last_error", "updated_at"])
+        tenant.condition = Condition.DECOMMISSIONING
+        tenant.save(
+            update_fields=["decommission_requested_at", "last_error", "condition", "updated_at"]
+        )
         record_event(
             type="tenant.decommission_requested",
             tenant_id=tenant.id,
