@@ -209,12 +209,12 @@ def recommend(
             "wait", f"{run.current_step} is running (try {current.tries if current else 1})."
         )
     if tenant.state == S.PENDING:
-        if tenant.condition == Condition.RELEASE_FAILED:
+        if tenant.last_error and tenant.condition == Condition.RELEASE_FAILED:
             return Recommendation(
-                "decommission",
-                "A release kept failing and the resource is still held (see Allocations). Fix "
-                "the cause, then retry provisioning (it reuses what is held) or decommission "
-                "(it tries the release again).",
+                "reset",
+                "A release kept failing and the resource is still held (see Allocations). Once "
+                "the cause is fixed: reset clears the error and keeps what is held, so a retry "
+                "reuses it; or decommission, which tries the release again.",
             )
         if tenant.last_error:
             return Recommendation("reset", "A recorded error blocks retry: reset, then retry.")
@@ -397,8 +397,9 @@ def needs_attention_count() -> int:
     return Tenant.objects.filter(condition__in=NEEDS_ATTENTION).count()
 
 
-def any_in_flight(tenants: list[Tenant]) -> bool:
-    return any(t.condition in IN_FLIGHT for t in tenants)
+def fleet_in_flight() -> bool:
+    """Whether any tenant is moving by itself (provisioning, rolling back, decommissioning)."""
+    return Tenant.objects.filter(condition__in=IN_FLIGHT).exists()
 
 
 # Step-level chatter: what a saga does many times per run. Hidden on request in the feed.
@@ -596,10 +597,11 @@ def step_views(
     ]
 
 
-def tenant_runs(tenant_id: uuid.UUID | str) -> list[RunView]:
+def tenant_runs(tenant: Tenant | uuid.UUID | str) -> list[RunView]:
     """Every run of the tenant, newest first, with steps and what each allocated and released
-    (four queries whatever the number of runs)."""
-    tenant = get_tenant(tenant_id)
+    (three queries whatever the number of runs, plus one when given an id)."""
+    if not isinstance(tenant, Tenant):
+        tenant = get_tenant(tenant)
     runs = list(Run.objects.filter(tenant=tenant).order_by("-attempt"))
     steps: dict[uuid.UUID, list[StepExecution]] = {r.id: [] for r in runs}
     for s in StepExecution.objects.filter(run__tenant=tenant).order_by("run", "position"):

@@ -71,3 +71,40 @@ def urlencode_dict(mapping: dict[str, str]) -> str:
     from django.utils.http import urlencode
 
     return urlencode(mapping) if mapping else ""
+
+
+@register.simple_tag
+def condition_badge(condition: str) -> str:
+    """A tenant's condition as a badge; the ones needing an operator are marked as such."""
+    from tenants.models import NEEDS_ATTENTION, Condition
+
+    label = Condition(condition).label if condition in Condition.values else condition
+    attention = condition in NEEDS_ATTENTION
+    return format_html(
+        '<span class="badge condition cond-{}{}" data-condition="{}"{}>{}</span>',
+        condition,
+        " attention" if attention else "",
+        condition,
+        format_html(' title="{}"', "Needs attention") if attention else "",
+        label,
+    )
+
+
+STAMP_FORMAT = "%Y-%m-%d %H:%M:%S UTC"
+
+
+def stamp_text(moment: Any) -> str:
+    """The one timestamp format of the console, the admin and the commands (UTC, named)."""
+    from datetime import UTC
+
+    if moment is None:
+        return "—"
+    return moment.astimezone(UTC).strftime(STAMP_FORMAT)
+
+
+@register.simple_tag
+def stamp(moment: Any) -> str:
+    """A timestamp as ``<time>``: machine-readable ISO 8601 plus the one readable format."""
+    if moment is None:
+        return "—"
+    return format_html('<time datetime="{}">{}</time>', moment.isoformat(), stamp_text(moment))

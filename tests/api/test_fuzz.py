@@ -83,7 +83,7 @@ def test_fuzz_the_api_from_its_openapi_document(live_server, celery_worker, admi
     started = time.monotonic()
 
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 11
+    assert len(operations) == 12
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             strategies = [operation.as_strategy(generation_mode=mode)]
