@@ -576,6 +576,11 @@ def _released_kinds(run: Run, allocations: list[Allocation]) -> set[str]:
     }
 
 
+def released_kinds(run: Run) -> set[str]:
+    """The kinds of allocation ``run`` made or released that are released now (one query)."""
+    return _released_kinds(run, list(Allocation.objects.filter(tenant_id=run.tenant_id)))
+
+
 def step_views(
     run: Run, steps: list[StepExecution], allocations: list[Allocation]
 ) -> list[StepView]:

@@ -7,6 +7,8 @@ from typing import Any
 from django import template
 from django.utils.html import format_html
 
+from tenants.formats import stamp_text
+
 register = template.Library()
 
 
@@ -88,18 +90,6 @@ def condition_badge(condition: str) -> str:
         format_html(' title="{}"', "Needs attention") if attention else "",
         label,
     )
-
-
-STAMP_FORMAT = "%Y-%m-%d %H:%M:%S UTC"
-
-
-def stamp_text(moment: Any) -> str:
-    """The one timestamp format of the console, the admin and the commands (UTC, named)."""
-    from datetime import UTC
-
-    if moment is None:
-        return "—"
-    return moment.astimezone(UTC).strftime(STAMP_FORMAT)
 
 
 @register.simple_tag

@@ -13,15 +13,14 @@ import json
 import os
 import time
 from argparse import ArgumentParser
-from datetime import UTC
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
-from django.utils import timezone
 
 from provisioning.models import STEPS
 from tenants.errors import OperationError
+from tenants.formats import stamp_text
 from tenants.models import NEEDS_ATTENTION, Condition, Tenant, TenantState
 from tenants.selectors import (
     TenantDetail,
@@ -131,11 +130,6 @@ def detail_dict(detail: TenantDetail) -> dict[str, Any]:
         "recommendation": detail.recommendation.reason,
         "seconds_since_heartbeat": detail.seconds_since_heartbeat,
     }
-
-
-def stamp(moment: Any) -> str:
-    """The one timestamp format of every door: ISO-like, seconds, with the zone (UTC)."""
-    return timezone.localtime(moment, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def dumps(value: Any, *, indent: int | None = 2) -> str:
@@ -337,7 +331,7 @@ class Command(BaseCommand):
             f"{'CREATED':<20}  ID"
         )
         for t in rows:
-            created = stamp(t.created_at)
+            created = stamp_text(t.created_at)
             condition = t.condition + ("!" if t.needs_attention else "")
             self.stdout.write(
                 f"{t.slug:<{width}}  {t.state:<14}  {condition:<16}  {t.plan:<10}  "
@@ -359,9 +353,9 @@ class Command(BaseCommand):
         write(f"  condition    {t.condition}{attention}")
         write(f"  plan         {t.plan}")
         write(f"  admin e-mail {t.admin_email}")
-        write(f"  created      {stamp(t.created_at)}")
+        write(f"  created      {stamp_text(t.created_at)}")
         if t.activated_at:
-            write(f"  activated    {stamp(t.activated_at)}")
+            write(f"  activated    {stamp_text(t.activated_at)}")
         if t.last_error:
             where = f" (in {t.failed_activity})" if t.failed_activity else ""
             write(f"  last error   {t.last_error}{where}")
