@@ -98,3 +98,12 @@ def stamp(moment: Any) -> str:
     if moment is None:
         return "—"
     return format_html('<time datetime="{}">{}</time>', moment.isoformat(), stamp_text(moment))
+
+
+@register.filter
+def dotbreak(value: str) -> str:
+    """A dotted name that may wrap after its dots and nowhere else (``<wbr>``)."""
+    from django.utils.html import conditional_escape
+    from django.utils.safestring import mark_safe
+
+    return mark_safe(".<wbr>".join(conditional_escape(p) for p in str(value).split(".")))  # noqa: S308
