@@ -17,7 +17,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
@@ -37,7 +36,7 @@ from tenants.errors import OperationError
 from tenants.models import Condition, Plan, Tenant, TenantState
 from tenants.services import ACTION_LABELS, ACTION_PERMISSIONS, OPERATIONS, Actor, create_tenant
 
-from .auth import login_required
+from .auth import login_required, permission_required, refusal
 from .pagination import keyset_page
 from .presenters import (
     ACTION_CONFIRMATIONS,
@@ -89,7 +88,7 @@ def _param(request: HtmxHttpRequest, name: str, max_length: int) -> str:
 
 
 @login_required
-@permission_required("tenants.view_tenant", raise_exception=True)
+@permission_required("tenants.view_tenant", "view tenants")
 def tenant_list(request: HtmxHttpRequest) -> HttpResponse:
     sort = request.GET.get("sort", "newest")
     if sort not in TENANT_SORTS:
@@ -180,10 +179,10 @@ def _parse_faults(raw: str) -> dict[str, str] | str:
 
 
 @login_required
-@permission_required("tenants.view_tenant", raise_exception=True)
+@permission_required("tenants.view_tenant", "view tenants")
 def tenant_new(request: HtmxHttpRequest) -> HttpResponse:
     if not request.user.has_perm("tenants.add_tenant"):
-        raise PermissionDenied("You do not have permission to create tenants.")
+        raise refusal("tenants.add_tenant", "create tenants")
     values = {"slug": "", "name": "", "plan": Plan.STARTER, "admin_email": "", "faults": ""}
     errors: dict[str, list[str]] = {}
     error_message = ""
@@ -284,7 +283,7 @@ def _detail_context(request: HtmxHttpRequest, tenant_id: uuid.UUID) -> dict[str,
 
 
 @login_required
-@permission_required("tenants.view_tenant", raise_exception=True)
+@permission_required("tenants.view_tenant", "view tenants")
 def tenant_detail(request: HtmxHttpRequest, tenant_id: uuid.UUID) -> HttpResponse:
     context = _detail_context(request, tenant_id)
     if request.htmx:
@@ -390,7 +389,7 @@ def _audit_filters(request: HtmxHttpRequest) -> tuple[QuerySet[Event], dict[str,
 
 
 @login_required
-@permission_required("audit.view_event", raise_exception=True)
+@permission_required("audit.view_event", "view the audit feed")
 def audit_feed(request: HtmxHttpRequest) -> HttpResponse:
     qs, filters, problem = _audit_filters(request)
     fmt = request.GET.get("format", "")

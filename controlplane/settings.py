@@ -249,3 +249,11 @@ CELERY_BEAT_SCHEDULE = {
     }
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+
+# A refused request (403) logs one line, not a traceback (issue 8).
+LOGGING.setdefault("filters", {})["refusal_on_one_line"] = {
+    "()": "controlplane.logfilters.RefusalOnOneLine"
+}
+LOGGING["loggers"].setdefault("django.request", {}).setdefault("filters", []).append(
+    "refusal_on_one_line"
+)

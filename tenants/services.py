@@ -252,10 +252,22 @@ def _clean_faults(faults: Any) -> dict[str, str]:
             "Fault injection is off (CONTROLPLANE_FAULT_INJECTION).",
             {"faults": ["Fault injection is not enabled on this control plane."]},
         )
-    try:
-        return saga.validate_faults(faults)
-    except ValueError as exc:
-        raise OperationError("validation_error", str(exc), {"faults": [str(exc)]}) from None
+    if not isinstance(faults, dict):
+        try:
+            return saga.validate_faults(faults)
+        except ValueError as exc:
+            raise OperationError("validation_error", str(exc), {"faults": [str(exc)]}) from None
+    # Every bad step at once, not the first one only.
+    problems: list[str] = []
+    clean: dict[str, str] = {}
+    for step, fault in faults.items():
+        try:
+            clean.update(saga.validate_faults({step: fault}))
+        except ValueError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise OperationError("validation_error", "; ".join(problems), {"faults": problems})
+    return clean
 
 
 def create_tenant(
@@ -275,8 +287,20 @@ def create_tenant(
     ``tenant.provisioning.started`` and dispatch ``validate_request`` on commit.
     """
     actor.require("tenants.add_tenant", "create tenants")
-    fields = validate_tenant_fields(slug=slug, name=name, plan=plan, admin_email=admin_email)
-    clean_faults = _clean_faults(faults)
+    # Every bad field at once, faults included, so each door shows the whole list.
+    errors: dict[str, Any] = {}
+    fields: dict[str, str] = {}
+    clean_faults: dict[str, str] = {}
+    try:
+        fields = validate_tenant_fields(slug=slug, name=name, plan=plan, admin_email=admin_email)
+    except OperationError as exc:
+        errors.update(exc.details)
+    try:
+        clean_faults = _clean_faults(faults)
+    except OperationError as exc:
+        errors.update(exc.details)
+    if errors:
+        raise OperationError("validation_error", "Some fields are not valid.", errors)
     if not isinstance(start, bool):
         raise OperationError(
             "validation_error",
