@@ -279,3 +279,19 @@ def test_admin_list_filters_by_condition(fleet, client, admin_user):
     body = response.content.decode()
     for name, tenant in fleet.items():
         assert (f.reload(tenant).slug in body) == (name in ATTENTION), name
+
+
+@pytest.mark.postgres
+def test_text_search_has_trigram_indexes_on_postgresql(db):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'tenants_tenant' "
+            "AND indexname LIKE '%%_trgm'"
+        )
+        names = {row[0] for row in cursor.fetchall()}
+    assert names == {"tenant_slug_trgm", "tenant_name_trgm", "tenant_admin_email_trgm"}
+    # The expression the indexes cover is the one Django's icontains writes.
+    sql = str(selectors.tenant_list(selectors.TenantFilters(q="acme")).query)
+    assert 'UPPER("tenants_tenant"."slug"::text) LIKE UPPER(' in sql
