@@ -78,3 +78,54 @@ def test_every_bad_field_is_reported_at_once_faults_included(fast_saga):
     assert set(details) == {"slug", "name", "plan", "admin_email", "faults"}
     faults = " ".join(details["faults"])
     assert "no_such_step" in faults and "create_database" in faults
+
+
+def _embedded_settings(tmp_path, code: str) -> str:
+    """What ``manage.py`` in a plain shell sees (no DATABASE_URL, no broker URL)."""
+    import os
+    import subprocess
+    import sys
+
+    from ..conftest import ROOT
+
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "CONTROLPLANE_FAULT_INJECTION")
+    }
+    env.update(CONTROLPLANE_VAR_DIR=str(tmp_path), SECRET_KEY="test-only")
+    out = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+FAULTS = "from django.conf import settings; print(settings.CONTROLPLANE_FAULT_INJECTION)"
+
+
+def test_a_second_shell_sees_make_runs_development_settings(tmp_path):
+    """``make run`` writes var/dev-settings.env; manage.py in another shell reads it."""
+    (tmp_path / "dev-settings.env").write_text("CONTROLPLANE_FAULT_INJECTION=1\n")
+    assert _embedded_settings(tmp_path, FAULTS) == "True"
+    (tmp_path / "dev-settings.env").unlink()  # make run stopped
+    assert _embedded_settings(tmp_path, FAULTS) == "False"
+
+
+def test_the_folder_broker_names_a_host_so_kombu_does_not_warn(tmp_path, caplog):
+    from kombu import Connection
+
+    url = _embedded_settings(
+        tmp_path, "from django.conf import settings; print(settings.CELERY_BROKER_URL)"
+    )
+    assert url.startswith("filesystem://")
+    folder = str(tmp_path / "q")
+    with caplog.at_level(logging.WARNING, logger="kombu.connection"):
+        Connection(
+            url, transport_options={"data_folder_in": folder, "data_folder_out": folder}
+        ).info()
+    assert "No hostname was supplied" not in caplog.text
