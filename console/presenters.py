@@ -115,7 +115,8 @@ def rows_for(
             note=note,
             compensation=COMPENSATION[kind] if view.status == "compensated" and kind else "",
         )
-        if view.name == current and view.status in ("running", "dispatched"):
+        waiting_again = condition in (Condition.LOST, Condition.RETRYING)
+        if view.name == current and view.status in ("running", "dispatched") and not waiting_again:
             row.heartbeat_age = seconds_since_heartbeat
             row.heartbeat_timeout = heartbeat_timeout
         rows.append(row)
