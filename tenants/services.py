@@ -250,7 +250,11 @@ def _clean_faults(faults: Any) -> dict[str, str]:
         raise OperationError(
             "validation_error",
             "Fault injection is off (CONTROLPLANE_FAULT_INJECTION).",
-            {"faults": ["Fault injection is not enabled on this control plane."]},
+            {
+                "faults": [
+                    "Fault injection is not enabled on this control plane (CONTROLPLANE_FAULT_INJECTION)."
+                ]
+            },
         )
     if not isinstance(faults, dict):
         try:
