@@ -252,7 +252,8 @@ def _clean_faults(faults: Any) -> dict[str, str]:
             "Fault injection is off (CONTROLPLANE_FAULT_INJECTION).",
             {
                 "faults": [
-                    "Fault injection is not enabled on this control plane (CONTROLPLANE_FAULT_INJECTION)."
+                    "Fault injection is not enabled on this control plane "
+                    "(CONTROLPLANE_FAULT_INJECTION)."
                 ]
             },
         )
