@@ -175,12 +175,8 @@ def recommend(
             return Recommendation("wait", "Cancellation is rolling back what was allocated.")
         if run.compensating:
             return Recommendation("wait", f"{run.failed_step} failed; the run is rolling back.")
-        if seconds_since_heartbeat is not None and seconds_since_heartbeat > timeout:
-            return Recommendation(
-                "wait",
-                f"No heartbeat for {seconds_since_heartbeat:.0f}s (timeout {timeout:g}s); the "
-                "watchdog will dispatch the step again or flag the run as stalled.",
-            )
+        # A try sent again (lost, or failed with tries left) has no heartbeat of its own yet:
+        # say what is happening rather than how long the last try has been silent.
         if tenant.condition == Condition.LOST and current is not None:
             return Recommendation(
                 "wait",
@@ -193,6 +189,12 @@ def recommend(
                 "wait",
                 f"{current.name} failed a try ({current.error or 'no message'}); retrying "
                 f"after a pause (try {current.tries} of {max_tries}).",
+            )
+        if seconds_since_heartbeat is not None and seconds_since_heartbeat > timeout:
+            return Recommendation(
+                "wait",
+                f"No heartbeat for {seconds_since_heartbeat:.0f}s (timeout {timeout:g}s); the "
+                "watchdog will dispatch the step again or flag the run as stalled.",
             )
         elapsed = (timezone.now() - run.started_at).total_seconds()
         if elapsed > settings.CONTROLPLANE_STEP_TIMEOUT:
