@@ -39,7 +39,8 @@ def state(page: Any) -> Any:
 
 
 def step(page: Any, name: str) -> Any:
-    return page.locator(f'tr[data-step="{name}"]')
+    # The current run's steps (earlier attempts below have rows of the same names).
+    return page.locator(f'#live tr[data-step="{name}"]')
 
 
 def action(page: Any, label: str) -> Any:
