@@ -7,26 +7,20 @@ console and the commands come to need the same filters, these belong in the sele
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from audit.models import Event
+from tenants import selectors
 from tenants.models import Tenant
 
 from . import pagination
 
 
 def tenants(
-    *, state: str | None, slug: str | None, q: str | None, cursor: str | None, limit: int
+    filters: selectors.TenantFilters, *, cursor: str | None, limit: int
 ) -> tuple[list[Tenant], str | None]:
-    qs: QuerySet[Tenant] = Tenant.objects.order_by("-created_at", "-id")
-    if state:
-        qs = qs.filter(state=state)
-    if slug:
-        qs = qs.filter(slug=slug)
-    if q:
-        qs = qs.filter(Q(slug__icontains=q) | Q(name__icontains=q) | Q(admin_email__icontains=q))
+    qs: QuerySet[Tenant] = selectors.tenant_list(filters).order_by("-created_at", "-id")
     if cursor:
         qs = qs.filter(pagination.tenant_after(cursor))
     rows, more = pagination.page(list(qs[: limit + 1]), limit)
@@ -48,21 +42,10 @@ def tenant_events(
 
 
 def audit_feed(
-    *,
-    type: str | None,
-    tenant: uuid.UUID | None,
-    since: datetime | None,
-    cursor: str | None,
-    limit: int,
+    filters: selectors.AuditFilters, *, cursor: str | None, limit: int
 ) -> tuple[list[Event], str | None]:
-    """Newest first; ``type`` is a whole type or a dotted prefix of one."""
-    qs = Event.objects.order_by("-id")
-    if type:
-        qs = qs.of_type(type)
-    if tenant:
-        qs = qs.filter(tenant_id=tenant)
-    if since:
-        qs = qs.filter(occurred_at__gte=since)
+    """Newest first; the filters mean what ``tenants.selectors.audit_feed`` says."""
+    qs = selectors.audit_feed(filters).order_by("-id")
     if cursor:
         qs = qs.filter(id__lt=pagination.event_after(cursor, "audit"))
     rows, more = pagination.page(list(qs[: limit + 1]), limit)

@@ -15,9 +15,17 @@ from typing import Annotated, Any
 from ninja import Schema
 from pydantic import AfterValidator, ConfigDict, Field
 
-from provisioning.models import STEPS, RunStatus, StepStatus
-from tenants.models import RESERVED_SLUGS, SLUG_PATTERN, Plan, TenantState
+from provisioning.models import STEPS, RunStatus
+from tenants.models import (
+    NEEDS_ATTENTION,
+    RESERVED_SLUGS,
+    SLUG_PATTERN,
+    Condition,
+    Plan,
+    TenantState,
+)
 from tenants.operations import OPERATIONS
+from tenants.selectors import STEP_STATUSES
 
 
 def _storable(value: str) -> str:
@@ -128,12 +136,21 @@ class TenantOut(Schema):
     decommission_asked_by: str = Field(
         description="Four eyes: who asked for a decommission that waits for approval ('' if none)."
     )
+    condition: Condition = Field(description="What the tenant needs from an operator.")
+    needs_attention: bool = Field(
+        description="True for " + ", ".join(NEEDS_ATTENTION) + ": an operator must act."
+    )
 
 
 class StepOut(Schema):
     name: str
     position: int
-    status: StepStatus
+    status: str = Field(
+        description="The one step-status vocabulary of every door: a step of a run that is no "
+        "longer live is never running or dispatched (abandoned if cut off, compensated if what "
+        "it allocated was released).",
+        json_schema_extra={"enum": list(STEP_STATUSES)},
+    )
     reused: bool
     tries: int
     started_at: datetime | None
@@ -254,6 +271,34 @@ class BulkOut(Schema):
     dry_run: bool
     matched: int = Field(description="How many tenants the ids or filter matched.")
     results: list[BulkResultOut]
+
+
+class RunAllocationOut(Schema):
+    id: int
+    kind: str
+    external_id: str
+    allocated_at: datetime
+    released_at: datetime | None
+    release_error: str
+
+
+class RunHistoryOut(Schema):
+    id: uuid.UUID
+    attempt: int
+    status: RunStatus
+    actor: str
+    started_at: datetime
+    finished_at: datetime | None
+    stalled_at: datetime | None
+    failed_step: str
+    error: str
+    steps: list[StepOut]
+    allocated: list[RunAllocationOut] = Field(description="What this run allocated.")
+    released: list[RunAllocationOut] = Field(description="What this run released.")
+
+
+class RunList(Schema):
+    items: list[RunHistoryOut] = Field(description="Every run of the tenant, newest first.")
 
 
 class TenantPage(Schema):

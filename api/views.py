@@ -8,7 +8,6 @@ permission and the state; reads check the view permission, then ask the selector
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +17,7 @@ from ninja import Header, Query, Status
 from ninja.responses import NinjaJSONEncoder
 
 from tenants import bulk, operations, selectors, services
-from tenants.models import Tenant, TenantState
+from tenants.models import NEEDS_ATTENTION, Condition, Plan, Tenant, TenantState
 from tenants.operations import OPERATIONS, Operation
 
 from . import errors, queries
@@ -37,6 +36,7 @@ from .schemas import (
     EventPage,
     PreviewOut,
     RetryIn,
+    RunList,
     TenantCreateIn,
     TenantDetailOut,
     TenantOut,
@@ -77,7 +77,21 @@ TextFilter = Query(None, max_length=200, description="in slug, name or admin e-m
 TypeFilter = Query(
     None, max_length=80, description="a whole type, or a dotted prefix: tenant.provisioning"
 )
-TenantFilter = Query(None, description="a tenant id")
+TenantFilter = Query(None, max_length=100, description="a tenant id or slug")
+ActorFilter = Query(
+    None, max_length=200, description="user:<name>, token:<name>, system, or a bare name"
+)
+HideStepsFilter = Query(
+    None, description="true hides step-level chatter (step and resource events)"
+)
+ConditionFilter = Query(
+    None,
+    max_length=400,
+    description="one condition or a comma list: " + ", ".join(Condition.values),
+)
+AttentionFilter = Query(
+    None, description="true: only tenants needing an operator (" + ", ".join(NEEDS_ATTENTION) + ")"
+)
 SinceFilter = Query(None, description="ISO 8601; events at or after")
 
 
@@ -141,13 +155,24 @@ def create_tenant(
 def list_tenants(
     request: HttpRequest,
     state: TenantState | None = None,
+    plan: Plan | None = None,
+    condition: Text | None = ConditionFilter,
+    needs_attention: bool | None = AttentionFilter,
     slug: Text | None = SlugFilter,
     q: Text | None = TextFilter,
     limit: int = Limit,
     cursor: Text | None = Cursor,
 ) -> dict[str, Any]:
     require_read(request, "tenants.view_tenant", "view tenants")
-    rows, next_cursor = queries.tenants(state=state, slug=slug, q=q, cursor=cursor, limit=limit)
+    filters = selectors.TenantFilters.parse(
+        state=state,
+        plan=plan,
+        condition=condition,
+        needs_attention=needs_attention,
+        slug=slug,
+        q=q,
+    )
+    rows, next_cursor = queries.tenants(filters, cursor=cursor, limit=limit)
     return {"items": rows, "next_cursor": next_cursor}
 
 
@@ -179,7 +204,7 @@ def get_tenant(request: HttpRequest, tenant_id: str) -> dict[str, Any]:
                 )
             },
             "seconds_since_heartbeat": detail.seconds_since_heartbeat,
-            "steps": detail.steps,
+            "steps": detail.step_views,
         }
     return {
         **TenantOut.from_orm(detail.tenant).model_dump(),
@@ -190,6 +215,42 @@ def get_tenant(request: HttpRequest, tenant_id: str) -> dict[str, Any]:
         "recommended_reason": detail.recommendation.reason,
         "actions": [a.as_dict() for a in detail.actions],
         "decommission_request": detail.decommission_request,
+    }
+
+
+@api.get(
+    "/tenants/{tenant_id}/runs",
+    response={200: RunList, 404: E, **READ_ERRORS},
+    tags=["tenants"],
+    summary="Every run of a tenant, newest first, with steps and what each allocated and released",
+    operation_id="tenant_runs",
+)
+def tenant_runs(request: HttpRequest, tenant_id: str) -> dict[str, Any]:
+    require_read(request, "tenants.view_tenant", "view tenants")
+    runs = selectors.tenant_runs(tenant_id)
+    return {
+        "items": [
+            {
+                **{
+                    f: getattr(r.run, f)
+                    for f in (
+                        "id",
+                        "attempt",
+                        "status",
+                        "actor",
+                        "started_at",
+                        "finished_at",
+                        "stalled_at",
+                        "failed_step",
+                        "error",
+                    )
+                },
+                "steps": r.steps,
+                "allocated": r.allocated,
+                "released": r.released,
+            }
+            for r in runs
+        ]
     }
 
 
@@ -388,15 +449,18 @@ def tenant_events(
 def audit_feed(
     request: HttpRequest,
     type: Text | None = TypeFilter,
-    tenant: uuid.UUID | None = TenantFilter,
+    tenant: Text | None = TenantFilter,
+    actor: Text | None = ActorFilter,
+    hide_steps: bool | None = HideStepsFilter,
     since: datetime | None = SinceFilter,
     limit: int = Limit,
     cursor: Text | None = Cursor,
 ) -> dict[str, Any]:
     require_read(request, "audit.view_event", "view audit events")
-    rows, next_cursor = queries.audit_feed(
-        type=type, tenant=tenant, since=_utc(since), cursor=cursor, limit=limit
+    filters = selectors.AuditFilters.parse(
+        type=type, tenant=tenant, actor=actor, since=_utc(since), hide_steps=hide_steps
     )
+    rows, next_cursor = queries.audit_feed(filters, cursor=cursor, limit=limit)
     return {"items": [e.as_dict() for e in rows], "next_cursor": next_cursor}
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from provisioning.models import COMPENSATION, STEP_KIND, Allocation, StepExecution, StepStatus
-from tenants.selectors import TenantDetail
+from provisioning.models import COMPENSATION, STEP_KIND, Allocation
+from tenants.models import Condition
+from tenants.selectors import StepView, TenantDetail
 
 RECOMMENDATION_LABELS: dict[str, str] = {
     "wait": "Wait",
@@ -27,7 +28,8 @@ RECOMMENDATION_LABELS: dict[str, str] = {
 class StepRow:
     position: int
     name: str
-    status: str  # waiting, running, done, reused, failed, compensated, skipped
+    # The one vocabulary of every door (``tenants.selectors.STEP_STATUSES``).
+    status: str
     tries: int
     started_at: datetime | None
     finished_at: datetime | None
@@ -54,62 +56,57 @@ class StepRow:
         )
 
 
-def step_rows(detail: TenantDetail, released: list[Allocation]) -> list[StepRow]:
-    """The run's steps in order, with the status an operator reads.
-
-    ``released`` is what this run's compensation released: a completed step whose allocation
-    it released is shown as compensated (rolled back), not done.
-    """
-    released_kinds = {a.kind for a in released}
-    live = detail.run is not None and detail.run.is_live
-    rows = []
-    for step in detail.steps:
-        rows.append(_row(step, released_kinds))
-    current = next((r for r in rows if r.status == "running"), None)
-    if live and current is not None:
-        if detail.run and detail.run.stalled_at:
-            # Still "running" in the ledger, but the watchdog has given up on it.
-            current.note = f"stalled: no heartbeat after {current.tries} tries"
-        else:
-            current.heartbeat_age = detail.seconds_since_heartbeat
-            current.heartbeat_timeout = detail.heartbeat_timeout
-    return rows
-
-
-def _row(step: StepExecution, released_kinds: set[str]) -> StepRow:
-    kind = STEP_KIND.get(step.name)
-    note = ""
-    compensation = ""
-    if step.status == StepStatus.COMPLETED:
-        status = "reused" if step.reused else "done"
-        if kind in released_kinds:
-            status = "compensated"
-            compensation = COMPENSATION[kind]
-    elif step.status == StepStatus.DISPATCHED:
-        # Sent to the broker, not yet picked up by a worker: moving, but nothing has started.
-        status = "running"
-        note = "queued for a worker"
-    elif step.status == StepStatus.RUNNING:
-        status = "running"
-    elif step.status == StepStatus.FAILED:
-        status = "failed"
-    elif step.status == StepStatus.SKIPPED:
-        status = "skipped"
-    else:
-        status = "waiting"
-    if step.reused and status == "compensated":
-        note = "reused, then released"
-    elif step.reused and status != "reused":
-        note = "reused an earlier allocation"
-    return StepRow(
-        position=step.position + 1,
-        name=step.name,
-        status=status,
-        tries=step.tries,
-        started_at=step.started_at,
-        finished_at=step.finished_at,
-        duration_ms=step.duration_ms,
-        error=step.error,
-        note=note,
-        compensation=compensation,
+def step_rows(detail: TenantDetail, released: list[Allocation] | None = None) -> list[StepRow]:
+    """The run's steps in order, with the status every door shows and a note for operators."""
+    views = detail.step_views
+    return rows_for(
+        views,
+        condition=detail.tenant.condition,
+        seconds_since_heartbeat=detail.seconds_since_heartbeat,
+        heartbeat_timeout=detail.heartbeat_timeout,
+        current=detail.run.current_step if detail.run is not None and detail.run.is_live else "",
     )
+
+
+def rows_for(
+    views: list[StepView],
+    *,
+    condition: str = "",
+    seconds_since_heartbeat: float | None = None,
+    heartbeat_timeout: float | None = None,
+    current: str = "",
+) -> list[StepRow]:
+    rows = []
+    for view in views:
+        kind = STEP_KIND.get(view.name)
+        note = ""
+        if view.status == "dispatched":
+            note = "queued for a worker"
+            if view.name == current and condition == Condition.LOST:
+                note = f"the step's try was lost; resending (try {view.tries})"
+            elif view.name == current and condition == Condition.RETRYING:
+                note = f"a try failed; retrying after a pause (try {view.tries})"
+        elif view.status == "stalled":
+            note = f"stalled: no heartbeat after {view.tries} tries"
+        elif view.status == "abandoned":
+            note = "cut off when the run stopped"
+        if view.reused:
+            note = (note + "; " if note else "") + "reused an earlier allocation"
+        row = StepRow(
+            position=view.position + 1,
+            name=view.name,
+            status=view.status,
+            tries=view.tries,
+            started_at=view.started_at,
+            finished_at=view.finished_at,
+            duration_ms=view.duration_ms,
+            error=view.error,
+            note=note,
+            compensation=COMPENSATION[kind] if view.status == "compensated" and kind else "",
+        )
+        waiting_again = condition in (Condition.LOST, Condition.RETRYING)
+        if view.name == current and view.status in ("running", "dispatched") and not waiting_again:
+            row.heartbeat_age = seconds_since_heartbeat
+            row.heartbeat_timeout = heartbeat_timeout
+        rows.append(row)
+    return rows

@@ -8,36 +8,32 @@ confirmation step with the operation's preview, and words a refusal.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import unicodedata
 import uuid
 from collections.abc import Iterator
-from datetime import UTC
 from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
 from audit.models import Event
-from provisioning.models import STEPS, Allocation
+from provisioning.models import STEPS
 from tenants import bulk, operations, selectors
 from tenants.errors import OperationError
-from tenants.models import Plan, Tenant, TenantState
+from tenants.models import Condition, Plan, Tenant, TenantState
 from tenants.operations import (
     APPROVED_MESSAGE,
     OPERATIONS,
@@ -47,9 +43,9 @@ from tenants.operations import (
 )
 from tenants.services import Actor, create_tenant
 
-from .auth import login_required
+from .auth import login_required, permission_required, refusal
 from .pagination import keyset_page
-from .presenters import RECOMMENDATION_LABELS, step_rows
+from .presenters import RECOMMENDATION_LABELS, rows_for, step_rows
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -94,28 +90,25 @@ def _param(request: HtmxHttpRequest, name: str, max_length: int) -> str:
 
 
 @login_required
-@permission_required("tenants.view_tenant", raise_exception=True)
+@permission_required("tenants.view_tenant", "view tenants")
 def tenant_list(request: HtmxHttpRequest) -> HttpResponse:
-    q = _param(request, "q", 200)
-    state = request.GET.get("state", "")
-    plan = request.GET.get("plan", "")
     sort = request.GET.get("sort", "newest")
     if sort not in TENANT_SORTS:
         sort = "newest"
-    qs = Tenant.objects.all()
-    if q:
-        match = Q(slug__icontains=q) | Q(name__icontains=q) | Q(admin_email__icontains=q)
-        with contextlib.suppress(ValueError):  # an id pasted into the search box
-            match |= Q(pk=uuid.UUID(q))
-        qs = qs.filter(match)
-    if state in TenantState.values:
-        qs = qs.filter(state=state)
-    else:
-        state = ""
-    if plan in Plan.values:
-        qs = qs.filter(plan=plan)
-    else:
-        plan = ""
+    problem = ""
+    try:
+        tf = selectors.TenantFilters.parse(
+            q=request.GET.get("q"),
+            state=request.GET.get("state"),
+            plan=request.GET.get("plan"),
+            condition=request.GET.getlist("condition"),
+            needs_attention=request.GET.get("attention"),
+        )
+    except OperationError as exc:
+        # A hand-edited URL: say what was wrong and show the whole list rather than guess.
+        problem = " ".join(m for ms in exc.details.values() for m in ms)
+        tf = selectors.TenantFilters()
+    qs = selectors.tenant_list(tf)
     field, descending, _ = TENANT_SORTS[sort]
     page = keyset_page(
         qs,
@@ -126,31 +119,48 @@ def tenant_list(request: HtmxHttpRequest) -> HttpResponse:
     )
     counts = selectors.state_counts()
     allowed = permitted_names(request.user)
-    filters = {"q": q, "state": state, "plan": plan, "sort": sort}
+    filters = {
+        "q": tf.q,
+        "state": tf.state,
+        "plan": tf.plan,
+        "condition": ",".join(tf.conditions),
+        "attention": "1" if tf.needs_attention else "",
+        "sort": sort,
+    }
 
     def query(**changes: str) -> str:
         return urlencode({k: v for k, v in {**filters, **changes}.items() if v})
 
-    return render(
-        request,
-        "tenants/list.html",
-        {
-            "page": page,
-            "filters": filters,
-            "state_counts": [
-                (s, label, counts[s], query(state=s)) for s, label in TenantState.choices
-            ],
-            "all_states_query": query(state=""),
-            "base_query": query(),
-            "total": sum(counts.values()),
-            "states": TenantState.choices,
-            "plans": Plan.choices,
-            "sorts": [(k, v[2]) for k, v in TENANT_SORTS.items()],
-            "can_create": request.user.has_perm("tenants.add_tenant"),
-            # Bulk: the operations this user may apply to selected tenants.
-            "operations": [op for op in OPERATIONS.values() if op.name in allowed],
-        },
-    )
+    # Anything moving by itself anywhere in the fleet keeps the list refreshing (one EXISTS
+    # on the condition index); once nothing moves, the last answer stops the polling.
+    live = selectors.fleet_in_flight()
+    context = {
+        "page": page,
+        "filters": filters,
+        "problem": problem,
+        "state_counts": [(s, label, counts[s], query(state=s)) for s, label in TenantState.choices],
+        "all_states_query": query(state="", attention="", condition=""),
+        "attention_count": selectors.needs_attention_count(),
+        "attention_query": query(attention="" if tf.needs_attention else "1", condition=""),
+        "base_query": query(),
+        "total": sum(counts.values()),
+        "states": TenantState.choices,
+        "plans": Plan.choices,
+        "conditions": Condition.choices,
+        "sorts": [(k, v[2]) for k, v in TENANT_SORTS.items()],
+        "can_create": request.user.has_perm("tenants.add_tenant"),
+        # Bulk: the operations this user may apply to selected tenants.
+        "operations": [op for op in OPERATIONS.values() if op.name in allowed],
+        "live": live,
+        "poll_seconds": poll_seconds(),
+        "poll_url": request.get_full_path(),
+    }
+    if request.htmx:
+        response = render(request, "tenants/list.html#fleet", context)
+        if not live:
+            return HttpResponseStopPolling(response.content)
+        return response
+    return render(request, "tenants/list.html", context)
 
 
 # --- create ---------------------------------------------------------------------------------
@@ -174,10 +184,10 @@ def _parse_faults(raw: str) -> dict[str, str] | str:
 
 
 @login_required
-@permission_required("tenants.view_tenant", raise_exception=True)
+@permission_required("tenants.view_tenant", "view tenants")
 def tenant_new(request: HtmxHttpRequest) -> HttpResponse:
     if not request.user.has_perm("tenants.add_tenant"):
-        raise PermissionDenied("You do not have permission to create tenants.")
+        raise refusal("tenants.add_tenant", "create tenants")
     values = {"slug": "", "name": "", "plan": Plan.STARTER, "admin_email": "", "faults": ""}
     errors: dict[str, list[str]] = {}
     error_message = ""
@@ -234,11 +244,6 @@ def _detail_context(request: HtmxHttpRequest, tenant_id: uuid.UUID) -> dict[str,
         detail = selectors.tenant_detail(tenant_id, user=request.user)
     except OperationError as exc:
         raise Http404(exc.message) from None
-    released: list[Allocation] = []
-    if detail.run is not None:
-        released = list(
-            Allocation.objects.filter(released_by=detail.run).order_by("-released_at", "-id")
-        )
     # The timeline pages by event id; it lives in the refreshing part of the page, so its
     # cursor rides along in the URL the poll asks for.
     timeline = keyset_page(
@@ -263,8 +268,8 @@ def _detail_context(request: HtmxHttpRequest, tenant_id: uuid.UUID) -> dict[str,
         "detail": detail,
         "tenant": detail.tenant,
         "run": detail.run,
-        "steps": step_rows(detail, released),
-        "released": released,
+        "steps": step_rows(detail),
+        "released": detail.released,
         "timeline": timeline,
         "actions": actions,
         "offered": [a for a in actions if a["available"] and a["permitted"]],
@@ -279,7 +284,7 @@ def _detail_context(request: HtmxHttpRequest, tenant_id: uuid.UUID) -> dict[str,
 
 
 @login_required
-@permission_required("tenants.view_tenant", raise_exception=True)
+@permission_required("tenants.view_tenant", "view tenants")
 def tenant_detail(request: HtmxHttpRequest, tenant_id: uuid.UUID) -> HttpResponse:
     context = _detail_context(request, tenant_id)
     if request.htmx:
@@ -289,6 +294,14 @@ def tenant_detail(request: HtmxHttpRequest, tenant_id: uuid.UUID) -> HttpRespons
             stop = HttpResponseStopPolling(response.content)
             return stop
         return response
+    # Earlier attempts, collapsed under the current run (not part of the refreshing part:
+    # they no longer change).
+    current = context["run"].id if context["run"] is not None else None
+    context["history"] = [
+        {"run": r, "steps": rows_for(r.steps)}
+        for r in selectors.tenant_runs(context["tenant"])
+        if r.run.id != current
+    ]
     return render(request, "tenants/detail.html", context)
 
 
@@ -454,35 +467,25 @@ def tenant_bulk(request: HtmxHttpRequest) -> HttpResponse:
 
 def _audit_filters(request: HtmxHttpRequest) -> tuple[QuerySet[Event], dict[str, str], str]:
     """The filtered feed (unordered), the filters as given, and any complaint about them."""
-    qs = Event.objects.all()
-    type_ = _param(request, "type", 80)
-    tenant = _param(request, "tenant", 100)
-    since = _param(request, "since", 40)
+    given = {
+        "type": _param(request, "type", 80),
+        "tenant": _param(request, "tenant", 100),
+        "actor": _param(request, "actor", 200),
+        "since": _param(request, "since", 40),
+        "hide_steps": "1" if request.GET.get("hide_steps") else "",
+    }
     problem = ""
-    if type_:
-        qs = qs.of_type(type_)
-    if tenant:
-        try:
-            qs = qs.filter(tenant_id=uuid.UUID(tenant))
-        except ValueError:
-            qs = qs.filter(tenant_id__in=Tenant.objects.filter(slug=tenant).values("pk"))
-    if since:
-        try:
-            moment = parse_datetime(since)
-        except ValueError:  # well-formed but impossible, like month 13
-            moment = None
-        if moment is None:
-            problem = f"'{since}' is not a date and time; use e.g. 2026-05-17T09:30."
-            since = ""
-        else:
-            if timezone.is_naive(moment):
-                moment = moment.replace(tzinfo=UTC)
-            qs = qs.filter(occurred_at__gte=moment)
-    return qs, {"type": type_, "tenant": tenant, "since": since}, problem
+    try:
+        filters = selectors.AuditFilters.parse(**given)
+    except OperationError as exc:
+        problem = " ".join(m for ms in exc.details.values() for m in ms)
+        given["since"] = ""
+        filters = selectors.AuditFilters.parse(**given)
+    return selectors.audit_feed(filters), given, problem
 
 
 @login_required
-@permission_required("audit.view_event", raise_exception=True)
+@permission_required("audit.view_event", "view the audit feed")
 def audit_feed(request: HtmxHttpRequest) -> HttpResponse:
     qs, filters, problem = _audit_filters(request)
     fmt = request.GET.get("format", "")

@@ -29,6 +29,15 @@ def main() -> int:
     subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
     subprocess.run([*manage, "seed_demo"], cwd=ROOT, env=env, check=True)
     var = Path(env.get("CONTROLPLANE_VAR_DIR", ROOT / "var"))
+    # What a second shell's manage.py reads while this runs (see manage.load_dev_settings).
+    dev_settings = var / "dev-settings.env"
+    dev_settings.write_text(
+        "# Written by `make run` while it runs; removed when it stops.\n"
+        + "".join(
+            f"{key}={env[key]}\n"
+            for key in ("DEBUG", "CONTROLPLANE_STEP_DELAY", "CONTROLPLANE_FAULT_INJECTION")
+        )
+    )
     commands = {
         "web": [*manage, "runserver", "127.0.0.1:8000", "--noreload"],
         "worker": [
@@ -91,6 +100,7 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+    dev_settings.unlink(missing_ok=True)
     return code
 
 

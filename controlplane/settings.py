@@ -223,7 +223,11 @@ CONTROLPLANE_PROVIDERS = {
 }
 
 # --- Celery ---------------------------------------------------------------------------------
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "") or "filesystem://"
+# "localhost" names no server (the folder broker has none); without a hostname kombu logs
+# "No hostname was supplied" on every connection.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "") or "filesystem://localhost/"
+if CELERY_BROKER_URL == "filesystem://":
+    CELERY_BROKER_URL = "filesystem://localhost/"
 _broker_dir = DATA_DIR / "broker"
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for sub in ("queue", "processed", "control"):
@@ -386,3 +390,10 @@ CELERY_BEAT_SCHEDULE["webhook-sweep"] = {
 # --- Four eyes ------------------------------------------------------------------------------
 # With it on, a decommission asked by one admin waits until a different admin approves it.
 CONTROLPLANE_DECOMMISSION_APPROVAL = env_bool("CONTROLPLANE_DECOMMISSION_APPROVAL", default=False)
+# A refused request (403) logs one line, not a traceback (issue 8).
+LOGGING.setdefault("filters", {})["refusal_on_one_line"] = {
+    "()": "controlplane.logfilters.RefusalOnOneLine"
+}
+LOGGING["loggers"].setdefault("django.request", {}).setdefault("filters", []).append(
+    "refusal_on_one_line"
+)

@@ -31,7 +31,7 @@ class StepInline(admin.TabularInline):
     fields = [
         "position",
         "name",
-        "status",
+        "shown_status",
         "tries",
         "reused",
         "started_at",
@@ -43,6 +43,13 @@ class StepInline(admin.TabularInline):
     ordering = ["position"]
     extra = 0
     can_delete = False
+
+    @admin.display(description="status")
+    def shown_status(self, step: StepExecution) -> str:
+        """The one step-status vocabulary every door shows (abandoned, compensated, ...)."""
+        from tenants.selectors import released_kinds, step_status
+
+        return step_status(step, step.run, released_kinds(step.run))
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

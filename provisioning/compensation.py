@@ -13,9 +13,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import SYSTEM, record_event
-from tenants.models import Tenant, TenantState
+from tenants.models import Condition, Tenant, TenantState
 
-from . import ledger, runs
+from . import conditions, ledger, runs
 from .models import Allocation, AllocationIntent, Run, RunStatus, StepExecution, StepStatus
 from .runs import LIVE
 
@@ -42,6 +42,9 @@ def begin_compensation(
             "reason": "failed" if failed_step else "cancelled",
             "held": ledger.held_allocations(tenant.id).count(),
         },
+    )
+    conditions.set_condition(
+        tenant, Condition.ROLLING_BACK if failed_step else Condition.CANCELLING
     )
     run_id = run.id
     transaction.on_commit(lambda: publish_compensation(run_id), robust=True)
@@ -141,7 +144,11 @@ def _settle(tenant: Tenant, run: Run, failed: list[Allocation | AllocationIntent
         tenant.finish_cancel()
         tenant.last_error = note
         tenant.failed_activity = ""
-        tenant.save(update_fields=["state", "last_error", "failed_activity", "updated_at"])
+        # Nothing else is held now (checked under the lock by the caller) but what failed.
+        tenant.condition = Condition.RELEASE_FAILED if failed else Condition.OK
+        tenant.save(
+            update_fields=["state", "last_error", "failed_activity", "condition", "updated_at"]
+        )
         record_event(
             type="tenant.provisioning.cancelled",
             tenant_id=tenant.id,
@@ -153,7 +160,10 @@ def _settle(tenant: Tenant, run: Run, failed: list[Allocation | AllocationIntent
         tenant.fail()
         tenant.failed_activity = run.failed_step
         tenant.last_error = run.error + (f"\n{note}" if note else "")
-        tenant.save(update_fields=["state", "last_error", "failed_activity", "updated_at"])
+        tenant.condition = Condition.RELEASE_FAILED if failed else Condition.FAILED
+        tenant.save(
+            update_fields=["state", "last_error", "failed_activity", "condition", "updated_at"]
+        )
         record_event(
             type="tenant.provisioning.failed",
             tenant_id=tenant.id,
@@ -191,7 +201,8 @@ def decommission_tenant(tenant_id: uuid.UUID | str) -> None:
             tenant.last_error = "Decommission could not release: " + "; ".join(
                 f"{a.kind} {a.external_id} ({a.release_error or 'still held'})" for a in failed
             )
-            tenant.save(update_fields=["last_error", "updated_at"])
+            tenant.condition = Condition.RELEASE_FAILED
+            tenant.save(update_fields=["last_error", "condition", "updated_at"])
             return
         live = runs.live_run(tenant)
         if live is not None:
@@ -201,7 +212,10 @@ def decommission_tenant(tenant_id: uuid.UUID | str) -> None:
         tenant.decommission()
         tenant.decommissioned_at = timezone.now()
         tenant.last_error = ""
-        tenant.save(update_fields=["state", "decommissioned_at", "last_error", "updated_at"])
+        tenant.condition = Condition.OK
+        tenant.save(
+            update_fields=["state", "decommissioned_at", "last_error", "condition", "updated_at"]
+        )
         record_event(
             type="tenant.decommissioned", tenant_id=tenant.id, run_id=None, actor=SYSTEM, data={}
         )

@@ -20,6 +20,7 @@ from django.utils import timezone
 from audit.services import record_event
 from tenants.models import Tenant
 
+from . import conditions
 from .models import KINDS, Allocation, AllocationIntent, Run
 from .providers import ProviderError, get_provider
 
@@ -157,11 +158,14 @@ def release_allocation(
             error = ""
             break
     with transaction.atomic():
-        Tenant.objects.select_for_update().filter(pk=allocation.tenant_id).first()
+        tenant = Tenant.objects.select_for_update().filter(pk=allocation.tenant_id).first()
         if error:
             Allocation.objects.filter(pk=allocation.pk, released_at__isnull=True).update(
                 release_error=error, release_attempts=allocation.release_attempts + tries
             )
+            if tenant is not None:
+                # release_failed, unless a rollback or decommission is still at work.
+                conditions.refresh_condition(tenant)
             return False
         updated = Allocation.objects.filter(pk=allocation.pk, released_at__isnull=True).update(
             released_at=timezone.now(), released_by_id=run_id, release_error=""
@@ -174,6 +178,9 @@ def release_allocation(
                 actor=actor,
                 data={"kind": allocation.kind, "external_id": allocation.external_id},
             )
+            if allocation.release_error and tenant is not None:
+                # A release that had failed went through at last: maybe nothing is wrong now.
+                conditions.refresh_condition(tenant)
     return True
 
 

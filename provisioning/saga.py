@@ -31,9 +31,9 @@ from django.db.models import F, Max
 from django.utils import timezone
 
 from audit.services import SYSTEM, record_event
-from tenants.models import Tenant, TenantState
+from tenants.models import Condition, Tenant, TenantState
 
-from . import compensation, ledger, runs
+from . import compensation, conditions, ledger, runs
 from .faults import apply_fault
 from .heartbeat import Aborted, Heartbeat
 from .models import (
@@ -71,7 +71,9 @@ def start_run(tenant: Tenant, *, actor: str, faults: dict[str, str] | None = Non
     StepExecution.objects.bulk_create(
         StepExecution(run=run, name=name, position=i) for i, name in enumerate(STEPS)
     )
+    # Both saved by the caller, in the save that moves the tenant to provisioning.
     tenant.workflow_id = run.id
+    tenant.condition = Condition.PROGRESSING
     record_event(
         type="tenant.provisioning.started",
         tenant_id=tenant.id,
@@ -207,6 +209,8 @@ def _claim(step_id: int, token: uuid.UUID) -> _Claim | None:
             heartbeat_at=now,
         )
         Run.objects.filter(pk=run.id).update(current_step=step.name, heartbeat_at=now)
+        # A try picked up: no longer retrying or lost (no write when already progressing).
+        conditions.set_condition(tenant, Condition.PROGRESSING)
         if not redelivered:
             record_event(
                 type="tenant.provisioning.step_started",
@@ -332,8 +336,16 @@ def _complete_step(tenant: Tenant, step: StepExecution, *, reused: bool) -> None
         tenant.activated_at = now
         tenant.last_error = ""
         tenant.failed_activity = ""
+        tenant.condition = Condition.OK
         tenant.save(
-            update_fields=["state", "activated_at", "last_error", "failed_activity", "updated_at"]
+            update_fields=[
+                "state",
+                "activated_at",
+                "last_error",
+                "failed_activity",
+                "condition",
+                "updated_at",
+            ]
         )
         Run.objects.filter(pk=run.id).update(
             status=RunStatus.COMPLETED, finished_at=now, heartbeat_at=now, current_step=""
@@ -369,6 +381,7 @@ def _step_failed(step_id: int, token: uuid.UUID, error: str, *, permanent: bool)
             StepExecution.objects.filter(pk=step.pk).update(error=error)
             backoff = settings.CONTROLPLANE_RETRY_BACKOFF * 2 ** (step.tries - 1)
             dispatch_step(step, countdown=backoff)
+            conditions.set_condition(tenant, Condition.RETRYING)
             return
         now = timezone.now()
         StepExecution.objects.filter(pk=step.pk).update(

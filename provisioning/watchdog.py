@@ -18,9 +18,9 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from audit.services import SYSTEM, record_event
-from tenants.models import Tenant, TenantState
+from tenants.models import Condition, Tenant, TenantState
 
-from . import compensation, runs, saga
+from . import compensation, conditions, runs, saga
 from .models import Run, RunStatus, StepExecution, StepStatus
 
 log = logging.getLogger(__name__)
@@ -83,10 +83,14 @@ def _lost_steps(now: datetime, cutoff: datetime, report: WatchdogReport) -> None
                     due_at=now,
                     started_at=None,
                     heartbeat_at=None,
+                    # The lost try left no error; an earlier failed try's is in the audit
+                    # log. An empty error is what tells "lost" from "retrying".
+                    error="",
                 )
             )
             if not claimed:
                 continue
+            conditions.set_condition(tenant, Condition.LOST)
             record_event(
                 type="tenant.provisioning.step_redispatched",
                 tenant_id=tenant.id,
@@ -116,7 +120,8 @@ def _flag_stalled(tenant: Tenant, step: StepExecution, seconds: float, now: date
         f"Provisioning is stalled at {step.name}: no heartbeat for {seconds:g}s after "
         f"{step.tries} tries. Reset, then retry."
     )
-    tenant.save(update_fields=["last_error", "updated_at"])
+    tenant.condition = Condition.STALLED
+    tenant.save(update_fields=["last_error", "condition", "updated_at"])
     record_event(
         type="tenant.provisioning.stalled",
         tenant_id=tenant.id,
@@ -156,7 +161,8 @@ def _orphaned_handles(now: datetime, report: WatchdogReport) -> None:
             locked.last_error = (
                 f"The workflow handle {locked.workflow_id} names no live run. Reset, then retry."
             )
-            locked.save(update_fields=["last_error", "updated_at"])
+            locked.condition = Condition.ORPHANED
+            locked.save(update_fields=["last_error", "condition", "updated_at"])
             record_event(
                 type="tenant.provisioning.orphaned_handle",
                 tenant_id=locked.id,

@@ -11,3 +11,18 @@ document.addEventListener("submit", function (event) {
   // One click, one request: a second click while the first is in flight would only be refused.
   form.querySelectorAll("button[type=submit]").forEach(function (b) { b.disabled = true; });
 });
+
+// A success message ("Provisioning of acme started again.") is true when it is shown; once the
+// live part of the page shows the tenant in another state, it is only history: drop it.
+document.addEventListener("DOMContentLoaded", function () {
+  const live = document.getElementById("live");
+  const messages = document.querySelector(".messages");
+  if (live && messages) messages.dataset.state = live.dataset.state || "";
+});
+document.addEventListener("htmx:afterSwap", function () {
+  const live = document.getElementById("live");
+  const messages = document.querySelector(".messages");
+  if (!live || !messages || live.dataset.state === messages.dataset.state) return;
+  messages.querySelectorAll(".message.success").forEach(function (m) { m.remove(); });
+  if (!messages.querySelector(".message")) messages.remove();
+});

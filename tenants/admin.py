@@ -27,9 +27,10 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.views.decorators.http import require_http_methods
 
-from . import bulk, operations
+from . import bulk, operations, selectors
 from .errors import OperationError
-from .models import Tenant
+from .formats import stamp_text
+from .models import Condition, Tenant
 from .operations import (
     APPROVED_MESSAGE,
     OPERATIONS,
@@ -96,10 +97,41 @@ class TenantCreateForm(forms.ModelForm):
                 self.add_error(None, exc.message)
 
 
+class ConditionFilter(admin.SimpleListFilter):
+    """The contract's conditions, with "needs attention" (the four an operator must act on)."""
+
+    title = "condition"
+    parameter_name = "condition"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("attention", "Needs attention"), *Condition.choices]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> QuerySet[Tenant]:
+        value = self.value()
+        if not value:
+            return queryset
+        if value == "attention":
+            filters = selectors.TenantFilters(needs_attention=True)
+        elif value in Condition.values:
+            filters = selectors.TenantFilters(conditions=(value,))
+        else:
+            return queryset.none()
+        return queryset.filter(pk__in=selectors.tenant_list(filters).values("pk"))
+
+
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ["slug", "name", "plan", "state_badge", "admin_email", "created_at", "short_id"]
-    list_filter = ["state", "plan", "created_at"]
+    list_display = [
+        "slug",
+        "name",
+        "plan",
+        "state_badge",
+        "condition",
+        "admin_email",
+        "created",
+        "short_id",
+    ]
+    list_filter = ["state", ConditionFilter, "plan", "created_at"]
     search_fields = ["slug", "name", "admin_email"]
     search_help_text = "Slug, name, admin e-mail, or a tenant's full id."
     date_hierarchy = "created_at"
@@ -152,6 +184,10 @@ class TenantAdmin(admin.ModelAdmin):
         if tenant.decommission_requested_at and tenant.state != "decommissioned":
             return f"{tenant.state} (decommissioning)"
         return tenant.state
+
+    @admin.display(description="created (UTC)", ordering="created_at")
+    def created(self, tenant: Tenant) -> str:
+        return stamp_text(tenant.created_at)
 
     @admin.display(description="id")
     def short_id(self, tenant: Tenant) -> str:

@@ -45,6 +45,44 @@ class TenantState(models.TextChoices):
     DECOMMISSIONED = "decommissioned", "Decommissioned"
 
 
+class Condition(models.TextChoices):
+    """What a tenant needs from an operator, at a glance (the contract's "Conditions").
+
+    Derived by ``provisioning.conditions.derive_condition`` and stored on the tenant by the
+    transactions that change its inputs, so the fleet can be filtered by it with an index.
+    """
+
+    PROGRESSING = "progressing", "Progressing"
+    RETRYING = "retrying", "Retrying"
+    LOST = "lost", "Lost try, resending"
+    STALLED = "stalled", "Stalled"
+    ORPHANED = "orphaned", "Orphaned"
+    CANCELLING = "cancelling", "Cancelling"
+    ROLLING_BACK = "rolling_back", "Rolling back"
+    RELEASE_FAILED = "release_failed", "Release failed"
+    DECOMMISSIONING = "decommissioning", "Decommissioning"
+    FAILED = "failed", "Failed"
+    OK = "ok", "OK"
+
+
+# The conditions an operator must act on; everything else resolves by itself or is fine.
+NEEDS_ATTENTION: tuple[str, ...] = (
+    Condition.STALLED,
+    Condition.ORPHANED,
+    Condition.RELEASE_FAILED,
+    Condition.FAILED,
+)
+# Moving by itself: the console list keeps refreshing while any tenant is in one of these.
+IN_FLIGHT: tuple[str, ...] = (
+    Condition.PROGRESSING,
+    Condition.RETRYING,
+    Condition.LOST,
+    Condition.CANCELLING,
+    Condition.ROLLING_BACK,
+    Condition.DECOMMISSIONING,
+)
+
+
 class Plan(models.TextChoices):
     STARTER = "starter", "Starter"
     GROWTH = "growth", "Growth"
@@ -71,6 +109,10 @@ class Tenant(FSMModelMixin, models.Model):
     # for a second admin, and when. Empty / null when none waits.
     decommission_asked_by = models.CharField(max_length=150, blank=True, default="")
     decommission_asked_at = models.DateTimeField(null=True, blank=True)
+    # Derived (see ``Condition``); written only through ``provisioning.conditions``.
+    condition = models.CharField(
+        max_length=20, choices=Condition.choices, default=Condition.OK, editable=False
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     activated_at = models.DateTimeField(null=True, blank=True)
@@ -101,6 +143,16 @@ class Tenant(FSMModelMixin, models.Model):
         indexes = [
             models.Index(fields=["slug"], name="tenant_slug_idx"),
             models.Index(fields=["state", "created_at", "id"], name="tenant_state_created_idx"),
+            models.Index(
+                fields=["condition", "created_at", "id"], name="tenant_condition_created_idx"
+            ),
+            # needs_attention=true is an IN over four conditions: a partial index keeps that
+            # page one range scan in the list's order, however many tenants are fine.
+            models.Index(
+                fields=["created_at", "id"],
+                condition=Q(condition__in=NEEDS_ATTENTION),
+                name="tenant_attention_created_idx",
+            ),
         ]
         permissions = [
             ("cancel_provisioning", "Can cancel an in-flight provisioning"),
@@ -113,6 +165,10 @@ class Tenant(FSMModelMixin, models.Model):
 
     def __str__(self) -> str:
         return self.slug
+
+    @property
+    def needs_attention(self) -> bool:
+        return self.condition in NEEDS_ATTENTION
 
     # --- transitions (guards only) ----------------------------------------------------------
     # Sources and targets only. Whether an operation is allowed beyond its source state (a

@@ -22,12 +22,12 @@ from django.utils import timezone
 from django_fsm import can_proceed
 
 from audit.services import SYSTEM, record_event
-from provisioning import compensation, runs, saga
+from provisioning import compensation, conditions, runs, saga
 from provisioning.faults import validate_faults
 from provisioning.models import Run, RunStatus
 
 from .errors import OperationError
-from .models import Plan, Tenant, TenantState, validate_slug
+from .models import Condition, Plan, Tenant, TenantState, validate_slug
 
 S = TenantState
 
@@ -277,12 +277,29 @@ def clean_faults(faults: Any) -> dict[str, str]:
         raise OperationError(
             "validation_error",
             "Fault injection is off (CONTROLPLANE_FAULT_INJECTION).",
-            {"faults": ["Fault injection is not enabled on this control plane."]},
+            {
+                "faults": [
+                    "Fault injection is not enabled on this control plane "
+                    "(CONTROLPLANE_FAULT_INJECTION)."
+                ]
+            },
         )
-    try:
-        return validate_faults(faults)
-    except ValueError as exc:
-        raise OperationError("validation_error", str(exc), {"faults": [str(exc)]}) from None
+    if not isinstance(faults, dict):
+        try:
+            return validate_faults(faults)
+        except ValueError as exc:
+            raise OperationError("validation_error", str(exc), {"faults": [str(exc)]}) from None
+    # Every bad step at once, not the first one only.
+    problems: list[str] = []
+    clean: dict[str, str] = {}
+    for step, fault in faults.items():
+        try:
+            clean.update(validate_faults({step: fault}))
+        except ValueError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise OperationError("validation_error", "; ".join(problems), {"faults": problems})
+    return clean
 
 
 def create_tenant(
@@ -302,8 +319,20 @@ def create_tenant(
     ``tenant.provisioning.started`` and dispatch ``validate_request`` on commit.
     """
     actor.require("tenants.add_tenant", "create tenants")
-    fields = validate_tenant_fields(slug=slug, name=name, plan=plan, admin_email=admin_email)
-    faults_given = clean_faults(faults)
+    # Every bad field at once, faults included, so each door shows the whole list.
+    errors: dict[str, Any] = {}
+    fields: dict[str, str] = {}
+    faults_given: dict[str, str] = {}
+    try:
+        fields = validate_tenant_fields(slug=slug, name=name, plan=plan, admin_email=admin_email)
+    except OperationError as exc:
+        errors.update(exc.details)
+    try:
+        faults_given = clean_faults(faults)
+    except OperationError as exc:
+        errors.update(exc.details)
+    if errors:
+        raise OperationError("validation_error", "Some fields are not valid.", errors)
     if not isinstance(start, bool):
         raise OperationError(
             "validation_error",
@@ -324,7 +353,7 @@ def create_tenant(
             if start:
                 tenant.start()
                 saga.start_run(tenant, actor=actor.label, faults=faults_given)
-                tenant.save(update_fields=["state", "workflow_id", "updated_at"])
+                tenant.save(update_fields=["state", "workflow_id", "condition", "updated_at"])
     except IntegrityError as exc:
         if "slug" in str(exc):
             raise _slug_taken(fields["slug"]) from None
@@ -374,7 +403,14 @@ def retry_provisioning(
         )
         saga.start_run(tenant, actor=actor.label, faults=faults_given)
         tenant.save(
-            update_fields=["state", "workflow_id", "last_error", "failed_activity", "updated_at"]
+            update_fields=[
+                "state",
+                "workflow_id",
+                "last_error",
+                "failed_activity",
+                "condition",
+                "updated_at",
+            ]
         )
     return tenant
 
@@ -442,6 +478,7 @@ def reset_provisioning(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str 
                     "updated_at",
                 ]
             )
+            conditions.refresh_condition(tenant)
             record_event(
                 type="tenant.provisioning.reset_completed",
                 tenant_id=tenant.id,
@@ -491,6 +528,7 @@ def _simple_transition(
         from_state = tenant.state
         getattr(tenant, transition)()
         tenant.save(update_fields=["state", "updated_at"])
+        conditions.refresh_condition(tenant)
         record_event(
             type=event,
             tenant_id=tenant.id,
@@ -548,7 +586,10 @@ def _start_decommission(tenant: Tenant, *, event: str, actor: Actor, data: dict[
     """Mark the decommission in progress and send its releases to a worker on commit."""
     tenant.decommission_requested_at = tenant.decommission_requested_at or timezone.now()
     tenant.last_error = ""
-    tenant.save(update_fields=["decommission_requested_at", "last_error", "updated_at"])
+    tenant.condition = Condition.DECOMMISSIONING
+    tenant.save(
+        update_fields=["decommission_requested_at", "last_error", "condition", "updated_at"]
+    )
     record_event(type=event, tenant_id=tenant.id, actor=actor.label, data=data)
     tid = tenant.id
     transaction.on_commit(lambda: compensation.publish_decommission(tid), robust=True)

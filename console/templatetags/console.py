@@ -7,6 +7,8 @@ from typing import Any
 from django import template
 from django.utils.html import format_html
 
+from tenants.formats import stamp_text
+
 register = template.Library()
 
 
@@ -71,3 +73,37 @@ def urlencode_dict(mapping: dict[str, str]) -> str:
     from django.utils.http import urlencode
 
     return urlencode(mapping) if mapping else ""
+
+
+@register.simple_tag
+def condition_badge(condition: str) -> str:
+    """A tenant's condition as a badge; the ones needing an operator are marked as such."""
+    from tenants.models import NEEDS_ATTENTION, Condition
+
+    label = Condition(condition).label if condition in Condition.values else condition
+    attention = condition in NEEDS_ATTENTION
+    return format_html(
+        '<span class="badge condition cond-{}{}" data-condition="{}"{}>{}</span>',
+        condition,
+        " attention" if attention else "",
+        condition,
+        format_html(' title="{}"', "Needs attention") if attention else "",
+        label,
+    )
+
+
+@register.simple_tag
+def stamp(moment: Any) -> str:
+    """A timestamp as ``<time>``: machine-readable ISO 8601 plus the one readable format."""
+    if moment is None:
+        return "—"
+    return format_html('<time datetime="{}">{}</time>', moment.isoformat(), stamp_text(moment))
+
+
+@register.filter
+def dotbreak(value: str) -> str:
+    """A dotted name that may wrap after its dots and nowhere else (``<wbr>``)."""
+    from django.utils.html import conditional_escape
+    from django.utils.safestring import mark_safe
+
+    return mark_safe(".<wbr>".join(conditional_escape(p) for p in str(value).split(".")))  # noqa: S308

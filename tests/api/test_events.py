@@ -117,13 +117,14 @@ def test_the_feed_filters_by_tenant_and_since(as_viewer):
 @pytest.mark.parametrize(
     "params",
     [
-        {"tenant": "nope"},
+        {"tenant": "x" * 101},  # an id or a slug; both are shorter
         {"since": "yesterday"},
         {"since": "9999-12-31T23:59:59-23:59"},
         {"limit": 0},
         {"cursor": "eyJrIjoiZXZlbnRzIiwiaSI6MX0"},  # a tenant-events cursor
         {"cursor": "eyJrIjoiYXVkaXQiLCJpIjp0cnVlfQ"},  # {"k":"audit","i":true}
         {"type": "x" * 81},
+        {"hide_steps": "maybe"},
     ],
 )
 def test_bad_feed_parameters_are_422(as_viewer, params):

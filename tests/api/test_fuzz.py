@@ -94,7 +94,7 @@ def test_fuzz_the_api_from_its_openapi_document(live_server, celery_worker, admi
     failures: list[str] = []
 
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 19  # 11 + six bulk routes + approve and withdraw
+    assert len(operations) == 20  # 12 + six bulk routes + approve and withdraw
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             strategies = [operation.as_strategy(generation_mode=mode)]

@@ -106,6 +106,9 @@ def test_every_operation_answers_what_its_schema_says(as_admin, fast_saga):
             f"/tenants/{tenant.id}/events", {"limit": 2}
         ),
         ("get", "/api/v1/audit"): lambda: as_admin.get("/audit", {"limit": 2}),
+        ("get", "/api/v1/tenants/{tenant_id}/runs"): lambda: as_admin.get(
+            f"/tenants/{failed.id}/runs"
+        ),
     }
     documented = {(m, p) for p, ops in doc["paths"].items() for m in ops}
     assert documented == set(calls)

@@ -21,6 +21,8 @@ pytestmark = pytest.mark.django_db
 NEW = {"slug": "acme", "name": "  Acme Corp ", "plan": "growth", "admin_email": "Ops@Acme.TEST"}
 TENANT_FIELDS = {
     "id",
+    "condition",
+    "needs_attention",
     "slug",
     "name",
     "plan",

@@ -39,7 +39,8 @@ def state(page: Any) -> Any:
 
 
 def step(page: Any, name: str) -> Any:
-    return page.locator(f'tr[data-step="{name}"]')
+    # The current run's steps (earlier attempts below have rows of the same names).
+    return page.locator(f'#live tr[data-step="{name}"]')
 
 
 def action(page: Any, label: str) -> Any:
@@ -68,8 +69,8 @@ def test_create_watch_the_saga_and_cancel_it(console: Any, admin_user: Any) -> N
     expect(state(page)).to_have_attribute("data-state", "provisioning")
     # Mark the document: if the page reloaded, the mark would be gone.
     page.evaluate("window.__sameDocument = true")
-    expect(step(page, "validate_request")).to_have_attribute("data-status", "done")
-    expect(step(page, "allocate_storage")).to_have_attribute("data-status", "done")
+    expect(step(page, "validate_request")).to_have_attribute("data-status", "completed")
+    expect(step(page, "allocate_storage")).to_have_attribute("data-status", "completed")
     expect(step(page, "allocate_identity")).to_have_attribute("data-status", "running")
     expect(page.locator(".heartbeat")).to_contain_text("last heartbeat")
     assert page.evaluate("window.__sameDocument") is True  # the steps advanced by themselves
@@ -116,7 +117,7 @@ def test_stalled_saga_reset_retry_then_decommission(console: Any, admin_user: An
     confirm(page, "Retry provisioning")
     expect(state(page)).to_have_attribute("data-state", "provisioning")
     expect(state(page)).to_have_attribute("data-state", "active", timeout=40_000)
-    expect(step(page, "allocate_storage")).to_have_attribute("data-status", "reused")
+    expect(step(page, "allocate_storage")).to_have_attribute("data-status", "completed")
     expect(page.locator(".handle")).to_contain_text("attempt 2")
     expect(page.locator("[data-live]")).to_have_attribute("data-live", "false")
     shot(page, "detail-active")

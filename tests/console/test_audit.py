@@ -24,7 +24,7 @@ def ids(response) -> list[int]:
     return [
         int(i)
         for i in re.findall(
-            r"<tr data-event-type=\"[^\"]+\">\s*<td>(\d+)</td>", response.content.decode()
+            r"<tr data-event-type=\"[^\"]+\">\s*<td[^>]*>(\d+)</td>", response.content.decode()
         )
     ]
 

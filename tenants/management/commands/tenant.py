@@ -22,9 +22,16 @@ from provisioning.models import STEPS
 from tenants import bulk, operations
 from tenants.bulk import BULK_DEFAULT_LIMIT, BULK_MAX_LIMIT
 from tenants.errors import OperationError
-from tenants.models import Plan, Tenant, TenantState
+from tenants.formats import stamp_text
+from tenants.models import NEEDS_ATTENTION, Condition, Tenant, TenantState
 from tenants.operations import APPROVED_MESSAGE, OPERATIONS, WITHDRAWN_MESSAGE
-from tenants.selectors import TenantDetail, find_tenant, tenant_detail
+from tenants.selectors import (
+    TenantDetail,
+    TenantFilters,
+    find_tenant,
+    tenant_detail,
+    tenant_list,
+)
 from tenants.services import Actor, create_tenant
 
 
@@ -45,6 +52,8 @@ def tenant_dict(tenant: Tenant) -> dict[str, Any]:
         "plan": tenant.plan,
         "admin_email": tenant.admin_email,
         "state": tenant.state,
+        "condition": tenant.condition,
+        "needs_attention": tenant.needs_attention,
         "workflow_id": tenant.workflow_id,
         "last_error": tenant.last_error,
         "failed_activity": tenant.failed_activity,
@@ -86,7 +95,7 @@ def detail_dict(detail: TenantDetail) -> dict[str, Any]:
                     "duration_ms": step.duration_ms,
                     "error": step.error,
                 }
-                for step in detail.steps
+                for step in detail.step_views
             ],
         },
         "allocations": [
@@ -161,6 +170,20 @@ class Command(BaseCommand):
             help="only tenants in this state (repeat or comma-separate for several)",
         )
         listing.add_argument("--plan", help="only tenants on this plan")
+        listing.add_argument(
+            "--condition",
+            action="append",
+            default=[],
+            help="only tenants in this condition (repeat or comma-separate for several): "
+            + ", ".join(Condition.values),
+        )
+        listing.add_argument(
+            "--needs-attention",
+            dest="needs_attention",
+            action="store_true",
+            help="only tenants an operator must act on (" + ", ".join(NEEDS_ATTENTION) + ")",
+        )
+        listing.add_argument("--q", default=None, help="search slug, name and admin e-mail")
         listing.add_argument("--limit", type=int, default=100, help="at most this many (100)")
         listing.add_argument("--json", action="store_true", help="print a JSON array")
 
@@ -390,17 +413,17 @@ class Command(BaseCommand):
             raise CommandError(
                 f"Unknown state {', '.join(unknown)}; choose from {', '.join(TenantState.values)}."
             )
-        if options["plan"] and options["plan"] not in Plan.values:
-            raise CommandError(
-                f"Unknown plan {options['plan']}; choose from {', '.join(Plan.values)}."
-            )
         if not 1 <= options["limit"] <= 10_000:
             raise CommandError("--limit must be between 1 and 10000.")
-        tenants = Tenant.objects.order_by("-created_at", "-id")
+        filters = TenantFilters.parse(
+            plan=options["plan"],
+            condition=options["condition"],
+            needs_attention=options["needs_attention"],
+            q=options["q"],
+        )
+        tenants = tenant_list(filters).order_by("-created_at", "-id")
         if states:
             tenants = tenants.filter(state__in=states)
-        if options["plan"]:
-            tenants = tenants.filter(plan=options["plan"])
         rows = list(tenants[: options["limit"]])
         if options["json"]:
             self.stdout.write(dumps([tenant_dict(t) for t in rows]))
@@ -409,10 +432,17 @@ class Command(BaseCommand):
             self.stdout.write("No tenants.")
             return
         width = max(len("SLUG"), *(len(t.slug) for t in rows))
-        self.stdout.write(f"{'SLUG':<{width}}  {'STATE':<14}  {'PLAN':<10}  {'CREATED':<20}  ID")
+        self.stdout.write(
+            f"{'SLUG':<{width}}  {'STATE':<14}  {'CONDITION':<16}  {'PLAN':<10}  "
+            f"{'CREATED':<20}  ID"
+        )
         for t in rows:
-            created = t.created_at.strftime("%Y-%m-%d %H:%M:%SZ")
-            self.stdout.write(f"{t.slug:<{width}}  {t.state:<14}  {t.plan:<10}  {created}  {t.id}")
+            created = stamp_text(t.created_at)
+            condition = t.condition + ("!" if t.needs_attention else "")
+            self.stdout.write(
+                f"{t.slug:<{width}}  {t.state:<14}  {condition:<16}  {t.plan:<10}  "
+                f"{created}  {t.id}"
+            )
 
     def show(self, options: dict[str, Any]) -> None:
         detail = tenant_detail(find_tenant(options["tenant"]).id)
@@ -425,11 +455,13 @@ class Command(BaseCommand):
         write(f"{t.slug}  {t.name}")
         write(f"  id           {t.id}")
         write(f"  state        {state}")
+        attention = " (needs attention)" if t.needs_attention else ""
+        write(f"  condition    {t.condition}{attention}")
         write(f"  plan         {t.plan}")
         write(f"  admin e-mail {t.admin_email}")
-        write(f"  created      {t.created_at:%Y-%m-%d %H:%M:%SZ}")
+        write(f"  created      {stamp_text(t.created_at)}")
         if t.activated_at:
-            write(f"  activated    {t.activated_at:%Y-%m-%d %H:%M:%SZ}")
+            write(f"  activated    {stamp_text(t.activated_at)}")
         if t.last_error:
             where = f" (in {t.failed_activity})" if t.failed_activity else ""
             write(f"  last error   {t.last_error}{where}")
@@ -438,7 +470,7 @@ class Command(BaseCommand):
             flags = " rolling back" if run.compensating else ""
             flags += " STALLED" if run.stalled_at else ""
             write(f"  run          attempt {run.attempt}, {run.status}{flags} ({run.id})")
-            for step in detail.steps:
+            for step in detail.step_views:
                 took = f" {step.duration_ms} ms" if step.duration_ms is not None else ""
                 extra = " reused" if step.reused else ""
                 err = f"  {step.error}" if step.error else ""

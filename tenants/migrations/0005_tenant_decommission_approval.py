@@ -2,7 +2,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("tenants", "0002_roles")]
+    dependencies = [("tenants", "0004_tenant_search_trgm")]
 
     operations = [
         migrations.AddField(
