@@ -43,6 +43,8 @@ EVENT_TYPES = frozenset(
         "tenant.resumed",
         "tenant.decommission_requested",
         "tenant.decommissioned",
+        "tenant.resource.leaked",
+        "tenant.resource.missing",
     }
 )
 

@@ -249,3 +249,10 @@ CELERY_BEAT_SCHEDULE = {
     }
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+# Reconciliation: the ledger against what the providers hold (manage.py reconcile).
+CONTROLPLANE_RECONCILE_INTERVAL = env_float("CONTROLPLANE_RECONCILE_INTERVAL", 300)
+CELERY_BEAT_SCHEDULE["reconcile"] = {
+    "task": "provisioning.reconcile",
+    "schedule": CONTROLPLANE_RECONCILE_INTERVAL,
+    "options": {"expires": max(1.0, CONTROLPLANE_RECONCILE_INTERVAL)},
+}

@@ -11,7 +11,14 @@ from django.conf import settings
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
-from provisioning.models import Allocation, Run, RunStatus, StepExecution, StepStatus
+from provisioning.models import (
+    Allocation,
+    ResourceFinding,
+    Run,
+    RunStatus,
+    StepExecution,
+    StepStatus,
+)
 
 from .errors import OperationError
 from .models import Tenant, TenantState
@@ -38,6 +45,8 @@ class TenantDetail:
     heartbeat_timeout: float = field(
         default_factory=lambda: settings.CONTROLPLANE_HEARTBEAT_TIMEOUT
     )
+    # Reconciliation's open findings for this tenant (leaked / missing resources).
+    drift: list[ResourceFinding] = field(default_factory=list)
 
     @property
     def decommissioning(self) -> bool:
@@ -85,7 +94,7 @@ def find_tenant(ref: str) -> Tenant:
 
 
 def tenant_detail(tenant_id: uuid.UUID | str, *, now: datetime | None = None) -> TenantDetail:
-    """Everything the detail page and ``GET /tenants/{id}`` show, in four queries."""
+    """Everything the detail page and ``GET /tenants/{id}`` show, in five queries."""
     now = now or timezone.now()
     tenant = get_tenant(tenant_id)
     run = None
@@ -116,6 +125,9 @@ def tenant_detail(tenant_id: uuid.UUID | str, *, now: datetime | None = None) ->
         available_actions=available_actions(tenant, handle_run),
         recommendation=recommend(tenant, handle_run, seconds),
         seconds_since_heartbeat=seconds,
+        drift=list(
+            ResourceFinding.objects.filter(tenant_id=tenant.id, resolved_at__isnull=True)
+        ),
     )
 
 
