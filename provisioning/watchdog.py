@@ -168,8 +168,9 @@ def _orphaned_handles(now: datetime, report: WatchdogReport) -> None:
 
 
 def _stopped_decommissions(now: datetime, cutoff: datetime, report: WatchdogReport) -> None:
-    """A decommission whose task stopped beating (or never started) is sent again, once per
-    heartbeat timeout: claimed by a compare-and-swap on ``decommission_heartbeat_at``."""
+    """A decommission whose task stopped beating (or never started: the request counts as
+    the first beat) is sent again, once per heartbeat timeout, claimed by a compare-and-swap
+    on ``decommission_heartbeat_at``."""
     stuck = (
         Tenant.objects.filter(decommission_requested_at__lt=cutoff, last_error="")
         .exclude(state=TenantState.DECOMMISSIONED)

@@ -463,8 +463,16 @@ def decommission_tenant(*, tenant_id: uuid.UUID | str, actor: Actor) -> Tenant:
         if not can_proceed(tenant.decommission):
             raise OperationError("invalid_state", f"Cannot decommission a {tenant.state} tenant.")
         tenant.decommission_requested_at = tenant.decommission_requested_at or timezone.now()
+        tenant.decommission_heartbeat_at = timezone.now()  # the watchdog waits a timeout first
         tenant.last_error = ""
-        tenant.save(update_fields=["decommission_requested_at", "last_error", "updated_at"])
+        tenant.save(
+            update_fields=[
+                "decommission_requested_at",
+                "decommission_heartbeat_at",
+                "last_error",
+                "updated_at",
+            ]
+        )
         record_event(
             type="tenant.decommission_requested",
             tenant_id=tenant.id,
