@@ -194,6 +194,7 @@ class Tally:
     missing: int = 0
     infra_stalls: int = 0
     fault_stalls: int = 0
+    infra_stall_steps: Counter[str] = field(default_factory=Counter)
     final_states: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -226,5 +227,6 @@ class Tally:
             "missing": self.missing,
             "stalls_from_infrastructure": self.infra_stalls,
             "stalls_from_injected_faults": self.fault_stalls,
+            "infrastructure_stalls_by_step": dict(self.infra_stall_steps),
             "final_states": dict(sorted(self.final_states.items())),
         }

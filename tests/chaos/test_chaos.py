@@ -65,6 +65,10 @@ TENANTS = int(os.environ.get("CONTROLPLANE_CHAOS_TENANTS", "30"))
 SEED = int(os.environ.get("CONTROLPLANE_CHAOS_SEED", "20261121"))
 SETTLE_SECONDS = float(os.environ.get("CONTROLPLANE_CHAOS_SETTLE_SECONDS", "150"))
 REPORT = os.environ.get("CONTROLPLANE_CHAOS_REPORT", "")
+HEARTBEAT_TIMEOUT = float(os.environ.get("CONTROLPLANE_CHAOS_HEARTBEAT_TIMEOUT", "4"))
+# Tenants created in all: the population is kept at TENANTS while decommissioned ones are
+# replaced, up to this many.
+CREATE_CAP = int(TENANTS * max(4, SECONDS / 15))
 
 pytestmark = [
     pytest.mark.chaos,
@@ -102,8 +106,8 @@ def chaos_world(fast_saga: Any, tmp_path: Path, admin_user: Any) -> Any:
     # Timings: short enough to play out in seconds, long enough that a busy shared machine
     # does not look like a dead worker; more tries, as faults here come every few seconds
     # (in production they are hours apart).
-    fast_saga.CONTROLPLANE_HEARTBEAT_TIMEOUT = 4.0
-    fast_saga.CONTROLPLANE_HEARTBEAT_INTERVAL = 0.4
+    fast_saga.CONTROLPLANE_HEARTBEAT_TIMEOUT = HEARTBEAT_TIMEOUT
+    fast_saga.CONTROLPLANE_HEARTBEAT_INTERVAL = HEARTBEAT_TIMEOUT / 10
     fast_saga.CONTROLPLANE_STEP_MAX_TRIES = 5
     fast_saga.CONTROLPLANE_RELEASE_MAX_TRIES = 3
     drop_tenant_schemas()
@@ -151,7 +155,7 @@ class Operator:
     def act(self, created: list[str], stall_runs: set[str]) -> None:
         roll = self.rng.random()
         alive = Tenant.objects.exclude(state="decommissioned").count()
-        if alive < TENANTS and len(created) < 4 * TENANTS and roll < 0.35:
+        if alive < TENANTS and len(created) < CREATE_CAP and roll < 0.35:
             self.create(created)
             return
         for _ in range(4):  # an operation some tenant's state may allow
@@ -322,6 +326,7 @@ def check_invariants(tally: Tally) -> list[str]:
                     tally.fault_stalls += 1
                 else:
                     tally.infra_stalls += 1
+                    tally.infra_stall_steps[run.current_step or "?"] += 1
                     bad.append(f"{name}: run {run.attempt} stalled with no stall fault")
         if types["tenant.provisioning.orphaned_handle"]:
             bad.append(f"{name}: an orphaned handle")
