@@ -179,3 +179,15 @@ def test_the_reconcile_task_is_on_the_beat_schedule(settings: Any):
     entry = settings.CELERY_BEAT_SCHEDULE["reconcile"]
     assert entry["task"] == "provisioning.reconcile"
     assert entry["schedule"] == settings.CONTROLPLANE_RECONCILE_INTERVAL == 300
+
+
+def test_findings_are_listed_read_only_in_the_admin(clean: Any, client: Any):
+    from django.contrib.auth.models import User
+
+    tenant = active_tenant()
+    shutil.rmtree(Allocation.objects.get(tenant=tenant, kind="storage").external_id)
+    run_reconciliation()
+    client.force_login(User.objects.create_superuser("root", "r@example.test", "pw"))
+    page = client.get("/admin/provisioning/resourcefinding/")
+    assert page.status_code == 200 and "missing" in page.content.decode()
+    assert client.get("/admin/provisioning/resourcefinding/add/").status_code == 403
