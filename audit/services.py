@@ -47,6 +47,8 @@ EVENT_TYPES = frozenset(
         # Four eyes (CONTROLPLANE_DECOMMISSION_APPROVAL): a second admin approves or withdraws.
         "tenant.decommission_approved",
         "tenant.decommission_withdrawn",
+        "tenant.resource.leaked",
+        "tenant.resource.missing",
     }
 )
 # Events about no tenant (their own chain, GLOBAL_CHAIN): failed and refused logins.

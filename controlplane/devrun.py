@@ -1,7 +1,9 @@
 """``make run``: migrate, seed, then web + worker + watchdog together until Ctrl-C.
 
 Embedded default unless DATABASE_URL / CELERY_BROKER_URL say otherwise. Every process is a
-child of this one; Ctrl-C (or any child dying) stops them all.
+child of this one. A child that dies is started again after a backoff (1s, doubling up to 30s,
+back to 1s once it has stayed up for a minute), and the runner says so; Ctrl-C stops them all.
+``CONTROLPLANE_RUN_PORT`` (8000) is the web port.
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ def main() -> int:
             for key in ("DEBUG", "CONTROLPLANE_STEP_DELAY", "CONTROLPLANE_FAULT_INJECTION")
         )
     )
+    port = int(env.get("CONTROLPLANE_RUN_PORT", "8000"))
     commands = {
-        "web": [*manage, "runserver", "127.0.0.1:8000", "--noreload"],
+        "web": [*manage, "runserver", f"127.0.0.1:{port}", "--noreload"],
         "worker": [
             py,
             "-m",
@@ -63,12 +66,9 @@ def main() -> int:
             f"--schedule={var / 'celerybeat-schedule'}",
         ],
     }
-    procs = {
-        name: subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
-        for name, cmd in commands.items()
-    }
+    procs = {name: _start(cmd, env) for name, cmd in commands.items()}
     print(
-        "\nControl plane on http://127.0.0.1:8000/ (web, worker and watchdog). Ctrl-C stops.\n",
+        f"\nControl plane on http://127.0.0.1:{port}/ (web, worker and watchdog). Ctrl-C stops.\n",
         flush=True,
     )
 
@@ -80,16 +80,38 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    code = 0
+    backoff = {name: BACKOFF_FIRST for name in commands}
+    started = {name: time.monotonic() for name in commands}
+    restart_at: dict[str, float] = {}
+    restarts = dict.fromkeys(commands, 0)
     while not stopping:
+        now = time.monotonic()
         for name, proc in procs.items():
-            if proc.poll() is not None:
-                print(f"{name} exited with {proc.returncode}; stopping the rest.", flush=True)
-                code = proc.returncode or 1
-                stopping = True
-                break
-        else:
-            time.sleep(0.5)
+            if name in restart_at:
+                if now >= restart_at[name]:
+                    del restart_at[name]
+                    restarts[name] += 1
+                    procs[name] = _start(commands[name], env)
+                    started[name] = time.monotonic()
+                    print(
+                        f"{name} restarted (pid {procs[name].pid}, restart {restarts[name]}).",
+                        flush=True,
+                    )
+                continue
+            if proc.poll() is None:
+                continue
+            if now - started[name] >= STABLE_SECONDS:
+                backoff[name] = BACKOFF_FIRST
+            delay = backoff[name]
+            backoff[name] = min(BACKOFF_MAX, delay * 2)
+            restart_at[name] = now + delay
+            print(
+                f"{name} (pid {proc.pid}) exited with {proc.returncode}; "
+                f"restarting it in {delay:g}s.",
+                flush=True,
+            )
+        time.sleep(0.2)
+    print("Stopping web, worker and watchdog.", flush=True)
     for proc in procs.values():
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -101,7 +123,16 @@ def main() -> int:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     dev_settings.unlink(missing_ok=True)
-    return code
+    return 0
+
+
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 30.0
+STABLE_SECONDS = 60.0
+
+
+def _start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
 
 
 if __name__ == "__main__":

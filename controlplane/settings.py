@@ -397,3 +397,10 @@ LOGGING.setdefault("filters", {})["refusal_on_one_line"] = {
 LOGGING["loggers"].setdefault("django.request", {}).setdefault("filters", []).append(
     "refusal_on_one_line"
 )
+# Reconciliation: the ledger against what the providers hold (manage.py reconcile).
+CONTROLPLANE_RECONCILE_INTERVAL = env_float("CONTROLPLANE_RECONCILE_INTERVAL", 300)
+CELERY_BEAT_SCHEDULE["reconcile"] = {
+    "task": "provisioning.reconcile",
+    "schedule": CONTROLPLANE_RECONCILE_INTERVAL,
+    "options": {"expires": max(1.0, CONTROLPLANE_RECONCILE_INTERVAL)},
+}

@@ -17,7 +17,7 @@ from django.utils.html import format_html
 
 from controlplane.admin import ReadOnlyAdmin
 
-from .models import Allocation, Run, StepExecution
+from .models import Allocation, ResourceFinding, Run, StepExecution
 
 
 def _tenant_link(tenant_id: Any, label: str) -> str:
@@ -158,3 +158,25 @@ class AllocationAdmin(ReadOnlyAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Allocation]:
         return super().get_queryset(request).select_related("tenant")
+
+
+@admin.register(ResourceFinding)
+class ResourceFindingAdmin(ReadOnlyAdmin):
+    """What reconciliation found (``manage.py reconcile``, the periodic task): read only;
+    ``reconcile --fix`` repairs."""
+
+    list_display = [
+        "id",
+        "problem",
+        "kind",
+        "external_id",
+        "tenant_id",
+        "first_seen_at",
+        "last_seen_at",
+        "resolved_at",
+        "resolution",
+    ]
+    list_filter = ["problem", "kind", ("resolved_at", admin.EmptyFieldListFilter)]
+    search_fields = ["external_id", "tenant_id"]
+    readonly_fields = list_display
+    fields = readonly_fields

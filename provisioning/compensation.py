@@ -188,7 +188,13 @@ def decommission_tenant(tenant_id: uuid.UUID | str) -> None:
         return
     if tenant.decommission_requested_at is None:
         return
-    failed = ledger.release_all(tenant_id, run_id=None, actor=SYSTEM)
+
+    def beat() -> None:
+        # The watchdog resends a decommission only once this stops (see watchdog.py).
+        Tenant.objects.filter(pk=tenant_id).update(decommission_heartbeat_at=timezone.now())
+
+    beat()
+    failed = ledger.release_all(tenant_id, run_id=None, actor=SYSTEM, heartbeat=beat)
     with transaction.atomic():
         tenant = runs.lock_tenant(tenant_id)
         if tenant.state == TenantState.DECOMMISSIONED or not tenant.decommission_requested_at:

@@ -244,3 +244,43 @@ class AdminInvite(models.Model):
 
     def __str__(self) -> str:
         return self.email
+
+
+class ResourceFinding(models.Model):
+    """What reconciliation found wrong between the ledger and the providers, kept so that each
+    finding is recorded (one audit event) once, and marked resolved when it goes away.
+
+    ``leaked``: the provider holds it, no held allocation names it. ``missing``: a held
+    allocation names it, the provider does not have it. ``tenant_id`` is what the provider
+    tells (None when it cannot); not a foreign key, as a leak may outlive its tenant's row.
+    """
+
+    class Problem(models.TextChoices):
+        LEAKED = "leaked", "Leaked"
+        MISSING = "missing", "Missing"
+
+    id = models.BigAutoField(primary_key=True)
+    problem = models.CharField(max_length=20, choices=Problem.choices)
+    kind = models.CharField(max_length=20)
+    external_id = models.CharField(max_length=500)
+    tenant_id = models.UUIDField(null=True, blank=True, db_index=True)
+    allocation = models.ForeignKey(
+        Allocation, on_delete=models.SET_NULL, null=True, blank=True, related_name="findings"
+    )
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(auto_now=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        ordering = ["first_seen_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["problem", "kind", "external_id"],
+                condition=Q(resolved_at__isnull=True),
+                name="resource_finding_one_open",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.problem} {self.kind} {self.external_id}"

@@ -42,3 +42,10 @@ def run_watchdog() -> dict[str, int]:
     report = watchdog.run_watchdog()
     record_watchdog_pass()  # for /readyz and /metrics (observability.pulse)
     return {key: len(value) for key, value in vars(report).items()}
+
+
+@shared_task(name="provisioning.reconcile", acks_late=False, ignore_result=True)
+def run_reconciliation() -> dict[str, int]:
+    from . import reconcile
+
+    return reconcile.run_reconciliation()

@@ -42,7 +42,7 @@ def run_watchdog(now: datetime | None = None) -> WatchdogReport:
     _lost_steps(now, cutoff, report)
     _stopped_compensations(now, cutoff, report)
     _orphaned_handles(now, report)
-    _stopped_decommissions(cutoff, report)
+    _stopped_decommissions(now, cutoff, report)
     return report
 
 
@@ -173,10 +173,27 @@ def _orphaned_handles(now: datetime, report: WatchdogReport) -> None:
             report.orphaned_handles.append(str(locked.id))
 
 
-def _stopped_decommissions(cutoff: datetime, report: WatchdogReport) -> None:
-    stuck = Tenant.objects.filter(decommission_requested_at__lt=cutoff, last_error="").exclude(
-        state=TenantState.DECOMMISSIONED
+def _stopped_decommissions(now: datetime, cutoff: datetime, report: WatchdogReport) -> None:
+    """A decommission whose task stopped beating (or never started: the request counts as
+    the first beat) is sent again, once per heartbeat timeout, claimed by a compare-and-swap
+    on ``decommission_heartbeat_at``."""
+    stuck = (
+        Tenant.objects.filter(decommission_requested_at__lt=cutoff, last_error="")
+        .exclude(state=TenantState.DECOMMISSIONED)
+        .filter(
+            Q(decommission_heartbeat_at__isnull=True) | Q(decommission_heartbeat_at__lt=cutoff)
+        )
     )
-    for tenant in stuck.only("id"):
-        compensation.publish_decommission(tenant.id)
-        report.decommissions_resumed.append(str(tenant.id))
+    for tenant in stuck.only("id", "decommission_heartbeat_at"):
+        claimed = (
+            Tenant.objects.filter(
+                pk=tenant.pk,
+                decommission_heartbeat_at=tenant.decommission_heartbeat_at,
+                decommissioned_at__isnull=True,
+            )
+            if tenant.decommission_heartbeat_at is not None
+            else Tenant.objects.filter(pk=tenant.pk, decommission_heartbeat_at__isnull=True)
+        ).update(decommission_heartbeat_at=now)
+        if claimed:
+            compensation.publish_decommission(tenant.id)
+            report.decommissions_resumed.append(str(tenant.id))

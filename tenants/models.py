@@ -113,6 +113,9 @@ class Tenant(FSMModelMixin, models.Model):
     condition = models.CharField(
         max_length=20, choices=Condition.choices, default=Condition.OK, editable=False
     )
+    # Beaten by the decommission task while it works; the watchdog claims a stopped one by a
+    # compare-and-swap on it, so it resends a decommission once, not on every pass.
+    decommission_heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     activated_at = models.DateTimeField(null=True, blank=True)

@@ -19,6 +19,7 @@ from django.utils.dateparse import parse_datetime
 from provisioning.models import (
     STEP_KIND,
     Allocation,
+    ResourceFinding,
     Run,
     RunStatus,
     StepExecution,
@@ -141,6 +142,8 @@ class TenantDetail:
     heartbeat_timeout: float = field(
         default_factory=lambda: settings.CONTROLPLANE_HEARTBEAT_TIMEOUT
     )
+    # Reconciliation's open findings for this tenant (leaked / missing resources).
+    drift: list[ResourceFinding] = field(default_factory=list)
 
     @property
     def decommissioning(self) -> bool:
@@ -226,6 +229,9 @@ def tenant_detail(
         seconds_since_heartbeat=seconds,
         actions=action_states(tenant, handle_run, user),
         decommission_request=decommission_request(tenant),
+        drift=list(
+            ResourceFinding.objects.filter(tenant_id=tenant.id, resolved_at__isnull=True)
+        ),
     )
 
 

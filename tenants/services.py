@@ -585,10 +585,17 @@ def decommission_tenant(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str
 def _start_decommission(tenant: Tenant, *, event: str, actor: Actor, data: dict[str, Any]) -> None:
     """Mark the decommission in progress and send its releases to a worker on commit."""
     tenant.decommission_requested_at = tenant.decommission_requested_at or timezone.now()
+    tenant.decommission_heartbeat_at = timezone.now()  # the watchdog waits a timeout first
     tenant.last_error = ""
     tenant.condition = Condition.DECOMMISSIONING
     tenant.save(
-        update_fields=["decommission_requested_at", "last_error", "condition", "updated_at"]
+        update_fields=[
+            "decommission_requested_at",
+            "decommission_heartbeat_at",
+            "last_error",
+            "condition",
+            "updated_at",
+        ]
     )
     record_event(type=event, tenant_id=tenant.id, actor=actor.label, data=data)
     tid = tenant.id

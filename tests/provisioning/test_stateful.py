@@ -1,0 +1,260 @@
+"""A stateful property test: operations and step outcomes in any order, against a model of
+the contract (states and the operations each allows), on the real database, with the
+invariants checked after every rule.
+
+Steps run in this process (``saga.execute_step``), compensation and decommission too; the
+watchdog runs with the clock moved past the heartbeat timeout, so lost and stalled tries play
+out. Deterministic: ``derandomize=True`` and bounded examples and steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import time_machine
+from django.utils import timezone
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+
+from audit.services import verify_chains
+from provisioning import compensation, saga
+from provisioning.models import (
+    KINDS,
+    STEPS,
+    Allocation,
+    AllocationIntent,
+    Run,
+    StepExecution,
+    StepStatus,
+)
+from provisioning.providers import get_provider
+from provisioning.watchdog import run_watchdog
+from tenants.errors import OperationError
+from tenants.models import Tenant
+from tenants.services import (
+    cancel_provisioning,
+    create_tenant,
+    decommission_tenant,
+    reset_provisioning,
+    resume_tenant,
+    retry_provisioning,
+    suspend_tenant,
+)
+
+from ..conftest import drive_compensation
+from ..factories import ACTOR
+
+pytestmark = pytest.mark.django_db
+
+OPERATIONS = {
+    "cancel": cancel_provisioning,
+    "reset": reset_provisioning,
+    "retry": retry_provisioning,
+    "suspend": suspend_tenant,
+    "resume": resume_tenant,
+    "decommission": decommission_tenant,
+}
+FAULT = st.one_of(
+    st.none(),
+    st.tuples(st.sampled_from(STEPS[1:-1]), st.sampled_from(["fail", "fail_once", "stall"])),
+)
+
+
+@dataclass
+class Model:
+    """What the contract says about one tenant."""
+
+    state: str
+    error: bool = False
+    # Pending after a reset keeps its allocations; every other pending holds none.
+    may_hold: bool = False
+    faults: dict[str, str] = field(default_factory=dict)
+
+    def allows(self, op: str) -> bool:
+        return {
+            "cancel": self.state == "provisioning",
+            "reset": self.state in ("pending", "provisioning") and self.error,
+            "retry": self.state == "failed" or (self.state == "pending" and not self.error),
+            "suspend": self.state == "active",
+            "resume": self.state == "suspended",
+            "decommission": self.state in ("active", "suspended", "pending", "failed"),
+        }[op]
+
+
+class Contract(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tenants: list[Tenant] = []
+        self.model: dict[Any, Model] = {}
+        self.count = 0
+
+    def pick(self, index: int) -> Tenant | None:
+        return self.tenants[index % len(self.tenants)] if self.tenants else None
+
+    @rule(start=st.booleans(), fault=FAULT)
+    def create(self, start: bool, fault: tuple[str, str] | None) -> None:
+        if len(self.tenants) >= 6:
+            return
+        Contract.serial += 1
+        faults = dict([fault]) if fault else {}
+        tenant = create_tenant(
+            actor=ACTOR,
+            slug=f"prop-{Contract.serial:05d}",
+            name="Property",
+            plan="starter",
+            admin_email="p@example.test",
+            start=start,
+            faults=faults or None,
+        )
+        self.tenants.append(tenant)
+        self.model[tenant.id] = Model(
+            state="provisioning" if start else "pending", faults=faults if start else {}
+        )
+
+    serial = 0
+
+    @rule(index=st.integers(0, 50), steps=st.integers(1, 4))
+    def advance(self, index: int, steps: int) -> None:
+        """Step outcomes: run the next dispatched steps of the tenant's run, in this process."""
+        tenant = self.pick(index)
+        if tenant is None:
+            return
+        model = self.model[tenant.id]
+        before = model.state
+        tenant = Tenant.objects.get(pk=tenant.id)
+        for _ in range(steps):
+            if tenant.workflow_id is None:
+                break
+            step = (
+                StepExecution.objects.filter(
+                    run_id=tenant.workflow_id, status=StepStatus.DISPATCHED
+                )
+                .order_by("position")
+                .first()
+            )
+            if step is None:
+                break
+            saga.execute_step(step.pk, step.token)
+        run = Run.objects.filter(pk=tenant.workflow_id).first() if tenant.workflow_id else None
+        if run is not None and run.compensating:
+            drive_compensation(run.id)
+        after = Tenant.objects.get(pk=tenant.id).state
+        if before != "provisioning":
+            assert after == before, f"a step moved a {before} tenant to {after}"
+            return
+        assert after in ("provisioning", "active", "failed")
+        if after == "active":
+            assert not set(model.faults.values()) & {"fail", "stall"}, model.faults
+        if after == "failed":
+            assert "fail" in model.faults.values(), model.faults
+            model.may_hold = False
+        model.state = after
+
+    @rule()
+    def watchdog(self) -> None:
+        """Time passes beyond the heartbeat timeout: lost tries are sent again or stall."""
+        later = timezone.now() + timezone.timedelta(
+            seconds=django_settings().CONTROLPLANE_HEARTBEAT_TIMEOUT * 2
+        )
+        with time_machine.travel(later, tick=False):
+            report = run_watchdog()
+        # The database outlives an example: only this example's tenants are in the model.
+        for run_id in report.stalled:
+            run = Run.objects.get(pk=run_id)
+            if run.tenant_id in self.model:
+                self.model[run.tenant_id].error = True
+        assert not {str(t) for t in self.model} & set(report.orphaned_handles)
+
+    @rule(op=st.sampled_from(sorted(OPERATIONS)), index=st.integers(0, 50), fault=FAULT)
+    def operate(self, op: str, index: int, fault: tuple[str, str] | None) -> None:
+        tenant = self.pick(index)
+        if tenant is None:
+            return
+        model = self.model[tenant.id]
+        before = Tenant.objects.get(pk=tenant.id)
+        kwargs: dict[str, Any] = {"tenant_id": tenant.id, "actor": ACTOR}
+        faults = dict([fault]) if fault and op == "retry" else {}
+        if faults:
+            kwargs["faults"] = faults
+        if not model.allows(op):
+            with pytest.raises(OperationError) as refused:
+                OPERATIONS[op](**kwargs)
+            assert refused.value.code == "invalid_state", refused.value.code
+            after = Tenant.objects.get(pk=tenant.id)
+            assert (after.state, after.last_error, after.workflow_id) == (
+                before.state,
+                before.last_error,
+                before.workflow_id,
+            ), f"a refused {op} changed the tenant"
+            return
+        OPERATIONS[op](**kwargs)
+        if op == "cancel":
+            drive_compensation(before.workflow_id)
+            model.state, model.error, model.may_hold = "pending", False, False
+        elif op == "reset":
+            model.state, model.error, model.may_hold = "pending", False, True
+        elif op == "retry":
+            model.state, model.error, model.faults = "provisioning", False, faults
+        elif op == "suspend":
+            model.state = "suspended"
+        elif op == "resume":
+            model.state = "active"
+        elif op == "decommission":
+            compensation.decommission_tenant(tenant.id)
+            model.state, model.error, model.may_hold = "decommissioned", False, False
+
+    @invariant()
+    def the_contract_holds(self) -> None:
+        for tenant in self.tenants:
+            model = self.model[tenant.id]
+            row = Tenant.objects.get(pk=tenant.id)
+            assert row.state == model.state, (row.slug, row.state, model)
+            assert bool(row.last_error) == model.error, (row.slug, row.last_error, model)
+            assert (row.state == "provisioning") <= (row.workflow_id is not None)
+            held = list(Allocation.objects.filter(tenant=tenant, released_at__isnull=True))
+            kinds = [a.kind for a in held]
+            assert len(kinds) == len(set(kinds)), f"{row.slug}: duplicate held {kinds}"
+            if row.state in ("active", "suspended"):
+                assert sorted(kinds) == sorted(KINDS), (row.slug, kinds)
+            if row.state in ("failed", "decommissioned") or (
+                row.state == "pending" and not model.may_hold
+            ):
+                assert kinds == [], (row.slug, row.state, kinds)
+            # The ledger matches reality both ways, kind by kind.
+            intended = set(
+                AllocationIntent.objects.filter(
+                    tenant=tenant, resolved_at__isnull=True
+                ).values_list("kind", flat=True)
+            )
+            for kind in KINDS:
+                found = get_provider(kind).lookup(tenant.id)
+                mine = [a.external_id for a in held if a.kind == kind]
+                if mine:
+                    assert found == mine[0], f"{row.slug}: {kind} {mine[0]} is missing"
+                elif kind not in intended:
+                    assert found is None, f"{row.slug}: {kind} {found} leaked"
+            _, problems = verify_chains(tenant_id=tenant.id)
+            assert problems == [], problems
+
+
+def django_settings() -> Any:
+    from django.conf import settings as s
+
+    return s
+
+
+def test_operations_and_step_outcomes_follow_the_contract(fast_saga: Any):
+    run_state_machine_as_test(
+        Contract,
+        settings=settings(
+            derandomize=True,
+            database=None,
+            max_examples=10,
+            stateful_step_count=25,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
