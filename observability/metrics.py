@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import (
@@ -25,6 +26,7 @@ from django.db.models import (
     DurationField,
     Exists,
     F,
+    IntegerField,
     OuterRef,
     Q,
     Sum,
@@ -114,21 +116,29 @@ def needing_attention_counts() -> dict[str, int]:
     - ``failed``: state ``failed``.
     """
     stalled_run = Run.objects.filter(pk=OuterRef("workflow_id"), stalled_at__isnull=False)
-    release_failed = Allocation.objects.filter(
-        tenant=OuterRef("pk"), released_at__isnull=True
-    ).exclude(release_error="")
+    # An uncorrelated IN (...) is hashed once by PostgreSQL, instead of a subquery per tenant.
+    release_failed = (
+        Allocation.objects.filter(released_at__isnull=True)
+        .exclude(release_error="")
+        .values("tenant_id")
+    )
     flagged = Q(state=TenantState.PROVISIONING) & ~Q(last_error="")
     condition = Case(
         When(flagged & Exists(stalled_run), then=V("stalled")),
         When(flagged, then=V("orphaned")),
-        When(Exists(release_failed), then=V("release_failed")),
+        When(pk__in=release_failed, then=V("release_failed")),
         When(state=TenantState.FAILED, then=V("failed")),
         default=V("ok"),
         output_field=CharField(),
     )
+    # Only the tenants that can be in one of the four (the state index finds most of them).
+    candidates = Q(state__in=[TenantState.PROVISIONING, TenantState.FAILED]) | Q(
+        pk__in=release_failed
+    )
     counts = dict.fromkeys(ATTENTION_CONDITIONS, 0)
     rows = (
         Tenant.objects.order_by()
+        .filter(candidates)
         .annotate(condition=condition)
         .values("condition")
         .annotate(n=Count("pk"))
@@ -139,25 +149,45 @@ def needing_attention_counts() -> dict[str, int]:
     return counts
 
 
-def step_duration_rows() -> dict[str, dict[str, float]]:
+def step_duration_rows() -> dict[str, dict[str, Any]]:
     """Per step: how many completed, their total seconds, and how many within each bucket.
 
     From the step executions that completed (their ``finished_at - started_at`` is the
-    ``duration_ms`` of ``tenant.provisioning.step_completed``); one grouped query.
+    ``duration_ms`` of ``tenant.provisioning.step_completed``). One grouped query: each row is
+    put in its smallest bucket once (a CASE), counted per (step, bucket), and the cumulative
+    ``le`` counts are summed here from at most ``len(STEPS) * (len(buckets) + 1)`` rows.
     """
     duration = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
-    aggregates = {
-        f"le_{i}": Count("pk", filter=Q(duration__lte=timedelta(seconds=bound)))
-        for i, bound in enumerate(STEP_DURATION_BUCKETS)
-    }
+    bucket = Case(
+        *(
+            When(duration__lte=timedelta(seconds=bound), then=V(i))
+            for i, bound in enumerate(STEP_DURATION_BUCKETS)
+        ),
+        default=V(len(STEP_DURATION_BUCKETS)),
+        output_field=IntegerField(),
+    )
     rows = (
         StepExecution.objects.order_by()
         .filter(status=StepStatus.COMPLETED, started_at__isnull=False, finished_at__isnull=False)
         .annotate(duration=duration)
-        .values("name")
-        .annotate(count=Count("pk"), total=Sum("duration"), **aggregates)
+        .annotate(bucket=bucket)
+        .values("name", "bucket")
+        .annotate(n=Count("pk"), total=Sum("duration"))
     )
-    return {row["name"]: row for row in rows}
+    found: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        step = found.setdefault(
+            row["name"], {"per_bucket": [0] * (len(STEP_DURATION_BUCKETS) + 1), "total": 0.0}
+        )
+        step["per_bucket"][row["bucket"]] += row["n"]
+        step["total"] += _seconds(row["total"] or timedelta(0))
+    for step in found.values():
+        cumulative, running = [], 0
+        for n in step["per_bucket"]:
+            running += n
+            cumulative.append(running)
+        step["cumulative"] = cumulative  # the last one is the count (+Inf)
+    return found
 
 
 def step_failures() -> dict[str, int]:
@@ -215,12 +245,10 @@ class ControlPlaneCollector(Collector):
         rows = step_duration_rows()
         for step in STEPS:
             row = rows.get(step)
-            buckets: list[tuple[str, float]] = []
-            for i, bound in enumerate(STEP_DURATION_BUCKETS):
-                buckets.append((_le(bound), row[f"le_{i}"] if row else 0))
-            buckets.append(("+Inf", row["count"] if row else 0))
-            total = row["total"] if row and row["total"] is not None else timedelta(0)
-            durations.add_metric([step], buckets, sum_value=_seconds(total))
+            cumulative = row["cumulative"] if row else [0] * (len(STEP_DURATION_BUCKETS) + 1)
+            buckets = [(_le(b), cumulative[i]) for i, b in enumerate(STEP_DURATION_BUCKETS)]
+            buckets.append(("+Inf", cumulative[-1]))
+            durations.add_metric([step], buckets, sum_value=row["total"] if row else 0.0)
         yield durations
 
         failures = CounterMetricFamily(
