@@ -16,17 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import (
     Case,
-    CharField,
     Count,
     DurationField,
-    Exists,
     F,
-    OuterRef,
-    Q,
+    IntegerField,
     Sum,
     When,
 )
@@ -41,7 +39,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from audit.models import Event
-from provisioning.models import STEPS, Allocation, Run, StepExecution, StepStatus
+from provisioning.models import STEPS, StepExecution, StepStatus
 from tenants.models import Tenant, TenantState
 
 from .pulse import last_watchdog_pass
@@ -101,63 +99,59 @@ def tenants_by_state() -> dict[str, int]:
 
 
 def needing_attention_counts() -> dict[str, int]:
-    """How many tenants need an operator, by condition, in one query.
-
-    STOPGAP, TO BE SWITCHED to the tenant ``condition`` selector (contract, "Conditions") once
-    it lands: this derives the four needs-attention conditions from what is recorded today,
-    in the contract's order of precedence (each tenant counted once):
-
-    - ``stalled``: provisioning, an error recorded, and its live run flagged ``stalled_at``;
-    - ``orphaned``: provisioning with an error recorded otherwise (the watchdog's orphaned
-      handle);
-    - ``release_failed``: an allocation still held with a release error;
-    - ``failed``: state ``failed``.
-    """
-    stalled_run = Run.objects.filter(pk=OuterRef("workflow_id"), stalled_at__isnull=False)
-    release_failed = Allocation.objects.filter(
-        tenant=OuterRef("pk"), released_at__isnull=True
-    ).exclude(release_error="")
-    flagged = Q(state=TenantState.PROVISIONING) & ~Q(last_error="")
-    condition = Case(
-        When(flagged & Exists(stalled_run), then=V("stalled")),
-        When(flagged, then=V("orphaned")),
-        When(Exists(release_failed), then=V("release_failed")),
-        When(state=TenantState.FAILED, then=V("failed")),
-        default=V("ok"),
-        output_field=CharField(),
-    )
+    """How many tenants need an operator, by condition, in one query on the stored condition
+    (``Tenant.condition``, kept exact by the transactions that change it; partial index)."""
     counts = dict.fromkeys(ATTENTION_CONDITIONS, 0)
     rows = (
         Tenant.objects.order_by()
-        .annotate(condition=condition)
+        .filter(condition__in=ATTENTION_CONDITIONS)
         .values("condition")
         .annotate(n=Count("pk"))
     )
     for row in rows:
-        if row["condition"] in counts:
-            counts[row["condition"]] = row["n"]
+        counts[row["condition"]] = row["n"]
     return counts
 
 
-def step_duration_rows() -> dict[str, dict[str, float]]:
+def step_duration_rows() -> dict[str, dict[str, Any]]:
     """Per step: how many completed, their total seconds, and how many within each bucket.
 
     From the step executions that completed (their ``finished_at - started_at`` is the
-    ``duration_ms`` of ``tenant.provisioning.step_completed``); one grouped query.
+    ``duration_ms`` of ``tenant.provisioning.step_completed``). One grouped query: each row is
+    put in its smallest bucket once (a CASE), counted per (step, bucket), and the cumulative
+    ``le`` counts are summed here from at most ``len(STEPS) * (len(buckets) + 1)`` rows.
     """
     duration = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
-    aggregates = {
-        f"le_{i}": Count("pk", filter=Q(duration__lte=timedelta(seconds=bound)))
-        for i, bound in enumerate(STEP_DURATION_BUCKETS)
-    }
+    bucket = Case(
+        *(
+            When(duration__lte=timedelta(seconds=bound), then=V(i))
+            for i, bound in enumerate(STEP_DURATION_BUCKETS)
+        ),
+        default=V(len(STEP_DURATION_BUCKETS)),
+        output_field=IntegerField(),
+    )
     rows = (
         StepExecution.objects.order_by()
         .filter(status=StepStatus.COMPLETED, started_at__isnull=False, finished_at__isnull=False)
         .annotate(duration=duration)
-        .values("name")
-        .annotate(count=Count("pk"), total=Sum("duration"), **aggregates)
+        .annotate(bucket=bucket)
+        .values("name", "bucket")
+        .annotate(n=Count("pk"), total=Sum("duration"))
     )
-    return {row["name"]: row for row in rows}
+    found: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        step = found.setdefault(
+            row["name"], {"per_bucket": [0] * (len(STEP_DURATION_BUCKETS) + 1), "total": 0.0}
+        )
+        step["per_bucket"][row["bucket"]] += row["n"]
+        step["total"] += _seconds(row["total"] or timedelta(0))
+    for step in found.values():
+        cumulative, running = [], 0
+        for n in step["per_bucket"]:
+            running += n
+            cumulative.append(running)
+        step["cumulative"] = cumulative  # the last one is the count (+Inf)
+    return found
 
 
 def step_failures() -> dict[str, int]:
@@ -215,12 +209,10 @@ class ControlPlaneCollector(Collector):
         rows = step_duration_rows()
         for step in STEPS:
             row = rows.get(step)
-            buckets: list[tuple[str, float]] = []
-            for i, bound in enumerate(STEP_DURATION_BUCKETS):
-                buckets.append((_le(bound), row[f"le_{i}"] if row else 0))
-            buckets.append(("+Inf", row["count"] if row else 0))
-            total = row["total"] if row and row["total"] is not None else timedelta(0)
-            durations.add_metric([step], buckets, sum_value=_seconds(total))
+            cumulative = row["cumulative"] if row else [0] * (len(STEP_DURATION_BUCKETS) + 1)
+            buckets = [(_le(b), cumulative[i]) for i, b in enumerate(STEP_DURATION_BUCKETS)]
+            buckets.append(("+Inf", cumulative[-1]))
+            durations.add_metric([step], buckets, sum_value=row["total"] if row else 0.0)
         yield durations
 
         failures = CounterMetricFamily(

@@ -23,7 +23,10 @@ class SubscriptionForm(forms.ModelForm):
     )
     secret = forms.CharField(
         required=False,
-        help_text="Key of the X-Controlplane-Signature HMAC. Leave empty to generate one.",
+        help_text=(
+            "Key of the X-Controlplane-Signature HMAC (16+ characters). Leave empty to generate "
+            "one (shown once after saving), or, when changing, to keep the current one."
+        ),
     )
 
     class Meta:
@@ -33,7 +36,8 @@ class SubscriptionForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.instance.pk:
-            self.fields["events_text"].initial = ",".join(self.instance.events)
+            self.initial["events_text"] = ",".join(self.instance.events)
+        self.initial["secret"] = ""  # never rendered back into the page
 
     def _service(self, check: Any, value: Any) -> Any:
         try:
@@ -63,6 +67,16 @@ class SubscriptionAdmin(admin.ModelAdmin):
     form = SubscriptionForm
     list_display = ["id", "url", "patterns", "active", "created_at"]
     list_filter = ["active"]
+
+    def save_model(self, request: HttpRequest, obj: Subscription, form: Any, change: bool) -> None:
+        generated = not form.data.get("secret")
+        super().save_model(request, obj, form, change)
+        if generated and not change:
+            self.message_user(
+                request,
+                f"Signing secret (shown once, keep it with the receiver): {obj.secret}",
+                messages.WARNING,
+            )
 
     @admin.display(description="events")
     def patterns(self, obj: Subscription) -> str:

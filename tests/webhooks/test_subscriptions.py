@@ -135,6 +135,40 @@ def test_admin_adds_a_subscription_through_the_same_checks(client, superuser, se
     sub = Subscription.objects.get()
     assert sub.events == ["tenant.created", "tenant.provisioning"]
     assert sub.secret.startswith("whsec_")
+    shown = client.get(response["Location"]).content.decode()
+    assert sub.secret in shown  # once, in the message after saving
+    page = client.get(f"/admin/webhooks/subscription/{sub.pk}/change/").content.decode()
+    assert sub.secret not in page
+    # Changing it with the secret left empty keeps the secret.
+    form.update(events_text="tenant")
+    response = client.post(f"/admin/webhooks/subscription/{sub.pk}/change/", form)
+    assert response.status_code == 302
+    changed = Subscription.objects.get()
+    assert changed.events == ["tenant"] and changed.secret == sub.secret
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_the_command_as_an_operator_runs_it(settings):
+    """A real process: a refusal is one line on stderr, exit status 1, nothing written."""
+    import subprocess
+    import sys
+
+    from ..conftest import ROOT, subprocess_env
+
+    out = subprocess.run(
+        [sys.executable, "manage.py", "webhook", "add", "http://10.0.0.1/h", "--events", "tenant"],
+        cwd=ROOT,
+        env=subprocess_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 1
+    assert out.stderr.strip().count("\n") == 0 and "private address" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not Subscription.objects.exists()
 
 
 @pytest.mark.parametrize("persona", ["viewer", "operator", "admin_user"])
