@@ -306,7 +306,7 @@ def tenant_detail(request: HtmxHttpRequest, tenant_id: uuid.UUID) -> HttpRespons
 
 
 @login_required
-@permission_required("tenants.view_tenant", raise_exception=True)
+@permission_required("tenants.view_tenant", "view tenants")
 def tenant_action(request: HtmxHttpRequest, tenant_id: uuid.UUID, action: str) -> HttpResponse:
     """GET: the confirmation step, with the operation's preview and a reason field.
     POST: perform it (the service checks the permission, the state and the reason)."""
@@ -378,7 +378,7 @@ def _perform(
 
 @login_required
 @require_POST
-@permission_required("tenants.view_tenant", raise_exception=True)
+@permission_required("tenants.view_tenant", "view tenants")
 def decommission_approval(
     request: HtmxHttpRequest, tenant_id: uuid.UUID, decision: str
 ) -> HttpResponse:
@@ -415,7 +415,7 @@ def decommission_approval(
 
 @login_required
 @require_POST
-@permission_required("tenants.view_tenant", raise_exception=True)
+@permission_required("tenants.view_tenant", "view tenants")
 def tenant_bulk(request: HtmxHttpRequest) -> HttpResponse:
     """Selected tenants and one operation: first the dry run, then (confirmed) the real thing.
 
