@@ -40,6 +40,27 @@ def main() -> int:
             "--concurrency=2",
             "--without-gossip",
             "--without-mingle",
+            "-Q",
+            "celery",
+            "-n",
+            "steps@%h",
+        ],
+        # Rollback, decommission and the watchdog never wait behind busy step slots.
+        "control": [
+            py,
+            "-m",
+            "celery",
+            "-A",
+            "controlplane",
+            "worker",
+            "--loglevel=INFO",
+            "--concurrency=1",
+            "--without-gossip",
+            "--without-mingle",
+            "-Q",
+            "control",
+            "-n",
+            "control@%h",
         ],
         "watchdog": [
             py,
@@ -57,7 +78,8 @@ def main() -> int:
         for name, cmd in commands.items()
     }
     print(
-        "\nControl plane on http://127.0.0.1:8000/ (web, worker and watchdog). Ctrl-C stops.\n",
+        "\nControl plane on http://127.0.0.1:8000/ (web, step and control workers, watchdog). "
+        "Ctrl-C stops.\n",
         flush=True,
     )
 
