@@ -38,7 +38,8 @@ def versions() -> str:
     return (
         f"{os.cpu_count()} cores, {mem} GiB, {platform.platform()}; Python "
         f"{platform.python_version()}, Django {django.get_version()}, Celery {celery.__version__}, "
-        f"psycopg {psycopg.__version__}, PostgreSQL {pg}, {redis.split(' sha')[0].strip()}"
+        f"psycopg {psycopg.__version__}, PostgreSQL {pg}, {redis.split(' sha')[0].strip()}; "
+        f"load average at the start {os.getloadavg()[0]:.1f} (the machine is shared)"
     )
 
 
@@ -223,6 +224,7 @@ def main() -> None:
                 higher_is_better=False,
             )
         )
+    print(f"\nLoad average at the end: {os.getloadavg()[0]:.1f}")
     for label, s in web_rss.items():
         print(
             f"| resident memory of a gunicorn worker after the reads{label} | — | "

@@ -544,7 +544,11 @@ def read_targets() -> tuple[str, dict[str, tuple[str, dict[str, str]]]]:
 
     (tenant,) = _create(1, prefix="read")
     _drive_until(tenant.workflow_id, "")  # to the end: active
-    user = User.objects.create_superuser(f"bench-{uuid.uuid4().hex[:8]}", "b@bench.test", "pw")
+    from django.contrib.auth.models import Group
+
+    # A viewer, not a superuser: its permissions are read as a real operator's are.
+    user = User.objects.create_user(f"bench-{uuid.uuid4().hex[:8]}", "b@bench.test", "pw")
+    user.groups.add(Group.objects.get(name="viewer"))
     _, token = issue_token(user=user, name="bench")
     client = Client()
     client.force_login(user)
