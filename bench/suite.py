@@ -572,11 +572,13 @@ def http_rounds(
     targets: dict | None = None,
 ) -> tuple[dict[str, Sample], dict[str, float]]:
     """Requests/s of each target, gunicorn with 2 sync workers, interleaved ``rounds`` times;
-    and each gunicorn worker's resident MiB after the rounds (median of the two)."""
+    and a gunicorn worker's resident MiB (median of the two) after the first floor run and
+    after all the rounds."""
     if targets is None:
         _, targets = read_targets()
     results = {name: Sample() for name in targets}
     server = Gunicorn(env)
+    rss: dict[str, float] = {}
     try:
         for _ in range(rounds):
             for name, (path, headers) in targets.items():
@@ -584,7 +586,9 @@ def http_rounds(
                 results[name].values.append(
                     load(url, headers, seconds=seconds, connections=connections)
                 )
-        rss = {"gunicorn worker": server.worker_rss_mib()}
+                # The floor is served first: what a worker holds having run only Django.
+                rss.setdefault("after the floor only", server.worker_rss_mib())
+        rss["gunicorn worker"] = server.worker_rss_mib()
     finally:
         server.stop()
     return results, rss

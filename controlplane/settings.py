@@ -272,3 +272,14 @@ if DATABASE_URL and env_bool("DATABASE_POOL", False):
         "max_size": env_int("DATABASE_POOL_MAX_SIZE", 16),
         "timeout": 30,
     }
+
+# Permissions in one query per request (tenants/permissions.py): Django's ModelBackend, wherever
+# it stands in the list of backends, is swapped for the one-query subclass.
+AUTHENTICATION_BACKENDS = [
+    "tenants.permissions.OneQueryModelBackend"
+    if backend == "django.contrib.auth.backends.ModelBackend"
+    else backend
+    for backend in globals().get(
+        "AUTHENTICATION_BACKENDS", ["django.contrib.auth.backends.ModelBackend"]
+    )
+]
