@@ -226,13 +226,20 @@ def main() -> None:
                 mem_ours,
                 unit="MiB",
                 higher_is_better=False,
+                word="the floor's",
             )
         )
     print(f"\nLoad average at the end: {os.getloadavg()[0]:.1f}")
     for label, s in web_rss.items():
         print(
-            f"| resident memory of a gunicorn worker after the reads{label} | — | "
-            f"{s.median:.0f} MiB | — |"
+            row(
+                f"resident memory of a gunicorn worker{label}",
+                web_floor_rss[label],
+                s,
+                unit="MiB",
+                higher_is_better=False,
+                word="the floor's",
+            )
         )
 
 
