@@ -1,6 +1,7 @@
 # make run   - install what is needed, then web + worker + watchdog on http://127.0.0.1:8000
 # make test  - the whole suite (on DATABASE_URL / CELERY_BROKER_URL when they are set)
 # make fuzz  - a long random hunt (minutes; new seeds every run), see docs/api.md
+# make bench - every benchmark beside its floor (DROPS the DATABASE_URL database; BENCH_ARGS=--quick)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -42,7 +43,7 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 
 bench: install
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

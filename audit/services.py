@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from .models import GLOBAL_CHAIN, Event, EventChain
@@ -107,38 +107,123 @@ def record_event(
         raise ValueError(f"a {type!r} event needs a tenant_id")
     chain_key = tenant_id if tenant_id is not None else GLOBAL_CHAIN
     occurred_at = timezone.now()
-    with transaction.atomic():
-        chain = EventChain.objects.select_for_update().filter(tenant_id=chain_key).first()
-        if chain is None:
-            try:
-                with transaction.atomic():
-                    chain = EventChain.objects.create(tenant_id=chain_key)
-            except IntegrityError:
-                chain = EventChain.objects.select_for_update().get(tenant_id=chain_key)
-        seq = chain.length + 1
-        digest = _digest(
-            chain.head,
-            type=type,
-            occurred_at=occurred_at,
-            tenant_id=tenant_id,
-            run_id=run_id,
-            actor=actor,
-            data=clean,
-            seq=seq,
-        )
-        event = Event.objects.create(
-            type=type,
-            occurred_at=occurred_at,
-            tenant_id=tenant_id,
-            run_id=run_id,
-            actor=actor,
-            data=clean,
-            seq=seq,
-            digest=digest,
-        )
-        EventChain.objects.filter(tenant_id=chain_key).update(length=seq, head=digest)
-        event_recorded.send(sender=Event, event=event)  # webhooks' outbox, same transaction
+    before, after = _body_around_seq(
+        type=type,
+        occurred_at=occurred_at,
+        tenant_id=tenant_id,
+        run_id=run_id,
+        actor=actor,
+        data=clean,
+    )
+    fields = {"type": type, "occurred_at": occurred_at, "run_id": run_id, "actor": actor}
+    # No savepoint: inside the caller's transaction this adds no statement; the webhooks'
+    # outbox (``event_recorded``) is written in the same transaction as the event.
+    with transaction.atomic(savepoint=False):
+        if connection.vendor == "postgresql":
+            # One statement (see ``_append``).
+            event = _append(chain_key, tenant_id, before, after, data=clean, **fields)
+        else:
+            seq, digest = _advance_chain(chain_key, before, after)
+            event = Event.objects.create(
+                tenant_id=tenant_id, data=clean, seq=seq, digest=digest, **fields
+            )
+        event_recorded.send(sender=Event, event=event)
     return event
+
+
+# Where ``seq`` goes in the hashed body (``_digest`` with a stand-in value split around it).
+_SEQ_MARK = 987654321987654321
+
+
+def _body_around_seq(**fields: Any) -> tuple[str, str]:
+    """The JSON body ``_digest`` hashes, split where the (not yet known) ``seq`` goes."""
+    body = json.dumps(
+        {
+            "type": fields["type"],
+            "occurred_at": fields["occurred_at"].isoformat(),
+            "tenant_id": str(fields["tenant_id"]) if fields["tenant_id"] else None,
+            "run_id": str(fields["run_id"]) if fields["run_id"] else None,
+            "actor": fields["actor"],
+            "data": fields["data"],
+            "seq": _SEQ_MARK,
+        },
+        sort_keys=True,
+        cls=DjangoJSONEncoder,
+    )
+    # ``"seq": `` is a key at the top level; sort_keys puts it after "run_id", before
+    # "tenant_id", so the last occurrence of the mark is the value (``data`` comes earlier).
+    before, _, after = body.rpartition(f'"seq": {_SEQ_MARK}')
+    return before + '"seq": ', after
+
+
+_APPEND_SQL = """
+WITH link AS (
+    INSERT INTO audit_eventchain AS chain (tenant_id, length, head)
+    VALUES (%(chain)s, 1,
+            encode(sha256(convert_to(%(before)s || '1' || %(after)s, 'UTF8')), 'hex'))
+    ON CONFLICT (tenant_id) DO UPDATE SET
+        length = chain.length + 1,
+        head = encode(
+            sha256(convert_to(chain.head || %(before)s || (chain.length + 1)::text || %(after)s,
+                              'UTF8')),
+            'hex')
+    RETURNING length, head
+)
+INSERT INTO audit_event (type, occurred_at, tenant_id, run_id, actor, data, seq, digest)
+SELECT %(type)s, %(occurred_at)s, %(tenant)s, %(run)s, %(actor)s, %(data)s::jsonb,
+       link.length, link.head
+FROM link
+RETURNING id, seq, digest
+"""
+
+
+def _append(
+    chain_key: uuid.UUID,
+    tenant_id: uuid.UUID | None,
+    before: str,
+    after: str,
+    *,
+    data: dict[str, Any],
+    **fields: Any,
+) -> Event:
+    """One statement on PostgreSQL: advance the tenant's chain head (created with its first
+    event) and insert the event. PostgreSQL computes the digest, SHA-256 of the previous head
+    and the body exactly as ``_digest`` does, while it holds the head's row lock; so the
+    events of one tenant are ordered with no separate ``SELECT … FOR UPDATE`` and no
+    savepoint."""
+    params = {
+        "chain": chain_key,
+        "tenant": tenant_id,
+        "before": before,
+        "after": after,
+        "type": fields["type"],
+        "occurred_at": fields["occurred_at"],
+        "run": fields["run_id"],
+        "actor": fields["actor"],
+        "data": json.dumps(data),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_APPEND_SQL, params)
+        pk, seq, digest = cursor.fetchone()
+    event = Event(id=pk, tenant_id=tenant_id, data=data, seq=seq, digest=digest, **fields)
+    event._state.adding = False
+    event._state.db = connection.alias
+    return event
+
+
+def _advance_chain(tenant_id: uuid.UUID, before: str, after: str) -> tuple[int, str]:
+    """The development database's (SQLite's) way: read the head, hash in Python, upsert."""
+    chain = EventChain.objects.filter(tenant_id=tenant_id).first()
+    seq = (chain.length if chain else 0) + 1
+    previous = chain.head if chain else ""
+    digest = hashlib.sha256(f"{previous}{before}{seq}{after}".encode()).hexdigest()
+    EventChain.objects.bulk_create(
+        [EventChain(tenant_id=tenant_id, length=seq, head=digest)],
+        update_conflicts=True,
+        unique_fields=["tenant_id"],
+        update_fields=["length", "head"],
+    )
+    return seq, digest
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,27 @@ def main() -> int:
             "--concurrency=2",
             "--without-gossip",
             "--without-mingle",
+            "-Q",
+            "celery",
+            "-n",
+            "steps@%h",
+        ],
+        # Rollback, decommission and the watchdog never wait behind busy step slots.
+        "control": [
+            py,
+            "-m",
+            "celery",
+            "-A",
+            "controlplane",
+            "worker",
+            "--loglevel=INFO",
+            "--concurrency=1",
+            "--without-gossip",
+            "--without-mingle",
+            "-Q",
+            "control",
+            "-n",
+            "control@%h",
         ],
         "watchdog": [
             py,
@@ -68,7 +89,8 @@ def main() -> int:
     }
     procs = {name: _start(cmd, env) for name, cmd in commands.items()}
     print(
-        f"\nControl plane on http://127.0.0.1:{port}/ (web, worker and watchdog). Ctrl-C stops.\n",
+        f"\nControl plane on http://127.0.0.1:{port}/ (web, step and control workers, "
+        "watchdog). Ctrl-C stops.\n",
         flush=True,
     )
 

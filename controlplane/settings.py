@@ -404,3 +404,36 @@ CELERY_BEAT_SCHEDULE["reconcile"] = {
     "schedule": CONTROLPLANE_RECONCILE_INTERVAL,
     "options": {"expires": max(1.0, CONTROLPLANE_RECONCILE_INTERVAL)},
 }
+# Control work (rollback, decommission, the watchdog) has a queue of its own, so a cancel never
+# waits behind provisioning steps that fill every slot of the step workers. Run a worker on
+# each queue (``-Q celery`` and ``-Q control``), or one on both for development; see
+# docs/operations.md.
+CONTROLPLANE_CONTROL_QUEUE = "control"
+CELERY_TASK_ROUTES = {
+    "provisioning.compensate": {"queue": CONTROLPLANE_CONTROL_QUEUE},
+    "provisioning.decommission": {"queue": CONTROLPLANE_CONTROL_QUEUE},
+    "provisioning.watchdog": {"queue": CONTROLPLANE_CONTROL_QUEUE},
+}
+
+# Django's own PostgreSQL connection pool (psycopg_pool), off unless DATABASE_POOL=1: a sync
+# gunicorn worker or a prefork Celery child is one thread, and its persistent connection
+# (CONN_MAX_AGE) is already a pool of one; the pool pays off for thread-pool workers (see
+# docs/performance.md). Django refuses persistent connections with a pool: CONN_MAX_AGE is 0.
+if DATABASE_URL and env_bool("DATABASE_POOL", False):
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": env_int("DATABASE_POOL_MAX_SIZE", 16),
+        "timeout": 30,
+    }
+
+# Permissions in one query per request (tenants/permissions.py): Django's ModelBackend, wherever
+# it stands in the list of backends, is swapped for the one-query subclass.
+AUTHENTICATION_BACKENDS = [
+    "tenants.permissions.OneQueryModelBackend"
+    if backend == "django.contrib.auth.backends.ModelBackend"
+    else backend
+    for backend in globals().get(
+        "AUTHENTICATION_BACKENDS", ["django.contrib.auth.backends.ModelBackend"]
+    )
+]

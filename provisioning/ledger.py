@@ -84,15 +84,26 @@ def outstanding(tenant_id: UUID, failed: list[Allocation | AllocationIntent]) ->
     )
 
 
+_UNREAD = object()
+
+
 def record_allocation(
-    *, tenant: Tenant, kind: str, external_id: str, run: Run, actor: str
+    *,
+    tenant: Tenant,
+    kind: str,
+    external_id: str,
+    run: Run,
+    actor: str,
+    held: Allocation | None | object = _UNREAD,
 ) -> tuple[Allocation, bool]:
     """Write what a provider answered. Returns the held row and whether it is new.
 
     Called with the tenant locked. Providers are idempotent per tenant, so a second answer for
-    a kind already held names the same thing and adds nothing.
+    a kind already held names the same thing and adds nothing. ``held``: the held allocation of
+    ``kind`` (or None) when the caller already read it under the same lock.
     """
-    held = held_allocations(tenant.id).filter(kind=kind).first()
+    if held is _UNREAD:
+        held = held_allocations(tenant.id).filter(kind=kind).first()
     if held is not None:
         if held.external_id != external_id:
             # A provider that is not idempotent made a second thing. Keep the first; the

@@ -103,7 +103,8 @@ def dispatch_step(step: StepExecution, *, countdown: float = 0) -> uuid.UUID:
         heartbeat_at=None,
         finished_at=None,
     )
-    Run.objects.filter(pk=step.run_id).update(current_step=step.name)
+    # The run's heartbeat too: its next beat is the step's claim, which writes only the step.
+    Run.objects.filter(pk=step.run_id).update(current_step=step.name, heartbeat_at=timezone.now())
     name, step_id = step.name, step.pk
     transaction.on_commit(lambda: publish_step(name, step_id, token, countdown), robust=True)
     return token
@@ -192,23 +193,22 @@ def _validate_request(spec: TenantSpec) -> None:
 
 def _claim(step_id: int, token: uuid.UUID) -> _Claim | None:
     with transaction.atomic():
-        step = StepExecution.objects.select_related("run").filter(pk=step_id).first()
-        if step is None:
+        tenant = runs.lock_tenant_of_step(step_id)
+        if tenant is None:
             return None
-        tenant = runs.lock_tenant(step.run.tenant_id)
-        step = runs.load_step(step_id)  # read again now that the tenant is locked
+        step = runs.load_step_with_next(step_id)  # read once the tenant is locked
         if not runs.fenced(tenant, step, token):
             log.info("step %s try %s is stale; nothing to do", step.name, token)
             return None
         run = step.run
         now = timezone.now()
         redelivered = step.status == StepStatus.RUNNING
+        if not redelivered:
+            step.started_at = now
+        step.status = StepStatus.RUNNING
         StepExecution.objects.filter(pk=step.pk).update(
-            status=StepStatus.RUNNING,
-            started_at=step.started_at if redelivered else now,
-            heartbeat_at=now,
+            status=StepStatus.RUNNING, started_at=step.started_at, heartbeat_at=now
         )
-        Run.objects.filter(pk=run.id).update(current_step=step.name, heartbeat_at=now)
         # A try picked up: no longer retrying or lost (no write when already progressing).
         conditions.set_condition(tenant, Condition.PROGRESSING)
         if not redelivered:
@@ -221,7 +221,7 @@ def _claim(step_id: int, token: uuid.UUID) -> _Claim | None:
             )
         kind = STEP_KIND.get(step.name)
         if kind is not None:
-            held = ledger.held_allocations(tenant.id).filter(kind=kind).first()
+            held = step.held  # read with the step, under the lock
             if held is None:
                 # On the ledger before the provider is called: if this worker dies after the
                 # call and before its answer is recorded, a rollback still finds what it made.
@@ -235,7 +235,6 @@ def _claim(step_id: int, token: uuid.UUID) -> _Claim | None:
                     actor=SYSTEM,
                     data={"kind": kind, "external_id": held.external_id},
                 )
-                step.refresh_from_db()
                 _complete_step(tenant, step, reused=True)
                 return None
         return _Claim(
@@ -252,9 +251,10 @@ def _claim(step_id: int, token: uuid.UUID) -> _Claim | None:
 def _record(step_id: int, token: uuid.UUID, kind: str | None, external_id: str | None) -> None:
     release_after: int | None = None
     with transaction.atomic():
-        step = runs.load_step(step_id)
-        tenant = runs.lock_tenant(step.run.tenant_id)
-        step = runs.load_step(step_id)
+        tenant = runs.lock_tenant_of_step(step_id)
+        if tenant is None:
+            return
+        step = runs.load_step_with_next(step_id)
         run = step.run
         created = False
         allocation: Allocation | None = None
@@ -262,7 +262,12 @@ def _record(step_id: int, token: uuid.UUID, kind: str | None, external_id: str |
             # The ledger is written first, whatever the run has become: nothing is forgotten.
             try:
                 allocation, created = ledger.record_allocation(
-                    tenant=tenant, kind=kind, external_id=external_id, run=run, actor=SYSTEM
+                    tenant=tenant,
+                    kind=kind,
+                    external_id=external_id,
+                    run=run,
+                    actor=SYSTEM,
+                    held=step.held,
                 )
             except ledger.DuplicateAllocation as dup:
                 tid, extra = tenant.id, dup.external_id
@@ -358,7 +363,11 @@ def _complete_step(tenant: Tenant, step: StepExecution, *, reused: bool) -> None
             data={"total_duration_seconds": round((now - run.started_at).total_seconds(), 3)},
         )
         return
-    nxt = StepExecution.objects.get(run=run, position=step.position + 1)
+    next_id = getattr(step, "next_id", None)
+    if next_id is None:
+        nxt = StepExecution.objects.get(run=run, position=step.position + 1)
+    else:
+        nxt = StepExecution(pk=next_id, run_id=run.id, name=STEPS[step.position + 1])
     dispatch_step(nxt)
 
 

@@ -171,11 +171,16 @@ def close_other_sessions() -> None:
             )
 
 
+# Every test worker consumes both queues: the steps' and the control work's (settings).
+WORKER_QUEUES = ("celery", "control")
+
+
 def purge_broker() -> None:
     from controlplane.celery import app
 
     with app.connection_for_write() as conn:
-        conn.default_channel.queue_purge(app.conf.task_default_queue)
+        for queue in WORKER_QUEUES:
+            conn.default_channel.queue_purge(queue)
 
 
 @pytest.fixture
@@ -191,6 +196,7 @@ def celery_worker(fast_saga: Any, transactional_db: None) -> Iterator[Any]:
         pool="threads",
         concurrency=4,
         perform_ping_check=False,
+        queues=list(WORKER_QUEUES),
         loglevel="WARNING",
         shutdown_timeout=30,
     ) as worker:
@@ -235,6 +241,8 @@ class WorkerProcess:
                 "--without-gossip",
                 "--without-mingle",
                 "--without-heartbeat",
+                "-Q",
+                ",".join(WORKER_QUEUES),
             ],
             cwd=ROOT,
             env=self.env,

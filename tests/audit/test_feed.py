@@ -78,3 +78,49 @@ def test_verify_finds_a_missing_event(fast_saga):
     _tamper("DELETE FROM audit_event WHERE id = %s", [victim.id])
     _, problems = verify_chains()
     assert any("missing" in p.message for p in problems)
+
+
+def test_an_append_is_two_statements_and_the_digest_is_the_chain_rule(fast_saga):
+    from django.test.utils import CaptureQueriesContext
+
+    from audit.models import EventChain
+    from audit.services import _digest
+
+    tenant = f.pending_tenant()
+    head = EventChain.objects.get(tenant_id=tenant.id)
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        event = record_event(
+            type="tenant.provisioning.step_started",
+            tenant_id=tenant.id,
+            actor="user:zoë",  # not ASCII: hashed the same in Python and in PostgreSQL
+            data={"step": "validate_request", "seq": 987654321987654321, "note": '"seq": 1'},
+        )
+    assert len(queries) <= 2, [q["sql"] for q in queries]
+    assert not any("SAVEPOINT" in q["sql"] for q in queries)
+    event = Event.objects.get(pk=event.pk)
+    assert event.seq == head.length + 1
+    assert event.digest == _digest(
+        head.head,
+        type=event.type,
+        occurred_at=event.occurred_at,
+        tenant_id=event.tenant_id,
+        run_id=event.run_id,
+        actor=event.actor,
+        data=event.data,
+        seq=event.seq,
+    )
+    assert EventChain.objects.get(tenant_id=tenant.id).head == event.digest
+    assert verify_chains(tenant_id=tenant.id) == (event.seq, [])
+
+
+def test_the_first_event_of_a_tenant_starts_its_chain(fast_saga):
+    import uuid
+
+    from audit.models import EventChain
+
+    tenant_id = uuid.uuid4()
+    first = record_event(type="tenant.created", tenant_id=tenant_id, actor="system")
+    second = record_event(type="tenant.suspended", tenant_id=tenant_id, actor="system")
+    assert (first.seq, second.seq) == (1, 2)
+    assert EventChain.objects.get(tenant_id=tenant_id).head == second.digest
+    assert verify_chains(tenant_id=tenant_id) == (2, [])

@@ -277,3 +277,18 @@ def test_unknown_tenant_in_htmx_poll_is_404(client: Client, viewer) -> None:
     login(client, viewer)
     response = client.get(f"/tenants/{uuid.uuid4()}/", headers={"HX-Request": "true"})
     assert response.status_code == 404
+
+
+def test_the_detail_page_reads_permissions_once_in_one_query(
+    client, viewer, make_state, django_assert_num_queries
+) -> None:
+    tenant = make_state("failed")
+    login(client, viewer)
+    client.get(f"/tenants/{tenant.pk}/")
+    # session, user, permissions (one query, then cached on the user for every button and
+    # menu entry), tenant, run, steps, allocations, failed-run count, released allocations,
+    # events.
+    with django_assert_num_queries(10) as queries:
+        response = client.get(f"/tenants/{tenant.pk}/")
+    assert response.status_code == 200
+    assert sum("auth_permission" in q["sql"] for q in queries.captured_queries) == 1

@@ -1,0 +1,12 @@
+"""Settings for the benchmarks' processes: the product's, plus the floor's URL and, when
+BENCH_PROVIDER_LATENCY is set, providers that take that long (as real cloud APIs do)."""
+
+from controlplane.settings import *  # noqa: F403
+from controlplane.settings import CONTROLPLANE_PROVIDERS, env_float
+
+ROOT_URLCONF = "bench.urls"
+BENCH_PROVIDER_LATENCY = env_float("BENCH_PROVIDER_LATENCY", 0.0)
+if BENCH_PROVIDER_LATENCY:
+    CONTROLPLANE_PROVIDERS = {
+        kind: f"bench.providers.Slow{kind.title()}" for kind in CONTROLPLANE_PROVIDERS
+    }
