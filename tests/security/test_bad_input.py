@@ -429,3 +429,10 @@ def test_report_the_corpus_size():
     """Runs last in this module: what was tried, for docs/security.md."""
     total = sum(TRIED.values())
     print(f"\nbad-input corpus: {total} inputs tried, 0 answered 5xx: {dict(TRIED)}")  # noqa: T201
+
+
+def test_a_too_long_actor_is_refused_by_the_command(world):
+    # Found by the corpus: the audit feed's actor column holds 200 characters.
+    with pytest.raises(CommandError, match="at most 150 printable"):
+        call_command("tenant", "suspend", "corpus", "--actor", "x" * 500, stdout=StringIO())
+    assert not Event.objects.filter(type="tenant.suspended").exists()
