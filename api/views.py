@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from django.http import HttpRequest, HttpResponse
 from ninja import Header, Query, Status
 from ninja.responses import NinjaJSONEncoder
+from pydantic import BeforeValidator
 
 from tenants import bulk, operations, selectors, services
 from tenants.models import NEEDS_ATTENTION, Condition, Plan, Tenant, TenantState
@@ -93,6 +94,16 @@ AttentionFilter = Query(
     None, description="true: only tenants needing an operator (" + ", ".join(NEEDS_ATTENTION) + ")"
 )
 SinceFilter = Query(None, description="ISO 8601; events at or after")
+
+
+def _iso_only(value: Any) -> Any:
+    # pydantic reads a bare number as a Unix timestamp; the documented format is ISO 8601.
+    if isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        raise ValueError("not an ISO 8601 date-time; use e.g. 2026-05-17T09:30:00Z")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 def as_json(schema: type[Any], obj: Any) -> dict[str, Any]:
@@ -452,7 +463,7 @@ def audit_feed(
     tenant: Text | None = TenantFilter,
     actor: Text | None = ActorFilter,
     hide_steps: bool | None = HideStepsFilter,
-    since: datetime | None = SinceFilter,
+    since: IsoDateTime | None = SinceFilter,
     limit: int = Limit,
     cursor: Text | None = Cursor,
 ) -> dict[str, Any]:

@@ -347,6 +347,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("CONTROLPLANE_LOGIN_LOCKOUT_MINUTE
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "controlplane.throttle.lockout_response"
+AXES_USERNAME_CALLABLE = "controlplane.throttle.client_username"
 AXES_ENABLE_ACCESS_FAILURE_LOG = False
 AXES_VERBOSE = False
 # The address is REMOTE_ADDR unless a proxy in front is trusted to set X-Forwarded-For.

@@ -59,6 +59,21 @@ class ThrottleBackend(AxesStandaloneBackend):
             raise
 
 
+def client_username(request: HttpRequest, credentials: dict | None = None) -> str | None:
+    """The username axes counts under (AXES_USERNAME_CALLABLE).
+
+    Django's login form does not enforce the username's length on the server, and axes stores
+    it in a 255-character column: a longer name typed at the login page would end in a
+    database error (a 500). No account has a name longer than 150 characters, so counting the
+    first 150 is exact for every real account and bounded for everything else.
+    """
+    if credentials:
+        username = credentials.get("username")
+    else:
+        username = getattr(request, "POST", {}).get("username")
+    return None if username is None else str(username)[:150]
+
+
 def lockout_message() -> str:
     minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
     return (

@@ -121,3 +121,10 @@ def test_odd_usernames_are_recorded_safely(roles):
     assert attempt(client, name, "wrong").status_code == 200
     event = Event.objects.get(type="auth.login_failed")
     assert event.tenant_id is None and event.actor.startswith("user:ünï")
+
+
+def test_a_very_long_username_is_refused_not_a_server_error(roles):
+    # Found by the bad-input corpus: axes stores the username in 255 characters.
+    response = attempt(Client(), "x" * 5000, "wrong")
+    assert response.status_code == 200
+    assert response.context["form"].errors

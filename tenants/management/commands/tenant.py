@@ -558,6 +558,10 @@ class Command(BaseCommand):
         name = (options.get("actor") or default_actor()).strip()
         if not name:
             raise CommandError("--actor must name someone.")
+        # Recorded as user:<name> in the audit feed (at most 200 characters, no control
+        # characters): a longer or unprintable name is refused, not a database error.
+        if len(name) > 150 or not name.isprintable():
+            raise CommandError("--actor is at most 150 printable characters.")
         return Actor.shell(name)
 
     def _faults(self, options: dict[str, Any]) -> Any:
