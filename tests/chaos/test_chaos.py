@@ -277,8 +277,16 @@ def check_invariants(tally: Tally) -> list[str]:
             tenant.state == "pending" and (latest is None or latest.status == RunStatus.CANCELLED)
         )
         if tenant.state in ("active", "suspended"):
-            if sorted(kinds) != sorted(KINDS) or len(held) != 6:
-                bad.append(f"{name}: {tenant.state} holding {sorted(kinds)}")
+            # A decommission that could not release everything keeps the state and records
+            # the error (Decommission may be asked again): what is left has its release error.
+            partly = tenant.decommission_requested_at and tenant.last_error
+            if partly and len(unreleasable) != len(held):
+                bad.append(f"{name}: {tenant.state}, decommission failed, holding {sorted(kinds)}")
+            elif not partly and (sorted(kinds) != sorted(KINDS) or len(held) != 6):
+                bad.append(
+                    f"{name}: {tenant.state} holding {sorted(kinds)} "
+                    f"(last error: {tenant.last_error!r})"
+                )
         elif releases_all and len(held) != len(unreleasable):
             bad.append(f"{name}: {tenant.state} still holding {sorted(kinds)}")
         open_intents = AllocationIntent.objects.filter(tenant=tenant, resolved_at__isnull=True)
