@@ -13,7 +13,7 @@ from collections.abc import Callable
 from uuid import UUID
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, close_old_connections, transaction
 from django.db.models import Case, IntegerField, Value, When
 from django.utils import timezone
 
@@ -160,6 +160,13 @@ def release_allocation(
                 break
             if attempt < tries:
                 time.sleep(settings.CONTROLPLANE_RETRY_BACKOFF * 2 ** (attempt - 1) / 4)
+            continue
+        except (OperationalError, InterfaceError) as exc:
+            # The database connection died under the provider (a restart, a failover,
+            # pg_terminate_backend): transient. Drop the dead connection and try again.
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning("release of %s lost its database connection (try %s)", allocation, attempt)
+            close_old_connections()
             continue
         except Exception as exc:  # noqa: BLE001 - a provider bug must not lose the row
             error = f"{type(exc).__name__}: {exc}"

@@ -268,8 +268,8 @@ def test_detail_of_an_unknown_tenant_is_404(as_viewer, tenant_id):
 def test_detail_reads_a_fixed_number_of_queries(as_viewer, django_assert_max_num_queries):
     tenant = failed_tenant()
     as_viewer.get(f"/tenants/{tenant.id}")
-    # token, 2 permission lookups, tenant, run, steps, allocations, failed-run count
-    with django_assert_max_num_queries(8):
+    # token, 2 permission lookups, tenant, run, steps, allocations, drift, failed-run count
+    with django_assert_max_num_queries(9):
         as_viewer.get(f"/tenants/{tenant.id}")
 
 

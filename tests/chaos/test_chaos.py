@@ -277,8 +277,16 @@ def check_invariants(tally: Tally) -> list[str]:
             tenant.state == "pending" and (latest is None or latest.status == RunStatus.CANCELLED)
         )
         if tenant.state in ("active", "suspended"):
-            if sorted(kinds) != sorted(KINDS) or len(held) != 6:
-                bad.append(f"{name}: {tenant.state} holding {sorted(kinds)}")
+            # A decommission that could not release everything keeps the state and records
+            # the error (Decommission may be asked again): what is left has its release error.
+            partly = tenant.decommission_requested_at and tenant.last_error
+            if partly and len(unreleasable) != len(held):
+                bad.append(f"{name}: {tenant.state}, decommission failed, holding {sorted(kinds)}")
+            elif not partly and (sorted(kinds) != sorted(KINDS) or len(held) != 6):
+                bad.append(
+                    f"{name}: {tenant.state} holding {sorted(kinds)} "
+                    f"(last error: {tenant.last_error!r})"
+                )
         elif releases_all and len(held) != len(unreleasable):
             bad.append(f"{name}: {tenant.state} still holding {sorted(kinds)}")
         open_intents = AllocationIntent.objects.filter(tenant=tenant, resolved_at__isnull=True)
@@ -322,7 +330,10 @@ def check_invariants(tally: Tally) -> list[str]:
         # No stall from an infrastructure fault alone.
         for run in runs:
             if run.stalled_at:
-                if "stall" in set((run.faults or {}).values()):
+                # An injected fault on the stalled step spent its tries (``stall``: every try
+                # vanished; ``fail``: every try failed, and the last retry was lost): the
+                # infrastructure alone did not.
+                if (run.faults or {}).get(run.current_step) in ("stall", "fail"):
                     tally.fault_stalls += 1
                 else:
                     tally.infra_stalls += 1
@@ -344,6 +355,32 @@ def check_invariants(tally: Tally) -> list[str]:
     _, problems = verify_chains()
     bad += [f"audit: {p}" for p in problems]
     return bad
+
+
+def timelines(violations: list[str], limit: int = 3) -> list[str]:
+    """The audit timelines of the first tenants named by a violation (the database is
+    flushed after the test, so this is the only record of what happened to them)."""
+    slugs = []
+    for v in violations:
+        slug = v.split(":")[0]
+        if slug.startswith("chaos-") and slug not in slugs:
+            slugs.append(slug)
+    lines = []
+    for slug in slugs[:limit]:
+        tenant = Tenant.objects.filter(slug=slug).first()
+        if tenant is None:
+            continue
+        attempts = dict(Run.objects.filter(tenant=tenant).values_list("id", "attempt"))
+        lines.append(f"  timeline of {slug}:")
+        for e in Event.objects.filter(tenant_id=tenant.id).order_by("seq"):
+            detail = {
+                k: e.data[k] for k in ("step", "kind", "attempt", "reason", "error") if k in e.data
+            }
+            lines.append(
+                f"    {e.occurred_at:%H:%M:%S.%f} run {attempts.get(e.run_id, '-')} "
+                f"{e.actor} {e.type} {detail}"
+            )
+    return lines
 
 
 def test_chaos(chaos_world: Any, capsys: Any):
@@ -437,6 +474,8 @@ def test_chaos(chaos_world: Any, capsys: Any):
         print("chaos summary: " + json.dumps(summary, indent=1), flush=True)
         for v in violations[:50]:
             print("  violation: " + v, flush=True)
+        for line in timelines(violations):
+            print(line, flush=True)
     if REPORT:
         Path(REPORT).write_text(json.dumps({**summary, "violations_list": violations}, indent=2))
     assert tally.redis_restarts >= 1 and tally.workers_killed >= 1

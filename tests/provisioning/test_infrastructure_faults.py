@@ -106,3 +106,48 @@ def _waits_for_lock(blocker_pid: int) -> bool:
             [blocker_pid],
         )
         return cursor.fetchone()[0] > 0
+
+
+class IdentityLosingItsConnectionOnce:
+    """The identity provider whose first release dies with the database connection."""
+
+    calls = 0
+
+    def __getattr__(self, name: str):
+        from provisioning.providers.identity import DjangoGroupIdentity
+
+        return getattr(DjangoGroupIdentity(), name)
+
+    def release(self, tenant_id, external_id):
+        from django.db import OperationalError
+
+        from provisioning.providers.identity import DjangoGroupIdentity
+
+        type(self).calls += 1
+        if type(self).calls == 1:
+            raise OperationalError("terminating connection due to administrator command")
+        DjangoGroupIdentity().release(tenant_id, external_id)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_release_whose_database_connection_dies_is_tried_again(fast_saga):
+    from provisioning import ledger
+    from provisioning.models import Allocation
+    from provisioning.providers import _provider
+
+    from ..factories import active_tenant
+
+    tenant = active_tenant()
+    fast_saga.CONTROLPLANE_PROVIDERS = {
+        **fast_saga.CONTROLPLANE_PROVIDERS,
+        "identity": f"{__name__}.IdentityLosingItsConnectionOnce",
+    }
+    _provider.cache_clear()
+    try:
+        identity = Allocation.objects.get(tenant=tenant, kind="identity")
+        assert ledger.release_allocation(identity.pk, run_id=None, actor="system")
+        identity.refresh_from_db()
+        assert identity.released_at is not None and identity.release_error == ""
+        assert IdentityLosingItsConnectionOnce.calls == 2
+    finally:
+        _provider.cache_clear()
