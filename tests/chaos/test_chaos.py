@@ -65,7 +65,7 @@ TENANTS = int(os.environ.get("CONTROLPLANE_CHAOS_TENANTS", "30"))
 SEED = int(os.environ.get("CONTROLPLANE_CHAOS_SEED", "20261121"))
 SETTLE_SECONDS = float(os.environ.get("CONTROLPLANE_CHAOS_SETTLE_SECONDS", "150"))
 REPORT = os.environ.get("CONTROLPLANE_CHAOS_REPORT", "")
-HEARTBEAT_TIMEOUT = float(os.environ.get("CONTROLPLANE_CHAOS_HEARTBEAT_TIMEOUT", "4"))
+HEARTBEAT_TIMEOUT = float(os.environ.get("CONTROLPLANE_CHAOS_HEARTBEAT_TIMEOUT", "10"))
 # Tenants created in all: the population is kept at TENANTS while decommissioned ones are
 # replaced, up to this many.
 CREATE_CAP = int(TENANTS * max(4, SECONDS / 15))
