@@ -549,6 +549,12 @@ def read_targets() -> tuple[str, dict[str, tuple[str, dict[str, str]]]]:
 
     # A viewer, not a superuser: its permissions are read as a real operator's are.
     user = User.objects.create_user(f"bench-{uuid.uuid4().hex[:8]}", "b@bench.test", "pw")
+    if not Group.objects.filter(name="viewer").exists():  # a flushed test database
+        from django.contrib.auth.models import Permission
+
+        from tenants.roles import sync_roles
+
+        sync_roles(Group, Permission)
     user.groups.add(Group.objects.get(name="viewer"))
     _, token = issue_token(user=user, name="bench")
     client = Client()
