@@ -185,8 +185,8 @@ def get_operation(name: str) -> Operation:
 def permitted_names(user: Any) -> set[str]:
     """The operations ``user`` may perform, read from its permissions once (None: trusted).
 
-    ``get_all_permissions`` costs two queries the first time and is cached on the user, so a
-    page that asks about six operations asks the database once.
+    ``get_all_permissions`` costs one query the first time (``OneQueryModelBackend``) and is
+    cached on the user, so a page that asks about six operations asks the database once.
     """
     if user is None:
         return set(OPERATIONS)

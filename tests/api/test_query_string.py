@@ -30,6 +30,11 @@ SAMPLES: dict[str, tuple[str, str]] = {
     "type": ("tenant", "tenant.created"),
     "tenant": (str(uuid.UUID(int=1)), str(uuid.UUID(int=2))),
     "since": ("2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z"),
+    "plan": ("starter", "growth"),
+    "condition": ("ok", "failed"),
+    "needs_attention": ("true", "false"),
+    "actor": ("system", "user:ada"),
+    "hide_steps": ("true", "false"),
 }
 
 
