@@ -10,6 +10,7 @@ VIEW = [
     ("provisioning", "view_run"),
     ("provisioning", "view_stepexecution"),
     ("provisioning", "view_allocation"),
+    ("provisioning", "view_resourcefinding"),
 ]
 OPERATE = [
     ("tenants", "add_tenant"),
@@ -28,11 +29,19 @@ ROLES: dict[str, list[tuple[str, str]]] = {
 
 
 def sync_roles(group_model: Any, permission_model: Any) -> None:
-    """Create the groups and give each exactly its permissions (idempotent)."""
+    """Create the groups and give each exactly its permissions (idempotent).
+
+    A permission whose model a later migration creates is skipped here; that migration runs
+    this again (``0007_roles_see_findings``)."""
     for role, perms in ROLES.items():
         group, _ = group_model.objects.get_or_create(name=role)
         wanted = [
-            permission_model.objects.get(content_type__app_label=app_label, codename=codename)
+            found
             for app_label, codename in perms
+            if (
+                found := permission_model.objects.filter(
+                    content_type__app_label=app_label, codename=codename
+                ).first()
+            )
         ]
         group.permissions.set(wanted)

@@ -8,11 +8,14 @@ session of a user with no role (``norole``), of a ``viewer``, an ``operator`` an
 - ``ok``: allowed (any answer that is not a refusal: 2xx, a redirect, or the business rule's
   409/422 when the tenant's state does not allow the operation);
 - ``login``: redirected to a login page;
-- ``refused``: an admin page that answered with a "no permission" message and did nothing;
+- ``refused``: an admin page that answered with a "no permission" message and did nothing (or,
+  for a bulk action, did not offer it);
 - ``401``, ``403``, ``404``, ``405``: that status.
 
-Tokens authenticate the JSON API only; on the console and the admin they count for nothing
-(the caller is anonymous). Placeholders in braces are filled with real ids.
+Tokens authenticate the JSON API (and ``/metrics``, which scrapers read with one) only; on the
+console and the admin they count for nothing (the caller is anonymous). Placeholders in braces
+are filled with real ids. After the path, a row may name the bulk operation or admin action it
+posts, and ``confirmed`` for the second POST that follows a bulk action's dry run.
 """
 
 from __future__ import annotations
@@ -49,7 +52,33 @@ console       POST  /tenants/{tenant}/retry/                                    
 console       POST  /tenants/{tenant}/suspend/                                        | login    403      403      ok       ok       login    login    login    login
 console       POST  /tenants/{tenant}/resume/                                         | login    403      403      ok       ok       login    login    login    login
 console       POST  /tenants/{tenant}/decommission/                                   | login    403      403      403      ok       login    login    login    login
-console       POST  /tenants/{tenant}/no-such-action/                                 | login    404      404      404      404      login    login    login    login
+console       POST  /tenants/{tenant}/no-such-action/                                 | login    403      404      404      404      login    login    login    login
+# GET on an operation: the confirmation page with its preview (the service checks the permission)
+console       GET   /tenants/{tenant}/cancel/                                         | login    403      403      ok       ok       login    login    login    login
+console       GET   /tenants/{tenant}/reset/                                          | login    403      403      ok       ok       login    login    login    login
+console       GET   /tenants/{tenant}/retry/                                          | login    403      403      ok       ok       login    login    login    login
+console       GET   /tenants/{tenant}/suspend/                                        | login    403      403      ok       ok       login    login    login    login
+console       GET   /tenants/{tenant}/resume/                                         | login    403      403      ok       ok       login    login    login    login
+console       GET   /tenants/{tenant}/decommission/                                   | login    403      403      403      ok       login    login    login    login
+# four eyes: approve / withdraw a waiting decommission (admin only; POST only)
+console       POST  /tenants/{tenant}/decommission/approve/                           | login    403      403      403      ok       login    login    login    login
+console       POST  /tenants/{tenant}/decommission/withdraw/                          | login    403      403      403      ok       login    login    login    login
+console       GET   /tenants/{tenant}/decommission/approve/                           | login    405      405      405      405      login    login    login    login
+console       POST  /tenants/{tenant}/decommission/no-such-decision/                  | login    403      404      404      404      login    login    login    login
+# bulk: the selection's dry run, then (confirmed) the real thing; one permission check first
+console       GET   /tenants/bulk/                                                    | login    405      405      405      405      login    login    login    login
+console       POST  /tenants/bulk/  cancel                                            | login    403      403      ok       ok       login    login    login    login
+console       POST  /tenants/bulk/  reset                                             | login    403      403      ok       ok       login    login    login    login
+console       POST  /tenants/bulk/  retry                                             | login    403      403      ok       ok       login    login    login    login
+console       POST  /tenants/bulk/  suspend                                           | login    403      403      ok       ok       login    login    login    login
+console       POST  /tenants/bulk/  resume                                            | login    403      403      ok       ok       login    login    login    login
+console       POST  /tenants/bulk/  decommission                                      | login    403      403      403      ok       login    login    login    login
+console       POST  /tenants/bulk/  cancel confirmed                                  | login    403      403      ok       ok       login    login    login    login
+console       POST  /tenants/bulk/  reset confirmed                                   | login    403      403      ok       ok       login    login    login    login
+console       POST  /tenants/bulk/  retry confirmed                                   | login    403      403      ok       ok       login    login    login    login
+console       POST  /tenants/bulk/  suspend confirmed                                 | login    403      403      ok       ok       login    login    login    login
+console       POST  /tenants/bulk/  resume confirmed                                  | login    403      403      ok       ok       login    login    login    login
+console       POST  /tenants/bulk/  decommission confirmed                            | login    403      403      403      ok       login    login    login    login
 console       GET   /audit/                                                           | login    403      ok       ok       ok       login    login    login    login
 
 # --- JSON API (session or bearer token); every operation of the OpenAPI document ---
@@ -67,8 +96,24 @@ api           POST  /api/v1/tenants/{tenant_id}/retry                           
 api           POST  /api/v1/tenants/{tenant_id}/suspend                               | 401      403      403      ok       ok       403      403      ok       ok
 api           POST  /api/v1/tenants/{tenant_id}/resume                                | 401      403      403      ok       ok       403      403      ok       ok
 api           POST  /api/v1/tenants/{tenant_id}/decommission                          | 401      403      403      403      ok       403      403      403      ok
+api           GET   /api/v1/tenants/{tenant_id}/runs                                  | 401      403      ok       ok       ok       403      ok       ok       ok
+api           POST  /api/v1/tenants/{tenant_id}/decommission/approve                  | 401      403      403      403      ok       403      403      403      ok
+api           POST  /api/v1/tenants/{tenant_id}/decommission/withdraw                 | 401      403      403      403      ok       403      403      403      ok
+api           POST  /api/v1/tenants/bulk/cancel                                       | 401      403      403      ok       ok       403      403      ok       ok
+api           POST  /api/v1/tenants/bulk/reset                                        | 401      403      403      ok       ok       403      403      ok       ok
+api           POST  /api/v1/tenants/bulk/retry                                        | 401      403      403      ok       ok       403      403      ok       ok
+api           POST  /api/v1/tenants/bulk/suspend                                      | 401      403      403      ok       ok       403      403      ok       ok
+api           POST  /api/v1/tenants/bulk/resume                                       | 401      403      403      ok       ok       403      403      ok       ok
+api           POST  /api/v1/tenants/bulk/decommission                                 | 401      403      403      403      ok       403      403      403      ok
 api           GET   /api/v1/tenants/{tenant_id}/events                                | 401      403      ok       ok       ok       403      ok       ok       ok
 api           GET   /api/v1/audit                                                     | 401      403      ok       ok       ok       403      ok       ok       ok
+
+# --- probes and metrics: /healthz and /readyz are open; /metrics takes a token (it is an API
+# for scrapers) or a session, of a user who may view tenants ---
+observability GET   /healthz                                                          | ok       ok       ok       ok       ok       ok       ok       ok       ok
+observability GET   /readyz                                                           | ok       ok       ok       ok       ok       ok       ok       ok       ok
+observability GET   /metrics                                                          | 401      403      ok       ok       ok       403      ok       ok       ok
+site          GET   /favicon.ico                                                      | ok       ok       ok       ok       ok       ok       ok       ok       ok
 
 # --- admin: members of a role may use it, each within its permissions; tokens count for nothing.
 # A bare object URL (.../<id>/) only redirects to its change page: ok for everyone who gets in.
@@ -148,14 +193,46 @@ admin         GET   /admin/axes/accessfailurelog/{accessfailurelog}/change/     
 admin         GET   /admin/axes/accessfailurelog/{accessfailurelog}/history/          | login    login    403      403      403      login    login    login    login
 admin         GET   /admin/axes/accessfailurelog/{accessfailurelog}/delete/           | login    login    403      403      403      login    login    login    login
 admin         GET   /admin/auth/user/{user}/password/                                 | login    login    403      403      403      login    login    login    login
+# webhooks: superusers only (subscriptions hold the signing secrets)
+admin         GET   /admin/webhooks/                                                  | login    login    404      404      404      login    login    login    login
+admin         GET   /admin/webhooks/subscription/                                     | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/webhooks/subscription/add/                                 | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/webhooks/subscription/{subscription}/                      | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/webhooks/subscription/{subscription}/change/               | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/webhooks/subscription/{subscription}/history/              | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/webhooks/subscription/{subscription}/delete/               | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/webhooks/delivery/                                         | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/webhooks/delivery/add/                                     | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/webhooks/delivery/{delivery}/                              | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/webhooks/delivery/{delivery}/change/                       | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/webhooks/delivery/{delivery}/history/                      | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/webhooks/delivery/{delivery}/delete/                       | login    login    403      403      403      login    login    login    login
+# reconciliation's findings: read only, for whoever reads runs and allocations
+admin         GET   /admin/provisioning/resourcefinding/                              | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/provisioning/resourcefinding/add/                          | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/provisioning/resourcefinding/{resourcefinding}/            | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/provisioning/resourcefinding/{resourcefinding}/change/     | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/provisioning/resourcefinding/{resourcefinding}/history/    | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/provisioning/resourcefinding/{resourcefinding}/delete/     | login    login    403      403      403      login    login    login    login
 admin         POST  /admin/tenants/tenant/{tenant}/action/cancel/                     | login    login    refused  ok       ok       login    login    login    login
 admin         POST  /admin/tenants/tenant/{tenant}/action/reset/                      | login    login    refused  ok       ok       login    login    login    login
 admin         POST  /admin/tenants/tenant/{tenant}/action/retry/                      | login    login    refused  ok       ok       login    login    login    login
 admin         POST  /admin/tenants/tenant/{tenant}/action/suspend/                    | login    login    refused  ok       ok       login    login    login    login
 admin         POST  /admin/tenants/tenant/{tenant}/action/resume/                     | login    login    refused  ok       ok       login    login    login    login
 admin         POST  /admin/tenants/tenant/{tenant}/action/decommission/               | login    login    refused  refused  ok       login    login    login    login
+# GET on an operation button: the confirmation page with its preview
+admin         GET   /admin/tenants/tenant/{tenant}/action/cancel/                     | login    login    refused  ok       ok       login    login    login    login
+admin         GET   /admin/tenants/tenant/{tenant}/action/reset/                      | login    login    refused  ok       ok       login    login    login    login
+admin         GET   /admin/tenants/tenant/{tenant}/action/retry/                      | login    login    refused  ok       ok       login    login    login    login
+admin         GET   /admin/tenants/tenant/{tenant}/action/suspend/                    | login    login    refused  ok       ok       login    login    login    login
+admin         GET   /admin/tenants/tenant/{tenant}/action/resume/                     | login    login    refused  ok       ok       login    login    login    login
+admin         GET   /admin/tenants/tenant/{tenant}/action/decommission/               | login    login    refused  refused  ok       login    login    login    login
+# four eyes in the admin: approve / withdraw (admin only)
+admin         POST  /admin/tenants/tenant/{tenant}/action/approve_decommission/       | login    login    refused  refused  ok       login    login    login    login
+admin         POST  /admin/tenants/tenant/{tenant}/action/withdraw_decommission/      | login    login    refused  refused  ok       login    login    login    login
 
-# --- admin bulk actions (POST to the list); refused = not offered, nothing done ---
+# --- admin bulk actions (POST to the list); refused = not offered, nothing done; ok = the
+# dry-run confirmation page (tenants) or the action done ---
 admin-action  POST  /admin/api/apitoken/  api.apitoken:revoke                         | login    login    403      403      403      login    login    login    login
 admin-action  POST  /admin/auth/group/  auth.group:delete_selected                    | login    login    403      403      403      login    login    login    login
 admin-action  POST  /admin/auth/user/  auth.user:delete_selected                      | login    login    403      403      403      login    login    login    login
@@ -169,6 +246,15 @@ admin-action  POST  /admin/tenants/tenant/  tenants.tenant:reset_selected       
 admin-action  POST  /admin/tenants/tenant/  tenants.tenant:resume_selected            | login    login    refused  ok       ok       login    login    login    login
 admin-action  POST  /admin/tenants/tenant/  tenants.tenant:retry_selected             | login    login    refused  ok       ok       login    login    login    login
 admin-action  POST  /admin/tenants/tenant/  tenants.tenant:suspend_selected           | login    login    refused  ok       ok       login    login    login    login
+admin-action  POST  /admin/webhooks/delivery/  webhooks.delivery:redeliver            | login    login    403      403      403      login    login    login    login
+admin-action  POST  /admin/webhooks/subscription/  webhooks.subscription:delete_selected| login    login    403      403      403      login    login    login    login
+# the same, confirmed (post=yes after the dry run): performed through the bulk service
+admin-action  POST  /admin/tenants/tenant/  tenants.tenant:cancel_selected confirmed  | login    login    refused  ok       ok       login    login    login    login
+admin-action  POST  /admin/tenants/tenant/  tenants.tenant:decommission_selected confirmed| login    login    refused  refused  ok       login    login    login    login
+admin-action  POST  /admin/tenants/tenant/  tenants.tenant:reset_selected confirmed   | login    login    refused  ok       ok       login    login    login    login
+admin-action  POST  /admin/tenants/tenant/  tenants.tenant:resume_selected confirmed  | login    login    refused  ok       ok       login    login    login    login
+admin-action  POST  /admin/tenants/tenant/  tenants.tenant:retry_selected confirmed   | login    login    refused  ok       ok       login    login    login    login
+admin-action  POST  /admin/tenants/tenant/  tenants.tenant:suspend_selected confirmed | login    login    refused  ok       ok       login    login    login    login
 """
 
 # Management commands run in a shell, trusted like the database (Actor.shell): no role applies;
@@ -178,7 +264,10 @@ COMMANDS: dict[str, str] = {
     "audit tail": "shell (trusted)",
     "audit verify": "shell (trusted)",
     "create_api_token": "shell (trusted)",
+    "reconcile": "shell (trusted)",
     "seed_demo": "shell (trusted)",
+    "tenant approve": "shell (trusted)",
+    "tenant bulk": "shell (trusted)",
     "tenant cancel": "shell (trusted)",
     "tenant create": "shell (trusted)",
     "tenant decommission": "shell (trusted)",
@@ -188,6 +277,10 @@ COMMANDS: dict[str, str] = {
     "tenant retry": "shell (trusted)",
     "tenant show": "shell (trusted)",
     "tenant suspend": "shell (trusted)",
+    "tenant withdraw": "shell (trusted)",
+    "webhook add": "shell (trusted)",
+    "webhook list": "shell (trusted)",
+    "webhook remove": "shell (trusted)",
 }
 
 
@@ -198,6 +291,7 @@ class Row:
     path: str
     action: str
     expected: tuple[str, ...]
+    confirmed: bool = False  # a bulk action's second POST, after its dry run
 
     @property
     def template(self) -> str:
@@ -205,11 +299,17 @@ class Row:
 
     def body(self, ids: dict[str, Any], serial: int) -> dict[str, Any]:
         if self.door == "admin-action":
-            return {
+            body = {
                 "action": self.action.split(":")[1],
                 "_selected_action": [ids[MODEL_ID[self.action.split(":")[0]]]],
                 "index": "0",
             }
+            return {**body, "post": "yes"} if self.confirmed else body
+        if self.path == "/tenants/bulk/":
+            body = {"action": self.action, "ids": [ids["tenant"]]}
+            return {**body, "confirm": "yes"} if self.confirmed else body
+        if self.path.startswith("/api/v1/tenants/bulk/"):
+            return {"ids": [str(ids["tenant"])]}
         if self.path == "/tenants/new/" or self.path == "/api/v1/tenants":
             return {
                 "slug": "matrix-new",
@@ -234,6 +334,9 @@ MODEL_ID = {
     "axes.accessattempt": "accessattempt",
     "axes.accesslog": "accesslog",
     "axes.accessfailurelog": "accessfailurelog",
+    "webhooks.subscription": "subscription",
+    "webhooks.delivery": "delivery",
+    "provisioning.resourcefinding": "resourcefinding",
 }
 
 
@@ -247,10 +350,12 @@ def parse_table(text: str) -> list[Row]:
         parts = request.split()
         door, method, path = parts[:3]
         action = parts[3] if len(parts) > 3 else ""
+        flags = parts[4:]
+        assert flags in ([], ["confirmed"]), f"unknown flag in: {line}"
         expected = tuple(answers.split())
         assert len(expected) == len(PERSONAS), f"row needs {len(PERSONAS)} answers: {line}"
         assert set(expected) <= OUTCOMES, f"unknown outcome in: {line}"
-        rows.append(Row(door, method, path, action, expected))
+        rows.append(Row(door, method, path, action, expected, confirmed=bool(flags)))
     return rows
 
 
@@ -261,7 +366,8 @@ def markdown() -> str:
         "|---" * (len(PERSONAS) + 2) + "|",
     ]
     for row in parse_table(TABLE):
-        request = f"{row.method} {row.path}" + (f" ({row.action})" if row.action else "")
+        what = ", ".join(filter(None, [row.action, "confirmed" if row.confirmed else ""]))
+        request = f"{row.method} {row.path}" + (f" ({what})" if what else "")
         lines.append(f"| {row.door} | `{request}` | " + " | ".join(row.expected) + " |")
     lines += ["", "| command | who may run it |", "|---|---|"]
     lines += [f"| `manage.py {path}` | {who} |" for path, who in sorted(COMMANDS.items())]

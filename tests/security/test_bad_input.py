@@ -404,6 +404,14 @@ COMMAND_LINES = [
     ("create_api_token", "ada", "--name", "{v}"),
     ("create_api_token", "ada", "--name", "y", "--expires-in", "{v}"),
     ("create_api_token", "--revoke", "{v}"),
+    ("tenant", "approve", "{v}"),
+    ("tenant", "withdraw", "{v}"),
+    ("tenant", "approve", "corpus", "--reason", "{v}"),
+    ("tenant", "bulk", "suspend", "--state", "{v}"),
+    ("tenant", "bulk", "suspend", "--condition", "{v}"),
+    ("tenant", "bulk", "suspend", "--q", "{v}"),
+    ("tenant", "bulk", "suspend", "--state", "active", "--reason", "{v}"),
+    ("tenant", "bulk", "suspend", "--state", "active", "--limit", "{v}"),
 ]
 
 

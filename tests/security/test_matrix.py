@@ -40,7 +40,9 @@ from django.utils import timezone
 from api.models import ApiToken
 from api.tokens import issue_token
 from audit.models import Event
-from provisioning.models import Allocation, Run
+from observability.pulse import record_watchdog_pass
+from provisioning.models import Allocation, ResourceFinding, Run
+from webhooks.models import Delivery, Subscription
 
 from ..admin.helpers import active_tenant
 from ..conftest import ROOT, make_user
@@ -48,7 +50,7 @@ from .matrix_table import COMMANDS, PERSONAS, TABLE, markdown, parse_table
 
 pytestmark = pytest.mark.django_db
 
-PROJECT_APPS = ("tenants", "api", "audit", "provisioning", "console")
+PROJECT_APPS = ("tenants", "api", "audit", "provisioning", "console", "webhooks", "observability")
 STATS: dict[str, int] = {}
 
 
@@ -165,6 +167,21 @@ def world(roles: None) -> dict[str, Any]:
     run = Run.objects.filter(tenant_id=tenant.pk).first()
     allocation = Allocation.objects.filter(tenant_id=tenant.pk).first()
     event = Event.objects.filter(tenant_id=tenant.pk).first()
+    # A webhook subscription with one delivery, and a reconciliation finding.
+    subscription = Subscription.objects.create(
+        url="https://hooks.example.test/matrix", events=["tenant"], secret="s" * 32
+    )
+    delivery = Delivery.objects.create(
+        subscription=subscription, event=event, event_type=event.type, next_attempt_at=when
+    )
+    finding = ResourceFinding.objects.create(
+        problem=ResourceFinding.Problem.choices[0][0],
+        kind=allocation.kind,
+        external_id="matrix-finding",
+        tenant_id=tenant.pk,
+    )
+    # The watchdog has passed: /readyz answers 200 (its 503 would say nothing about access).
+    record_watchdog_pass()
     ids = {
         "tenant": tenant.pk,
         "tenant_id": tenant.pk,
@@ -179,6 +196,9 @@ def world(roles: None) -> dict[str, Any]:
         "accessattempt": attempt.pk,
         "accesslog": access_log.pk,
         "accessfailurelog": failure_log.pk,
+        "subscription": subscription.pk,
+        "delivery": delivery.pk,
+        "resourcefinding": finding.pk,
     }
     return {"people": people, "tokens": tokens, "ids": ids}
 
@@ -207,11 +227,17 @@ def outcome(response: Any, *, bulk_action: bool = False) -> str:
     messages = [str(m) for m in get_messages(response.wsgi_request)]
     if any(REFUSAL.search(m) for m in messages):
         return "refused"
-    if bulk_action and not messages:
+    if bulk_action and not messages and (status != 200 or _is_change_list(response)):
         # The admin shows the list again without a word when the action is not one the user
-        # is offered: nothing was done.
+        # is offered: nothing was done. (Another page is the action's own: the tenants' bulk
+        # actions first show their dry run for confirmation.)
         return "refused"
     return "ok"
+
+
+def _is_change_list(response: Any) -> bool:
+    names = [t.name or "" for t in getattr(response, "templates", None) or []]
+    return any(name.endswith("change_list.html") for name in names)
 
 
 def ask(row: Any, persona: str, world: dict[str, Any], serial: int) -> str:
