@@ -336,3 +336,19 @@ def _same_fake_data() -> None:
     import factory.random
 
     factory.random.reseed_random("controlplane-tests")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_database_connection() -> None:
+    """Start every test on a live connection of this thread's.
+
+    Tests that kill workers' database sessions (``close_other_sessions``), or a worker thread
+    that terminated backends, can leave this thread's idle connection dead; Django finds out
+    only when it next uses it, in the middle of the next test's setup. Dropping a dead one here
+    (a raw ``SELECT 1``, not counted by query assertions) keeps tests independent of order.
+    """
+    from django.db import connections
+
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None and not conn.is_usable():
+            conn.close()

@@ -44,8 +44,14 @@ def children(pid: int) -> dict[int, str]:
 
 
 def worker_pid(runner: int) -> int | None:
+    """The step worker (``-n steps@…``), not the control worker beside it."""
     return next(
-        (pid for pid, cmd in children(runner).items() if " worker" in cmd and alive(pid)), None
+        (
+            pid
+            for pid, cmd in children(runner).items()
+            if " worker" in cmd and "steps@" in cmd and alive(pid)
+        ),
+        None,
     )
 
 
@@ -92,7 +98,7 @@ def test_the_runner_restarts_a_killed_worker_and_ctrl_c_stops_everything(tmp_pat
             timeout=30,
             what="a new worker",
         )
-        assert "worker restarted" in log.read_text()
+        wait_for(lambda: "worker restarted" in log.read_text(), timeout=30, what="the message")
         assert runner.poll() is None, "the runner must keep running"
 
         # Ctrl-C: everything stops, cleanly.
