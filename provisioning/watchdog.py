@@ -180,9 +180,7 @@ def _stopped_decommissions(now: datetime, cutoff: datetime, report: WatchdogRepo
     stuck = (
         Tenant.objects.filter(decommission_requested_at__lt=cutoff, last_error="")
         .exclude(state=TenantState.DECOMMISSIONED)
-        .filter(
-            Q(decommission_heartbeat_at__isnull=True) | Q(decommission_heartbeat_at__lt=cutoff)
-        )
+        .filter(Q(decommission_heartbeat_at__isnull=True) | Q(decommission_heartbeat_at__lt=cutoff))
     )
     for tenant in stuck.only("id", "decommission_heartbeat_at"):
         claimed = (

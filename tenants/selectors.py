@@ -229,9 +229,7 @@ def tenant_detail(
         seconds_since_heartbeat=seconds,
         actions=action_states(tenant, handle_run, user),
         decommission_request=decommission_request(tenant),
-        drift=list(
-            ResourceFinding.objects.filter(tenant_id=tenant.id, resolved_at__isnull=True)
-        ),
+        drift=list(ResourceFinding.objects.filter(tenant_id=tenant.id, resolved_at__isnull=True)),
     )
 
 
