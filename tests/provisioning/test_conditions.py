@@ -29,6 +29,8 @@ EXPECTED = {
     "failed": "failed",
     "suspended": "ok",
     "decommissioned": "ok",
+    "cancelled": "ok",
+    "decommissioning": "decommissioning",
 }
 
 
