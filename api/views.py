@@ -375,42 +375,41 @@ for _op in OPERATIONS.values():
     )(_action_view(_op))
 
 
-@api.post(
-    "/tenants/{tenant_id}/decommission/approve",
-    response={202: TenantOut, **WRITE_ERRORS},
-    tags=["operations"],
-    summary="Four eyes: approve a decommission another admin asked for",
-    operation_id="approve_decommission",
-)
-def approve_decommission(
-    request: HttpRequest,
-    response: HttpResponse,
-    tenant_id: str,
-    payload: ApprovalIn = OptionalBody,
-    idempotency_key: str | None = IdempotencyKey,
-) -> Status[Any]:
-    return _four_eyes(
-        request, response, operations.approve_decommission, tenant_id, payload, idempotency_key
-    )
+# Four eyes: a second admin approves a waiting decommission, or either admin withdraws it.
+FOUR_EYES: dict[str, tuple[Callable[..., Tenant], str]] = {
+    "approve": (
+        operations.approve_decommission,
+        "Four eyes: approve a decommission another admin asked for",
+    ),
+    "withdraw": (
+        operations.withdraw_decommission,
+        "Four eyes: withdraw a decommission that waits for approval",
+    ),
+}
 
 
-@api.post(
-    "/tenants/{tenant_id}/decommission/withdraw",
-    response={202: TenantOut, **WRITE_ERRORS},
-    tags=["operations"],
-    summary="Four eyes: withdraw a decommission that waits for approval",
-    operation_id="withdraw_decommission",
-)
-def withdraw_decommission(
-    request: HttpRequest,
-    response: HttpResponse,
-    tenant_id: str,
-    payload: ApprovalIn = OptionalBody,
-    idempotency_key: str | None = IdempotencyKey,
-) -> Status[Any]:
-    return _four_eyes(
-        request, response, operations.withdraw_decommission, tenant_id, payload, idempotency_key
-    )
+def _four_eyes_view(service: Callable[..., Tenant]) -> Callable[..., Status[Any]]:
+    def view(
+        request: HttpRequest,
+        response: HttpResponse,
+        tenant_id: str,
+        payload: ApprovalIn = OptionalBody,
+        idempotency_key: str | None = IdempotencyKey,
+    ) -> Status[Any]:
+        return _four_eyes(request, response, service, tenant_id, payload, idempotency_key)
+
+    view.__name__ = view.__qualname__ = service.__name__
+    return view
+
+
+for _decision, (_service, _summary) in FOUR_EYES.items():
+    api.post(
+        f"/tenants/{{tenant_id}}/decommission/{_decision}",
+        response={202: TenantOut, **WRITE_ERRORS},
+        tags=["operations"],
+        summary=_summary,
+        operation_id=_service.__name__,
+    )(_four_eyes_view(_service))
 
 
 def _four_eyes(
