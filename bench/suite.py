@@ -556,7 +556,7 @@ def read_targets() -> tuple[str, dict[str, tuple[str, dict[str, str]]]]:
 
         sync_roles(Group, Permission)
     user.groups.add(Group.objects.get(name="viewer"))
-    _, token = issue_token(user=user, name="bench")
+    _, token = issue_token(user=user, name=f"bench-{user.username}")
     client = Client()
     client.force_login(user)
     cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"

@@ -21,7 +21,7 @@ from audit.services import record_event
 from tenants.models import Tenant
 
 from . import conditions
-from .models import KINDS, Allocation, AllocationIntent, Run
+from .models import KINDS, Allocation, AllocationIntent
 from .providers import ProviderError, get_provider
 
 log = logging.getLogger(__name__)
@@ -47,14 +47,14 @@ def release_order(tenant_id: UUID):
     )
 
 
-def open_intent(*, tenant: Tenant, kind: str, run: Run) -> None:
+def open_intent(*, tenant_id: UUID, kind: str, run_id: UUID | None) -> None:
     """Write, before a provider is called, that the tenant is about to hold one ``kind``.
 
     Called with the tenant locked, in the step's claim. One statement: an intent still open
     from an earlier try (which may have made something) is kept as it is.
     """
     AllocationIntent.objects.bulk_create(
-        [AllocationIntent(tenant=tenant, kind=kind, run=run)], ignore_conflicts=True
+        [AllocationIntent(tenant_id=tenant_id, kind=kind, run_id=run_id)], ignore_conflicts=True
     )
 
 
@@ -82,52 +82,6 @@ def outstanding(tenant_id: UUID, failed: list[Allocation | AllocationIntent]) ->
         held_allocations(tenant_id).exclude(pk__in=failed_allocations).exists()
         or open_intents(tenant_id).exclude(pk__in=failed_intents).exists()
     )
-
-
-_UNREAD = object()
-
-
-def record_allocation(
-    *,
-    tenant: Tenant,
-    kind: str,
-    external_id: str,
-    run: Run,
-    actor: str,
-    held: Allocation | None | object = _UNREAD,
-) -> tuple[Allocation, bool]:
-    """Write what a provider answered. Returns the held row and whether it is new.
-
-    Called with the tenant locked. Providers are idempotent per tenant, so a second answer for
-    a kind already held names the same thing and adds nothing. ``held``: the held allocation of
-    ``kind`` (or None) when the caller already read it under the same lock.
-    """
-    if held is _UNREAD:
-        held = held_allocations(tenant.id).filter(kind=kind).first()
-    if held is not None:
-        if held.external_id != external_id:
-            # A provider that is not idempotent made a second thing. Keep the first; the
-            # caller releases this one (see ``release_duplicate``).
-            raise DuplicateAllocation(held, external_id)
-        return held, False
-    allocation = Allocation.objects.create(
-        tenant=tenant, kind=kind, external_id=external_id, allocated_by=run
-    )
-    record_event(
-        type="tenant.resource.allocated",
-        tenant_id=tenant.id,
-        run_id=run.id,
-        actor=actor,
-        data={"kind": kind, "external_id": external_id},
-    )
-    return allocation, True
-
-
-class DuplicateAllocation(Exception):
-    def __init__(self, held: Allocation, external_id: str) -> None:
-        super().__init__(f"{held.kind} already held as {held.external_id}, got {external_id}")
-        self.held = held
-        self.external_id = external_id
 
 
 def release_allocation(

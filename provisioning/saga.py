@@ -22,18 +22,18 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from celery import current_app
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Max
+from django.db.models import Max
 from django.utils import timezone
 
 from audit.services import SYSTEM, record_event
 from tenants.models import Condition, Tenant, TenantState
 
-from . import compensation, conditions, ledger, runs
+from . import compensation, conditions, ledger, runs, statements
 from .faults import apply_fault
 from .heartbeat import Aborted, Heartbeat
 from .models import (
@@ -93,21 +93,21 @@ def dispatch_step(step: StepExecution, *, countdown: float = 0) -> uuid.UUID:
     ``dispatched`` and the watchdog sends it again after the heartbeat timeout.
     """
     token = uuid.uuid4()
-    due = timezone.now() + timedelta(seconds=countdown)
-    StepExecution.objects.filter(pk=step.pk).update(
-        status=StepStatus.DISPATCHED,
+    now = timezone.now()
+    statements.mark_dispatched(
+        step.pk,
+        run_id=step.run_id,
+        name=step.name,
         token=token,
-        tries=F("tries") + 1,
-        due_at=due,
-        started_at=None,
-        heartbeat_at=None,
-        finished_at=None,
+        due=now + timedelta(seconds=countdown),
+        now=now,
     )
-    # The run's heartbeat too: its next beat is the step's claim, which writes only the step.
-    Run.objects.filter(pk=step.run_id).update(current_step=step.name, heartbeat_at=timezone.now())
-    name, step_id = step.name, step.pk
-    transaction.on_commit(lambda: publish_step(name, step_id, token, countdown), robust=True)
+    _publish_on_commit(step.name, step.pk, token, countdown)
     return token
+
+
+def _publish_on_commit(name: str, step_id: int, token: uuid.UUID, countdown: float = 0) -> None:
+    transaction.on_commit(lambda: publish_step(name, step_id, token, countdown), robust=True)
 
 
 def publish_step(name: str, step_id: int, token: uuid.UUID, countdown: float = 0) -> None:
@@ -193,10 +193,10 @@ def _validate_request(spec: TenantSpec) -> None:
 
 def _claim(step_id: int, token: uuid.UUID) -> _Claim | None:
     with transaction.atomic():
-        tenant = runs.lock_tenant_of_step(step_id)
-        if tenant is None:
+        locked = statements.lock_step(step_id)
+        if locked is None:
             return None
-        step = runs.load_step_with_next(step_id)  # read once the tenant is locked
+        tenant, step = locked
         if not runs.fenced(tenant, step, token):
             log.info("step %s try %s is stale; nothing to do", step.name, token)
             return None
@@ -206,9 +206,11 @@ def _claim(step_id: int, token: uuid.UUID) -> _Claim | None:
         if not redelivered:
             step.started_at = now
         step.status = StepStatus.RUNNING
-        StepExecution.objects.filter(pk=step.pk).update(
-            status=StepStatus.RUNNING, started_at=step.started_at, heartbeat_at=now
-        )
+        kind = STEP_KIND.get(step.name)
+        # For a step that allocates: what the tenant holds of its kind, or (nothing held) the
+        # intent is on the ledger before the provider is called, so that if this worker dies
+        # after the call and before its answer is recorded, a rollback still finds what it made.
+        held = statements.start_try(step, tenant_id=tenant.id, kind=kind, now=now)
         # A try picked up: no longer retrying or lost (no write when already progressing).
         conditions.set_condition(tenant, Condition.PROGRESSING)
         if not redelivered:
@@ -219,24 +221,17 @@ def _claim(step_id: int, token: uuid.UUID) -> _Claim | None:
                 actor=SYSTEM,
                 data={"step": step.name, "attempt": step.tries},
             )
-        kind = STEP_KIND.get(step.name)
-        if kind is not None:
-            held = step.held  # read with the step, under the lock
-            if held is None:
-                # On the ledger before the provider is called: if this worker dies after the
-                # call and before its answer is recorded, a rollback still finds what it made.
-                ledger.open_intent(tenant=tenant, kind=kind, run=run)
-            else:
-                # Left by an earlier attempt, a reset or a redelivered try: reuse it.
-                record_event(
-                    type="tenant.resource.reused",
-                    tenant_id=tenant.id,
-                    run_id=run.id,
-                    actor=SYSTEM,
-                    data={"kind": kind, "external_id": held.external_id},
-                )
-                _complete_step(tenant, step, reused=True)
-                return None
+        if held is not None:
+            # Left by an earlier attempt, a reset or a redelivered try: reuse it.
+            record_event(
+                type="tenant.resource.reused",
+                tenant_id=tenant.id,
+                run_id=run.id,
+                actor=SYSTEM,
+                data={"kind": kind, "external_id": held.external_id},
+            )
+            _complete_step(tenant, step, reused=True, now=now)
+            return None
         return _Claim(
             step_id=step.pk,
             run_id=run.id,
@@ -251,29 +246,34 @@ def _claim(step_id: int, token: uuid.UUID) -> _Claim | None:
 def _record(step_id: int, token: uuid.UUID, kind: str | None, external_id: str | None) -> None:
     release_after: int | None = None
     with transaction.atomic():
-        tenant = runs.lock_tenant_of_step(step_id)
-        if tenant is None:
+        locked = statements.lock_step(step_id)
+        if locked is None:
             return
-        step = runs.load_step_with_next(step_id)
+        tenant, step = locked
         run = step.run
+        now = timezone.now()
         created = False
         allocation: Allocation | None = None
         if kind is not None and external_id is not None:
             # The ledger is written first, whatever the run has become: nothing is forgotten.
-            try:
-                allocation, created = ledger.record_allocation(
-                    tenant=tenant,
-                    kind=kind,
-                    external_id=external_id,
-                    run=run,
+            allocation, created = statements.record_answer(
+                tenant_id=tenant.id, run_id=run.id, kind=kind, external_id=external_id, now=now
+            )
+            if created:
+                record_event(
+                    type="tenant.resource.allocated",
+                    tenant_id=tenant.id,
+                    run_id=run.id,
                     actor=SYSTEM,
-                    held=step.held,
+                    data={"kind": kind, "external_id": external_id},
                 )
-            except ledger.DuplicateAllocation as dup:
-                tid, extra = tenant.id, dup.external_id
-                transaction.on_commit(lambda: _release_duplicate(tid, kind, extra), robust=True)
-                allocation, created = dup.held, False
-            ledger.resolve_intent(tenant_id=tenant.id, kind=kind, external_id=external_id)
+            elif allocation.external_id != external_id:
+                # A provider that is not idempotent made a second thing: keep the first,
+                # release this one once the transaction commits.
+                tid = tenant.id
+                transaction.on_commit(
+                    lambda: _release_duplicate(tid, kind, external_id), robust=True
+                )
         if not runs.fenced(tenant, step, token):
             if created and allocation is not None and _late_allocation_is_unwanted(tenant, run):
                 release_after = allocation.pk
@@ -281,7 +281,7 @@ def _record(step_id: int, token: uuid.UUID, kind: str | None, external_id: str |
                 "late answer from step %s of run %s recorded in the ledger only", step.name, run.id
             )
         elif step.name == "mark_active":
-            _complete_step(tenant, step, reused=False)
+            _complete_step(tenant, step, reused=False, now=now)
         else:
             if allocation is not None and not created:
                 record_event(
@@ -291,7 +291,8 @@ def _record(step_id: int, token: uuid.UUID, kind: str | None, external_id: str |
                     actor=SYSTEM,
                     data={"kind": kind, "external_id": allocation.external_id},
                 )
-            _complete_step(tenant, step, reused=bool(allocation is not None and not created))
+            reused = bool(allocation is not None and not created)
+            _complete_step(tenant, step, reused=reused, now=now)
     if release_after is not None:
         ledger.release_allocation(release_after, run_id=run.id, actor=SYSTEM)
 
@@ -320,15 +321,11 @@ def _release_duplicate(tenant_id: uuid.UUID, kind: str, external_id: str) -> Non
         log.exception("could not release duplicate %s %s", kind, external_id)
 
 
-def _complete_step(tenant: Tenant, step: StepExecution, *, reused: bool) -> None:
+def _complete_step(tenant: Tenant, step: StepExecution, *, reused: bool, now: datetime) -> None:
     """Finish the step (tenant locked, fence checked) and dispatch the next, or finish the run."""
-    now = timezone.now()
     run = step.run
     started = step.started_at or now
     duration_ms = int((now - started).total_seconds() * 1000)
-    StepExecution.objects.filter(pk=step.pk).update(
-        status=StepStatus.COMPLETED, reused=reused, finished_at=now, heartbeat_at=now, error=""
-    )
     record_event(
         type="tenant.provisioning.step_completed",
         tenant_id=tenant.id,
@@ -336,39 +333,43 @@ def _complete_step(tenant: Tenant, step: StepExecution, *, reused: bool) -> None
         actor=SYSTEM,
         data={"step": step.name, "reused": reused, "duration_ms": duration_ms},
     )
-    if step.name == "mark_active":
-        tenant.complete()
-        tenant.activated_at = now
-        tenant.last_error = ""
-        tenant.failed_activity = ""
-        tenant.condition = Condition.OK
-        tenant.save(
-            update_fields=[
-                "state",
-                "activated_at",
-                "last_error",
-                "failed_activity",
-                "condition",
-                "updated_at",
-            ]
+    if step.name != "mark_active":
+        next_name = STEPS[step.position + 1]
+        next_id = step.next_id
+        token = uuid.uuid4()
+        statements.advance(
+            step, next_id=next_id, next_name=next_name, reused=reused, token=token, now=now
         )
-        Run.objects.filter(pk=run.id).update(
-            status=RunStatus.COMPLETED, finished_at=now, heartbeat_at=now, current_step=""
-        )
-        record_event(
-            type="tenant.provisioning.completed",
-            tenant_id=tenant.id,
-            run_id=run.id,
-            actor=SYSTEM,
-            data={"total_duration_seconds": round((now - run.started_at).total_seconds(), 3)},
-        )
+        _publish_on_commit(next_name, next_id, token)
         return
-    next_id = getattr(step, "next_id", None)
-    if next_id is None:
-        nxt = StepExecution.objects.get(run=run, position=step.position + 1)
-    else:
-        nxt = StepExecution(pk=next_id, run_id=run.id, name=STEPS[step.position + 1])
-    dispatch_step(nxt)
+    StepExecution.objects.filter(pk=step.pk).update(
+        status=StepStatus.COMPLETED, reused=reused, finished_at=now, heartbeat_at=now, error=""
+    )
+    tenant.complete()
+    tenant.activated_at = now
+    tenant.last_error = ""
+    tenant.failed_activity = ""
+    tenant.condition = Condition.OK
+    tenant.save(
+        update_fields=[
+            "state",
+            "activated_at",
+            "last_error",
+            "failed_activity",
+            "condition",
+            "updated_at",
+        ]
+    )
+    Run.objects.filter(pk=run.id).update(
+        status=RunStatus.COMPLETED, finished_at=now, heartbeat_at=now, current_step=""
+    )
+    record_event(
+        type="tenant.provisioning.completed",
+        tenant_id=tenant.id,
+        run_id=run.id,
+        actor=SYSTEM,
+        data={"total_duration_seconds": round((now - run.started_at).total_seconds(), 3)},
+    )
 
 
 def _step_failed(step_id: int, token: uuid.UUID, error: str, *, permanent: bool) -> None:

@@ -39,6 +39,11 @@ def test_saga_throughput_and_its_floor_run(bench_env):
     assert floor_rss > 10 and ours_rss > 10
 
 
+def test_saga_throughput_with_remote_providers_runs(bench_env):
+    ours, _ = suite.saga_throughput({**bench_env, "BENCH_PROVIDERS": "remote"}, tenants=2)
+    assert ours > 0
+
+
 def test_latency_of_one_provisioning_and_of_the_floor_chain(bench_env):
     ours, floor = suite.latencies(bench_env, repeat=1)
     assert len(ours.values) == len(floor.values) == 1

@@ -116,9 +116,8 @@ def test_missing_resources_are_found_and_marked_released_with_an_error(clean: An
 def test_a_resource_in_flight_is_covered_by_its_open_intent(clean: Any):
     tenant = new_tenant()  # provisioning; allocate_storage not yet run
     from provisioning import ledger
-    from provisioning.models import Run
 
-    ledger.open_intent(tenant=tenant, kind="storage", run=Run.objects.get(pk=tenant.workflow_id))
+    ledger.open_intent(tenant_id=tenant.id, kind="storage", run_id=tenant.workflow_id)
     get_provider("storage").allocate(spec(tenant))
     assert reconcile.find_drift() == []
 
