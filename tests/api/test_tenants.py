@@ -268,8 +268,9 @@ def test_detail_of_an_unknown_tenant_is_404(as_viewer, tenant_id):
 def test_detail_reads_a_fixed_number_of_queries(as_viewer, django_assert_max_num_queries):
     tenant = failed_tenant()
     as_viewer.get(f"/tenants/{tenant.id}")
-    # token, 2 permission lookups, tenant, run, steps, allocations, drift, failed-run count
-    with django_assert_max_num_queries(9):
+    # token, permissions, tenant (with whether it has drift), steps with their run,
+    # allocations, failed-run count
+    with django_assert_max_num_queries(6):
         as_viewer.get(f"/tenants/{tenant.id}")
 
 
@@ -293,15 +294,15 @@ def test_empty_text_filters_mean_no_filter_and_an_empty_limit_is_refused(as_view
     assert "limit" in str(error_of(refused)["details"])
 
 
-def test_detail_is_eight_queries_with_the_token_and_permissions_read_once(
+def test_detail_is_six_queries_with_the_token_and_permissions_read_once(
     as_viewer, django_assert_num_queries
 ):
     tenant = failed_tenant()
     as_viewer.get(f"/tenants/{tenant.id}")
-    # token (with its user), permissions (one query for the user's and its groups'), tenant,
-    # run, steps, allocations, failed-run count, open reconciliation findings (drift); nothing
-    # written, no transaction.
-    with django_assert_num_queries(8) as queries:
+    # token (with its user), permissions (one query for the user's and its groups'), tenant
+    # (with whether reconciliation has open findings about it), the run's steps with the run,
+    # allocations, failed-run count; nothing written, no transaction.
+    with django_assert_num_queries(6) as queries:
         response = as_viewer.get(f"/tenants/{tenant.id}")
     assert response.status_code == 200
     assert not any(q["sql"] in ("BEGIN", "COMMIT") for q in queries.captured_queries)

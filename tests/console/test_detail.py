@@ -286,9 +286,10 @@ def test_the_detail_page_reads_permissions_once_in_one_query(
     login(client, viewer)
     client.get(f"/tenants/{tenant.pk}/")
     # session, user, permissions (one query, then cached on the user for every button and
-    # menu entry), tenant, run, steps, allocations, failed-run count, released allocations,
-    # events, open reconciliation findings (drift), and the earlier attempts (runs, their steps).
-    with django_assert_num_queries(13) as queries:
+    # menu entry), tenant (with whether it has drift), the run's steps with the run,
+    # allocations, failed-run count, released allocations, events, and the earlier attempts
+    # (runs, their steps).
+    with django_assert_num_queries(11) as queries:
         response = client.get(f"/tenants/{tenant.pk}/")
     assert response.status_code == 200
     assert sum("auth_permission" in q["sql"] for q in queries.captured_queries) == 1

@@ -297,6 +297,11 @@ def test_the_matrix(world):
         if row.door == "command":
             continue
         for persona, expected in zip(PERSONAS, row.expected, strict=True):
+            if row.path == "/readyz":
+                # Stamped again right before: a slow machine can spend more than the allowed
+                # three watchdog intervals on the rows before this one (a 503 for staleness
+                # would say nothing about access).
+                record_watchdog_pass()
             got = ask(row, persona, world, serial)
             cases += 1
             if got != expected:
