@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -116,6 +119,12 @@ def record_event(
         data=clean,
     )
     fields = {"type": type, "occurred_at": occurred_at, "run_id": run_id, "actor": actor}
+    pending = _batch.get()
+    if pending is not None and connection.vendor == "postgresql":
+        # Written with the batch's other events when it closes (see ``batched``).
+        event = Event(tenant_id=tenant_id, data=clean, **fields)
+        pending.append((chain_key, before, after, event))
+        return event
     # No savepoint: inside the caller's transaction this adds no statement; the webhooks'
     # outbox (``event_recorded``) is written in the same transaction as the event.
     with transaction.atomic(savepoint=False):
@@ -129,6 +138,117 @@ def record_event(
             )
         event_recorded.send(sender=Event, event=event)
     return event
+
+
+_batch: contextvars.ContextVar[list | None] = contextvars.ContextVar("audit_batch", default=None)
+
+
+@contextmanager
+def batched() -> Iterator[None]:
+    """Write the events recorded inside the block together when it ends, in one statement per
+    chain on PostgreSQL (``_append_many``), in the order they were recorded; elsewhere, and
+    for a chain's very first event, one by one as ``record_event`` does. For a transaction
+    that records several events: use it inside the transaction, around code that does not
+    read back the events it records (they are rows only once the block ends)."""
+    if _batch.get() is not None:  # already batching: the outer block writes them
+        yield
+        return
+    pending: list = []
+    reset = _batch.set(pending)
+    try:
+        yield
+    finally:
+        _batch.reset(reset)
+    if pending:
+        _flush(pending)
+
+
+def _flush(pending: list) -> None:
+    by_chain: dict[uuid.UUID, list] = {}
+    for item in pending:
+        by_chain.setdefault(item[0], []).append(item)
+    with transaction.atomic(savepoint=False):
+        for chain_key, items in by_chain.items():
+            if not _append_many(chain_key, items):
+                for _, before, after, event in items:  # a new chain: its first event creates it
+                    written = _append(
+                        chain_key,
+                        event.tenant_id,
+                        before,
+                        after,
+                        data=event.data,
+                        type=event.type,
+                        occurred_at=event.occurred_at,
+                        run_id=event.run_id,
+                        actor=event.actor,
+                    )
+                    event.id, event.seq, event.digest = written.id, written.seq, written.digest
+                    _saved(event)
+        for _, _, _, event in pending:
+            event_recorded.send(sender=Event, event=event)
+
+
+def _saved(event: Event) -> None:
+    event._state.adding = False
+    event._state.db = connection.alias
+
+
+def _append_many(chain_key: uuid.UUID, items: list) -> bool:
+    """Several events of one chain in one statement: lock the chain's head, hash each event
+    onto the one before (PostgreSQL computes each digest exactly as ``_digest`` does), move
+    the head to the last, insert them all. False (nothing written) when the chain does not
+    exist yet."""
+    params: dict[str, Any] = {"chain": chain_key}
+    links = [
+        "head0 AS (SELECT length AS seq, head AS digest FROM audit_eventchain "
+        "WHERE tenant_id = %(chain)s FOR UPDATE)"
+    ]
+    rows = []
+    for i, (_, before, after, event) in enumerate(items, start=1):
+        params.update(
+            {
+                f"before{i}": before,
+                f"after{i}": after,
+                f"type{i}": event.type,
+                f"at{i}": event.occurred_at,
+                f"tenant{i}": event.tenant_id,
+                f"run{i}": event.run_id,
+                f"actor{i}": event.actor,
+                f"data{i}": json.dumps(event.data),
+            }
+        )
+        links.append(
+            f"head{i} AS (SELECT seq + 1 AS seq, encode(sha256(convert_to("  # noqa: S608
+            f"digest || %(before{i})s || (seq + 1)::text || %(after{i})s, 'UTF8')), 'hex') "
+            f"AS digest FROM head{i - 1})"
+        )
+        rows.append(
+            f"SELECT {i} AS n, %(type{i})s, %(at{i})s::timestamptz, %(tenant{i})s::uuid, "  # noqa: S608
+            f"%(run{i})s::uuid, %(actor{i})s, %(data{i})s::jsonb, seq, digest FROM head{i}"
+        )
+    last = len(items)
+    sql = (
+        "WITH "  # noqa: S608
+        + ", ".join(links)
+        + f", moved AS (UPDATE audit_eventchain SET length = head{last}.seq, "  # noqa: S608
+        f"head = head{last}.digest FROM head{last} WHERE tenant_id = %(chain)s) "
+        "INSERT INTO audit_event (type, occurred_at, tenant_id, run_id, actor, data, seq, digest) "
+        "SELECT type, at, tenant, run, actor, data, seq, digest FROM ("
+        + " UNION ALL ".join(rows)
+        + ") AS e (n, type, at, tenant, run, actor, data, seq, digest) ORDER BY n "
+        "RETURNING id, seq, digest"
+    )
+    with connection.cursor() as cursor:
+        # Its text is made of placeholders and numbers only: every value is a parameter.
+        cursor.execute(sql, params)
+        written = cursor.fetchall()
+    if not written:
+        return False
+    written.sort(key=lambda row: row[1])
+    for (_, _, _, event), (pk, seq, digest) in zip(items, written, strict=True):
+        event.id, event.seq, event.digest = pk, seq, digest
+        _saved(event)
+    return True
 
 
 # Where ``seq`` goes in the hashed body (``_digest`` with a stand-in value split around it).

@@ -30,7 +30,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from audit.services import SYSTEM, record_event
+from audit.services import SYSTEM, batched, record_event
 from tenants.models import Condition, Tenant, TenantState
 
 from . import compensation, conditions, ledger, runs, statements
@@ -192,7 +192,7 @@ def _validate_request(spec: TenantSpec) -> None:
 
 
 def _claim(step_id: int, token: uuid.UUID) -> _Claim | None:
-    with transaction.atomic():
+    with transaction.atomic(), batched():  # its events in one statement
         locked = statements.lock_step(step_id)
         if locked is None:
             return None
@@ -245,7 +245,7 @@ def _claim(step_id: int, token: uuid.UUID) -> _Claim | None:
 
 def _record(step_id: int, token: uuid.UUID, kind: str | None, external_id: str | None) -> None:
     release_after: int | None = None
-    with transaction.atomic():
+    with transaction.atomic(), batched():  # its events in one statement
         locked = statements.lock_step(step_id)
         if locked is None:
             return

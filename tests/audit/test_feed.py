@@ -124,3 +124,54 @@ def test_the_first_event_of_a_tenant_starts_its_chain(fast_saga):
     assert (first.seq, second.seq) == (1, 2)
     assert EventChain.objects.get(tenant_id=tenant_id).head == second.digest
     assert verify_chains(tenant_id=tenant_id) == (2, [])
+
+
+def test_a_batch_of_events_is_one_statement_and_chains_as_if_recorded_one_by_one(
+    fast_saga, django_assert_num_queries
+):
+    from audit.services import batched
+
+    tenant = f.active_tenant()
+    before = Event.objects.filter(tenant_id=tenant.id).count()
+    # Elsewhere (SQLite) one by one: read the head, move it, insert the event.
+    expected = 1 if connection.vendor == "postgresql" else 9
+    with transaction.atomic(), django_assert_num_queries(expected), batched():
+        made = [
+            record_event(
+                type="tenant.resource.reused",
+                tenant_id=tenant.id,
+                actor="batch",
+                data={"kind": "storage", "n": n},
+            )
+            for n in range(3)
+        ]
+    assert [e.seq for e in made] == [before + 1, before + 2, before + 3]
+    stored = list(Event.objects.filter(tenant_id=tenant.id, actor="batch").order_by("seq"))
+    assert [(e.id, e.seq, e.digest, e.data["n"]) for e in stored] == [
+        (e.id, e.seq, e.digest, e.data["n"]) for e in made
+    ]
+    assert [e.id for e in stored] == sorted(e.id for e in stored)
+    checked, problems = verify_chains(tenant_id=tenant.id)
+    assert problems == [] and checked == before + 3
+
+
+def test_a_batch_that_fails_writes_nothing_and_a_new_chain_starts_in_a_batch(fast_saga):
+    import uuid
+
+    from audit.services import batched
+
+    tenant = f.active_tenant()
+    before = Event.objects.count()
+    with pytest.raises(RuntimeError), transaction.atomic(), batched():
+        record_event(type="tenant.resumed", tenant_id=tenant.id, actor="batch")
+        raise RuntimeError("the change failed")
+    assert Event.objects.count() == before
+    fresh = uuid.uuid4()  # no event yet: its chain does not exist
+    with transaction.atomic(), batched():
+        for _ in range(2):
+            record_event(type="tenant.resource.leaked", tenant_id=fresh, actor="batch")
+    assert list(Event.objects.filter(tenant_id=fresh).order_by("seq").values_list("seq")) == [
+        (1,),
+        (2,),
+    ]
+    assert verify_chains(tenant_id=fresh)[1] == []

@@ -367,7 +367,7 @@ def test_a_step_has_a_budget_of_statements_and_two_commits(fast_saga):
         saga.execute_step(step.pk, step.token)
     sql = [q["sql"] for q in queries]
     commits = [s for s in sql if s == "COMMIT"]
-    budget = 12 if connection.vendor == "postgresql" else 26
+    budget = 11 if connection.vendor == "postgresql" else 26
     assert len(sql) <= budget, "\n".join(sql)
     assert len(commits) <= 2, "\n".join(sql)
     assert not any("SAVEPOINT" in s for s in sql)
