@@ -37,6 +37,7 @@ from .models import (
     TenantState,
 )
 from .operations import OPERATIONS, permission_reason, permitted_names
+from .search import text_match
 from .services import load_tenant
 
 S = TenantState
@@ -504,7 +505,7 @@ def tenant_list(filters: TenantFilters | None = None) -> QuerySet[Tenant]:
     """Tenants matching ``filters`` (unordered: each door pages it by its own keyset).
 
     ``q`` matches slug, name or admin e-mail anywhere (case-insensitive; pg_trgm indexes back
-    it on PostgreSQL), or a tenant's id pasted whole.
+    it on PostgreSQL, see ``tenants.search``), or a tenant's id pasted whole.
     """
     filters = filters or TenantFilters()
     qs = Tenant.objects.all()
@@ -519,11 +520,7 @@ def tenant_list(filters: TenantFilters | None = None) -> QuerySet[Tenant]:
     if filters.slug:
         qs = qs.filter(slug=filters.slug)
     if filters.q:
-        match = (
-            Q(slug__icontains=filters.q)
-            | Q(name__icontains=filters.q)
-            | Q(admin_email__icontains=filters.q)
-        )
+        match = text_match(filters.q, qs.db)
         with contextlib.suppress(ValueError):  # an id pasted into the search box
             match |= Q(pk=uuid.UUID(filters.q))
         qs = qs.filter(match)
