@@ -9,9 +9,12 @@ that most rows contain has a posting list as long as the table: at 100,000 tenan
 
 So where PostgreSQL's own statistics say part of ``q`` is common in a column, the index is
 asked for the longest stretch of ``q`` whose three-character pieces are all rare there, and
-the whole of ``q`` is checked on the rows it returns (``STRPOS``, which no index serves). The
-answer is the same rows: a value that contains ``q`` contains every stretch of it. The
-statistics only choose the plan, so stale or missing ones cost speed, never correctness.
+the whole of ``q`` is checked on the rows it returns (``STRPOS``, which no index serves). Where
+no stretch is rare (``q=customer``: most rows match anyway), that column is not offered to the
+index at all, so the planner walks the list's own order and stops after a page. The answer is
+the same rows whichever form a column gets: a value that contains ``q`` contains every stretch
+of it. The statistics only choose the plan, so stale or missing ones cost speed, never
+correctness.
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ from django.db.models.lookups import GreaterThan
 FIELDS = ("slug", "name", "admin_email")
 # A piece of text found in more than this share of a column's values is "common" there.
 COMMON = 0.05
-# pg_trgm makes trigrams from runs of letters and digits: a stretch without three in a row
-# gives the index nothing to look up.
-_WORDY = re.compile(r"[^\W_]{3}")
+# pg_trgm makes trigrams from words (runs of letters and digits), padding a word's start with
+# blanks: a stretch gives the index something to look up when it holds three letters or
+# digits in a row, or a word's start and two more ("r 42" yields "  4" and " 42").
+_WORDY = re.compile(r"[^\W_]{3}|[\W_][^\W_]{2}")
 
 Sample = list[tuple[str, float]]  # (upper-cased value, share of the column it stands for)
 
@@ -40,13 +44,13 @@ def text_match(q: str, using: str = "default") -> Q:
     match = Q()
     for field in FIELDS:
         part = rare_part(q, samples.get(field, []))
-        if part in ("", q):
-            # Nothing common in q (the index reads only rare lists), or nothing rare in it
-            # (the planner expects many rows and walks the list's order instead).
+        contains_q = Q(GreaterThan(StrIndex(Upper(field), Upper(Value(q))), 0))
+        if part == q:  # nothing common in q (or nothing known): the index reads rare lists
             arm = Q(**{f"{field}__icontains": q})
-        else:
-            contains_q = GreaterThan(StrIndex(Upper(field), Upper(Value(q))), 0)
-            arm = Q(**{f"{field}__icontains": part}) & Q(contains_q)
+        elif part:  # the index finds the rare stretch, the rows it returns are checked
+            arm = Q(**{f"{field}__icontains": part}) & contains_q
+        else:  # nothing rare for the index to look up: no index, many rows will match
+            arm = contains_q
         match |= arm
     return match
 
@@ -77,7 +81,8 @@ def column_samples(using: str = "default") -> dict[str, Sample]:
 def rare_part(q: str, sample: Sample) -> str:
     """The longest stretch of ``q`` none of whose three-character pieces is common in
     ``sample``: ``q`` itself when nothing in it is common (or nothing is known), ``""`` when
-    every piece is."""
+    no stretch is both rare and something the index can look up (three letters or digits in
+    a row)."""
     upper = q.upper()
     if not sample or len(q) < 3 or len(upper) != len(q):
         return q  # nothing known, too short to have trigrams, or case folding changes lengths
@@ -95,6 +100,6 @@ def rare_part(q: str, sample: Sample) -> str:
                 best_start, best_len = start, i - start
             start = None
     part = q[best_start : best_start + best_len + 2] if best_len else ""
-    if part and not _WORDY.search(part):
-        return q
+    if part != q and not _WORDY.search(part):
+        return ""
     return part
