@@ -316,5 +316,9 @@ class TenantCount(models.Model):
 
     objects = TenantCountQuerySet.as_manager()
 
+    class Meta:
+        # Internal bookkeeping: no one is ever granted "change tenant count".
+        default_permissions = ()
+
     def __str__(self) -> str:
         return f"{self.state}/{self.condition} {self.n:+d}"

@@ -97,6 +97,7 @@ class Migration(migrations.Migration):
                 ("condition", models.CharField(max_length=20)),
                 ("n", models.IntegerField()),
             ],
+            options={"default_permissions": ()},
         ),
         migrations.RunPython(forwards, backwards),
     ]
