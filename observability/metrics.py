@@ -40,7 +40,8 @@ from prometheus_client.registry import Collector
 
 from audit.models import Event
 from provisioning.models import STEPS, StepExecution, StepStatus
-from tenants.models import Tenant, TenantState
+from tenants import selectors
+from tenants.models import NEEDS_ATTENTION, TenantState
 
 from .pulse import last_watchdog_pass
 
@@ -85,32 +86,18 @@ OPERATION_EVENTS: dict[str, tuple[str, str]] = {
     "tenant.decommissioned": ("decommission", "completed"),
 }
 
-ATTENTION_CONDITIONS = ("stalled", "orphaned", "release_failed", "failed")
-
-# tenants by state, needing attention, step durations, step failures, operations, watchdog.
-SCRAPE_QUERIES = 6
-
-
-def tenants_by_state() -> dict[str, int]:
-    counts = dict.fromkeys(TenantState.values, 0)
-    for row in Tenant.objects.order_by().values("state").annotate(n=Count("pk")):
-        counts[row["state"]] = row["n"]
-    return counts
+# tenants by state and needing attention (one read), step durations, step failures,
+# operations, watchdog.
+SCRAPE_QUERIES = 5
 
 
-def needing_attention_counts() -> dict[str, int]:
-    """How many tenants need an operator, by condition, in one query on the stored condition
-    (``Tenant.condition``, kept exact by the transactions that change it; partial index)."""
-    counts = dict.fromkeys(ATTENTION_CONDITIONS, 0)
-    rows = (
-        Tenant.objects.order_by()
-        .filter(condition__in=ATTENTION_CONDITIONS)
-        .values("condition")
-        .annotate(n=Count("pk"))
-    )
-    for row in rows:
-        counts[row["condition"]] = row["n"]
-    return counts
+def tenant_counts() -> tuple[dict[str, int], dict[str, int]]:
+    """Tenants by state, and those needing an operator by condition: the console list's own
+    counts (``tenants.selectors.fleet_counts``), exact, one query that does not grow with the
+    fleet on PostgreSQL."""
+    counts = selectors.fleet_counts()
+    attention = {c: counts.by_condition[c] for c in NEEDS_ATTENTION}
+    return {s: counts.by_state[s] for s in TenantState.values}, attention
 
 
 def step_duration_rows() -> dict[str, dict[str, Any]]:
@@ -187,8 +174,9 @@ class ControlPlaneCollector(Collector):
     """Reads the database on every ``collect()``: one scrape, ``SCRAPE_QUERIES`` queries."""
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily]:
+        by_state, needing_attention = tenant_counts()
         tenants = GaugeMetricFamily("controlplane_tenants", "Tenants by state.", labels=["state"])
-        for state, n in tenants_by_state().items():
+        for state, n in by_state.items():
             tenants.add_metric([state], n)
         yield tenants
 
@@ -197,7 +185,7 @@ class ControlPlaneCollector(Collector):
             "Tenants that need an operator, by condition.",
             labels=["condition"],
         )
-        for condition, n in needing_attention_counts().items():
+        for condition, n in needing_attention.items():
             attention.add_metric([condition], n)
         yield attention
 

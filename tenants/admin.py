@@ -15,6 +15,7 @@ small view of their own that calls the service, which checks the permission itse
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms
@@ -141,23 +142,23 @@ class TenantAdmin(admin.ModelAdmin):
     actions: list[Any] = []
 
     add_fieldsets = ((None, {"fields": ["slug", "name", "plan", "admin_email", "start"]}),)
+    # The change page is read-only. The state, condition, recorded error and the operations
+    # are the Situation box above the fields (templates/admin/tenants/tenant/change_form.html),
+    # so they are not repeated here as raw field values.
     fieldsets = (
-        ("Tenant", {"fields": ["id", "slug", "name", "plan", "admin_email"]}),
+        ("Tenant", {"fields": ["slug", "name", "plan", "admin_email", "id"]}),
+        ("Provisioning", {"fields": ["workflow_handle", "failed_activity"]}),
         (
-            "State",
+            "Timestamps (UTC)",
             {
                 "fields": [
-                    "state",
-                    "workflow_id",
-                    "last_error",
-                    "failed_activity",
-                    "decommission_requested_at",
+                    "created",
+                    "updated",
+                    "activated",
+                    "decommission_requested",
+                    "decommissioned",
                 ]
             },
-        ),
-        (
-            "Timestamps",
-            {"fields": ["created_at", "updated_at", "activated_at", "decommissioned_at"]},
         ),
     )
 
@@ -185,13 +186,35 @@ class TenantAdmin(admin.ModelAdmin):
             return f"{tenant.state} (decommissioning)"
         return tenant.state
 
-    @admin.display(description="created (UTC)", ordering="created_at")
+    @admin.display(description="created", ordering="created_at")
     def created(self, tenant: Tenant) -> str:
         return stamp_text(tenant.created_at)
 
     @admin.display(description="id")
     def short_id(self, tenant: Tenant) -> str:
         return str(tenant.id)[:8]
+
+    # --- the change page's read-only values, in the one format every door writes ------------
+
+    @admin.display(description="workflow handle")
+    def workflow_handle(self, tenant: Tenant) -> str:
+        return str(tenant.workflow_id) if tenant.workflow_id else "—"
+
+    @admin.display(description="updated")
+    def updated(self, tenant: Tenant) -> str:
+        return stamp_text(tenant.updated_at)
+
+    @admin.display(description="activated")
+    def activated(self, tenant: Tenant) -> str:
+        return stamp_text(tenant.activated_at)
+
+    @admin.display(description="decommission requested")
+    def decommission_requested(self, tenant: Tenant) -> str:
+        return stamp_text(tenant.decommission_requested_at)
+
+    @admin.display(description="decommissioned")
+    def decommissioned(self, tenant: Tenant) -> str:
+        return stamp_text(tenant.decommissioned_at)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Tenant], search_term: str
@@ -206,6 +229,18 @@ class TenantAdmin(admin.ModelAdmin):
         return queryset.filter(Q(pk=tenant_id) | Q(slug=term)), False
 
     # --- add (through create_tenant) ----------------------------------------------------------
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        # One way out of the add form: create. "Save and continue editing" would land on a page
+        # that edits nothing, "Save and add another" would hide the provisioning just started.
+        context = {
+            **(extra_context or {}),
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+        }
+        return super().add_view(request, form_url, extra_context=context)
 
     def get_fieldsets(self, request: HttpRequest, obj: Tenant | None = None) -> Any:
         return self.add_fieldsets if obj is None else self.fieldsets
@@ -253,12 +288,13 @@ class TenantAdmin(admin.ModelAdmin):
             detail = None  # the admin's own "does not exist" handling takes over
         if detail is not None and self.has_view_permission(request, detail.tenant):
             events = list(tenant_events(detail.tenant.id).order_by("-seq")[: EVENTS_SHOWN + 1])
+            buttons = [_button(detail.tenant, action) for action in detail.actions]
             context.update(
                 detail=detail,
-                tenant_actions=[a for a in detail.actions if a.available and a.permitted],
-                unavailable_actions=[
-                    a for a in detail.actions if not (a.available and a.permitted)
-                ],
+                # What the user may do now, then what not and why, each in the table's order.
+                tenant_actions=[b for b in buttons if b.offered],
+                unavailable_actions=[b for b in buttons if not b.offered],
+                console_url=reverse("console:tenant_detail", args=[detail.tenant.id]),
                 may_decommission="decommission" in permitted_names(request.user),
                 tenant_events=[
                     (event, _data_summary(event.data)) for event in reversed(events[:EVENTS_SHOWN])
@@ -416,6 +452,32 @@ def _has_permission(op: Operation) -> Any:
 for _op in OPERATIONS.values():
     setattr(TenantAdmin, f"has_{_op.name}_permission", _has_permission(_op))
     TenantAdmin.actions.append(_bulk_admin_action(_op))
+
+
+@dataclass(frozen=True)
+class OperationButton:
+    """One operation on the change page: its button, what it does, or why it is not offered."""
+
+    name: str
+    label: str
+    summary: str
+    danger: bool  # it releases what the tenant holds
+    url: str
+    offered: bool  # the state allows it and the user may do it
+    reason: str  # why not, when not offered
+
+
+def _button(tenant: Tenant, action: selectors.ActionState) -> OperationButton:
+    op = OPERATIONS[action.name]
+    return OperationButton(
+        name=op.name,
+        label=op.label,
+        summary=op.summary,
+        danger=op.releases,
+        url=reverse("admin:tenants_tenant_action", args=[tenant.pk, op.name]),
+        offered=action.available and action.permitted,
+        reason=action.reason,
+    )
 
 
 def _data_summary(data: dict[str, Any]) -> str:

@@ -245,3 +245,80 @@ class Tenant(FSMModelMixin, models.Model):
     )
     def decommission(self) -> None:
         pass
+
+
+# --- the fleet's counts ---------------------------------------------------------------------
+
+
+class TenantCountQuerySet(models.QuerySet["TenantCount"]):
+    def totals(self) -> dict[tuple[str, str], int]:
+        """Tenants per ``(state, condition)``, exact, without reading the tenant table.
+
+        On PostgreSQL: the sum of the deltas (one statement over a few dozen rows). Elsewhere
+        (SQLite, a laptop's fleet) no trigger writes deltas, so this groups the tenants
+        themselves, which is what the deltas stand for.
+        """
+        if self.db_connection_vendor() != "postgresql":
+            rows = Tenant.objects.order_by().values_list("state", "condition")
+            grouped = rows.annotate(n=models.Count("pk"))
+        else:
+            grouped = self.order_by().values_list("state", "condition").annotate(n=models.Sum("n"))
+        return {(state, condition): n for state, condition, n in grouped if n}
+
+    def compact(self) -> int:
+        """Fold the deltas into one row per ``(state, condition)``; returns the rows folded.
+
+        The totals do not change: the deleted rows' sums are inserted by the same statement.
+        Safe beside writers (their uncommitted deltas are invisible here and stay) and beside
+        another compaction (a row it already deleted is skipped, not counted twice). Does
+        nothing below ``COMPACT_AFTER`` rows, so a quiet fleet is not rewritten every pass.
+        """
+        if self.db_connection_vendor() != "postgresql" or self.count() <= COMPACT_AFTER:
+            return 0
+        from django.db import connections
+
+        with connections[self.db].cursor() as cursor:
+            cursor.execute(
+                "WITH gone AS (DELETE FROM tenants_tenantcount RETURNING state, condition, n) "
+                "INSERT INTO tenants_tenantcount (state, condition, n) "
+                "SELECT state, condition, SUM(n) FROM gone GROUP BY state, condition "
+                "HAVING SUM(n) <> 0"
+            )
+            return cursor.rowcount
+
+    def db_connection_vendor(self) -> str:
+        from django.db import connections
+
+        return connections[self.db].vendor
+
+
+# Deltas above this many rows are folded by the next watchdog pass; reading 200 rows is
+# still far under a millisecond, so compaction is for tidiness, never for exactness.
+COMPACT_AFTER = 200
+
+
+class TenantCount(models.Model):
+    """One change to the number of tenants in a ``(state, condition)``: +n or -n.
+
+    Written only by PostgreSQL triggers on ``tenants_tenant`` (migration
+    ``0008_tenant_counts``), in the transaction that inserts, updates or deletes the tenant,
+    so the sum per key is the exact count whatever door or task made the change, and a
+    rolled-back change leaves no delta. Appending instead of updating one counter row per key
+    means two transactions moving tenants never wait for each other (or deadlock) on a
+    counter. ``TenantCount.objects.totals()`` reads them; ``compact()`` (every watchdog pass)
+    folds them back to one row per key.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    state = models.CharField(max_length=20)
+    condition = models.CharField(max_length=20)
+    n = models.IntegerField()
+
+    objects = TenantCountQuerySet.as_manager()
+
+    class Meta:
+        # Internal bookkeeping: no one is ever granted "change tenant count".
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"{self.state}/{self.condition} {self.n:+d}"

@@ -22,10 +22,10 @@ class OneQueryModelBackend(ModelBackend):
             if user_obj.is_superuser:
                 rows = Permission.objects.values_list(*names)
             else:
-                rows = (
-                    Permission.objects.filter(user=user_obj)
-                    .values_list(*names)
-                    .union(Permission.objects.filter(group__user=user_obj).values_list(*names))
-                )
+                # No ORDER BY in the parts (Permission's Meta orders): SQLite refuses one in
+                # a compound statement's subquery, and a set needs no order.
+                own = Permission.objects.filter(user=user_obj).order_by()
+                by_group = Permission.objects.filter(group__user=user_obj).order_by()
+                rows = own.values_list(*names).union(by_group.values_list(*names))
             user_obj._perm_cache = {f"{app}.{codename}" for app, codename in rows}
         return user_obj._perm_cache

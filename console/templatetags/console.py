@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from django import template
-from django.utils.html import format_html
+from django.urls import reverse
+from django.utils.html import escape, format_html
+from django.utils.safestring import SafeString, mark_safe
 
 from tenants.formats import stamp_text
 
@@ -80,7 +82,7 @@ def condition_badge(condition: str) -> str:
     """A tenant's condition as a badge; the ones needing an operator are marked as such."""
     from tenants.models import NEEDS_ATTENTION, Condition
 
-    label = Condition(condition).label if condition in Condition.values else condition
+    label = dict(Condition.choices).get(condition, condition)
     attention = condition in NEEDS_ATTENTION
     return format_html(
         '<span class="badge condition cond-{}{}" data-condition="{}"{}>{}</span>',
@@ -107,3 +109,49 @@ def dotbreak(value: str) -> str:
     from django.utils.safestring import mark_safe
 
     return mark_safe(".<wbr>".join(conditional_escape(p) for p in str(value).split(".")))  # noqa: S308
+
+
+@register.simple_tag
+def tenant_rows(tenants: list[Any], selectable: Any) -> SafeString:
+    """The tenant list's ``<tr>`` rows, written here instead of in a template loop.
+
+    The same markup the loop wrote, for a reason measured at 100,000 tenants: the template
+    engine spent about 25 ms on 50 rows (seven nodes, three tags, a URL reversal and a dozen
+    variable lookups a row), more than every query of the page together; this spends a
+    fraction of that. User text (slug, name, e-mail) is escaped; the badges come from the
+    same tags the rest of the console uses, once per distinct value.
+    """
+    from tenants.models import Plan
+
+    plans = dict(Plan.choices)
+    states: dict[str, str] = {}
+    conditions: dict[str, str] = {}
+    # One reversal for the page: the detail URL with a placeholder where the id goes.
+    marker = "00000000-0000-0000-0000-000000000000"
+    detail_before, detail_after = reverse("console:tenant_detail", args=[marker]).split(marker)
+    out: list[str] = []
+    for t in tenants:
+        slug = escape(t.slug)
+        pk = escape(str(t.pk))
+        if t.state not in states:
+            states[t.state] = state_badge(t.state)
+        if t.condition not in conditions:
+            conditions[t.condition] = condition_badge(t.condition)
+        out.append(
+            f'<tr data-tenant="{slug}" data-condition="{escape(t.condition)}">'
+            + (
+                f'<td data-label="Select"><input type="checkbox" name="ids" value="{pk}" '
+                f'form="bulk" aria-label="Select {slug}"></td>'
+                if selectable  # a checkbox when the user may apply a bulk operation
+                else ""
+            )
+            + f'<td class="wrap" data-label="Slug"><a href="{escape(detail_before)}{pk}'
+            f'{escape(detail_after)}">{slug}</a></td>'
+            f'<td class="wrap" data-label="Name">{escape(t.name)}</td>'
+            f'<td data-label="State">{states[t.state]}</td>'
+            f'<td data-label="Condition">{conditions[t.condition]}</td>'
+            f'<td data-label="Plan">{escape(plans.get(t.plan, t.plan))}</td>'
+            f'<td class="wrap" data-label="Admin e-mail">{escape(t.admin_email)}</td>'
+            f'<td data-label="Created">{stamp(t.created_at)}</td></tr>\n'
+        )
+    return mark_safe("".join(out))  # noqa: S308 - every value above is escaped or built safe

@@ -3,6 +3,8 @@ four eyes (approve / withdraw buttons)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -51,8 +53,14 @@ def test_the_change_page_says_why_not(client, operator, fast_saga):
     response = logged_in(client, operator).get(change_url(tenant))
     assert response.status_code == 200
     html = response.content.decode()
-    assert '<li data-unavailable="resume"><strong>Resume</strong>: Only a suspended' in html
-    assert '<li data-unavailable="decommission">' in html and "permission" in html
+    # Each operation the operator may not take now is a disabled button with its reason beside.
+    resume = re.search(r'<li [^>]*data-unavailable="resume">(.*?)</li>', html, re.S).group(1)
+    assert re.search(r"<button [^>]*disabled[^>]*>Resume</button>", resume)
+    assert "Only a suspended tenant can be resumed" in resume
+    decommission = re.search(
+        r'<li [^>]*data-unavailable="decommission">(.*?)</li>', html, re.S
+    ).group(1)
+    assert ">Decommission</button>" in decommission and "permission" in decommission
 
 
 def test_four_eyes_in_the_admin(client, settings, admin_user, fast_saga):

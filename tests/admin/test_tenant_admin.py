@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -393,3 +395,43 @@ def test_even_a_superuser_cannot_edit_or_delete_a_tenant(client, superuser, fast
     assert client.post(delete, {"post": "yes"}).status_code == 403
     tenant.refresh_from_db()
     assert (tenant.slug, tenant.plan, tenant.state) == ("acme", "starter", "active")
+
+
+# --- the page an operator reads: no stray controls ------------------------------------------
+
+
+@pytest.mark.parametrize("who", ["admin_user", "superuser"])
+def test_the_tenant_page_offers_only_the_operations(request, client, who, fast_saga):
+    """Read-only for everyone: no Save/Close/Delete/History, no raw state field; the
+    operations (labels from the table) are the only buttons, the others disabled with why."""
+    from tenants.operations import OPERATIONS
+
+    tenant = failed_tenant("broken")
+    html = logged_in(client, request.getfixturevalue(who)).get(change_url(tenant)).content.decode()
+    for stray in (
+        "Save and add another",
+        "Save and continue editing",
+        "Save as new",
+        'name="_save"',
+        'class="closelink"',
+        'class="deletelink"',
+        "/history/",
+        'name="state"',
+    ):
+        assert stray not in html, stray
+    assert "field-state" not in html and "field-last_error" not in html  # in the Situation
+    button = r'<a class="op-button[^"]*" data-action="(\w+)"[^>]*>([^<]+)</a>'
+    offered = dict(re.findall(button, html))
+    assert offered == {n: OPERATIONS[n].label for n in ("retry", "decommission")}
+    disabled_button = r'data-unavailable="(\w+)">\s*<button [^>]*disabled[^>]*>([^<]+)<'
+    disabled = dict(re.findall(disabled_button, html))
+    assert disabled == {n: OPERATIONS[n].label for n in ("cancel", "reset", "suspend", "resume")}
+    assert "Only an active tenant can be suspended" in html
+    assert 'class="op-button danger" data-action="decommission"' in html  # it releases
+
+
+def test_the_add_page_has_one_button_create(client, admin_user):
+    html = logged_in(client, admin_user).get(ADD).content.decode()
+    assert '<input type="submit" value="Create tenant" class="default" name="_save">' in html
+    for stray in ("_addanother", "_continue", "Save and add another", "Save and continue"):
+        assert stray not in html, stray

@@ -285,6 +285,8 @@ def test_admin_list_filters_by_condition(fleet, client, admin_user):
 def test_text_search_has_trigram_indexes_on_postgresql(db):
     from django.db import connection
 
+    from tenants.models import Tenant
+
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT indexname FROM pg_indexes WHERE tablename = 'tenants_tenant' "
@@ -295,3 +297,44 @@ def test_text_search_has_trigram_indexes_on_postgresql(db):
     # The expression the indexes cover is the one Django's icontains writes.
     sql = str(selectors.tenant_list(selectors.TenantFilters(q="acme")).query)
     assert 'UPPER("tenants_tenant"."slug"::text) LIKE UPPER(' in sql
+
+    # Where a word is in most names (ANALYZE's sample says so), the name index is asked only
+    # for the rare stretch of q and the whole of q is checked on what it returns; the rows
+    # are those a plain icontains finds, whatever q.
+    Tenant.objects.bulk_create(
+        Tenant(slug=f"t-{i:04d}", name=f"Customer {i}", plan="growth", admin_email=f"a{i}@c.test")
+        for i in range(400)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE tenants_tenant")
+    sql = str(selectors.tenant_list(selectors.TenantFilters(q="customer 123")).query)
+    assert 'UPPER("tenants_tenant"."name"::text) LIKE UPPER(% 123%)' in sql
+    assert 'STRPOS(UPPER("tenants_tenant"."name"), UPPER(customer 123)) > 0' in sql
+    # Nothing rare in it for the names: their index is not asked (the list's order is walked).
+    sql = str(selectors.tenant_list(selectors.TenantFilters(q="customer")).query)
+    assert 'UPPER("tenants_tenant"."name"::text) LIKE' not in sql
+    assert 'STRPOS(UPPER("tenants_tenant"."name"), UPPER(customer)) > 0' in sql
+    queries = ("customer 123", "customer 42", "Customer 1", "customer", "tomer 39", "t-01")
+    for q in (*queries, "42@c.te", "zzz", "r 4", "CUSTOMER 399"):
+        plain = (
+            Tenant.objects.filter(name__icontains=q)
+            | Tenant.objects.filter(slug__icontains=q)
+            | Tenant.objects.filter(admin_email__icontains=q)
+        )
+        found = selectors.tenant_list(selectors.TenantFilters(q=q)).values_list("slug", flat=True)
+        assert set(found) == set(plain.values_list("slug", flat=True)), q
+
+
+def test_the_search_asks_the_index_for_the_rare_stretch_of_q():
+    from tenants.search import rare_part
+
+    # Half the sampled names contain "CUSTOMER "; none contains "R 4" or "421".
+    sample = [("CUSTOMER 1", 0.25), ("CUSTOMER 7", 0.25), ("ACME", 0.25), ("GLOBEX", 0.25)]
+    assert rare_part("customer 421", sample) == "r 421"
+    assert rare_part("customer 42", sample) == "r 42"  # a word's start: "  4", " 42"
+    assert rare_part("customer 4", sample) == ""  # "r 4": too little to look up
+    assert rare_part("globex", sample) == ""  # all of it common: no stretch is rare
+    assert rare_part("initech", sample) == "initech"  # nothing common in it
+    assert rare_part("customer 42", []) == "customer 42"  # no statistics: q itself
+    assert rare_part("ab", sample) == "ab"  # too short for a trigram
+    assert rare_part("customer -", sample) == ""  # no letters left to look up
