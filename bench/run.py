@@ -81,6 +81,8 @@ def main() -> None:
         CONTROLPLANE_FAULT_INJECTION="1",
         CONTROLPLANE_STEP_DELAY="0",
         ALLOWED_HOSTS="127.0.0.1,testserver",
+        # gunicorn serves plain HTTP here: no redirect to HTTPS, no Secure-only cookies.
+        CONTROLPLANE_INSECURE_HTTP="1",
         PYTHONPATH=str(ROOT),
     )
     from bench import suite

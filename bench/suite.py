@@ -490,8 +490,20 @@ class Gunicorn:
 def load(url: str, headers: dict[str, str], *, seconds: float, connections: int) -> float:
     """Requests/s at ``connections`` keep-alive connections: wrk when installed, else a small
     Python load generator (threads, http.client). Fails on any answer but 200."""
+    import http.client
     import shutil
+    from urllib.parse import urlsplit
 
+    # wrk counts a redirect (a 301 to HTTPS, a 302 to the login page) as an answer: make sure
+    # the URL answers 200 first.
+    parts = urlsplit(url)
+    probe = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    probe.request("GET", parts.path, headers=headers)
+    answer = probe.getresponse()
+    answer.read()
+    probe.close()
+    if answer.status != 200:
+        raise RuntimeError(f"{url} answered {answer.status}, not 200")
     if shutil.which("wrk"):
         cmd = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", url]
         for k, v in headers.items():
