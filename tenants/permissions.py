@@ -22,10 +22,10 @@ class OneQueryModelBackend(ModelBackend):
             if user_obj.is_superuser:
                 rows = Permission.objects.values_list(*names)
             else:
-                rows = (
-                    Permission.objects.filter(user=user_obj)
-                    .values_list(*names)
-                    .union(Permission.objects.filter(group__user=user_obj).values_list(*names))
-                )
+                # ``order_by()`` drops Permission's default ordering: SQLite refuses an
+                # ORDER BY inside a UNION's parts (and a set needs no order anyway).
+                own = Permission.objects.filter(user=user_obj).order_by()
+                via_groups = Permission.objects.filter(group__user=user_obj).order_by()
+                rows = own.values_list(*names).union(via_groups.values_list(*names))
             user_obj._perm_cache = {f"{app}.{codename}" for app, codename in rows}
         return user_obj._perm_cache
