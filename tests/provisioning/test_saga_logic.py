@@ -352,7 +352,9 @@ def test_a_step_has_a_budget_of_statements_and_two_commits(fast_saga):
 
     Counted as Django logs them: every statement, BEGIN and COMMIT included (so the floor, one
     UPDATE and one INSERT in a transaction, is 4). Was 36.5 (24 with the old audit append),
-    18 now; the issue asks 12 (see docs/performance.md).
+    18 now; the issue asks 12 (see docs/performance.md). On SQLite (the embedded default) each
+    of the step's three audit events is two statements instead of one (no data-modifying
+    ``WITH`` there), so 21.
     """
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -365,7 +367,8 @@ def test_a_step_has_a_budget_of_statements_and_two_commits(fast_saga):
         saga.execute_step(step.pk, step.token)
     sql = [q["sql"] for q in queries]
     commits = [s for s in sql if s == "COMMIT"]
-    assert len(sql) <= 18, "\n".join(sql)
+    budget = 18 if connection.vendor == "postgresql" else 21
+    assert len(sql) <= budget, "\n".join(sql)
     assert len(commits) <= 2, "\n".join(sql)
     assert not any("SAVEPOINT" in s for s in sql)
     assert held(tenant).keys() == {"storage"}
