@@ -331,18 +331,27 @@ def _append(
     return event
 
 
+# SQLite has no data-modifying CTE, so its append is two statements: this upsert of the head
+# (``SHA256`` is the function Django registers on every SQLite connection: the hex digest of
+# the UTF-8 text, as ``_digest`` computes it), then the event's INSERT. SQLite has one writer
+# at a time, so nothing comes between them.
+_ADVANCE_SQLITE_SQL = """
+INSERT INTO audit_eventchain (tenant_id, length, head)
+VALUES (%(chain)s, 1, SHA256(%(before)s || '1' || %(after)s))
+ON CONFLICT (tenant_id) DO UPDATE SET
+    length = length + 1,
+    head = SHA256(head || %(before)s || (length + 1) || %(after)s)
+RETURNING length, head
+"""
+
+
 def _advance_chain(tenant_id: uuid.UUID, before: str, after: str) -> tuple[int, str]:
-    """The development database's (SQLite's) way: read the head, hash in Python, upsert."""
-    chain = EventChain.objects.filter(tenant_id=tenant_id).first()
-    seq = (chain.length if chain else 0) + 1
-    previous = chain.head if chain else ""
-    digest = hashlib.sha256(f"{previous}{before}{seq}{after}".encode()).hexdigest()
-    EventChain.objects.bulk_create(
-        [EventChain(tenant_id=tenant_id, length=seq, head=digest)],
-        update_conflicts=True,
-        unique_fields=["tenant_id"],
-        update_fields=["length", "head"],
-    )
+    """The development database's (SQLite's) way: advance the head in one statement and
+    return the new ``seq`` and digest."""
+    key = EventChain._meta.pk.get_db_prep_value(tenant_id, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(_ADVANCE_SQLITE_SQL, {"chain": key, "before": before, "after": after})
+        seq, digest = cursor.fetchone()
     return seq, digest
 
 

@@ -1,5 +1,6 @@
 """The floor of the saga: a bare Celery chain of 8 tasks, each one UPDATE and one INSERT in a
-transaction, on the same PostgreSQL, Redis, Django and Celery settings as the product.
+transaction, on the same PostgreSQL, Redis, Django and Celery settings as the product (or on
+the embedded SQLite file and folder broker, where ``make test`` runs it too).
 
     celery -A bench.floor_app worker -Q floor --concurrency 2
 """
@@ -19,12 +20,29 @@ app.conf.task_default_queue = "floor"
 app.conf.task_routes = {}
 
 STEPS = 8
-TABLES = """
-CREATE TABLE IF NOT EXISTS bench_floor_chain (id bigint PRIMARY KEY, step int NOT NULL,
-    updated_at timestamptz);
-CREATE TABLE IF NOT EXISTS bench_floor_log (id bigserial PRIMARY KEY, chain_id bigint NOT NULL,
-    step int NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp());
-"""
+# Per database vendor: the two tables, and "now" as written into them. ``at`` is read back
+# as seconds since the epoch (``seconds``); on SQLite it is stored that way.
+TABLES = {
+    "postgresql": [
+        "CREATE TABLE IF NOT EXISTS bench_floor_chain (id bigint PRIMARY KEY,"
+        " step int NOT NULL, updated_at timestamptz)",
+        "CREATE TABLE IF NOT EXISTS bench_floor_log (id bigserial PRIMARY KEY,"
+        " chain_id bigint NOT NULL, step int NOT NULL,"
+        " at timestamptz NOT NULL DEFAULT clock_timestamp())",
+    ],
+    "sqlite": [
+        "CREATE TABLE IF NOT EXISTS bench_floor_chain (id integer PRIMARY KEY,"
+        " step integer NOT NULL, updated_at real)",
+        "CREATE TABLE IF NOT EXISTS bench_floor_log (id integer PRIMARY KEY,"
+        " chain_id integer NOT NULL, step integer NOT NULL,"
+        " at real NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0))",
+    ],
+}
+NOW = {
+    "postgresql": "clock_timestamp()",
+    "sqlite": "(julianday('now') - 2440587.5) * 86400.0",
+}
+SECONDS = {"postgresql": "extract(epoch FROM {})", "sqlite": "{}"}
 
 
 @app.task(name="floor.step", acks_late=True, ignore_result=True)
@@ -33,7 +51,8 @@ def step(chain_id: int, n: int) -> None:
 
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE bench_floor_chain SET step = %s, updated_at = clock_timestamp() WHERE id = %s",
+            f"UPDATE bench_floor_chain SET step = %s, updated_at = {NOW[connection.vendor]} "
+            "WHERE id = %s",
             [n, chain_id],
         )
         cursor.execute(
@@ -46,11 +65,29 @@ def prepare(chain_ids: list[int]) -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute(TABLES)
+        for statement in TABLES[connection.vendor]:
+            cursor.execute(statement)
         cursor.executemany(
             "INSERT INTO bench_floor_chain (id, step) VALUES (%s, 0) ON CONFLICT DO NOTHING",
             [(i,) for i in chain_ids],
         )
+
+
+def logged(chain_ids: list[int]) -> tuple[int, float | None, float | None]:
+    """How many steps these chains have logged, and the first and last ``at`` (epoch
+    seconds)."""
+    from django.db import connection
+
+    seconds = SECONDS[connection.vendor]
+    marks = ", ".join(["%s"] * len(chain_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT count(*), {seconds.format('min(at)')}, {seconds.format('max(at)')} "
+            f"FROM bench_floor_log WHERE chain_id IN ({marks})",
+            chain_ids,
+        )
+        count, first, last = cursor.fetchone()
+    return count, None if first is None else float(first), None if last is None else float(last)
 
 
 def send(chain_id: int) -> None:

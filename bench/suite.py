@@ -205,7 +205,6 @@ def saga_throughput(
 def floor_throughput(
     env: dict[str, str], *, chains: int, concurrency: int = 2
 ) -> tuple[float, float]:
-    from django.db import connection
 
     from bench import floor_app
 
@@ -216,28 +215,19 @@ def floor_throughput(
     for i in ids:
         floor_app.send(i)
     with workers(env, app="bench.floor_app", queues="floor", concurrency=concurrency) as w:
-
-        def done() -> bool:
-            with connection.cursor() as c:
-                c.execute("SELECT count(*) FROM bench_floor_log WHERE chain_id = ANY(%s)", [ids])
-                return c.fetchone()[0] == chains * floor_app.STEPS
-
-        _wait(done, 600, "every floor chain done")
-        rss = w.child_rss_mib()
-    with connection.cursor() as c:
-        c.execute(
-            "SELECT count(*), extract(epoch FROM max(at) - min(at)) FROM bench_floor_log "
-            "WHERE chain_id = ANY(%s)",
-            [ids],
+        _wait(
+            lambda: floor_app.logged(ids)[0] == chains * floor_app.STEPS,
+            600,
+            "every floor chain done",
         )
-        count, seconds = c.fetchone()
-    return count / float(seconds), rss
+        rss = w.child_rss_mib()
+    count, first, last = floor_app.logged(ids)
+    return count / (last - first), rss
 
 
 def latencies(env: dict[str, str], *, repeat: int) -> tuple[Sample, Sample]:
     """create → active of one tenant on an idle worker, and the floor's 8-task chain, in ms;
     interleaved, after one unmeasured warm-up each."""
-    from django.db import connection
 
     from bench import floor_app
     from tenants.models import Tenant
@@ -262,19 +252,12 @@ def latencies(env: dict[str, str], *, repeat: int) -> tuple[Sample, Sample]:
             chain_id = base + i
             fstart = time.time()
             floor_app.send(chain_id)
-
-            def chain_done(cid: int = chain_id) -> bool:
-                with connection.cursor() as c:
-                    c.execute("SELECT count(*) FROM bench_floor_log WHERE chain_id = %s", [cid])
-                    return c.fetchone()[0] == floor_app.STEPS
-
-            _wait(chain_done, 60, "one floor chain")
-            with connection.cursor() as c:
-                c.execute(
-                    "SELECT extract(epoch FROM max(at)) FROM bench_floor_log WHERE chain_id = %s",
-                    [chain_id],
-                )
-                fdone = float(c.fetchone()[0])
+            _wait(
+                lambda cid=chain_id: floor_app.logged([cid])[0] == floor_app.STEPS,
+                60,
+                "one floor chain",
+            )
+            _, _, fdone = floor_app.logged([chain_id])
             if i:
                 ours.values.append((done_at - start) * 1000)
                 floor.values.append((fdone - fstart) * 1000)

@@ -193,7 +193,13 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # billiard (Celery's process pool) logs here, with propagation off: without a handler
+        # of ours its errors ("Process 'ForkPoolWorker-1' ... exited with 'signal 15'") went
+        # to Python's last-resort handler as bare text, not through the formatter.
+        "multiprocessing": {"handlers": ["console"], "propagate": False},
+    },
 }
 
 # --- Control plane knobs --------------------------------------------------------------------

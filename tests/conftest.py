@@ -52,8 +52,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         # PostgreSQL's own features (the audit trigger, schemas, pg_trgm) have nothing to
         # test elsewhere; everything else runs on the embedded default too.
         for item in items:
-            if "postgres" in item.keywords:
-                item.add_marker(pytest.mark.skip(reason="PostgreSQL-specific"))
+            mark = item.get_closest_marker("postgres")
+            if mark is not None:
+                why = f": {mark.args[0]}" if mark.args else ""
+                item.add_marker(pytest.mark.skip(reason=f"PostgreSQL-specific{why}"))
     ok, why = services_available()
     if ok:
         return

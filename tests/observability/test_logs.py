@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -109,6 +111,25 @@ def test_a_real_worker_logs_json_with_tenant_run_and_step(worker_process):
         if line.get("tenant_id") == str(tenant.id) and line.get("run_id") == str(tenant.workflow_id)
     }
     assert {"validate_request", "mark_active"} <= steps
+
+
+@pytest.mark.services
+@pytest.mark.worker
+def test_a_pool_child_that_dies_is_logged_as_json(worker_process):
+    """billiard reports a pool child killed by a signal on its own ``multiprocessing`` logger,
+    which does not propagate: it needs the JSON handler of its own."""
+    worker_process.env["CONTROLPLANE_LOG_FORMAT"] = "json"
+    worker_process.start(concurrency=1)
+    (child,) = wait_for(worker_process.children, what="the worker's pool child")
+    os.kill(child, signal.SIGTERM)
+    wait_for(
+        lambda: "exited with" in worker_process.log_path.read_text(),
+        what="the worker to report its pool child's death",
+    )
+    worker_process.stop()
+    lines = parse_lines(worker_process.log_path.read_text())
+    deaths = [line for line in lines if "exited with" in line["message"]]
+    assert deaths and {line["logger"] for line in deaths} == {"multiprocessing"}, deaths
 
 
 @pytest.mark.services
