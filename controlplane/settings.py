@@ -236,6 +236,10 @@ if CELERY_BROKER_URL == "filesystem://":
     CELERY_BROKER_URL = "filesystem://localhost/"
 _broker_dir = DATA_DIR / "broker"
 if CELERY_BROKER_URL.startswith("filesystem://"):
+    from controlplane import folder_broker
+
+    # kombu's folder transport, except that a message appears in the queue only when whole.
+    folder_broker.install()
     for sub in ("queue", "processed", "control"):
         (_broker_dir / sub).mkdir(parents=True, exist_ok=True)
     # One folder for in and out: every process both publishes and consumes.

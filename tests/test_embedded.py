@@ -8,6 +8,12 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from queue import Empty
+
+import pytest
+from kombu import Connection
+
+from controlplane import folder_broker
 
 from .conftest import ROOT, WorkerProcess, wait_for
 
@@ -65,3 +71,35 @@ def test_a_tenant_reaches_active_on_the_embedded_stack(tmp_path: Path):
         assert kinds == {"storage", "identity", "database", "dns", "billing", "invite"}
     finally:
         worker.stop()
+
+
+def test_the_folder_broker_shows_a_message_only_when_it_is_whole(tmp_path: Path, monkeypatch):
+    """A consumer polling while a publisher writes finds nothing rather than an empty file
+    (kombu's own filesystem transport handed it the empty file: JSONDecodeError, the worker
+    stopped and the message was lost)."""
+    folders = {k: tmp_path / k for k in ("queue", "processed", "control")}
+    for folder in folders.values():
+        folder.mkdir()
+    options = {
+        "data_folder_in": str(folders["queue"]),
+        "data_folder_out": str(folders["queue"]),
+        "processed_folder": str(folders["processed"]),
+        "control_folder": str(folders["control"]),
+    }
+    with Connection(
+        "filesystem://localhost/", transport=folder_broker.Transport, transport_options=options
+    ) as conn:
+        channel = conn.default_channel
+        serialize = folder_broker.dumps
+
+        def serialize_while_a_consumer_polls(payload):
+            # The publisher has begun: the consumer must not be handed anything yet.
+            with pytest.raises(Empty):
+                channel._get("steps")
+            return serialize(payload)
+
+        monkeypatch.setattr(folder_broker, "dumps", serialize_while_a_consumer_polls)
+        channel._put("steps", {"body": "whole"})
+        monkeypatch.undo()
+        assert channel._get("steps") == {"body": "whole"}
+        assert list(folders["queue"].iterdir()) == list(folders["processed"].iterdir()) == []
