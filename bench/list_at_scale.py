@@ -121,7 +121,7 @@ def main() -> None:
         ("API list, state=failed", api_page("/api/v1/tenants?state=failed&limit=50")),
         ("API list, slug=t-099999", api_page("/api/v1/tenants?slug=t-099999")),
         # Conditions (issue 8): the attention chip and filters.
-        ("console list, needs attention", console_page("/tenants/?attention=1")),
+        ("console list, needs attention", console_page("/tenants/?needs_attention=1")),
         ("console list, condition=stalled", console_page("/tenants/?condition=stalled")),
         (
             "console list, poll (htmx)",

@@ -102,7 +102,8 @@ def tenant_list(request: HtmxHttpRequest) -> HttpResponse:
             state=request.GET.get("state"),
             plan=request.GET.get("plan"),
             condition=request.GET.getlist("condition"),
-            needs_attention=request.GET.get("attention"),
+            # The API's name; `attention` was the console's own until this release (bookmarks).
+            needs_attention=request.GET.get("needs_attention", request.GET.get("attention")),
         )
     except OperationError as exc:
         # A hand-edited URL: say what was wrong and show the whole list rather than guess.
@@ -126,7 +127,7 @@ def tenant_list(request: HtmxHttpRequest) -> HttpResponse:
         "state": tf.state,
         "plan": tf.plan,
         "condition": ",".join(tf.conditions),
-        "attention": "1" if tf.needs_attention else "",
+        "needs_attention": "1" if tf.needs_attention else "",
         "sort": sort,
     }
 
@@ -143,9 +144,9 @@ def tenant_list(request: HtmxHttpRequest) -> HttpResponse:
         "state_counts": [
             (s, label, counts.by_state[s], query(state=s)) for s, label in TenantState.choices
         ],
-        "all_states_query": query(state="", attention="", condition=""),
+        "all_states_query": query(state="", needs_attention="", condition=""),
         "attention_count": counts.needs_attention,
-        "attention_query": query(attention="" if tf.needs_attention else "1", condition=""),
+        "attention_query": query(needs_attention="" if tf.needs_attention else "1", condition=""),
         "base_query": query(),
         "total": counts.total,
         "states": TenantState.choices,

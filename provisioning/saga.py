@@ -223,13 +223,7 @@ def _claim(step_id: int, token: uuid.UUID) -> _Claim | None:
             )
         if held is not None:
             # Left by an earlier attempt, a reset or a redelivered try: reuse it.
-            record_event(
-                type="tenant.resource.reused",
-                tenant_id=tenant.id,
-                run_id=run.id,
-                actor=SYSTEM,
-                data={"kind": kind, "external_id": held.external_id},
-            )
+            _record_reused(tenant, run, kind, held.external_id)
             _complete_step(tenant, step, reused=True, now=now)
             return None
         return _Claim(
@@ -284,13 +278,7 @@ def _record(step_id: int, token: uuid.UUID, kind: str | None, external_id: str |
             _complete_step(tenant, step, reused=False, now=now)
         else:
             if allocation is not None and not created:
-                record_event(
-                    type="tenant.resource.reused",
-                    tenant_id=tenant.id,
-                    run_id=run.id,
-                    actor=SYSTEM,
-                    data={"kind": kind, "external_id": allocation.external_id},
-                )
+                _record_reused(tenant, run, kind, allocation.external_id)
             reused = bool(allocation is not None and not created)
             _complete_step(tenant, step, reused=reused, now=now)
     if release_after is not None:
@@ -319,6 +307,17 @@ def _release_duplicate(tenant_id: uuid.UUID, kind: str, external_id: str) -> Non
         get_provider(kind).release(tenant_id, external_id)
     except ProviderError:
         log.exception("could not release duplicate %s %s", kind, external_id)
+
+
+def _record_reused(tenant: Tenant, run: Run, kind: str, external_id: str) -> None:
+    """The step found its resource held already (an earlier try, a reset, a redelivery)."""
+    record_event(
+        type="tenant.resource.reused",
+        tenant_id=tenant.id,
+        run_id=run.id,
+        actor=SYSTEM,
+        data={"kind": kind, "external_id": external_id},
+    )
 
 
 def _complete_step(tenant: Tenant, step: StepExecution, *, reused: bool, now: datetime) -> None:

@@ -88,7 +88,7 @@ def test_the_list_refreshes_itself_and_the_chip_filters(
     assert page.evaluate("window.__sameDocument") is True
     shot(page, "list-needs-attention")
     page.locator("#attention-chip").click()
-    page.wait_for_url(re.compile(r".*attention=1.*"))
+    page.wait_for_url(re.compile(r".*needs_attention=1.*"))
     expect(rows(page)).to_have_count(1)
     expect(rows(page).first).to_have_attribute("data-tenant", broken.slug)
     # The condition filter says the same through the form.
@@ -164,7 +164,7 @@ def test_phone_width_has_no_sideways_scroll(page_on: Any, admin_user: Any, setti
     f.active_tenant(slug="short")
     page = page_on(PHONE)
     log_in(page, "ada")
-    for url in ("/tenants/", "/tenants/?attention=1", "/audit/"):
+    for url in ("/tenants/", "/tenants/?needs_attention=1", "/audit/"):
         page.goto(url)
         assert fits(page), (url, overflowing(page))
     page.goto("/tenants/")
