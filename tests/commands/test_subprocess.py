@@ -130,6 +130,10 @@ def test_audit_tail_follow_ends_cleanly_on_ctrl_c(fast_saga):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # An operator's terminal delivers Ctrl-C. A suite started in the background by a
+        # non-interactive shell (`cmd &`) inherits SIGINT ignored, and so would the command:
+        # give it the terminal's default back.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         first = json.loads(proc.stdout.readline())  # the window: blocks until printed
