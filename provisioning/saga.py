@@ -223,7 +223,7 @@ def _claim(step_id: int, token: uuid.UUID) -> _Claim | None:
             )
         if held is not None:
             # Left by an earlier attempt, a reset or a redelivered try: reuse it.
-            _record_reused(tenant, run, kind, held.external_id)
+            _record_resource("reused", tenant, run, kind, held.external_id)
             _complete_step(tenant, step, reused=True, now=now)
             return None
         return _Claim(
@@ -254,13 +254,7 @@ def _record(step_id: int, token: uuid.UUID, kind: str | None, external_id: str |
                 tenant_id=tenant.id, run_id=run.id, kind=kind, external_id=external_id, now=now
             )
             if created:
-                record_event(
-                    type="tenant.resource.allocated",
-                    tenant_id=tenant.id,
-                    run_id=run.id,
-                    actor=SYSTEM,
-                    data={"kind": kind, "external_id": external_id},
-                )
+                _record_resource("allocated", tenant, run, kind, external_id)
             elif allocation.external_id != external_id:
                 # A provider that is not idempotent made a second thing: keep the first,
                 # release this one once the transaction commits.
@@ -278,7 +272,7 @@ def _record(step_id: int, token: uuid.UUID, kind: str | None, external_id: str |
             _complete_step(tenant, step, reused=False, now=now)
         else:
             if allocation is not None and not created:
-                _record_reused(tenant, run, kind, allocation.external_id)
+                _record_resource("reused", tenant, run, kind, allocation.external_id)
             reused = bool(allocation is not None and not created)
             _complete_step(tenant, step, reused=reused, now=now)
     if release_after is not None:
@@ -309,10 +303,11 @@ def _release_duplicate(tenant_id: uuid.UUID, kind: str, external_id: str) -> Non
         log.exception("could not release duplicate %s %s", kind, external_id)
 
 
-def _record_reused(tenant: Tenant, run: Run, kind: str, external_id: str) -> None:
-    """The step found its resource held already (an earlier try, a reset, a redelivery)."""
+def _record_resource(what: str, tenant: Tenant, run: Run, kind: str, external_id: str) -> None:
+    """``tenant.resource.allocated`` (the provider made it) or ``.reused`` (the step found it
+    held already: an earlier try, a reset, a redelivery)."""
     record_event(
-        type="tenant.resource.reused",
+        type=f"tenant.resource.{what}",
         tenant_id=tenant.id,
         run_id=run.id,
         actor=SYSTEM,
