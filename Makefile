@@ -1,5 +1,7 @@
 # make run   - install what is needed, then web + worker + watchdog on http://127.0.0.1:8000
-# make test  - the whole suite (on DATABASE_URL / CELERY_BROKER_URL when they are set)
+#              (on the embedded PostgreSQL and Valkey under var/ unless DATABASE_URL / CELERY_BROKER_URL)
+# make test  - the whole suite (on DATABASE_URL / CELERY_BROKER_URL when set, else the embedded ones)
+# make reset - wipe the embedded servers' data and everything else under var/ (stop make run first)
 # make fuzz  - a long random hunt (minutes; new seeds every run), see docs/api.md
 # make bench - every benchmark beside its floor (DROPS the DATABASE_URL database; BENCH_ARGS=--quick)
 PYTHON ?= python3
@@ -7,7 +9,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint format bench clean fuzz
+.PHONY: install run test lint format bench clean fuzz reset
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +46,12 @@ format: install
 
 bench: install
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+reset:
+	@if [ -S var/run/.s.PGSQL.5432 ] && $(PY) -c "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect('var/run/.s.PGSQL.5432')" 2>/dev/null; then \
+		echo "The embedded servers are running (make run?): stop them first."; exit 1; fi
+	rm -rf var
+	@echo "var/ wiped: the next make run starts on empty embedded servers."
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -120,7 +120,7 @@ def record_event(
     )
     fields = {"type": type, "occurred_at": occurred_at, "run_id": run_id, "actor": actor}
     pending = _batch.get()
-    if pending is not None and connection.vendor == "postgresql":
+    if pending is not None:
         # Written with the batch's other events when it closes (see ``batched``).
         event = Event(tenant_id=tenant_id, data=clean, **fields)
         pending.append((chain_key, before, after, event))
@@ -128,14 +128,8 @@ def record_event(
     # No savepoint: inside the caller's transaction this adds no statement; the webhooks'
     # outbox (``event_recorded``) is written in the same transaction as the event.
     with transaction.atomic(savepoint=False):
-        if connection.vendor == "postgresql":
-            # One statement (see ``_append``).
-            event = _append(chain_key, tenant_id, before, after, data=clean, **fields)
-        else:
-            seq, digest = _advance_chain(chain_key, before, after)
-            event = Event.objects.create(
-                tenant_id=tenant_id, data=clean, seq=seq, digest=digest, **fields
-            )
+        # One statement (see ``_append``).
+        event = _append(chain_key, tenant_id, before, after, data=clean, **fields)
         event_recorded.send(sender=Event, event=event)
     return event
 
@@ -146,8 +140,8 @@ _batch: contextvars.ContextVar[list | None] = contextvars.ContextVar("audit_batc
 @contextmanager
 def batched() -> Iterator[None]:
     """Write the events recorded inside the block together when it ends, in one statement per
-    chain on PostgreSQL (``_append_many``), in the order they were recorded; elsewhere, and
-    for a chain's very first event, one by one as ``record_event`` does. For a transaction
+    chain (``_append_many``), in the order they were recorded; a chain's very first event
+    one by one, as ``record_event`` does. For a transaction
     that records several events: use it inside the transaction, around code that does not
     read back the events it records (they are rows only once the block ends)."""
     if _batch.get() is not None:  # already batching: the outer block writes them
@@ -329,30 +323,6 @@ def _append(
     event._state.adding = False
     event._state.db = connection.alias
     return event
-
-
-# SQLite has no data-modifying CTE, so its append is two statements: this upsert of the head
-# (``SHA256`` is the function Django registers on every SQLite connection: the hex digest of
-# the UTF-8 text, as ``_digest`` computes it), then the event's INSERT. SQLite has one writer
-# at a time, so nothing comes between them.
-_ADVANCE_SQLITE_SQL = """
-INSERT INTO audit_eventchain (tenant_id, length, head)
-VALUES (%(chain)s, 1, SHA256(%(before)s || '1' || %(after)s))
-ON CONFLICT (tenant_id) DO UPDATE SET
-    length = length + 1,
-    head = SHA256(head || %(before)s || (length + 1) || %(after)s)
-RETURNING length, head
-"""
-
-
-def _advance_chain(tenant_id: uuid.UUID, before: str, after: str) -> tuple[int, str]:
-    """The development database's (SQLite's) way: advance the head in one statement and
-    return the new ``seq`` and digest."""
-    key = EventChain._meta.pk.get_db_prep_value(tenant_id, connection)
-    with connection.cursor() as cursor:
-        cursor.execute(_ADVANCE_SQLITE_SQL, {"chain": key, "before": before, "after": after})
-        seq, digest = cursor.fetchone()
-    return seq, digest
 
 
 @dataclass(frozen=True)

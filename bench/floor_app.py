@@ -1,6 +1,5 @@
 """The floor of the saga: a bare Celery chain of 8 tasks, each one UPDATE and one INSERT in a
-transaction, on the same PostgreSQL, Redis, Django and Celery settings as the product (or on
-the embedded SQLite file and folder broker, where ``make test`` runs it too).
+transaction, on the same PostgreSQL, Redis, Django and Celery settings as the product.
 
     celery -A bench.floor_app worker -Q floor --concurrency 2
 """
@@ -20,29 +19,13 @@ app.conf.task_default_queue = "floor"
 app.conf.task_routes = {}
 
 STEPS = 8
-# Per database vendor: the two tables, and "now" as written into them. ``at`` is read back
-# as seconds since the epoch (``seconds``); on SQLite it is stored that way.
-TABLES = {
-    "postgresql": [
-        "CREATE TABLE IF NOT EXISTS bench_floor_chain (id bigint PRIMARY KEY,"
-        " step int NOT NULL, updated_at timestamptz)",
-        "CREATE TABLE IF NOT EXISTS bench_floor_log (id bigserial PRIMARY KEY,"
-        " chain_id bigint NOT NULL, step int NOT NULL,"
-        " at timestamptz NOT NULL DEFAULT clock_timestamp())",
-    ],
-    "sqlite": [
-        "CREATE TABLE IF NOT EXISTS bench_floor_chain (id integer PRIMARY KEY,"
-        " step integer NOT NULL, updated_at real)",
-        "CREATE TABLE IF NOT EXISTS bench_floor_log (id integer PRIMARY KEY,"
-        " chain_id integer NOT NULL, step integer NOT NULL,"
-        " at real NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0))",
-    ],
-}
-NOW = {
-    "postgresql": "clock_timestamp()",
-    "sqlite": "(julianday('now') - 2440587.5) * 86400.0",
-}
-SECONDS = {"postgresql": "extract(epoch FROM {})", "sqlite": "{}"}
+TABLES = [
+    "CREATE TABLE IF NOT EXISTS bench_floor_chain (id bigint PRIMARY KEY,"
+    " step int NOT NULL, updated_at timestamptz)",
+    "CREATE TABLE IF NOT EXISTS bench_floor_log (id bigserial PRIMARY KEY,"
+    " chain_id bigint NOT NULL, step int NOT NULL,"
+    " at timestamptz NOT NULL DEFAULT clock_timestamp())",
+]
 
 
 @app.task(name="floor.step", acks_late=True, ignore_result=True)
@@ -51,8 +34,7 @@ def step(chain_id: int, n: int) -> None:
 
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE bench_floor_chain SET step = %s, updated_at = {NOW[connection.vendor]} "
-            "WHERE id = %s",
+            "UPDATE bench_floor_chain SET step = %s, updated_at = clock_timestamp() WHERE id = %s",
             [n, chain_id],
         )
         cursor.execute(
@@ -65,7 +47,7 @@ def prepare(chain_ids: list[int]) -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        for statement in TABLES[connection.vendor]:
+        for statement in TABLES:
             cursor.execute(statement)
         cursor.executemany(
             "INSERT INTO bench_floor_chain (id, step) VALUES (%s, 0) ON CONFLICT DO NOTHING",
@@ -78,11 +60,10 @@ def logged(chain_ids: list[int]) -> tuple[int, float | None, float | None]:
     seconds)."""
     from django.db import connection
 
-    seconds = SECONDS[connection.vendor]
     marks = ", ".join(["%s"] * len(chain_ids))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT count(*), {seconds.format('min(at)')}, {seconds.format('max(at)')} "
+            "SELECT count(*), extract(epoch FROM min(at)), extract(epoch FROM max(at)) "
             f"FROM bench_floor_log WHERE chain_id IN ({marks})",
             chain_ids,
         )

@@ -1,19 +1,25 @@
-"""``make run``: migrate, seed, then web + worker + watchdog together until Ctrl-C.
+"""``make run``: the embedded servers, migrate, seed, then web + worker + watchdog until Ctrl-C.
 
-Embedded default unless DATABASE_URL / CELERY_BROKER_URL say otherwise. Every process is a
-child of this one. A child that dies is started again after a backoff (1s, doubling up to 30s,
-back to 1s once it has stayed up for a minute), and the runner says so; Ctrl-C stops them all.
-``CONTROLPLANE_RUN_PORT`` (8000) is the web port.
+Without DATABASE_URL / CELERY_BROKER_URL it starts the embedded PostgreSQL and Valkey under
+var/ (controlplane/embedded.py) first and stops them last. Every process is a child of this
+one, and dies with it even when this one is killed outright (a parent-death signal). A child
+that dies is started again after a backoff (1s, doubling up to 30s, back to 1s once it has
+stayed up for a minute), and the runner says so; Ctrl-C stops them all.
+``CONTROLPLANE_RUN_PORT`` (8000) is the web port; a port already taken is said, not looped on.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from controlplane import embedded
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,6 +32,41 @@ def main() -> int:
     env.setdefault("CONTROLPLANE_STEP_DELAY", "1.5")
     env.setdefault("CONTROLPLANE_FAULT_INJECTION", "1")
     env.setdefault("PYTHONUNBUFFERED", "1")
+    port = int(env.get("CONTROLPLANE_RUN_PORT", "8000"))
+    if not port_is_free(port):
+        print(
+            f"Port {port} is taken (another `make run`?). Stop what holds it, or choose another "
+            f"port: CONTROLPLANE_RUN_PORT=8001 make run",
+            file=sys.stderr,
+        )
+        return 1
+    servers = None
+    if not env.get("DATABASE_URL") or not env.get("CELERY_BROKER_URL"):
+        started = time.monotonic()
+        servers = embedded.EmbeddedServers().start()
+        print(
+            f"Embedded PostgreSQL and Valkey on {servers.sockets} "
+            f"({time.monotonic() - started:.1f}s; data in {servers.var}).",
+            flush=True,
+        )
+    try:
+        return _run(env, port)
+    finally:
+        if servers is not None:
+            servers.stop()
+            print("Embedded PostgreSQL and Valkey stopped.", flush=True)
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _run(env: dict[str, str], port: int) -> int:
     py = sys.executable
     manage = [py, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
@@ -40,7 +81,6 @@ def main() -> int:
             for key in ("DEBUG", "CONTROLPLANE_STEP_DELAY", "CONTROLPLANE_FAULT_INJECTION")
         )
     )
-    port = int(env.get("CONTROLPLANE_RUN_PORT", "8000"))
     commands = {
         "web": [*manage, "runserver", f"127.0.0.1:{port}", "--noreload"],
         "worker": [
@@ -154,7 +194,14 @@ STABLE_SECONDS = 60.0
 
 
 def _start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, preexec_fn=_child_setup)  # noqa: PLW1509
+
+
+def _child_setup() -> None:
+    """Its own session (a Ctrl-C reaches this runner, which stops the children in order), and
+    SIGTERM should this runner die without stopping them."""
+    os.setsid()
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 if __name__ == "__main__":

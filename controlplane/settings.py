@@ -1,10 +1,10 @@
-"""One settings module for both ways to run.
+"""One settings module, one engine: PostgreSQL and Redis (or Valkey).
 
-With nothing set you get the embedded default: SQLite (WAL, busy timeout, IMMEDIATE
-transactions) and kombu's filesystem transport, so web and worker work as separate processes
-without any server. Production names PostgreSQL and Redis through DATABASE_URL and
-CELERY_BROKER_URL. Every knob is an environment variable read through the small typed helpers
-below; secrets may also come from a ``<NAME>_FILE`` variable.
+Production names its servers through DATABASE_URL and CELERY_BROKER_URL. With nothing set you
+get the embedded default: the same engines, a PostgreSQL and a Valkey that `make run` and
+`make test` start from Python packages under var/ (controlplane/embedded.py). Every knob is an
+environment variable read through the small typed helpers below; secrets may also come from a
+``<NAME>_FILE`` variable.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from controlplane import embedded
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -127,29 +129,17 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------
+# PostgreSQL everywhere: DATABASE_URL in production, otherwise the embedded server that
+# `make run` and `make test` start under var/ (controlplane/embedded.py), on a Unix socket whose
+# path the folder decides, so every process finds it.
 DATABASE_URL = env_str("DATABASE_URL", "")
-if DATABASE_URL:
-    DATABASES = {
-        "default": dj_database_url.parse(
-            DATABASE_URL, conn_max_age=env_int("CONN_MAX_AGE", 600), conn_health_checks=True
-        )
-    }
-else:
-    # WAL lets readers go on while a writer writes; IMMEDIATE takes the write lock when a
-    # transaction starts, so two processes never deadlock upgrading a read lock; the busy
-    # timeout makes the loser wait instead of raising "database is locked".
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": env_str("CONTROLPLANE_SQLITE_PATH", str(DATA_DIR / "db.sqlite3")),
-            "OPTIONS": {
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 30,
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
-            "TEST": {"NAME": str(DATA_DIR / "test-db.sqlite3")},
-        }
-    }
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL or embedded.database_url(var=DATA_DIR),
+        conn_max_age=env_int("CONN_MAX_AGE", 600),
+        conn_health_checks=True,
+    )
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -229,35 +219,13 @@ CONTROLPLANE_PROVIDERS = {
 }
 
 # --- Celery ---------------------------------------------------------------------------------
-# "localhost" names no server (the folder broker has none); without a hostname kombu logs
-# "No hostname was supplied" on every connection.
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "") or "filesystem://localhost/"
-if CELERY_BROKER_URL == "filesystem://":
-    CELERY_BROKER_URL = "filesystem://localhost/"
-_broker_dir = DATA_DIR / "broker"
-if CELERY_BROKER_URL.startswith("filesystem://"):
-    from controlplane import folder_broker
-
-    # kombu's folder transport, except that a message appears in the queue only when whole.
-    folder_broker.install()
-    for sub in ("queue", "processed", "control"):
-        (_broker_dir / sub).mkdir(parents=True, exist_ok=True)
-    # One folder for in and out: every process both publishes and consumes.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_broker_dir / "queue"),
-        "data_folder_out": str(_broker_dir / "queue"),
-        "processed_folder": str(_broker_dir / "processed"),
-        "control_folder": str(_broker_dir / "control"),
-        "store_processed": False,
-        # The folder is polled; a short interval keeps a step's hand-off well under a second.
-        "polling_interval": 0.2,
-    }
-else:
-    # An unacknowledged message comes back after the visibility timeout: keep it well above
-    # the longest a step may run, or a slow step would be delivered twice while it works.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": int(max(3600, CONTROLPLANE_STEP_TIMEOUT * 3)),
-    }
+# Redis (or Valkey) everywhere: CELERY_BROKER_URL in production, otherwise the embedded Valkey.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "") or embedded.broker_url(var=DATA_DIR)
+# An unacknowledged message comes back after the visibility timeout: keep it well above the
+# longest a step may run, or a slow step would be delivered twice while it works.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(max(3600, CONTROLPLANE_STEP_TIMEOUT * 3)),
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -430,7 +398,7 @@ CELERY_TASK_ROUTES = {
 # gunicorn worker or a prefork Celery child is one thread, and its persistent connection
 # (CONN_MAX_AGE) is already a pool of one; the pool pays off for thread-pool workers (see
 # docs/performance.md). Django refuses persistent connections with a pool: CONN_MAX_AGE is 0.
-if DATABASE_URL and env_bool("DATABASE_POOL", False):
+if env_bool("DATABASE_POOL", False):
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,

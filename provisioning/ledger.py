@@ -58,18 +58,6 @@ def open_intent(*, tenant_id: UUID, kind: str, run_id: UUID | None) -> None:
     )
 
 
-def resolve_intent(*, tenant_id: UUID, kind: str, external_id: str) -> None:
-    """The provider's answer is on the ledger now: the intent has done its job."""
-    AllocationIntent.objects.filter(
-        tenant_id=tenant_id, kind=kind, resolved_at__isnull=True
-    ).update(
-        resolved_at=timezone.now(),
-        outcome=AllocationIntent.Outcome.RECORDED,
-        external_id=external_id,
-        release_error="",
-    )
-
-
 def open_intents(tenant_id: UUID):
     return AllocationIntent.objects.filter(tenant_id=tenant_id, resolved_at__isnull=True)
 

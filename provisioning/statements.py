@@ -1,10 +1,8 @@
-"""The statements of a step's two transactions, one round trip each on PostgreSQL.
+"""The statements of a step's two transactions, one round trip each.
 
 A step runs a claim and a record transaction (see ``provisioning.saga``). Written with the ORM
 they took 18 statements, and compiling those queries cost more of a worker's time than
-PostgreSQL spent running them. Here each is one hand-written statement on PostgreSQL, compiled
-once, with the same effect as the ORM code beside it, which other databases (the embedded
-SQLite default) run instead:
+PostgreSQL spent running them. Here each is one statement, compiled once:
 
 - ``lock_step``: the tenant, the step and its run, all three locked, plus the next step's id.
   Locking step and run as well as the tenant is what makes one statement enough: after a lock
@@ -19,13 +17,18 @@ SQLite default) run instead:
 
 Every statement after ``lock_step`` is a new statement under the tenant's lock, so what it reads
 of the ledger is exact: every ledger write for a tenant holds that lock.
+
+There is one engine (PostgreSQL, embedded or not), so these statements are the only copy of the
+hot path. Their text is made at import from the models' ``_meta`` (``Names``): a renamed or
+removed field fails the import, and an INSERT names every column of its model or refuses to
+build. Status strings are parameters taken from the enums, never literals in the text.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from functools import cache
+from functools import cached_property
 from typing import Any
 
 from django.db import connection
@@ -33,41 +36,92 @@ from django.db.models import F, Model
 
 from tenants.models import Tenant
 
-from . import ledger
-from .models import Allocation, Run, StepExecution, StepStatus
+from .models import Allocation, AllocationIntent, Run, StepExecution, StepStatus
 
 
-def _postgres() -> bool:
-    return connection.vendor == "postgresql"
+class Names:
+    """A model's table and columns, quoted, for SQL text: ``S = Names(StepExecution)``, then
+    ``f"UPDATE {S} SET {S.status} = ..."``. An unknown field raises ``FieldDoesNotExist``."""
+
+    def __init__(self, model: type[Model], alias: str = "") -> None:
+        self.model = model
+        self.alias = alias
+
+    def __str__(self) -> str:
+        table = f'"{self.model._meta.db_table}"'
+        return f"{table} {self.alias}" if self.alias else table
+
+    def __getattr__(self, field: str) -> str:
+        if field.startswith("_"):
+            raise AttributeError(field)
+        column = f'"{self.model._meta.get_field(field).column}"'
+        return f"{self.alias}.{column}" if self.alias else column
+
+    @cached_property
+    def columns(self) -> list[str]:
+        return [f.column for f in self.model._meta.concrete_fields]
+
+    def select_all(self) -> str:
+        prefix = f"{self.alias}." if self.alias else ""
+        return ", ".join(f'{prefix}"{c}"' for c in self.columns)
+
+    def insert(self, values: dict[str, str]) -> tuple[str, str]:
+        """``(columns, expressions)`` for an INSERT of every concrete field but an automatic
+        primary key; refuses to build when ``values`` misses a field or names an unknown one,
+        so a field added to the model cannot be silently left to a database default."""
+        fields = [
+            f
+            for f in self.model._meta.concrete_fields
+            if not (f.primary_key and f.get_internal_type() in {"AutoField", "BigAutoField"})
+        ]
+        names = {f.name for f in fields}
+        if set(values) != names:
+            raise ValueError(
+                f"an INSERT into {self.model.__name__} must give every field: missing "
+                f"{sorted(names - set(values))}, unknown {sorted(set(values) - names)}"
+            )
+        return (
+            ", ".join(f'"{f.column}"' for f in fields),
+            ", ".join(values[f.name] for f in fields),
+        )
+
+
+T, S, R, NXT = (
+    Names(Tenant, "t"),
+    Names(StepExecution, "s"),
+    Names(Run, "r"),
+    Names(StepExecution, "nxt"),
+)
+STEP, RUN, ALLOC, INTENT = (
+    Names(StepExecution),
+    Names(Run),
+    Names(Allocation),
+    Names(AllocationIntent),
+)
+
+# Statuses and outcomes, passed as parameters with every statement that uses them.
+_ENUMS: dict[str, str] = {
+    "dispatched": StepStatus.DISPATCHED.value,
+    "running": StepStatus.RUNNING.value,
+    "completed": StepStatus.COMPLETED.value,
+    "open": AllocationIntent.Outcome.OPEN.value,
+    "recorded": AllocationIntent.Outcome.RECORDED.value,
+}
 
 
 # --- lock_step ------------------------------------------------------------------------------
 
-
-@cache
-def _columns(model: type[Model]) -> list[str]:
-    return [f.column for f in model._meta.concrete_fields]
-
-
-@cache
-def _lock_sql() -> str:
-    def cols(model: type[Model], alias: str) -> str:
-        return ", ".join(f'{alias}."{c}"' for c in _columns(model))
-
-    # Made of the models' own column names: no input goes into this text.
-    selected = ", ".join([cols(Tenant, "t"), cols(StepExecution, "s"), cols(Run, "r"), "nxt.id"])
-    return (
-        f"SELECT {selected} FROM tenants_tenant t "  # noqa: S608
-        "JOIN provisioning_run r ON r.tenant_id = t.id "
-        "JOIN provisioning_stepexecution s ON s.run_id = r.id "
-        "LEFT JOIN provisioning_stepexecution nxt "
-        "ON nxt.run_id = s.run_id AND nxt.position = s.position + 1 "
-        "WHERE s.id = %s "
-        "FOR UPDATE OF t FOR NO KEY UPDATE OF s, r"
-    )
+_LOCK_SQL = (
+    f"SELECT {T.select_all()}, {S.select_all()}, {R.select_all()}, {NXT.id} "  # noqa: S608
+    f"FROM {T} JOIN {R} ON {R.tenant} = {T.id} "
+    f"JOIN {S} ON {S.run} = {R.id} "
+    f"LEFT JOIN {NXT} ON {NXT.run} = {S.run} AND {NXT.position} = {S.position} + 1 "
+    f"WHERE {S.id} = %s "
+    "FOR UPDATE OF t FOR NO KEY UPDATE OF s, r"
+)
 
 
-def _instance(model: type[Model], values: list[Any]) -> Any:
+def _instance(model: type[Model], values: tuple[Any, ...]) -> Any:
     fields = model._meta.concrete_fields
     converted = []
     for field, value in zip(fields, values, strict=True):
@@ -81,21 +135,14 @@ def lock_step(step_id: int) -> tuple[Tenant, StepExecution] | None:
     """The step's tenant, locked until the transaction ends, and the step (with ``run`` and
     ``next_id``: its run's following step or None) read once that lock is held. None when there
     is no such step."""
-    if not _postgres():
-        from . import runs
-
-        tenant = runs.lock_tenant_of_step(step_id)
-        if tenant is None:
-            return None
-        return tenant, runs.load_step_with_next(step_id)
     with connection.cursor() as cursor:
-        cursor.execute(_lock_sql(), [step_id])
+        cursor.execute(_LOCK_SQL, [step_id])
         row = cursor.fetchone()
     if row is None:
         return None
-    a = len(_columns(Tenant))
-    b = a + len(_columns(StepExecution))
-    c = b + len(_columns(Run))
+    a = len(T.columns)
+    b = a + len(S.columns)
+    c = b + len(R.columns)
     tenant = _instance(Tenant, row[:a])
     step = _instance(StepExecution, row[a:b])
     step.run = _instance(Run, row[b:c])
@@ -105,30 +152,43 @@ def lock_step(step_id: int) -> tuple[Tenant, StepExecution] | None:
 
 # --- start_try ------------------------------------------------------------------------------
 
-_HELD = """
-SELECT id, external_id FROM provisioning_allocation
-WHERE tenant_id = %(tenant)s AND kind = %(kind)s AND released_at IS NULL
-ORDER BY allocated_at, id LIMIT 1
-"""
+_HELD = (
+    f"SELECT {ALLOC.id}, {ALLOC.external_id} FROM {ALLOC} "  # noqa: S608
+    f"WHERE {ALLOC.tenant} = %(tenant)s AND {ALLOC.kind} = %(kind)s "
+    f"AND {ALLOC.released_at} IS NULL "
+    f"ORDER BY {ALLOC.allocated_at}, {ALLOC.id} LIMIT 1"
+)
 
-_START_SQL = """
-UPDATE provisioning_stepexecution
-SET status = 'running', started_at = %(started)s, heartbeat_at = %(now)s
-WHERE id = %(step)s
-"""
+_START_SQL = (
+    f"UPDATE {STEP} SET {STEP.status} = %(running)s, "  # noqa: S608
+    f"{STEP.started_at} = %(started)s, {STEP.heartbeat_at} = %(now)s "
+    f"WHERE {STEP.id} = %(step)s"
+)
+
+_INTENT_COLUMNS, _INTENT_VALUES = INTENT.insert(
+    {
+        "tenant": "%(tenant)s",
+        "kind": "%(kind)s",
+        "run": "%(run)s",
+        "created_at": "%(now)s",
+        "resolved_at": "NULL",
+        "outcome": "%(open)s",
+        "external_id": "''",
+        "release_error": "''",
+    }
+)
 
 _START_ALLOCATING_SQL = f"""
 WITH held AS ({_HELD}),
 running AS ({_START_SQL}),
 intent AS (
-    INSERT INTO provisioning_allocationintent
-        (tenant_id, kind, run_id, created_at, resolved_at, outcome, external_id, release_error)
-    SELECT %(tenant)s, %(kind)s, %(run)s, %(now)s, NULL, '', '', ''
+    INSERT INTO {INTENT} ({_INTENT_COLUMNS})
+    SELECT {_INTENT_VALUES}
     WHERE NOT EXISTS (SELECT 1 FROM held)
     ON CONFLICT DO NOTHING
 )
-SELECT id, external_id FROM held
-"""  # noqa: S608 - made of constants
+SELECT {ALLOC.id}, {ALLOC.external_id} FROM held
+"""  # noqa: S608 - made of the models' names
 
 
 def start_try(
@@ -137,17 +197,7 @@ def start_try(
     """Mark the step running (tenant locked, fence checked). For a step that allocates, return
     the tenant's held allocation of its kind, or None after opening the intent that goes on the
     ledger before the provider is called (an intent still open from an earlier try is kept)."""
-    params = {"step": step.pk, "started": step.started_at, "now": now}
-    if not _postgres():
-        StepExecution.objects.filter(pk=step.pk).update(
-            status=StepStatus.RUNNING, started_at=step.started_at, heartbeat_at=now
-        )
-        if kind is None:
-            return None
-        held = ledger.held_allocations(tenant_id).filter(kind=kind).first()
-        if held is None:
-            ledger.open_intent(tenant_id=tenant_id, kind=kind, run_id=step.run_id)
-        return held
+    params = {**_ENUMS, "step": step.pk, "started": step.started_at, "now": now}
     with connection.cursor() as cursor:
         if kind is None:
             cursor.execute(_START_SQL, params)
@@ -163,26 +213,39 @@ def start_try(
 
 # --- record_answer --------------------------------------------------------------------------
 
+_ALLOC_COLUMNS, _ALLOC_VALUES = ALLOC.insert(
+    {
+        "tenant": "%(tenant)s",
+        "kind": "%(kind)s",
+        "external_id": "%(external)s",
+        "allocated_by": "%(run)s",
+        "released_by": "NULL",
+        "allocated_at": "%(now)s",
+        "released_at": "NULL",
+        "release_attempts": "0",
+        "release_error": "''",
+    }
+)
+
 _RECORD_SQL = f"""
 WITH held AS ({_HELD}),
 made AS (
-    INSERT INTO provisioning_allocation
-        (tenant_id, kind, external_id, allocated_by_id, released_by_id, allocated_at,
-         released_at, release_attempts, release_error)
-    SELECT %(tenant)s, %(kind)s, %(external)s, %(run)s, NULL, %(now)s, NULL, 0, ''
+    INSERT INTO {ALLOC} ({_ALLOC_COLUMNS})
+    SELECT {_ALLOC_VALUES}
     WHERE NOT EXISTS (SELECT 1 FROM held)
-    RETURNING id, external_id
+    RETURNING {ALLOC.id}, {ALLOC.external_id}
 ),
 resolved AS (
-    UPDATE provisioning_allocationintent
-    SET resolved_at = %(now)s, outcome = 'recorded', external_id = %(external)s,
-        release_error = ''
-    WHERE tenant_id = %(tenant)s AND kind = %(kind)s AND resolved_at IS NULL
+    UPDATE {INTENT}
+    SET {INTENT.resolved_at} = %(now)s, {INTENT.outcome} = %(recorded)s,
+        {INTENT.external_id} = %(external)s, {INTENT.release_error} = ''
+    WHERE {INTENT.tenant} = %(tenant)s AND {INTENT.kind} = %(kind)s
+        AND {INTENT.resolved_at} IS NULL
 )
-SELECT id, external_id, false FROM held
+SELECT {ALLOC.id}, {ALLOC.external_id}, false FROM held
 UNION ALL
-SELECT id, external_id, true FROM made
-"""  # noqa: S608 - made of constants
+SELECT {ALLOC.id}, {ALLOC.external_id}, true FROM made
+"""  # noqa: S608 - made of the models' names
 
 
 def record_answer(
@@ -192,19 +255,17 @@ def record_answer(
     the tenant's held allocation of ``kind`` and whether this call made it; a held one is kept
     as it is (the caller compares ``external_id``: providers are idempotent per tenant, so a
     different one is a duplicate to release)."""
-    if not _postgres():
-        held = ledger.held_allocations(tenant_id).filter(kind=kind).first()
-        created = held is None
-        if created:
-            held = Allocation.objects.create(
-                tenant_id=tenant_id, kind=kind, external_id=external_id, allocated_by_id=run_id
-            )
-        ledger.resolve_intent(tenant_id=tenant_id, kind=kind, external_id=external_id)
-        return held, created
     with connection.cursor() as cursor:
         cursor.execute(
             _RECORD_SQL,
-            {"tenant": tenant_id, "kind": kind, "external": external_id, "run": run_id, "now": now},
+            {
+                **_ENUMS,
+                "tenant": tenant_id,
+                "kind": kind,
+                "external": external_id,
+                "run": run_id,
+                "now": now,
+            },
         )
         pk, held_external_id, created = cursor.fetchone()
     allocation = Allocation(
@@ -221,22 +282,23 @@ def record_answer(
 
 # --- advance and dispatch ------------------------------------------------------------------
 
-_ADVANCE_SQL = """
+_ADVANCE_SQL = f"""
 WITH done AS (
-    UPDATE provisioning_stepexecution
-    SET status = 'completed', reused = %(reused)s, finished_at = %(now)s, heartbeat_at = %(now)s,
-        error = ''
-    WHERE id = %(step)s
+    UPDATE {STEP}
+    SET {STEP.status} = %(completed)s, {STEP.reused} = %(reused)s,
+        {STEP.finished_at} = %(now)s, {STEP.heartbeat_at} = %(now)s, {STEP.error} = ''
+    WHERE {STEP.id} = %(step)s
 ),
 next_try AS (
-    UPDATE provisioning_stepexecution
-    SET status = 'dispatched', token = %(token)s, tries = tries + 1, due_at = %(now)s,
-        started_at = NULL, heartbeat_at = NULL, finished_at = NULL
-    WHERE id = %(next)s
+    UPDATE {STEP}
+    SET {STEP.status} = %(dispatched)s, {STEP.token} = %(token)s,
+        {STEP.tries} = {STEP.tries} + 1, {STEP.due_at} = %(now)s,
+        {STEP.started_at} = NULL, {STEP.heartbeat_at} = NULL, {STEP.finished_at} = NULL
+    WHERE {STEP.id} = %(next)s
 )
-UPDATE provisioning_run SET current_step = %(next_name)s, heartbeat_at = %(now)s
-WHERE id = %(run)s
-"""
+UPDATE {RUN} SET {RUN.current_step} = %(next_name)s, {RUN.heartbeat_at} = %(now)s
+WHERE {RUN.id} = %(run)s
+"""  # noqa: S608 - made of the models' names
 
 
 def advance(
@@ -250,16 +312,11 @@ def advance(
 ) -> None:
     """Complete the step and give its run's next step the try ``token`` (tenant locked, fence
     checked); the caller sends the next step's message once this commits."""
-    if not _postgres():
-        StepExecution.objects.filter(pk=step.pk).update(
-            status=StepStatus.COMPLETED, reused=reused, finished_at=now, heartbeat_at=now, error=""
-        )
-        mark_dispatched(next_id, run_id=step.run_id, name=next_name, token=token, due=now, now=now)
-        return
     with connection.cursor() as cursor:
         cursor.execute(
             _ADVANCE_SQL,
             {
+                **_ENUMS,
                 "step": step.pk,
                 "next": next_id,
                 "next_name": next_name,

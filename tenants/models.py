@@ -254,15 +254,10 @@ class TenantCountQuerySet(models.QuerySet["TenantCount"]):
     def totals(self) -> dict[tuple[str, str], int]:
         """Tenants per ``(state, condition)``, exact, without reading the tenant table.
 
-        On PostgreSQL: the sum of the deltas (one statement over a few dozen rows). Elsewhere
-        (SQLite, a laptop's fleet) no trigger writes deltas, so this groups the tenants
-        themselves, which is what the deltas stand for.
+        The sum of the deltas the tenant table's trigger writes (one statement over a few dozen
+        rows).
         """
-        if self.db_connection_vendor() != "postgresql":
-            rows = Tenant.objects.order_by().values_list("state", "condition")
-            grouped = rows.annotate(n=models.Count("pk"))
-        else:
-            grouped = self.order_by().values_list("state", "condition").annotate(n=models.Sum("n"))
+        grouped = self.order_by().values_list("state", "condition").annotate(n=models.Sum("n"))
         return {(state, condition): n for state, condition, n in grouped if n}
 
     def compact(self) -> int:
@@ -273,7 +268,7 @@ class TenantCountQuerySet(models.QuerySet["TenantCount"]):
         another compaction (a row it already deleted is skipped, not counted twice). Does
         nothing below ``COMPACT_AFTER`` rows, so a quiet fleet is not rewritten every pass.
         """
-        if self.db_connection_vendor() != "postgresql" or self.count() <= COMPACT_AFTER:
+        if self.count() <= COMPACT_AFTER:
             return 0
         from django.db import connections
 
@@ -285,11 +280,6 @@ class TenantCountQuerySet(models.QuerySet["TenantCount"]):
                 "HAVING SUM(n) <> 0"
             )
             return cursor.rowcount
-
-    def db_connection_vendor(self) -> str:
-        from django.db import connections
-
-        return connections[self.db].vendor
 
 
 # Deltas above this many rows are folded by the next watchdog pass; reading 200 rows is

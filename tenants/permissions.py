@@ -22,8 +22,8 @@ class OneQueryModelBackend(ModelBackend):
             if user_obj.is_superuser:
                 rows = Permission.objects.values_list(*names)
             else:
-                # No ORDER BY in the parts (Permission's Meta orders): SQLite refuses one in
-                # a compound statement's subquery, and a set needs no order.
+                # No ORDER BY in the parts (Permission's Meta orders): a set needs no order,
+                # and PostgreSQL would sort each part for nothing.
                 own = Permission.objects.filter(user=user_obj).order_by()
                 by_group = Permission.objects.filter(group__user=user_obj).order_by()
                 rows = own.values_list(*names).union(by_group.values_list(*names))

@@ -40,7 +40,7 @@ Sample = list[tuple[str, float]]  # (upper-cased value, share of the column it s
 
 def text_match(q: str, using: str = "default") -> Q:
     """The filter for ``q`` (already cleaned): one ``OR`` arm per column."""
-    samples = column_samples(using) if connections[using].vendor == "postgresql" else {}
+    samples = column_samples(using)
     match = Q()
     for field in FIELDS:
         part = rare_part(q, samples.get(field, []))

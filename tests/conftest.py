@@ -1,8 +1,9 @@
 """Shared fixtures: personas, the inline saga driver, and real Celery workers.
 
-Tests that need the real PostgreSQL and Redis are marked ``services``. Without them (a laptop
-running the embedded default) those tests are skipped with the reason; with
-``CONTROLPLANE_REQUIRE_SERVICES=1`` (CI) a missing service fails them instead.
+Every test runs on PostgreSQL and Redis: CI's (DATABASE_URL, CELERY_BROKER_URL) or the embedded
+ones that ``controlplane.pytest_embedded`` starts on a laptop. Tests that share them between
+threads and processes are marked ``services``; should a server not answer, those are skipped
+with the reason, or (``CONTROLPLANE_REQUIRE_SERVICES=1``, CI) fail.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from django.conf import settings as django_settings
@@ -30,32 +32,21 @@ REQUIRE_SERVICES = os.environ.get("CONTROLPLANE_REQUIRE_SERVICES") == "1"
 def services_available() -> tuple[bool, str]:
     db = django_settings.DATABASES["default"]["ENGINE"]
     broker = django_settings.CELERY_BROKER_URL
-    if "sqlite" in db and broker.startswith("filesystem://"):
-        # The embedded default: a SQLite file (WAL) and the folder broker are shared by the
-        # test's threads and child processes just as PostgreSQL and Redis are.
-        return True, ""
     if "postgresql" not in db:
         return False, "DATABASE_URL does not name PostgreSQL"
     if not broker.startswith("redis"):
         return False, "CELERY_BROKER_URL does not name Redis"
     try:
-        import redis
+        from controlplane.celery import app
 
-        redis.Redis.from_url(broker, socket_connect_timeout=2).ping()
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1)
     except Exception as exc:  # noqa: BLE001
         return False, f"Redis is not reachable: {exc}"
     return True, ""
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if "postgresql" not in django_settings.DATABASES["default"]["ENGINE"]:
-        # PostgreSQL's own features (the audit trigger, schemas, pg_trgm) have nothing to
-        # test elsewhere; everything else runs on the embedded default too.
-        for item in items:
-            mark = item.get_closest_marker("postgres")
-            if mark is not None:
-                why = f": {mark.args[0]}" if mark.args else ""
-                item.add_marker(pytest.mark.skip(reason=f"PostgreSQL-specific{why}"))
     ok, why = services_available()
     if ok:
         return
@@ -165,12 +156,11 @@ def close_other_sessions() -> None:
     """End the worker threads' database sessions so the test database can be flushed/dropped."""
     from django.db import connection
 
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 # Every test worker consumes both queues: the steps' and the control work's (settings).
@@ -273,19 +263,18 @@ class WorkerProcess:
         self.proc = None
 
 
+def database_url(db: dict[str, Any]) -> str:
+    """A URL for the (test) database a settings dict names; a Unix-socket host (the embedded
+    server) is percent-encoded, as dj-database-url reads it back."""
+    host = quote(db["HOST"] or db.get("OPTIONS", {}).get("host") or "127.0.0.1", safe="")
+    port = f":{db['PORT']}" if db["PORT"] else ""
+    return f"postgres://{db['USER'] or 'postgres'}@{host}{port}/{db['NAME']}"
+
+
 def subprocess_env(settings: Any, **extra: str) -> dict[str, str]:
     """Environment for a child process that uses the same (test) database and broker."""
-    db = settings.DATABASES["default"]
     env = dict(os.environ)
-    if "postgresql" in db["ENGINE"]:
-        env["DATABASE_URL"] = (
-            f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:"
-            f"{db['PORT'] or 5432}/{db['NAME']}"
-        )
-    else:
-        # The embedded default: the child opens the same test SQLite file.
-        env.pop("DATABASE_URL", None)
-        env["CONTROLPLANE_SQLITE_PATH"] = str(db["NAME"])
+    env["DATABASE_URL"] = database_url(settings.DATABASES["default"])
     env.update(
         {
             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,

@@ -1,24 +1,49 @@
-"""The embedded default, as `make run` uses it: SQLite and the filesystem broker, with web-side
-code and a worker in separate processes and no server of any kind."""
+"""The embedded engine, as `make run` and a laptop's `make test` use it: a real PostgreSQL and a
+real Valkey started from Python packages under a var/ folder, owned by the process that started
+them, gone when it goes, their data kept for the next start."""
 
 from __future__ import annotations
 
 import os
-import sqlite3
+import signal
 import subprocess
 import sys
 from pathlib import Path
-from queue import Empty
 
+import psycopg
 import pytest
-from kombu import Connection
+import redis
 
-from controlplane import folder_broker
+from controlplane import embedded
 
 from .conftest import ROOT, WorkerProcess, wait_for
 
 
-def test_a_tenant_reaches_active_on_the_embedded_stack(tmp_path: Path):
+def _query(servers: embedded.EmbeddedServers, sql: str) -> list[tuple]:
+    with psycopg.connect(
+        host=str(servers.sockets), user="postgres", dbname=embedded.DATABASE_NAME, autocommit=True
+    ) as conn:
+        cursor = conn.execute(sql)
+        return cursor.fetchall() if cursor.description else []
+
+
+def _gone(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in status  # exited, waiting for its new parent to reap it
+
+
+@pytest.fixture
+def var(tmp_path: Path) -> Path:
+    return tmp_path / "var"
+
+
+def test_a_tenant_reaches_active_on_the_embedded_engine(var: Path, tmp_path: Path):
+    """No DATABASE_URL, no CELERY_BROKER_URL: settings find the servers of the var/ folder, a
+    plain process migrates, a worker provisions, and it all happens on PostgreSQL."""
+    servers = embedded.EmbeddedServers(var=var).start()
     env = {
         k: v
         for k, v in os.environ.items()
@@ -26,17 +51,26 @@ def test_a_tenant_reaches_active_on_the_embedded_stack(tmp_path: Path):
     }
     env.update(
         {
-            "CONTROLPLANE_VAR_DIR": str(tmp_path / "var"),
+            "CONTROLPLANE_VAR_DIR": str(var),
             "DEBUG": "1",
             "CONTROLPLANE_INSECURE_HTTP": "1",
             "CONTROLPLANE_HEARTBEAT_TIMEOUT": "5",
         }
     )
     manage = [sys.executable, str(ROOT / "manage.py")]
-    subprocess.run([*manage, "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
     worker = WorkerProcess(env, tmp_path / "worker.log")
-    worker.start(concurrency=2)
     try:
+        subprocess.run([*manage, "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+        vendor = subprocess.run(
+            [*manage, "shell", "-c", "from django.db import connection; print(connection.vendor)"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        assert vendor.stdout.strip().splitlines()[-1] == "postgresql"
+        worker.start(concurrency=2)
         subprocess.run(
             [
                 *manage,
@@ -51,55 +85,74 @@ def test_a_tenant_reaches_active_on_the_embedded_stack(tmp_path: Path):
             check=True,
             capture_output=True,
         )
-        db = tmp_path / "var" / "db.sqlite3"
 
         def state() -> str | None:
-            with sqlite3.connect(db, timeout=30) as conn:
-                row = conn.execute(
-                    "SELECT state FROM tenants_tenant WHERE slug='laptop'"
-                ).fetchone()
-            return row[0] if row else None
+            rows = _query(servers, "SELECT state FROM tenants_tenant WHERE slug = 'laptop'")
+            return rows[0][0] if rows else None
 
         wait_for(lambda: state() == "active", timeout=120, what="the tenant to be active")
-        with sqlite3.connect(db) as conn:
-            kinds = {
-                k
-                for (k,) in conn.execute(
-                    "SELECT kind FROM provisioning_allocation WHERE released_at IS NULL"
-                )
-            }
+        kinds = {
+            k
+            for (k,) in _query(
+                servers, "SELECT kind FROM provisioning_allocation WHERE released_at IS NULL"
+            )
+        }
         assert kinds == {"storage", "identity", "database", "dns", "billing", "invite"}
     finally:
         worker.stop()
+        servers.stop()
 
 
-def test_the_folder_broker_shows_a_message_only_when_it_is_whole(tmp_path: Path, monkeypatch):
-    """A consumer polling while a publisher writes finds nothing rather than an empty file
-    (kombu's own filesystem transport handed it the empty file: JSONDecodeError, the worker
-    stopped and the message was lost)."""
-    folders = {k: tmp_path / k for k in ("queue", "processed", "control")}
-    for folder in folders.values():
-        folder.mkdir()
-    options = {
-        "data_folder_in": str(folders["queue"]),
-        "data_folder_out": str(folders["queue"]),
-        "processed_folder": str(folders["processed"]),
-        "control_folder": str(folders["control"]),
-    }
-    with Connection(
-        "filesystem://localhost/", transport=folder_broker.Transport, transport_options=options
-    ) as conn:
-        channel = conn.default_channel
-        serialize = folder_broker.dumps
+def test_servers_die_with_their_owner_and_start_again_with_the_data(var: Path):
+    """The owner (``make run``) is SIGKILLed: both servers stop by themselves (no orphan), and
+    the next start finds no stale lock and the data of the first."""
+    owner = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from controlplane import embedded; "
+            "s = embedded.EmbeddedServers(var=Path(sys.argv[1])).start(); "
+            "print(s.started['postgres'].pid, s.started['valkey'].pid, flush=True); "
+            "time.sleep(600)",
+            str(var),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert owner.stdout is not None
+        pids = [int(p) for p in owner.stdout.readline().split()]
+        assert len(pids) == 2
+        first = embedded.EmbeddedServers(var=var)  # finds them running: uses, does not own
+        first.start()
+        assert first.started == {}
+        _query(first, "CREATE TABLE kept (note text); INSERT INTO kept VALUES ('before the crash')")
+        redis.Redis.from_url(embedded.redis_url(var=var)).set("queued", "message")
+    finally:
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
+    wait_for(lambda: all(_gone(pid) for pid in pids), timeout=30, what="the servers to stop")
+    assert not embedded._answers(first.pg_socket)
 
-        def serialize_while_a_consumer_polls(payload):
-            # The publisher has begun: the consumer must not be handed anything yet.
-            with pytest.raises(Empty):
-                channel._get("steps")
-            return serialize(payload)
+    again = embedded.EmbeddedServers(var=var).start()
+    try:
+        assert set(again.started) == {"postgres", "valkey"}
+        assert _query(again, "SELECT note FROM kept") == [("before the crash",)]
+        assert redis.Redis.from_url(embedded.redis_url(var=var)).get("queued") == b"message"
+    finally:
+        again.stop()
+    for proc in again.started.values():
+        assert proc.poll() is not None
 
-        monkeypatch.setattr(folder_broker, "dumps", serialize_while_a_consumer_polls)
-        channel._put("steps", {"body": "whole"})
-        monkeypatch.undo()
-        assert channel._get("steps") == {"body": "whole"}
-        assert list(folders["queue"].iterdir()) == list(folders["processed"].iterdir()) == []
+
+def test_the_embedded_postgresql_has_what_the_product_uses(var: Path):
+    servers = embedded.EmbeddedServers(var=var).start()
+    try:
+        _query(servers, "CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        version = _query(servers, "SHOW server_version_num")[0][0]
+        assert int(version) >= 150000
+        # Only a Unix socket: no TCP port to collide with or to expose.
+        assert _query(servers, "SHOW listen_addresses") == [("",)]
+    finally:
+        servers.stop()

@@ -1,7 +1,6 @@
-"""On PostgreSQL the database itself refuses to change or delete an audit event.
+"""The database itself refuses to change or delete an audit event.
 
-(TRUNCATE is not a row operation and stays possible for the test runner; on SQLite the model
-and queryset guards hold.)
+(TRUNCATE is not a row operation and stays possible for the test runner.)
 """
 
 from __future__ import annotations
@@ -25,13 +24,11 @@ DROP FUNCTION IF EXISTS audit_event_append_only();
 
 
 def forward(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(FORWARD)
+    schema_editor.execute(FORWARD)
 
 
 def backward(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(BACKWARD)
+    schema_editor.execute(BACKWARD)
 
 
 class Migration(migrations.Migration):

@@ -1,9 +1,8 @@
-"""Trigram indexes for the tenant list's text search (``q``), on PostgreSQL only.
+"""Trigram indexes for the tenant list's text search (``q``).
 
 ``q`` matches slug, name and admin e-mail with ``icontains``, which PostgreSQL runs as
 ``UPPER(col::text) LIKE UPPER('%q%')``; a GIN trigram index on exactly those expressions lets
-that use an index instead of reading every row. SQLite (the embedded default) has no pg_trgm
-and needs none at its scale, so this migration does nothing there.
+that use an index instead of reading every row.
 """
 
 from django.db import migrations
@@ -12,8 +11,6 @@ COLUMNS = ("slug", "name", "admin_email")
 
 
 def forwards(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
     schema_editor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     for column in COLUMNS:
         schema_editor.execute(
@@ -23,8 +20,6 @@ def forwards(apps, schema_editor):
 
 
 def backwards(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
     for column in COLUMNS:
         schema_editor.execute(f"DROP INDEX IF EXISTS tenant_{column}_trgm")
 

@@ -1,4 +1,4 @@
-"""The fleet's counts per (state, condition), kept exact by triggers (PostgreSQL).
+"""The fleet's counts per (state, condition), kept exact by triggers.
 
 The console's list shows how many tenants are in each state and how many need attention; at
 100,000 tenants a ``GROUP BY`` over the table costs 20-50 ms per page. Instead, every
@@ -13,8 +13,7 @@ statement that inserts, deletes or moves tenants appends its deltas to
 - TRUNCATE (tests' flush): the deltas go too.
 
 Creating the triggers locks out writers until this migration commits, and the backfill runs
-after them in the same transaction, so no change is counted twice or missed. SQLite has none
-of this: there ``TenantCount.objects.totals()`` groups the tenants themselves.
+after them in the same transaction, so no change is counted twice or missed.
 """
 
 from django.db import migrations, models
@@ -76,13 +75,11 @@ DROP FUNCTION IF EXISTS tenants_count_truncated();
 
 
 def forwards(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(FORWARDS)
+    schema_editor.execute(FORWARDS)
 
 
 def backwards(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(BACKWARDS)
+    schema_editor.execute(BACKWARDS)
 
 
 class Migration(migrations.Migration):

@@ -27,7 +27,6 @@ def test_events_cannot_be_changed_or_deleted_through_the_orm(fast_saga):
         Event.objects.filter(tenant_id=tenant.id).delete()
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="the trigger is PostgreSQL's")
 def test_the_database_refuses_updates_and_deletes(fast_saga):
     tenant = f.active_tenant()
     for sql in (
@@ -56,11 +55,9 @@ def test_unknown_event_types_are_refused(fast_saga):
 def _tamper(sql: str, params: list) -> None:
     """What an attacker with database access would do (the trigger disabled first)."""
     with connection.cursor() as c:
-        if connection.vendor == "postgresql":
-            c.execute("ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only")
+        c.execute("ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only")
         c.execute(sql, params)
-        if connection.vendor == "postgresql":
-            c.execute("ALTER TABLE audit_event ENABLE TRIGGER audit_event_append_only")
+        c.execute("ALTER TABLE audit_event ENABLE TRIGGER audit_event_append_only")
 
 
 def test_verify_finds_a_rewritten_event(fast_saga):
@@ -133,9 +130,7 @@ def test_a_batch_of_events_is_one_statement_and_chains_as_if_recorded_one_by_one
 
     tenant = f.active_tenant()
     before = Event.objects.filter(tenant_id=tenant.id).count()
-    # Elsewhere (SQLite) one by one: move the head (returning seq and digest), insert the event.
-    expected = 1 if connection.vendor == "postgresql" else 6
-    with transaction.atomic(), django_assert_num_queries(expected), batched():
+    with transaction.atomic(), django_assert_num_queries(1), batched():
         made = [
             record_event(
                 type="tenant.resource.reused",

@@ -20,6 +20,8 @@ from typing import Any
 from django.db import connection
 from django.db.backends.signals import connection_created
 
+from controlplane import embedded
+
 from .. import conftest
 
 HARNESS_APP = "chaos-harness"
@@ -32,8 +34,8 @@ def free_port() -> int:
 
 
 class OwnRedis:
-    """``redis-server`` on a free port, without persistence: a restart loses every queued
-    message, as a Redis that dies does."""
+    """A Redis-protocol server (the embedded engine's ``valkey-server``) on a free port, without
+    persistence: a restart loses every queued message, as a Redis that dies does."""
 
     def __init__(self, workdir: Path) -> None:
         self.port = free_port()
@@ -48,7 +50,7 @@ class OwnRedis:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [
-                "redis-server",
+                str(embedded.valkey_bin()),
                 "--port",
                 str(self.port),
                 "--bind",
@@ -74,7 +76,7 @@ class OwnRedis:
             except redis.ConnectionError:
                 return False
 
-        conftest.wait_for(up, timeout=20, what="redis-server to answer")
+        conftest.wait_for(up, timeout=20, what="the chaos suite's own Valkey to answer")
 
     def stop(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -102,9 +104,8 @@ def mark_harness_connections() -> None:
     restart would hit too, but then every tool dies with them)."""
 
     def name_it(sender: Any, connection: Any, **_: Any) -> None:
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute(f"SET application_name TO '{HARNESS_APP}'")
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET application_name TO '{HARNESS_APP}'")
 
     connection_created.connect(name_it, weak=False, dispatch_uid="chaos-harness")
     connection.close()

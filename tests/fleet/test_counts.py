@@ -47,9 +47,8 @@ def assert_exact(step: str) -> None:
     assert counts.needs_attention == Tenant.objects.filter(condition__in=NEEDS_ATTENTION).count()
     assert counts.in_flight == Tenant.objects.filter(condition__in=IN_FLIGHT).exists(), step
     assert len(queries) == 1, step
-    if connection.vendor == "postgresql":
-        # The point of the cache: the read never touches the tenant table.
-        assert '"tenants_tenant"' not in queries.captured_queries[0]["sql"], step
+    # The point of the cache: the read never touches the tenant table.
+    assert '"tenants_tenant"' not in queries.captured_queries[0]["sql"], step
 
 
 def test_counts_stay_exact_through_every_change(fast_saga, monkeypatch):
@@ -99,8 +98,7 @@ def test_counts_stay_exact_through_every_change(fast_saga, monkeypatch):
     TenantCount.objects.compact()
     assert TenantCount.objects.totals() == before
     assert_exact("after compaction")
-    if connection.vendor == "postgresql":
-        assert TenantCount.objects.count() == len(before)
+    assert TenantCount.objects.count() == len(before)
 
 
 def test_the_attention_chip_counts_exactly_and_follows_changes(fast_saga, client, viewer):
@@ -128,7 +126,4 @@ def test_the_watchdog_pass_folds_the_deltas(fast_saga, monkeypatch):
     monkeypatch.setattr(tenant_models, "COMPACT_AFTER", 0)
     run_watchdog()
     assert TenantCount.objects.totals() == before == truth()
-    if connection.vendor == "postgresql":
-        assert TenantCount.objects.count() == len(before)
-    else:  # SQLite: no trigger writes deltas; the counts group the tenants themselves
-        assert TenantCount.objects.count() == 0
+    assert TenantCount.objects.count() == len(before)

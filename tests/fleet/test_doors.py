@@ -284,8 +284,7 @@ def test_admin_list_filters_by_condition(fleet, client, admin_user):
         assert (f.reload(tenant).slug in body) == (name in ATTENTION), name
 
 
-@pytest.mark.postgres("the pg_trgm indexes of text search")
-def test_text_search_has_trigram_indexes_on_postgresql(db):
+def test_text_search_has_trigram_indexes(db):
     from django.db import connection
 
     from tenants.models import Tenant

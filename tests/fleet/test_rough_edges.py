@@ -116,16 +116,14 @@ def test_a_second_shell_sees_make_runs_development_settings(tmp_path):
     assert _embedded_settings(tmp_path, FAULTS) == "False"
 
 
-def test_the_folder_broker_names_a_host_so_kombu_does_not_warn(tmp_path, caplog):
-    from kombu import Connection
-
-    url = _embedded_settings(
-        tmp_path, "from django.conf import settings; print(settings.CELERY_BROKER_URL)"
+def test_a_plain_shell_finds_the_embedded_engine(tmp_path):
+    """Without DATABASE_URL and CELERY_BROKER_URL, settings name the embedded PostgreSQL and
+    Valkey of the var/ folder (Unix sockets under var/run), whoever asks."""
+    code = (
+        "from django.conf import settings; db = settings.DATABASES['default']; "
+        "print(db['ENGINE'], db['HOST'], settings.CELERY_BROKER_URL)"
     )
-    assert url.startswith("filesystem://")
-    folder = str(tmp_path / "q")
-    with caplog.at_level(logging.WARNING, logger="kombu.connection"):
-        Connection(
-            url, transport_options={"data_folder_in": folder, "data_folder_out": folder}
-        ).info()
-    assert "No hostname was supplied" not in caplog.text
+    engine, host, broker = _embedded_settings(tmp_path, code).split()
+    assert engine == "django.db.backends.postgresql"
+    assert host == str(tmp_path.resolve() / "run")
+    assert broker == f"redis+socket://{tmp_path.resolve() / 'run' / 'valkey.sock'}?virtual_host=0"

@@ -1,14 +1,11 @@
 """Defects found by the chaos run: a worker whose database connection died, and an allocation
-made just before its worker was killed. Both with a real worker process (on PostgreSQL, or on
-the embedded SQLite file)."""
+made just before its worker was killed. Both with a real worker process."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,7 +31,6 @@ def succeeded(log: Path, task: str) -> int:
     return len(re.findall(rf"Task {re.escape(task)}\[[^\]]+\] succeeded", log.read_text()))
 
 
-@pytest.mark.postgres("a terminated server session; SQLite's connections die only with the process")
 def test_a_worker_heals_after_its_database_connection_is_terminated(worker_process):
     worker_process.start(concurrency=1)
     log = worker_process.log_path
@@ -96,45 +92,22 @@ def test_a_worker_killed_between_the_provider_call_and_the_ledger_leaves_nothing
 def _tenant_row_held(db: dict[str, Any], tenant_id: Any, directory: Path) -> Iterator[None]:
     """Lock the tenant's row from a session of its own and return once the worker's provider
     call is done (the record phase that follows needs the row, so it waits)."""
-    if connection.vendor == "postgresql":
-        with psycopg.connect(
-            host=db["HOST"] or "127.0.0.1",
-            port=db["PORT"] or 5432,
-            user=db["USER"] or "postgres",
-            dbname=db["NAME"],
-            autocommit=False,
-        ) as locker:
-            locker.execute("SELECT 1 FROM tenants_tenant WHERE id = %s FOR UPDATE", [tenant_id])
-            wait_for(directory.is_dir, what="the storage provider to make the directory")
-            wait_for(
-                lambda: _waits_for_lock(locker.info.backend_pid),
-                what="the worker's record phase to wait for the tenant's row",
-            )
-            yield
-            locker.rollback()
-        return
-    # SQLite has one writer at a time: its write lock holds every row. SQLite cannot say who
-    # waits for it, so the sign that the provider call is over is its last act, the tenant's
-    # ``tenant.json`` written whole (the storage provider returns right after).
-    locker = sqlite3.connect(db["NAME"], timeout=30, isolation_level=None)
-    try:
-        locker.execute("BEGIN IMMEDIATE")
+    host = db["HOST"] or db.get("OPTIONS", {}).get("host") or "127.0.0.1"
+    with psycopg.connect(
+        host=host,
+        port=db["PORT"] or 5432,
+        user=db["USER"] or "postgres",
+        dbname=db["NAME"],
+        autocommit=False,
+    ) as locker:
+        locker.execute("SELECT 1 FROM tenants_tenant WHERE id = %s FOR UPDATE", [tenant_id])
+        wait_for(directory.is_dir, what="the storage provider to make the directory")
         wait_for(
-            lambda: _json_written(directory / "tenant.json"),
-            what="the storage provider to make the directory and its tenant.json",
+            lambda: _waits_for_lock(locker.info.backend_pid),
+            what="the worker's record phase to wait for the tenant's row",
         )
         yield
-        locker.execute("ROLLBACK")
-    finally:
-        locker.close()
-
-
-def _json_written(path: Path) -> bool:
-    try:
-        json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
-    return True
+        locker.rollback()
 
 
 def _waits_for_lock(blocker_pid: int) -> bool:

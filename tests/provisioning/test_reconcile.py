@@ -30,10 +30,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def clean(fast_saga: Any) -> Any:
     """No stray schema of an earlier (flushed) test in view; rolled back with the test."""
-    if connection.vendor == "postgresql":
-        for _, name in get_provider("database").inventory():
-            with connection.cursor() as cursor:
-                cursor.execute(f'DROP SCHEMA "{name}" CASCADE')
+    for _, name in get_provider("database").inventory():
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP SCHEMA "{name}" CASCADE')
     return fast_saga
 
 

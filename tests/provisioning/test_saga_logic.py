@@ -54,8 +54,7 @@ def test_happy_path_allocates_every_kind_for_real(fast_saga):
     assert Group.objects.filter(name=allocations["identity"]).exists()
     for kind, external_id in allocations.items():
         assert exists(kind, external_id), kind
-    if connection.vendor == "postgresql":
-        assert allocations["database"] == f"tenant_{tenant.id.hex}"
+    assert allocations["database"] == f"tenant_{tenant.id.hex}"
     assert tenant.activated_at is not None
     run = Run.objects.get(pk=tenant.workflow_id)
     assert run.status == "completed"
@@ -357,7 +356,6 @@ def test_a_step_has_a_budget_of_statements_and_two_commits(fast_saga):
     the ORM's equivalents and two statements per event (no data-modifying ``WITH`` there): 23,
     each a local call rather than a round trip.
     """
-    from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     tenant = f.new_tenant()
@@ -368,8 +366,7 @@ def test_a_step_has_a_budget_of_statements_and_two_commits(fast_saga):
         saga.execute_step(step.pk, step.token)
     sql = [q["sql"] for q in queries]
     commits = [s for s in sql if s == "COMMIT"]
-    budget = 11 if connection.vendor == "postgresql" else 23
-    assert len(sql) <= budget, f"{len(sql)} statements:\n" + "\n".join(sql)
+    assert len(sql) <= 11, f"{len(sql)} statements:\n" + "\n".join(sql)
     assert len(commits) <= 2, "\n".join(sql)
     assert not any("SAVEPOINT" in s for s in sql)
     assert held(tenant).keys() == {"storage"}

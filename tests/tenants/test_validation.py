@@ -164,11 +164,7 @@ def test_the_database_enforces_slug_rules_and_uniqueness(fast_saga):
         with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as c:
             c.execute(
                 f"INSERT INTO {table} {cols} VALUES "  # noqa: S608 - fixed table name
-                "(%s, %s, 'n', 'starter', 'a@b.c', 'pending', '', '', now(), now())"
-                if connection.vendor == "postgresql"
-                else f"INSERT INTO {table} {cols} VALUES "  # noqa: S608
-                "(%s, %s, 'n', 'starter', 'a@b.c', 'pending', '', '', "
-                "datetime('now'), datetime('now'))",
+                "(%s, %s, 'n', 'starter', 'a@b.c', 'pending', '', '', now(), now())",
                 [str(uuid.uuid4()), slug],
             )
 
