@@ -1,7 +1,14 @@
 """The floor of the saga: a bare Celery chain of 8 tasks, each one UPDATE and one INSERT in a
-transaction, on the same PostgreSQL, Redis, Django and Celery settings as the product.
+transaction, on the same PostgreSQL, Redis, Django and Celery as the product.
 
-    celery -A bench.floor_app worker -Q floor --concurrency 2
+Its worker runs on the bare project's settings (bench/bare/settings.py: the same database
+connection and Celery settings as ours, and no app, signal or module of ours), so both its
+throughput and its children's memory are the bare stack's:
+
+    DJANGO_SETTINGS_MODULE=bench.bare.settings celery -A bench.floor_app worker -Q floor -c 2
+
+The bench's own process imports this module too (on ``bench.settings``) to prepare, send and
+count the chains: sending needs only the same broker.
 """
 
 from __future__ import annotations
@@ -10,7 +17,7 @@ import os
 
 from celery import Celery, chain
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.bare.settings")
 
 app = Celery("floor", set_as_current=False)
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -29,9 +29,22 @@ _names = itertools.count(1)
 
 @dataclass
 class Sample:
-    """Repeated measurements of one figure (higher or lower is better: say it in ``unit``)."""
+    """Repeated measurements of one figure (higher or lower is better: say it in ``unit``),
+    each with the 1-minute load average of the machine when it was taken (``add``)."""
 
     values: list[float] = field(default_factory=list)
+    loads: list[float] = field(default_factory=list)
+
+    def add(self, value: float) -> None:
+        self.values.append(value)
+        self.loads.append(os.getloadavg()[0])
+
+    @property
+    def load(self) -> str:
+        if not self.loads:
+            return ""
+        low, high = min(self.loads), max(self.loads)
+        return f"load {low:.1f}" if f"{low:.1f}" == f"{high:.1f}" else f"load {low:.1f}–{high:.1f}"
 
     @property
     def median(self) -> float:
@@ -54,11 +67,22 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in out.stdout.split()]
 
 
-def rss_mib(pid: int) -> float:
+def rss_mib(pid: int, *, peak: bool = False) -> float:
+    """Resident MiB of a process now, or its peak so far (``VmHWM``, the high-water mark)."""
+    key = "VmHWM:" if peak else "VmRSS:"
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(key):
             return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for {pid}")
+    raise RuntimeError(f"no {key} for {pid}")
+
+
+BARE_SETTINGS = "bench.bare.settings"
+
+
+def bare_env(env: dict[str, str]) -> dict[str, str]:
+    """The environment of a bare-stack process (bench/bare: nothing of ours): the floor's
+    Celery worker and the bare gunicorn."""
+    return {**env, "DJANGO_SETTINGS_MODULE": BARE_SETTINGS}
 
 
 class Worker:
@@ -109,9 +133,10 @@ class Worker:
                 return
         raise RuntimeError(f"worker {self.name} did not answer a ping in {timeout}s")
 
-    def child_rss_mib(self) -> float:
+    def child_rss_mib(self, *, peak: bool = True) -> float:
+        """A prefork child's resident MiB (the median of the children), its peak by default."""
         kids = _children(self.proc.pid) or [self.proc.pid]
-        return statistics.median(rss_mib(p) for p in kids)
+        return statistics.median(rss_mib(p, peak=peak) for p in kids)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -175,7 +200,7 @@ def saga_throughput(
 ) -> tuple[float, float]:
     """Steps/s draining ``tenants`` tenants queued before the worker starts (first step's
     claim to last step's record, from the database's own timestamps); and the worker child's
-    resident MiB after the drain."""
+    peak resident MiB after the drain."""
     from django.db.models import Max, Min
 
     from provisioning.models import StepExecution
@@ -205,7 +230,9 @@ def saga_throughput(
 def floor_throughput(
     env: dict[str, str], *, chains: int, concurrency: int = 2
 ) -> tuple[float, float]:
-
+    """Steps/s of the floor: ``chains`` chains of 8 tasks queued, then a floor worker on the
+    bare settings (nothing of ours imported) drains them, first write to last; and its child's
+    peak resident MiB."""
     from bench import floor_app
 
     purge("floor")
@@ -214,7 +241,9 @@ def floor_throughput(
     floor_app.prepare(ids)
     for i in ids:
         floor_app.send(i)
-    with workers(env, app="bench.floor_app", queues="floor", concurrency=concurrency) as w:
+    with workers(
+        bare_env(env), app="bench.floor_app", queues="floor", concurrency=concurrency
+    ) as w:
         _wait(
             lambda: floor_app.logged(ids)[0] == chains * floor_app.STEPS,
             600,
@@ -238,7 +267,7 @@ def latencies(env: dict[str, str], *, repeat: int) -> tuple[Sample, Sample]:
     floor_app.prepare(list(range(base, base + repeat + 1)))
     with (
         workers(env, app="controlplane", queues="celery,control", concurrency=2),
-        workers(env, app="bench.floor_app", queues="floor", concurrency=2),
+        workers(bare_env(env), app="bench.floor_app", queues="floor", concurrency=2),
     ):
         for i in range(repeat + 1):
             start = time.time()
@@ -259,8 +288,8 @@ def latencies(env: dict[str, str], *, repeat: int) -> tuple[Sample, Sample]:
             )
             _, _, fdone = floor_app.logged([chain_id])
             if i:
-                ours.values.append((done_at - start) * 1000)
-                floor.values.append((fdone - fstart) * 1000)
+                ours.add((done_at - start) * 1000)
+                floor.add((fdone - fstart) * 1000)
     return ours, floor
 
 
@@ -406,7 +435,7 @@ def cancel_latency(env: dict[str, str], *, repeat: int, busy: bool) -> Sample:
                     60,
                     "cancelled tenant pending with nothing held",
                 )
-                sample.values.append((time.perf_counter() - start) * 1000)
+                sample.add((time.perf_counter() - start) * 1000)
         finally:
             for b in blockers:
                 cancel_provisioning(tenant_id=b.id, actor=actor)
@@ -427,14 +456,19 @@ def _free_port() -> int:
 
 
 class Gunicorn:
-    def __init__(self, env: dict[str, str], *, workers: int = 2) -> None:
+    """gunicorn with ``workers`` sync workers serving ``app`` (ours: ``controlplane.wsgi`` on
+    the environment's settings; the bare project: ``bench.bare.wsgi``), in its own process."""
+
+    def __init__(
+        self, env: dict[str, str], *, workers: int = 2, app: str = "controlplane.wsgi"
+    ) -> None:
         self.port = _free_port()
         self.proc = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "gunicorn",
-                "controlplane.wsgi",
+                app,
                 "--workers",
                 str(workers),
                 "--bind",
@@ -462,8 +496,9 @@ class Gunicorn:
                     raise RuntimeError("gunicorn did not start") from exc
                 time.sleep(0.1)
 
-    def worker_rss_mib(self) -> float:
-        return statistics.median(rss_mib(p) for p in _children(self.proc.pid))
+    def worker_rss_mib(self, *, peak: bool = True) -> float:
+        """A worker's resident MiB (the median of the workers), its peak by default."""
+        return statistics.median(rss_mib(p, peak=peak) for p in _children(self.proc.pid))
 
     def stop(self) -> None:
         os.killpg(self.proc.pid, signal.SIGTERM)
@@ -530,8 +565,15 @@ def _python_load(url: str, headers: dict[str, str], *, seconds: float, connectio
     return sum(counts) / (time.monotonic() - start)
 
 
-def read_targets() -> tuple[str, dict[str, tuple[str, dict[str, str]]]]:
-    """One active tenant, a superuser's token and session: the three URLs and their headers."""
+BARE_FLOOR = "bare stack (bench/bare)"
+IN_STACK_FLOOR = "in-stack floor (bare view in our stack)"
+API_DETAIL = "GET /api/v1/tenants/{id}"
+CONSOLE_DETAIL = "console detail page"
+
+
+def read_targets() -> tuple[str, dict[str, tuple[str, str, dict[str, str]]]]:
+    """One active tenant, a viewer's token and session: for each target, which server serves
+    it (``bare`` or ``ours``), its path and its headers."""
     from django.conf import settings
     from django.contrib.auth.models import User
     from django.test import Client
@@ -556,12 +598,10 @@ def read_targets() -> tuple[str, dict[str, tuple[str, dict[str, str]]]]:
     client.force_login(user)
     cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
     return str(tenant.id), {
-        "floor (bare JSON view)": (f"/bench/floor/{tenant.id}", {}),
-        "GET /api/v1/tenants/{id}": (
-            f"/api/v1/tenants/{tenant.id}",
-            {"Authorization": f"Bearer {token}"},
-        ),
-        "console detail page": (f"/tenants/{tenant.id}/", {"Cookie": cookie}),
+        BARE_FLOOR: ("bare", f"/tenants/{tenant.id}", {}),
+        IN_STACK_FLOOR: ("ours", f"/bench/floor/{tenant.id}", {}),
+        API_DETAIL: ("ours", f"/api/v1/tenants/{tenant.id}", {"Authorization": f"Bearer {token}"}),
+        CONSOLE_DETAIL: ("ours", f"/tenants/{tenant.id}/", {"Cookie": cookie}),
     }
 
 
@@ -572,25 +612,38 @@ def http_rounds(
     seconds: float,
     connections: int = 8,
     targets: dict | None = None,
-) -> tuple[dict[str, Sample], dict[str, float]]:
-    """Requests/s of each target, gunicorn with 2 sync workers, interleaved ``rounds`` times;
-    and a gunicorn worker's resident MiB (median of the two) after the first floor run and
-    after all the rounds."""
+) -> tuple[dict[str, Sample], dict[str, Sample]]:
+    """Requests/s of each target, interleaved ``rounds`` times, each with the load average.
+
+    Two gunicorns with 2 sync workers each, started side by side and serving in turn (one is
+    idle while the other is measured): the bare project (``bench.bare.wsgi``, nothing of ours)
+    and ours. A round measures every target once, floors and ours alternating; every other
+    round runs them in the reverse order, so a machine that grows busier during the run does
+    not favour whichever comes first.
+
+    Memory, peak resident MiB of a worker (the median of the two): the bare project's after
+    all the rounds; ours after the in-stack floor's first run only (what our process holds
+    having served only a bare view: the in-stack memory floor) and after all the rounds.
+    """
     if targets is None:
         _, targets = read_targets()
     results = {name: Sample() for name in targets}
-    server = Gunicorn(env)
-    rss: dict[str, float] = {}
+    servers: dict[str, Gunicorn] = {}
+    rss = {"bare": Sample(), "in-stack": Sample(), "ours": Sample()}
     try:
-        for _ in range(rounds):
-            for name, (path, headers) in targets.items():
-                url = f"http://127.0.0.1:{server.port}{path}"
-                results[name].values.append(
-                    load(url, headers, seconds=seconds, connections=connections)
-                )
-                # The floor is served first: what a worker holds having run only Django.
-                rss.setdefault("after the floor only", server.worker_rss_mib())
-        rss["gunicorn worker"] = server.worker_rss_mib()
+        servers["bare"] = Gunicorn(bare_env(env), app="bench.bare.wsgi")
+        servers["ours"] = Gunicorn(env)
+        names = list(targets)
+        for i in range(rounds):
+            for name in names if i % 2 == 0 else names[::-1]:
+                where, path, headers = targets[name]
+                url = f"http://127.0.0.1:{servers[where].port}{path}"
+                results[name].add(load(url, headers, seconds=seconds, connections=connections))
+                if name == IN_STACK_FLOOR and not rss["in-stack"].values:
+                    rss["in-stack"].add(servers["ours"].worker_rss_mib())
+        rss["bare"].add(servers["bare"].worker_rss_mib())
+        rss["ours"].add(servers["ours"].worker_rss_mib())
     finally:
-        server.stop()
+        for server in servers.values():
+            server.stop()
     return results, rss

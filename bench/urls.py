@@ -1,15 +1,10 @@
-"""The product's URLs plus the floor: a bare Django JSON view of one tenant row."""
+"""The product's URLs plus the in-stack floor: the bare project's view (bench/bare/urls.py, the
+same code) served inside our stack (our settings, middleware and process). Against the bare
+project serving the same view, the difference is the cost of our middleware and settings."""
 
-from django.http import JsonResponse
 from django.urls import path
 
+from bench.bare.urls import tenant_detail
 from controlplane.urls import urlpatterns as product
-from tenants.models import Tenant
 
-
-def floor_detail(request, tenant_id):
-    row = Tenant.objects.filter(pk=tenant_id).values("id", "slug", "name", "plan").first()
-    return JsonResponse(row or {}, status=200 if row else 404)
-
-
-urlpatterns = [path("bench/floor/<uuid:tenant_id>", floor_detail), *product]
+urlpatterns = [path("bench/floor/<uuid:tenant_id>", tenant_detail), *product]
