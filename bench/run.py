@@ -92,9 +92,9 @@ def two_floors_row(figure: str, bare, in_stack, ours, *, unit: str, rate: bool) 
     cost = ratio(in_stack, bare)
     if in_stack is not None and med(in_stack) and med(bare):
         if rate:
-            cost += f" (+{1000 / med(in_stack) - 1000 / med(bare):.2f} ms a request)"
+            cost += f" ({1000 / med(in_stack) - 1000 / med(bare):+.2f} ms a request)"
         else:
-            cost += f" (+{med(in_stack) - med(bare):.1f} MiB)"
+            cost += f" ({med(in_stack) - med(bare):+.1f} MiB)"
     return (
         f"| {figure} | {show(bare, unit)} | {show(in_stack, unit)} | {show(ours, unit)} "
         f"| {ratio(ours, bare)} | {ratio(ours, in_stack)} | {cost} |"

@@ -621,9 +621,11 @@ def http_rounds(
     round runs them in the reverse order, so a machine that grows busier during the run does
     not favour whichever comes first.
 
-    Memory, peak resident MiB of a worker (the median of the two): the bare project's after
-    all the rounds; ours after the in-stack floor's first run only (what our process holds
-    having served only a bare view: the in-stack memory floor) and after all the rounds.
+    Every target is first served for a second, unmeasured (a worker's first requests import
+    the views and open its connection). Memory, peak resident MiB of a worker (the median of
+    the two): the bare project's after all the rounds; ours after its warm-up on the in-stack
+    floor only (what our process holds having served only a bare view: the in-stack memory
+    floor) and after all the rounds.
     """
     if targets is None:
         _, targets = read_targets()
@@ -634,13 +636,22 @@ def http_rounds(
         servers["bare"] = Gunicorn(bare_env(env), app="bench.bare.wsgi")
         servers["ours"] = Gunicorn(env)
         names = list(targets)
+
+        def url(name: str) -> str:
+            where, path, _ = targets[name]
+            return f"http://127.0.0.1:{servers[where].port}{path}"
+
+        # Warm-up, unmeasured: a worker's first requests import the views and open its
+        # connection. Ours reads its memory having served only the in-stack floor.
+        for name in names:
+            load(url(name), targets[name][2], seconds=min(1.0, seconds), connections=connections)
+            if name == IN_STACK_FLOOR:
+                rss["in-stack"].add(servers["ours"].worker_rss_mib())
         for i in range(rounds):
             for name in names if i % 2 == 0 else names[::-1]:
-                where, path, headers = targets[name]
-                url = f"http://127.0.0.1:{servers[where].port}{path}"
-                results[name].add(load(url, headers, seconds=seconds, connections=connections))
-                if name == IN_STACK_FLOOR and not rss["in-stack"].values:
-                    rss["in-stack"].add(servers["ours"].worker_rss_mib())
+                results[name].add(
+                    load(url(name), targets[name][2], seconds=seconds, connections=connections)
+                )
         rss["bare"].add(servers["bare"].worker_rss_mib())
         rss["ours"].add(servers["ours"].worker_rss_mib())
     finally:
