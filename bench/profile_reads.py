@@ -281,8 +281,14 @@ BARE_SCRIPT = """
 import sys
 sys.path.insert(0, {root!r}); sys.path.insert(0, {bench!r})
 import bench.bare.wsgi
-from profile_reads import wsgi_caller, timed
-print(timed(wsgi_caller(sys.argv[1], {{}}), int(sys.argv[2])))
+from profile_reads import profile, queries_of, report, timed, wsgi_caller
+call, n = wsgi_caller(sys.argv[1], {{}}), int(sys.argv[2])
+ms = timed(call, n)
+if len(sys.argv) > 3:  # the profile too
+    parts, total = profile(call, n, float(sys.argv[3]))
+    report("bare stack (bench/bare), in its own process", ms, parts, total, queries_of(call))
+else:
+    print(ms)
 """
 
 
@@ -330,6 +336,14 @@ def main() -> None:
         f"{in_stack.load}): our middleware and settings add {in_stack.median - bare.median:.2f} "
         "ms a request"
     )
+    out = subprocess.run(
+        [sys.executable, "-c", script, bare_path, str(args.n), str(args.interval)],
+        env=suite.bare_env(env),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    print(out.stdout, end="")
     for name in (suite.IN_STACK_FLOOR, suite.API_DETAIL, suite.CONSOLE_DETAIL):
         _, path, headers = targets[name]
         call = wsgi_caller(path, headers)
