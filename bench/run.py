@@ -45,8 +45,7 @@ def versions() -> str:
     return (
         f"{os.cpu_count()} cores, {mem} GiB, {platform.platform()}; Python "
         f"{platform.python_version()}, Django {django.get_version()}, Celery {celery.__version__}, "
-        f"psycopg {psycopg.__version__}, PostgreSQL {pg}, {redis.split(' sha')[0].strip()}; "
-        f"load average at the start {os.getloadavg()[0]:.1f} (the machine is shared)"
+        f"psycopg {psycopg.__version__}, PostgreSQL {pg}, {redis.split(' sha')[0].strip()}"
     )
 
 
@@ -125,6 +124,7 @@ def main() -> None:
     from bench.suite import Sample
 
     print(f"Machine: {versions()}")
+    print(f"Load average (1 minute) at the start: {os.getloadavg()[0]:.1f}")
     print(f"Command: {' '.join(sys.argv)}; rounds: {rounds}\n")
     print("| figure | floor | ours | ratio |")
     print("| --- | --- | --- | --- |")
@@ -272,7 +272,7 @@ def main() -> None:
                     rate=False,
                 )
             )
-    print(f"\nLoad average at the end: {os.getloadavg()[0]:.1f}")
+    print(f"\nLoad average (1 minute) at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

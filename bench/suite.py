@@ -81,8 +81,15 @@ BARE_SETTINGS = "bench.bare.settings"
 
 def bare_env(env: dict[str, str]) -> dict[str, str]:
     """The environment of a bare-stack process (bench/bare: nothing of ours): the floor's
-    Celery worker and the bare gunicorn."""
-    return {**env, "DJANGO_SETTINGS_MODULE": BARE_SETTINGS}
+    Celery worker and the bare gunicorn. Same database and broker as ours: the broker named
+    even when ours is the embedded default (bench/bare/settings.py has no default of its own)."""
+    from django.conf import settings
+
+    return {
+        **env,
+        "DJANGO_SETTINGS_MODULE": BARE_SETTINGS,
+        "CELERY_BROKER_URL": env.get("CELERY_BROKER_URL") or settings.CELERY_BROKER_URL,
+    }
 
 
 class Worker:
