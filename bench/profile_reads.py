@@ -30,6 +30,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -151,7 +152,7 @@ SQL_FILES = (_lib("psycopg/"), _lib("psycopg_pool/"), _lib("django/db/backends/"
 ORM_FILES = (_lib("django/db/models/"),)
 
 
-def component_of(frame) -> str | None:
+def component_of(frame: Any) -> str | None:
     path, function = frame.file_path or "", frame.function or ""
     for name, files, functions in COMPONENTS:
         if function in functions or any(f in path for f in files):
@@ -159,7 +160,7 @@ def component_of(frame) -> str | None:
     return None
 
 
-def kind_of(frame) -> str | None:
+def kind_of(frame: Any) -> str | None:
     path = frame.file_path or ""
     if any(f in path for f in SQL_FILES):
         return "sql"
@@ -168,11 +169,11 @@ def kind_of(frame) -> str | None:
     return None
 
 
-def attribute(root) -> dict[str, dict[str, float]]:
+def attribute(root: Any) -> dict[str, dict[str, float]]:
     """Seconds by component and kind (sql, orm, python), the innermost match winning."""
     out: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
 
-    def walk(frame, component: str, kind: str) -> None:
+    def walk(frame: Any, component: str, kind: str) -> None:
         component = component_of(frame) or component
         kind = kind_of(frame) or kind
         own = frame.time - sum(c.time for c in frame.children)
@@ -191,13 +192,14 @@ def wsgi_caller(path: str, headers: dict[str, str]) -> Callable[[], int]:
     from django.test.client import FakePayload, RequestFactory
 
     app = WSGIHandler()
+    # RequestFactory's environ (private, but the test client's own): what a WSGI server passes.
     meta = {"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()}
     base = RequestFactory()._base_environ(
         PATH_INFO=path, REQUEST_METHOD="GET", SERVER_NAME="127.0.0.1", **meta
     )
     statuses: list[str] = []
 
-    def start_response(status: str, _headers: list, _exc=None) -> None:
+    def start_response(status: str, _headers: list, _exc: Any = None) -> None:
         statuses.append(status)
 
     def call() -> int:

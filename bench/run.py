@@ -23,6 +23,7 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -49,7 +50,7 @@ def versions() -> str:
     )
 
 
-def show(x, unit: str) -> str:
+def show(x: Any, unit: str) -> str:
     """A Sample as "median unit (min–max, n, load)", a plain number as itself, None as —."""
     if x is None:
         return "—"
@@ -59,7 +60,7 @@ def show(x, unit: str) -> str:
     return f"{x:.4g} {unit}"
 
 
-def med(x) -> float:
+def med(x: Any) -> float:
     return x.median if hasattr(x, "values") else x
 
 
@@ -80,12 +81,14 @@ TWO_FLOORS = (
 )
 
 
-def two_floors_row(figure: str, bare, in_stack, ours, *, unit: str, rate: bool) -> str:
+def two_floors_row(
+    figure: str, bare: Any, in_stack: Any, ours: Any, *, unit: str, rate: bool
+) -> str:
     """A row against both floors. ``rate``: requests/s (the last column also gives what our
     middleware and settings add per request, 1/in-stack − 1/bare, in ms of the server's time);
     otherwise MiB (what they add, in MiB). ``in_stack`` may be None."""
 
-    def ratio(a, b) -> str:
+    def ratio(a: Any, b: Any) -> str:
         return "—" if a is None or b is None or not med(b) else f"{med(a) / med(b):.2f}×"
 
     cost = ratio(in_stack, bare)
