@@ -158,6 +158,10 @@ class StepOut(Schema):
     heartbeat_at: datetime | None
     duration_ms: int | None
     error: str
+    waiting_for: str = Field(
+        description="What a queued step waits for before it may start (a provider's "
+        'concurrency or rate limit), "" when nothing. It is queued: no try spent.'
+    )
 
 
 class RunOut(Schema):

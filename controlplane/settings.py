@@ -202,6 +202,9 @@ CONTROLPLANE_RETRY_BACKOFF = env_float("CONTROLPLANE_RETRY_BACKOFF", 1)
 CONTROLPLANE_STEP_DELAY = env_float("CONTROLPLANE_STEP_DELAY", 0)
 CONTROLPLANE_FAULT_INJECTION = env_bool("CONTROLPLANE_FAULT_INJECTION", default=False)
 CONTROLPLANE_RELEASE_MAX_TRIES = env_int("CONTROLPLANE_RELEASE_MAX_TRIES", 3)
+# Per provider kind, at most `concurrency` steps at once and `per_minute` starts a minute, over
+# every worker on every machine (JSON; provisioning/admission.py checks it at start).
+CONTROLPLANE_PROVIDER_LIMITS = env_str("CONTROLPLANE_PROVIDER_LIMITS", "")
 # How often a working step writes its heartbeat: often enough that a few missed beats are
 # still well inside the timeout.
 CONTROLPLANE_HEARTBEAT_INTERVAL = env_float(

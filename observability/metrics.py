@@ -39,7 +39,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from audit.models import Event
-from provisioning.models import STEPS, StepExecution, StepStatus
+from provisioning import admission
+from provisioning.models import STEP_KIND, STEPS, StepExecution, StepStatus
 from tenants import selectors
 from tenants.models import NEEDS_ATTENTION, TenantState
 
@@ -228,6 +229,45 @@ class ControlPlaneCollector(Collector):
         last = last_watchdog_pass()
         watchdog.add_metric([], last.timestamp() if last else 0)
         yield watchdog
+
+        yield from provider_limits()
+
+
+def provider_limits() -> Iterator[GaugeMetricFamily]:
+    """With CONTROLPLANE_PROVIDER_LIMITS set (two more queries): the concurrency slots each
+    limited provider kind has in use, across every process, and the steps queued behind a
+    limit (``waiting_for``), per kind."""
+    limits = admission.limits()
+    if not limits:
+        return
+    in_use = GaugeMetricFamily(
+        "controlplane_provider_slots_in_use",
+        "Concurrency slots of a limited provider kind held by running steps.",
+        labels=["kind"],
+    )
+    for kind, n in admission.slots_in_use().items():
+        in_use.add_metric([kind], n)
+    yield in_use
+    waiting = GaugeMetricFamily(
+        "controlplane_steps_waiting_for_provider",
+        "Queued steps waiting for a provider's concurrency or rate limit.",
+        labels=["kind"],
+    )
+    counts = dict.fromkeys(limits, 0)
+    rows = (
+        StepExecution.objects.order_by()
+        .filter(status=StepStatus.DISPATCHED)
+        .exclude(waiting_for="")
+        .values("name")
+        .annotate(n=Count("pk"))
+    )
+    for row in rows:
+        kind = STEP_KIND.get(row["name"])
+        if kind in counts:
+            counts[kind] += row["n"]
+    for kind, n in counts.items():
+        waiting.add_metric([kind], n)
+    yield waiting
 
 
 def _le(bound: float) -> str:

@@ -15,7 +15,7 @@ from django.utils import timezone
 from audit.services import SYSTEM, record_event
 from tenants.models import Condition, Tenant, TenantState
 
-from . import conditions, ledger, runs
+from . import admission, conditions, ledger, runs
 from .models import Allocation, AllocationIntent, Run, RunStatus, StepExecution, StepStatus
 from .runs import LIVE
 
@@ -51,7 +51,9 @@ def begin_compensation(
 
 
 def publish_compensation(run_id: uuid.UUID) -> None:
-    current_app.send_task("provisioning.compensate", args=[str(run_id)])
+    current_app.send_task(
+        "provisioning.compensate", args=[str(run_id)], priority=admission.current_priority() or None
+    )
 
 
 def _compensating(tenant: Tenant, run: Run) -> bool:
@@ -177,7 +179,11 @@ def _settle(tenant: Tenant, run: Run, failed: list[Allocation | AllocationIntent
 
 
 def publish_decommission(tenant_id: uuid.UUID) -> None:
-    current_app.send_task("provisioning.decommission", args=[str(tenant_id)])
+    current_app.send_task(
+        "provisioning.decommission",
+        args=[str(tenant_id)],
+        priority=admission.current_priority() or None,
+    )
 
 
 def decommission_tenant(tenant_id: uuid.UUID | str) -> None:

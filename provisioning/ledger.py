@@ -38,6 +38,10 @@ def held_allocations(tenant_id: UUID):
     return Allocation.objects.filter(tenant_id=tenant_id, released_at__isnull=True)
 
 
+def holds(tenant_id: UUID, kind: str) -> bool:
+    return held_allocations(tenant_id).filter(kind=kind).exists()
+
+
 def release_order(tenant_id: UUID):
     """Held allocations, newest first: the reverse of the order they were made in."""
     return (

@@ -74,6 +74,9 @@ class Run(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     stalled_at = models.DateTimeField(null=True, blank=True)
+    # The broker priority of its steps: 0 for work started for one tenant, higher (read later)
+    # for work a bulk operation started (provisioning.admission).
+    priority = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["-started_at"]
@@ -115,13 +118,20 @@ class StepExecution(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
+    # What a queued step waits for before it may start (a provider's limit), "" when nothing:
+    # it is still queued, has spent nothing and holds no worker (provisioning.admission).
+    waiting_for = models.CharField(max_length=200, blank=True, default="")
 
     class Meta:
         ordering = ["run", "position"]
         constraints = [
             models.UniqueConstraint(fields=["run", "name"], name="step_run_name"),
         ]
-        indexes = [models.Index(fields=["status", "due_at"], name="step_status_due_idx")]
+        indexes = [
+            models.Index(fields=["status", "due_at"], name="step_status_due_idx"),
+            # The waiters of provider limits, few among many steps: woken oldest first.
+            models.Index(fields=["due_at"], condition=~Q(waiting_for=""), name="step_waiting_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.status})"
@@ -213,6 +223,22 @@ class AllocationIntent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} intent ({self.outcome or 'open'})"
+
+
+class ProviderStart(models.Model):
+    """A start of a step of a rate-limited provider kind: a claim counts the last minute's
+    (provisioning.admission); the watchdog deletes those older than two minutes."""
+
+    id = models.BigAutoField(primary_key=True)
+    kind = models.CharField(max_length=20)
+    started_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["kind", "started_at"], name="provider_start_kind_idx")]
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"{self.kind} started {self.started_at:%H:%M:%S}"
 
 
 # --- records of the stand-in outside services ---------------------------------------------

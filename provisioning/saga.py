@@ -24,7 +24,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
@@ -33,7 +32,8 @@ from django.utils import timezone
 from audit.services import SYSTEM, batched, record_event
 from tenants.models import Condition, Tenant, TenantState
 
-from . import compensation, conditions, ledger, runs, statements
+from . import admission, compensation, conditions, ledger, runs, statements
+from .broker import publish_step
 from .faults import apply_fault
 from .heartbeat import Aborted, Heartbeat
 from .models import (
@@ -67,6 +67,7 @@ def start_run(tenant: Tenant, *, actor: str, faults: dict[str, str] | None = Non
         faults=faults or {},
         current_step=STEPS[0],
         heartbeat_at=now,
+        priority=admission.current_priority(),
     )
     StepExecution.objects.bulk_create(
         StepExecution(run=run, name=name, position=i) for i, name in enumerate(STEPS)
@@ -82,11 +83,11 @@ def start_run(tenant: Tenant, *, actor: str, faults: dict[str, str] | None = Non
         data={"attempt": attempt},
     )
     first = StepExecution.objects.get(run=run, name=STEPS[0])
-    dispatch_step(first)
+    dispatch_step(first, priority=run.priority)
     return run
 
 
-def dispatch_step(step: StepExecution, *, countdown: float = 0) -> uuid.UUID:
+def dispatch_step(step: StepExecution, *, priority: int, countdown: float = 0) -> uuid.UUID:
     """Give the step a new try and send its message once the transaction commits.
 
     If the publish is lost (broker down at that moment, a crash), the step stays
@@ -102,18 +103,15 @@ def dispatch_step(step: StepExecution, *, countdown: float = 0) -> uuid.UUID:
         due=now + timedelta(seconds=countdown),
         now=now,
     )
-    _publish_on_commit(step.name, step.pk, token, countdown)
+    _publish_on_commit(step.name, step.pk, token, countdown, priority=priority)
     return token
 
 
-def _publish_on_commit(name: str, step_id: int, token: uuid.UUID, countdown: float = 0) -> None:
-    transaction.on_commit(lambda: publish_step(name, step_id, token, countdown), robust=True)
-
-
-def publish_step(name: str, step_id: int, token: uuid.UUID, countdown: float = 0) -> None:
-    # By name: the saga never imports the task module (tasks import the saga).
-    current_app.send_task(
-        f"provisioning.steps.{name}", args=[step_id, str(token)], countdown=countdown or None
+def _publish_on_commit(
+    name: str, step_id: int, token: uuid.UUID, countdown: float = 0, *, priority: int
+) -> None:
+    transaction.on_commit(
+        lambda: publish_step(name, step_id, token, countdown, priority=priority), robust=True
     )
 
 
@@ -139,12 +137,26 @@ class _Claim:
     tries: int
     fault: str
     spec: TenantSpec
+    slot: int | None = None  # the provider slot this try holds (provisioning.admission)
+
+
+@dataclass
+class _Waiting:
+    """The step may not start yet (a provider's limit): it is queued again, spending nothing."""
+
+    kind: str
 
 
 def execute_step(step_id: int, token: str | uuid.UUID) -> None:
     """Run one try of one step (the body of every step task)."""
     token = uuid.UUID(str(token))
     claim = _claim(step_id, token)
+    if isinstance(claim, _Waiting):
+        # Written down as waiting (committed). Had the slot it waited for been given back in
+        # the meantime, its giver found no waiter to wake: look once more, now.
+        if admission.slot_free(claim.kind):
+            admission.wake(claim.kind)
+        return
     if claim is None:
         return
     if claim.fault == "stall":
@@ -153,6 +165,35 @@ def execute_step(step_id: int, token: str | uuid.UUID) -> None:
         return
     external_id: str | None = None
     kind = STEP_KIND.get(claim.name)
+    try:
+        outcome = _work(claim, token, kind)
+    finally:
+        if claim.slot is not None and kind is not None:
+            # The provider call is over: its slot goes to the first waiter.
+            admission.release(kind, claim.slot)
+            admission.wake(kind)
+    if outcome is None:
+        return
+    failed, external_id = outcome
+    if failed is not None:
+        _step_failed(step_id, token, failed.message, permanent=failed.permanent)
+        return
+    _record(step_id, token, kind, external_id)
+
+
+@dataclass
+class _Failure:
+    message: str
+    permanent: bool
+
+
+def _work(
+    claim: _Claim, token: uuid.UUID, kind: str | None
+) -> tuple[_Failure | None, str | None] | None:
+    """The try's work, outside any transaction: the provider call with a heartbeat beating.
+    None when the run stopped being live meanwhile; else the failure or the provider's id."""
+    step_id = claim.step_id
+    external_id: str | None = None
     try:
         with Heartbeat(step_id, claim.run_id, token) as hb:
             if settings.CONTROLPLANE_STEP_DELAY:
@@ -165,15 +206,13 @@ def execute_step(step_id: int, token: str | uuid.UUID) -> None:
                 _validate_request(claim.spec)
     except Aborted:
         log.info("step %s of run %s stopped: the run is no longer live", claim.name, claim.run_id)
-        return
+        return None
     except ProviderError as exc:
-        _step_failed(step_id, token, str(exc), permanent=exc.permanent)
-        return
+        return _Failure(str(exc), exc.permanent), None
     except Exception as exc:  # noqa: BLE001 - a crash in a provider is a failed try, not a loss
         log.exception("step %s crashed", claim.name)
-        _step_failed(step_id, token, f"{type(exc).__name__}: {exc}", permanent=False)
-        return
-    _record(step_id, token, kind, external_id)
+        return _Failure(f"{type(exc).__name__}: {exc}", False), None
+    return None, external_id
 
 
 def _validate_request(spec: TenantSpec) -> None:
@@ -191,50 +230,78 @@ def _validate_request(spec: TenantSpec) -> None:
         raise ProviderError(f"unknown plan {spec.plan!r}", permanent=True)
 
 
-def _claim(step_id: int, token: uuid.UUID) -> _Claim | None:
-    with transaction.atomic(), batched():  # its events in one statement
-        locked = statements.lock_step(step_id)
-        if locked is None:
-            return None
-        tenant, step = locked
-        if not runs.fenced(tenant, step, token):
-            log.info("step %s try %s is stale; nothing to do", step.name, token)
-            return None
-        run = step.run
-        now = timezone.now()
-        redelivered = step.status == StepStatus.RUNNING
-        if not redelivered:
-            step.started_at = now
-        step.status = StepStatus.RUNNING
-        kind = STEP_KIND.get(step.name)
-        # For a step that allocates: what the tenant holds of its kind, or (nothing held) the
-        # intent is on the ledger before the provider is called, so that if this worker dies
-        # after the call and before its answer is recorded, a rollback still finds what it made.
-        held = statements.start_try(step, tenant_id=tenant.id, kind=kind, now=now)
-        # A try picked up: no longer retrying or lost (no write when already progressing).
-        conditions.set_condition(tenant, Condition.PROGRESSING)
-        if not redelivered:
-            record_event(
-                type="tenant.provisioning.step_started",
-                tenant_id=tenant.id,
-                run_id=run.id,
-                actor=SYSTEM,
-                data={"step": step.name, "attempt": step.tries},
-            )
-        if held is not None:
-            # Left by an earlier attempt, a reset or a redelivered try: reuse it.
-            _record_resource("reused", tenant, run, kind, held.external_id)
-            _complete_step(tenant, step, reused=True, now=now)
-            return None
-        return _Claim(
-            step_id=step.pk,
-            run_id=run.id,
+def _claim(step_id: int, token: uuid.UUID) -> _Claim | _Waiting | None:
+    slot: int | None = None
+    kind: str | None = None
+    try:
+        with transaction.atomic(), batched():  # its events in one statement
+            locked = statements.lock_step(step_id)
+            if locked is None:
+                return None
+            tenant, step = locked
+            if not runs.fenced(tenant, step, token):
+                log.info("step %s try %s is stale; nothing to do", step.name, token)
+                return None
+            kind = STEP_KIND.get(step.name)
+            if kind in admission.limits() and not ledger.holds(tenant.id, kind):
+                # A provider with limits: start only with a slot and within the rate; else
+                # stay queued (this try, spending nothing) until woken.
+                admitted = admission.admit(kind)
+                if not admitted.admitted:
+                    admission.mark_waiting(step.pk, admitted.waiting_for)
+                    return _Waiting(kind)
+                slot = admitted.slot
+            claim = _start_claimed(tenant, step)
+    except BaseException:
+        if slot is not None and kind is not None:
+            admission.release(kind, slot)  # a session lock outlives a rolled-back transaction
+        raise
+    if claim is not None:
+        claim.slot = slot
+    elif slot is not None and kind is not None:
+        admission.release(kind, slot)
+    return claim
+
+
+def _start_claimed(tenant: Tenant, step: StepExecution) -> _Claim | None:
+    """The claim's writes (tenant locked, fence checked, admitted): mark the try running,
+    open the intent, record ``step_started``; or, the tenant holding an allocation of the
+    step's kind already, reuse it and complete the step at once (None)."""
+    run = step.run
+    now = timezone.now()
+    redelivered = step.status == StepStatus.RUNNING
+    if not redelivered:
+        step.started_at = now
+    step.status = StepStatus.RUNNING
+    kind = STEP_KIND.get(step.name)
+    # For a step that allocates: what the tenant holds of its kind, or (nothing held) the
+    # intent is on the ledger before the provider is called, so that if this worker dies
+    # after the call and before its answer is recorded, a rollback still finds what it made.
+    held = statements.start_try(step, tenant_id=tenant.id, kind=kind, now=now)
+    # A try picked up: no longer retrying or lost (no write when already progressing).
+    conditions.set_condition(tenant, Condition.PROGRESSING)
+    if not redelivered:
+        record_event(
+            type="tenant.provisioning.step_started",
             tenant_id=tenant.id,
-            name=step.name,
-            tries=step.tries,
-            fault=str(run.faults.get(step.name, "")),
-            spec=_spec(tenant),
+            run_id=run.id,
+            actor=SYSTEM,
+            data={"step": step.name, "attempt": step.tries},
         )
+    if held is not None:
+        # Left by an earlier attempt, a reset or a redelivered try: reuse it.
+        _record_resource("reused", tenant, run, kind, held.external_id)
+        _complete_step(tenant, step, reused=True, now=now)
+        return None
+    return _Claim(
+        step_id=step.pk,
+        run_id=run.id,
+        tenant_id=tenant.id,
+        name=step.name,
+        tries=step.tries,
+        fault=str(run.faults.get(step.name, "")),
+        spec=_spec(tenant),
+    )
 
 
 def _record(step_id: int, token: uuid.UUID, kind: str | None, external_id: str | None) -> None:
@@ -334,7 +401,7 @@ def _complete_step(tenant: Tenant, step: StepExecution, *, reused: bool, now: da
         statements.advance(
             step, next_id=next_id, next_name=next_name, reused=reused, token=token, now=now
         )
-        _publish_on_commit(next_name, next_id, token)
+        _publish_on_commit(next_name, next_id, token, priority=run.priority)
         return
     StepExecution.objects.filter(pk=step.pk).update(
         status=StepStatus.COMPLETED, reused=reused, finished_at=now, heartbeat_at=now, error=""
@@ -384,7 +451,7 @@ def _step_failed(step_id: int, token: uuid.UUID, error: str, *, permanent: bool)
         if not permanent and step.tries < settings.CONTROLPLANE_STEP_MAX_TRIES:
             StepExecution.objects.filter(pk=step.pk).update(error=error)
             backoff = settings.CONTROLPLANE_RETRY_BACKOFF * 2 ** (step.tries - 1)
-            dispatch_step(step, countdown=backoff)
+            dispatch_step(step, countdown=backoff, priority=run.priority)
             conditions.set_condition(tenant, Condition.RETRYING)
             return
         now = timezone.now()

@@ -161,7 +161,7 @@ _HELD = (
 
 _START_SQL = (
     f"UPDATE {STEP} SET {STEP.status} = %(running)s, "  # noqa: S608
-    f"{STEP.started_at} = %(started)s, {STEP.heartbeat_at} = %(now)s "
+    f"{STEP.started_at} = %(started)s, {STEP.heartbeat_at} = %(now)s, {STEP.waiting_for} = '' "
     f"WHERE {STEP.id} = %(step)s"
 )
 

@@ -45,7 +45,9 @@ def run_watchdog() -> dict[str, int]:
     # pass that always runs keeps that table a few dozen rows long.
     TenantCount.objects.compact()
     record_watchdog_pass()  # for /readyz and /metrics (observability.pulse)
-    return {key: len(value) for key, value in vars(report).items()}
+    return {
+        key: value if isinstance(value, int) else len(value) for key, value in vars(report).items()
+    }
 
 
 @shared_task(name="provisioning.reconcile", acks_late=False, ignore_result=True)

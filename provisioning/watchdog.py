@@ -20,7 +20,8 @@ from django.utils import timezone
 from audit.services import SYSTEM, record_event
 from tenants.models import Condition, Tenant, TenantState
 
-from . import compensation, conditions, runs, saga
+from . import admission, compensation, conditions, runs
+from .broker import publish_step
 from .models import Run, RunStatus, StepExecution, StepStatus
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class WatchdogReport:
     orphaned_handles: list[str] = field(default_factory=list)
     compensations_resumed: list[str] = field(default_factory=list)
     decommissions_resumed: list[str] = field(default_factory=list)
+    woken: int = 0
 
 
 def run_watchdog(now: datetime | None = None) -> WatchdogReport:
@@ -43,6 +45,9 @@ def run_watchdog(now: datetime | None = None) -> WatchdogReport:
     _stopped_compensations(now, cutoff, report)
     _orphaned_handles(now, report)
     _stopped_decommissions(now, cutoff, report)
+    # Steps queued behind a provider's limit: as many as may start now (the per-minute budget
+    # refills with time, which no step's release signals).
+    report.woken = admission.wake_all() if admission.limits() else 0
     return report
 
 
@@ -104,7 +109,10 @@ def _lost_steps(now: datetime, cutoff: datetime, report: WatchdogReport) -> None
             )
             name, step_id = step.name, step.pk
             transaction.on_commit(
-                lambda n=name, s=step_id, t=new_token: saga.publish_step(n, s, t), robust=True
+                lambda n=name, s=step_id, t=new_token, p=step.run.priority: publish_step(
+                    n, s, t, priority=p
+                ),
+                robust=True,
             )
             report.redispatched.append(f"{step.run_id}:{step.name}")
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from provisioning.admission import bulk_lane
 from provisioning.models import Allocation, Run
 
 from . import services
@@ -175,7 +176,9 @@ def bulk(
 
 def _bulk_one(op: Operation, tenant: Tenant, actor: Actor, reason: str) -> BulkOutcome:
     try:
-        done = perform(op.name, tenant_id=tenant.pk, actor=actor, reason=reason)
+        # Bulk work yields to work started for one tenant (provisioning.admission).
+        with bulk_lane():
+            done = perform(op.name, tenant_id=tenant.pk, actor=actor, reason=reason)
     except OperationError as exc:
         return BulkOutcome(tenant.pk, tenant.slug, "refused", exc.code, exc.message)
     return BulkOutcome(tenant.pk, tenant.slug, "accepted", "", success_message(op, done))

@@ -325,6 +325,10 @@ def recommend(
                 f"The run has been going for {elapsed / 60:.0f} minutes while heartbeating; if "
                 "you no longer want it, cancel.",
             )
+        if current is not None and current.waiting_for:
+            return Recommendation(
+                "wait", f"{current.name} is queued, waiting for {current.waiting_for}."
+            )
         if current is not None and current.status == StepStatus.DISPATCHED:
             return Recommendation(
                 "wait", f"{run.current_step} is queued for a worker (try {current.tries})."
@@ -699,6 +703,7 @@ class StepView:
     heartbeat_at: datetime | None
     duration_ms: int | None
     error: str
+    waiting_for: str = ""
 
 
 @dataclass
@@ -741,6 +746,7 @@ def step_views(
             heartbeat_at=s.heartbeat_at,
             duration_ms=s.duration_ms,
             error=s.error,
+            waiting_for=s.waiting_for if s.status == StepStatus.DISPATCHED else "",
         )
         for s in steps
     ]
