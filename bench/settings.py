@@ -11,6 +11,10 @@ if BENCH_PROVIDER_LATENCY:
     CONTROLPLANE_PROVIDERS = {
         kind: f"bench.providers.Slow{kind.title()}" for kind in CONTROLPLANE_PROVIDERS
     }
+if env_str("BENCH_PROVIDERS", "") == "fleet":  # bench/fleet.py: 50-500 ms, limits of their own
+    CONTROLPLANE_PROVIDERS = {
+        kind: f"bench.fleet_providers.Fleet{kind.title()}" for kind in CONTROLPLANE_PROVIDERS
+    }
 if env_str("BENCH_PROVIDERS", "") == "remote":
     CONTROLPLANE_PROVIDERS = {
         kind: f"bench.providers.Remote{kind.title()}" for kind in CONTROLPLANE_PROVIDERS
