@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from django.conf import settings
 
@@ -29,6 +29,45 @@ class Target:
     port: int
     path: str  # with the query string
     address: str  # the checked IP address to connect to
+
+
+def normalise(url: str) -> str:
+    """The URL as it will be stored and sent: the host in IDNA (ASCII), any non-ASCII character
+    of the path and query percent-encoded (UTF-8), as a browser sends them.
+
+    http.client sends a request line in ASCII only: a non-ASCII path raised
+    UnicodeEncodeError at every try (issue 23). Whitespace and control characters are refused
+    rather than guessed at (a request line cannot carry them).
+    """
+    url = url.strip()
+    if any(not ch.isprintable() or ch.isspace() for ch in url):
+        raise AddressRefused(
+            "A webhook URL has no spaces or control characters; percent-encode them (%20)."
+        )
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        ascii_host = host if host.isascii() else host.encode("idna").decode("ascii")
+    except (ValueError, UnicodeError) as exc:
+        raise AddressRefused(f"{url!r} is not a valid URL ({exc}).") from None
+    netloc = parts.netloc
+    if ascii_host != host:
+        # hostname is lower-cased; the netloc keeps what was typed, port included.
+        at = netloc.rfind("@") + 1
+        rest = netloc[at:]
+        colon = rest.rfind(":")
+        port = rest[colon:] if colon != -1 and "]" not in rest[colon:] else ""
+        netloc = netloc[:at] + ascii_host + port
+    safe = "".join(chr(c) for c in range(0x21, 0x7F))
+    return urlunsplit(
+        (
+            parts.scheme,
+            netloc,
+            quote(parts.path, safe=safe),
+            quote(parts.query, safe=safe),
+            quote(parts.fragment, safe=safe),
+        )
+    )
 
 
 def parse(url: str) -> tuple[str, str, int, str]:

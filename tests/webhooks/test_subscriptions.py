@@ -105,6 +105,24 @@ def test_bad_input_is_refused_and_changes_nothing(url, events, message):
     assert not Subscription.objects.exists()
 
 
+def test_a_non_ascii_url_is_stored_as_it_will_be_sent(settings):
+    # Issue 23: a path with "é" could never be sent (the request line is ASCII).
+    settings.CONTROLPLANE_WEBHOOK_ALLOW_PRIVATE = True
+    sub = services.add_subscription(url="http://127.0.0.1:9/café/hook?x=ü", events="tenant")
+    assert sub.url == "http://127.0.0.1:9/caf%C3%A9/hook?x=%C3%BC"
+    assert guard.normalise("https://bücher.example/a") == "https://xn--bcher-kva.example/a"
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1/a b", "http://127.0.0.1/a\x00", "http://127.0.0.1/a\nb"]
+)
+def test_spaces_and_control_characters_in_a_url_are_refused(url, settings):
+    settings.CONTROLPLANE_WEBHOOK_ALLOW_PRIVATE = True
+    with pytest.raises(services.WebhookError, match="no spaces or control characters"):
+        services.add_subscription(url=url, events="tenant")
+    assert not Subscription.objects.exists()
+
+
 def test_a_short_secret_is_refused(settings):
     settings.CONTROLPLANE_WEBHOOK_ALLOW_PRIVATE = True
     with pytest.raises(services.WebhookError, match="16 to 200"):
