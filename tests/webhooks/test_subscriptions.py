@@ -181,14 +181,20 @@ def test_admin_adds_a_subscription_through_the_same_checks(client, superuser, se
     assert "matches no audit event type" in response.content.decode()
     form["events_text"] = "tenant.created,tenant.provisioning"
     response = client.post("/admin/webhooks/subscription/add/", form)
-    assert response.status_code == 302
+    # The generated secret is shown once on the answer itself, never in a message (messages
+    # travel in a cookie that anyone holding it can read, issue 23).
+    assert response.status_code == 200
     sub = Subscription.objects.get()
     assert sub.events == ["tenant.created", "tenant.provisioning"]
     assert sub.secret.startswith("whsec_")
-    shown = client.get(response["Location"]).content.decode()
-    assert sub.secret in shown  # once, in the message after saving
+    assert sub.secret in response.content.decode()
+    assert "no-store" in response["Cache-Control"]
+    assert all(sub.secret not in c.value for c in response.cookies.values())
+    assert all(sub.secret not in c.value for c in client.cookies.values())
     page = client.get(f"/admin/webhooks/subscription/{sub.pk}/change/").content.decode()
     assert sub.secret not in page
+    listing = client.get("/admin/webhooks/subscription/").content.decode()
+    assert sub.secret not in listing
     # Changing it with the secret left empty keeps the secret.
     form.update(events_text="tenant")
     response = client.post(f"/admin/webhooks/subscription/{sub.pk}/change/", form)
