@@ -340,9 +340,10 @@ CONTENT_SECURITY_POLICY = {
     },
 }
 
-# Login throttling (django-axes): 5 failures for one username or 20 from one address within 15
-# minutes lock further attempts out for 15 minutes (controlplane/throttle.py keeps the two
-# limits). `manage.py axes_reset_username NAME` / `axes_reset_ip ADDR` unlock early, as does
+# Login throttling (django-axes): 5 failures for one username from one address, or 20 from one
+# address, within 15 minutes lock further attempts from there out for 15 minutes
+# (controlplane/throttle.py keeps the two limits; the owner's other addresses stay open).
+# `manage.py axes_reset_username NAME` / `axes_reset_ip ADDR` unlock early, as does
 # deleting the attempt in the admin's "Access attempts".
 AUTHENTICATION_BACKENDS = [
     "controlplane.throttle.ThrottleBackend",
@@ -352,7 +353,7 @@ MIDDLEWARE.append("axes.middleware.AxesMiddleware")
 CONTROLPLANE_LOGIN_LIMIT_PER_USERNAME = env_int("CONTROLPLANE_LOGIN_LIMIT_PER_USERNAME", 5)
 CONTROLPLANE_LOGIN_LIMIT_PER_ADDRESS = env_int("CONTROLPLANE_LOGIN_LIMIT_PER_ADDRESS", 20)
 AXES_HANDLER = "controlplane.throttle.TwoLimitHandler"
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
 AXES_FAILURE_LIMIT = CONTROLPLANE_LOGIN_LIMIT_PER_ADDRESS
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("CONTROLPLANE_LOGIN_LOCKOUT_MINUTES", 15))
 # Attempts refused during a lockout do not extend it.

@@ -44,6 +44,8 @@ from tenants import selectors
 from tenants.models import NEEDS_ATTENTION, TenantState
 
 from .pulse import last_watchdog_pass
+from .tally import LOGINS_REFUSED
+from .tally import value as tally_value
 
 # Steps take milliseconds (validate_request, a reused allocation) to minutes (a slow outside
 # service, up to CONTROLPLANE_STEP_TIMEOUT, 600 s by default).
@@ -87,8 +89,8 @@ OPERATION_EVENTS: dict[str, tuple[str, str]] = {
 }
 
 # tenants by state and needing attention (one read), step durations, step failures,
-# operations, watchdog.
-SCRAPE_QUERIES = 5
+# operations, watchdog, logins refused.
+SCRAPE_QUERIES = 6
 
 
 def tenant_counts() -> tuple[dict[str, int], dict[str, int]]:
@@ -228,6 +230,14 @@ class ControlPlaneCollector(Collector):
         last = last_watchdog_pass()
         watchdog.add_metric([], last.timestamp() if last else 0)
         yield watchdog
+
+        refused = CounterMetricFamily(
+            "controlplane_logins_refused",
+            "Logins refused because a lockout was in force (each one; the lockout itself is "
+            "one auth.locked_out event).",
+        )
+        refused.add_metric([], tally_value(LOGINS_REFUSED))
+        yield refused
 
 
 def _le(bound: float) -> str:
