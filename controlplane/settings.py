@@ -401,6 +401,21 @@ CELERY_BEAT_SCHEDULE["webhook-sweep"] = {
     "schedule": CONTROLPLANE_WEBHOOK_SWEEP_INTERVAL,
     "options": {"expires": max(1.0, CONTROLPLANE_WEBHOOK_SWEEP_INTERVAL)},
 }
+# --- The audit chain's key (audit/keys.py, docs/security.md "The audit chain") --------------
+# HMAC key of the audit chain and of its checkpoints; never stored in the database. Unset, it is
+# derived from SECRET_KEY (and SECRET_KEY_FALLBACKS verify older events). Retired keys (one per
+# line or comma separated) are only used to verify events chained before a rotation.
+CONTROLPLANE_AUDIT_KEY = env_str("CONTROLPLANE_AUDIT_KEY", "").strip()
+CONTROLPLANE_AUDIT_RETIRED_KEYS = [
+    k for k in env_str("CONTROLPLANE_AUDIT_RETIRED_KEYS", "").replace(",", "\n").split() if k
+]
+for _audit_key in [CONTROLPLANE_AUDIT_KEY, *CONTROLPLANE_AUDIT_RETIRED_KEYS]:
+    if _audit_key and len(_audit_key) < 32:
+        raise ImproperlyConfigured(
+            "An audit key (CONTROLPLANE_AUDIT_KEY, CONTROLPLANE_AUDIT_RETIRED_KEYS) has at least "
+            "32 characters; make one with "
+            "`python -c 'import secrets; print(secrets.token_hex(32))'`."
+        )
 # --- Four eyes ------------------------------------------------------------------------------
 # With it on, a decommission asked by one admin waits until a different admin approves it.
 CONTROLPLANE_DECOMMISSION_APPROVAL = env_bool("CONTROLPLANE_DECOMMISSION_APPROVAL", default=False)
