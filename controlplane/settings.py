@@ -369,6 +369,8 @@ AXES_IPWARE_META_PRECEDENCE_ORDER = (
     ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
 )
 
+# Live Idempotency-Keys one caller (a token, a session user) may hold; a new one past it is 422.
+CONTROLPLANE_IDEMPOTENCY_KEYS_PER_CALLER = env_int("CONTROLPLANE_IDEMPOTENCY_KEYS_PER_CALLER", 1000)
 # API tokens expire after this many days unless issued with another expiry.
 CONTROLPLANE_API_TOKEN_DAYS = env_int("CONTROLPLANE_API_TOKEN_DAYS", 90)
 # --- Observability: health, metrics, JSON logs (docs/operations.md, "Monitoring") ------------
