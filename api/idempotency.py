@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -77,11 +78,32 @@ def run_once(
             # transaction to commit, so its answer is there to read now.
             existing = IdempotencyRecord.objects.get(owner=owner, key=key)
             return _replay(existing, digest), True
+        _within_the_cap(owner)
         status, answer = _answer(operation)
         record.status_code = status
         record.body = answer
         record.save(update_fields=["status_code", "body"])
     return (status, answer), False
+
+
+def _within_the_cap(owner: str) -> None:
+    """A caller keeps at most ``CONTROLPLANE_IDEMPOTENCY_KEYS_PER_CALLER`` live keys (issue 23:
+    a script kept 2,254 in 25 s, each a stored answer for 24 hours). Checked after the new
+    key's row is in, so a replay of a kept key is never refused; raising rolls the row back.
+    The old rows were swept just before, so every row counted is live."""
+    cap = settings.CONTROLPLANE_IDEMPOTENCY_KEYS_PER_CALLER
+    if IdempotencyRecord.objects.filter(owner=owner).order_by()[cap : cap + 1].exists():
+        raise ApiError(
+            422,
+            "idempotency_key_limit",
+            f"At most {cap} Idempotency-Keys are kept per caller for 24 hours.",
+            {
+                "Idempotency-Key": [
+                    "Send this request without a key, or with a key used in the last 24 hours "
+                    "for this same request; new keys are accepted again as the oldest expire."
+                ]
+            },
+        )
 
 
 def _answer(operation: Callable[[], Answer]) -> Answer:

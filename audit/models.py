@@ -1,8 +1,10 @@
 """The append-only audit feed.
 
 Every event belongs to one tenant and carries its place in that tenant's hash chain: ``seq``
-counts the tenant's events from 1 with no gap, and ``digest`` is the SHA-256 of the previous
-event's digest and this event's content. ``manage.py audit verify`` recomputes the chains, so an
+counts the tenant's events from 1 with no gap, and ``digest`` is the HMAC-SHA256, under the
+audit key named by ``key_id`` (``audit/keys.py``; never in the database), of the previous
+event's digest and this event's content. Events with an empty ``key_id`` were chained before
+keys existed, with plain SHA-256. ``manage.py audit verify`` recomputes the chains, so an
 event that went missing, was rewritten or was inserted out of turn is found. The chain head per
 tenant (``EventChain``) is locked while an event is appended, which orders a tenant's events
 without a global lock.
@@ -52,6 +54,8 @@ class Event(models.Model):
     data = models.JSONField(default=dict, blank=True)
     seq = models.PositiveIntegerField()
     digest = models.CharField(max_length=64)
+    # The id (a fingerprint, not the key) of the audit key the digest was made with.
+    key_id = models.CharField(max_length=32, default="", blank=True)
 
     objects = EventQuerySet.as_manager()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextvars
-import hashlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
+from . import keys
 from .models import GLOBAL_CHAIN, Event, EventChain
 from .signals import event_recorded
 
@@ -55,7 +55,8 @@ EVENT_TYPES = frozenset(
     }
 )
 # Events about no tenant (their own chain, GLOBAL_CHAIN): failed and refused logins.
-GLOBAL_EVENT_TYPES = frozenset({"auth.login_failed", "auth.locked_out"})
+# And the checkpoints of the chain heads (``take_checkpoint``), sent to webhooks as well.
+GLOBAL_EVENT_TYPES = frozenset({"auth.login_failed", "auth.locked_out", "audit.checkpoint"})
 EVENT_TYPES = EVENT_TYPES | GLOBAL_EVENT_TYPES
 
 SYSTEM = "system"
@@ -64,6 +65,7 @@ SYSTEM = "system"
 def _digest(
     previous: str,
     *,
+    key_id: str,
     type: str,
     occurred_at: datetime,
     tenant_id: uuid.UUID | None,
@@ -71,7 +73,9 @@ def _digest(
     actor: str,
     data: dict[str, Any],
     seq: int,
-) -> str:
+) -> str | None:
+    """The digest an event must have: HMAC-SHA256 under the key ``key_id`` names (plain SHA-256
+    for the events chained before keys), or None when no known key has that id."""
     body = json.dumps(
         {
             "type": type,
@@ -85,7 +89,19 @@ def _digest(
         sort_keys=True,
         cls=DjangoJSONEncoder,
     )
-    return hashlib.sha256((previous + body).encode()).hexdigest()
+    if key_id == keys.UNKEYED:
+        return keys.unkeyed_digest(previous + body)
+    key = keys.known_keys().get(key_id)
+    return None if key is None else key.chain_digest(previous + body)
+
+
+# HMAC-SHA256 of a text, computed by PostgreSQL's built-in sha256() from the key's pads
+# (``AuditKey.pads``): exactly ``hmac.new(chain_key, text, sha256).hexdigest()``.
+def _hmac_sql(text_sql: str, ipad: str = "%(ipad)s", opad: str = "%(opad)s") -> str:
+    return (
+        f"encode(sha256({opad}::bytea || sha256({ipad}::bytea || convert_to({text_sql}, 'UTF8'))),"
+        " 'hex')"
+    )
 
 
 def record_event(
@@ -177,6 +193,7 @@ def _flush(pending: list) -> None:
                         actor=event.actor,
                     )
                     event.id, event.seq, event.digest = written.id, written.seq, written.digest
+                    event.key_id = written.key_id
                     _saved(event)
         for _, _, _, event in pending:
             event_recorded.send(sender=Event, event=event)
@@ -192,7 +209,9 @@ def _append_many(chain_key: uuid.UUID, items: list) -> bool:
     onto the one before (PostgreSQL computes each digest exactly as ``_digest`` does), move
     the head to the last, insert them all. False (nothing written) when the chain does not
     exist yet."""
-    params: dict[str, Any] = {"chain": chain_key}
+    key = keys.current_key()
+    ipad, opad = key.pads
+    params: dict[str, Any] = {"chain": chain_key, "ipad": ipad, "opad": opad, "key_id": key.key_id}
     links = [
         "head0 AS (SELECT length AS seq, head AS digest FROM audit_eventchain "
         "WHERE tenant_id = %(chain)s FOR UPDATE)"
@@ -211,9 +230,9 @@ def _append_many(chain_key: uuid.UUID, items: list) -> bool:
                 f"data{i}": json.dumps(event.data),
             }
         )
+        message = f"digest || %(before{i})s || (seq + 1)::text || %(after{i})s"
         links.append(
-            f"head{i} AS (SELECT seq + 1 AS seq, encode(sha256(convert_to("  # noqa: S608
-            f"digest || %(before{i})s || (seq + 1)::text || %(after{i})s, 'UTF8')), 'hex') "
+            f"head{i} AS (SELECT seq + 1 AS seq, {_hmac_sql(message)} "  # noqa: S608
             f"AS digest FROM head{i - 1})"
         )
         rows.append(
@@ -226,8 +245,9 @@ def _append_many(chain_key: uuid.UUID, items: list) -> bool:
         + ", ".join(links)
         + f", moved AS (UPDATE audit_eventchain SET length = head{last}.seq, "  # noqa: S608
         f"head = head{last}.digest FROM head{last} WHERE tenant_id = %(chain)s) "
-        "INSERT INTO audit_event (type, occurred_at, tenant_id, run_id, actor, data, seq, digest) "
-        "SELECT type, at, tenant, run, actor, data, seq, digest FROM ("
+        "INSERT INTO audit_event "
+        "(type, occurred_at, tenant_id, run_id, actor, data, seq, digest, key_id) "
+        "SELECT type, at, tenant, run, actor, data, seq, digest, %(key_id)s FROM ("
         + " UNION ALL ".join(rows)
         + ") AS e (n, type, at, tenant, run, actor, data, seq, digest) ORDER BY n "
         "RETURNING id, seq, digest"
@@ -240,7 +260,7 @@ def _append_many(chain_key: uuid.UUID, items: list) -> bool:
         return False
     written.sort(key=lambda row: row[1])
     for (_, _, _, event), (pk, seq, digest) in zip(items, written, strict=True):
-        event.id, event.seq, event.digest = pk, seq, digest
+        event.id, event.seq, event.digest, event.key_id = pk, seq, digest, key.key_id
         _saved(event)
     return True
 
@@ -270,25 +290,27 @@ def _body_around_seq(**fields: Any) -> tuple[str, str]:
     return before + '"seq": ', after
 
 
-_APPEND_SQL = """
+# The digest is an HMAC computed here, by PostgreSQL, while it holds the head's row lock: the
+# append stays one statement (the step budgets count it), and no read of the head goes back to
+# Python first. So the chain key reaches the server as this statement's parameters (its HMAC
+# pads), never stored. Computing in Python would keep it off the server, at one more statement
+# and a round trip per append; what the pads let a database owner who logs statements do, and
+# why the checkpoints (signed with a key that stays here) still hold, is in docs/security.md.
+_APPEND_SQL = f"""
 WITH link AS (
     INSERT INTO audit_eventchain AS chain (tenant_id, length, head)
-    VALUES (%(chain)s, 1,
-            encode(sha256(convert_to(%(before)s || '1' || %(after)s, 'UTF8')), 'hex'))
+    VALUES (%(chain)s, 1, {_hmac_sql("%(before)s || '1' || %(after)s")})
     ON CONFLICT (tenant_id) DO UPDATE SET
         length = chain.length + 1,
-        head = encode(
-            sha256(convert_to(chain.head || %(before)s || (chain.length + 1)::text || %(after)s,
-                              'UTF8')),
-            'hex')
+        head = {_hmac_sql("chain.head || %(before)s || (chain.length + 1)::text || %(after)s")}
     RETURNING length, head
 )
-INSERT INTO audit_event (type, occurred_at, tenant_id, run_id, actor, data, seq, digest)
+INSERT INTO audit_event (type, occurred_at, tenant_id, run_id, actor, data, seq, digest, key_id)
 SELECT %(type)s, %(occurred_at)s, %(tenant)s, %(run)s, %(actor)s, %(data)s::jsonb,
-       link.length, link.head
+       link.length, link.head, %(key_id)s
 FROM link
 RETURNING id, seq, digest
-"""
+"""  # noqa: S608 - placeholders and our own SQL only
 
 
 def _append(
@@ -305,8 +327,13 @@ def _append(
     and the body exactly as ``_digest`` does, while it holds the head's row lock; so the
     events of one tenant are ordered with no separate ``SELECT … FOR UPDATE`` and no
     savepoint."""
+    key = keys.current_key()
+    ipad, opad = key.pads
     params = {
         "chain": chain_key,
+        "ipad": ipad,
+        "opad": opad,
+        "key_id": key.key_id,
         "tenant": tenant_id,
         "before": before,
         "after": after,
@@ -319,7 +346,9 @@ def _append(
     with connection.cursor() as cursor:
         cursor.execute(_APPEND_SQL, params)
         pk, seq, digest = cursor.fetchone()
-    event = Event(id=pk, tenant_id=tenant_id, data=data, seq=seq, digest=digest, **fields)
+    event = Event(
+        id=pk, tenant_id=tenant_id, data=data, seq=seq, digest=digest, key_id=key.key_id, **fields
+    )
     event._state.adding = False
     event._state.db = connection.alias
     return event
@@ -334,56 +363,110 @@ class ChainProblem:
 
 def verify_chains(*, tenant_id: uuid.UUID | None = None) -> tuple[int, list[ChainProblem]]:
     """Recompute every tenant's chain (and the global one, which ``tenant_id=GLOBAL_CHAIN``
-    selects); return how many events were checked and what is wrong."""
+    selects); return how many events were checked and what is wrong.
+
+    Each digest is recomputed with the key its event names (``audit/keys.py``): an event changed
+    by someone without the key, and every digest after it recomputed, still fails here. What
+    no chain can show by itself (its last events removed and its head set back) needs a
+    checkpoint: ``verify_checkpoints``.
+    """
     problems: list[ChainProblem] = []
     checked = 0
     heads = EventChain.objects.all()
     if tenant_id is not None:
         heads = heads.filter(tenant_id=tenant_id)
+    seen: set[uuid.UUID] = set()
     for chain in heads.iterator():
-        previous = ""
-        expected_seq = 1
-        if chain.tenant_id == GLOBAL_CHAIN:
-            events = Event.objects.filter(tenant_id__isnull=True).order_by("seq")
-        else:
-            events = Event.objects.filter(tenant_id=chain.tenant_id).order_by("seq")
-        for event in events.iterator(chunk_size=2000):
-            checked += 1
-            if event.seq != expected_seq:
-                problems.append(
-                    ChainProblem(chain.tenant_id, expected_seq, f"event #{expected_seq} is missing")
-                )
-                expected_seq = event.seq
-            digest = _digest(
-                previous,
-                type=event.type,
-                occurred_at=event.occurred_at,
-                tenant_id=event.tenant_id,
-                run_id=event.run_id,
-                actor=event.actor,
-                data=event.data,
-                seq=event.seq,
+        seen.add(chain.tenant_id)
+        n, found = _verify_chain(chain)
+        checked += n
+        problems += found
+    # Events whose chain head is gone (deleted with the triggers off).
+    events = Event.objects.order_by()
+    if tenant_id == GLOBAL_CHAIN:
+        events = events.filter(tenant_id__isnull=True)
+    elif tenant_id is not None:
+        events = events.filter(tenant_id=tenant_id)
+    for key in events.values_list("tenant_id", flat=True).distinct():
+        chain_key = GLOBAL_CHAIN if key is None else key
+        if chain_key not in seen:
+            problems.append(ChainProblem(chain_key, 0, "events without a chain head"))
+    return checked, problems
+
+
+def _verify_chain(chain: EventChain) -> tuple[int, list[ChainProblem]]:
+    problems: list[ChainProblem] = []
+    checked = 0
+    previous = ""
+    expected_seq = 1
+    keyed_seen = False
+    if chain.tenant_id == GLOBAL_CHAIN:
+        events = Event.objects.filter(tenant_id__isnull=True).order_by("seq")
+    else:
+        events = Event.objects.filter(tenant_id=chain.tenant_id).order_by("seq")
+    for event in events.iterator(chunk_size=2000):
+        checked += 1
+        if event.seq != expected_seq:
+            problems.append(
+                ChainProblem(chain.tenant_id, expected_seq, f"event #{expected_seq} is missing")
             )
-            if digest != event.digest:
-                problems.append(
-                    ChainProblem(
-                        chain.tenant_id, event.seq, f"event #{event.seq} ({event.type}) was altered"
-                    )
-                )
-            previous = event.digest
-            expected_seq += 1
-        if expected_seq - 1 != chain.length:
+            expected_seq = event.seq
+        if event.key_id == keys.UNKEYED and keyed_seen:
+            # Unkeyed events only ever come first (chained before keys existed): one after a
+            # keyed event was rewritten by someone without the key.
             problems.append(
                 ChainProblem(
                     chain.tenant_id,
-                    chain.length,
-                    f"chain says {chain.length} events, found {expected_seq - 1}",
+                    event.seq,
+                    f"event #{event.seq} ({event.type}) has no key id after keyed events",
                 )
             )
-        elif previous != chain.head:
+        keyed_seen = keyed_seen or event.key_id != keys.UNKEYED
+        digest = _digest(
+            previous,
+            key_id=event.key_id,
+            type=event.type,
+            occurred_at=event.occurred_at,
+            tenant_id=event.tenant_id,
+            run_id=event.run_id,
+            actor=event.actor,
+            data=event.data,
+            seq=event.seq,
+        )
+        if digest is None:
             problems.append(
                 ChainProblem(
-                    chain.tenant_id, chain.length, "the last event does not match the chain head"
+                    chain.tenant_id,
+                    event.seq,
+                    f"event #{event.seq} was chained with an unknown audit key "
+                    f"{event.key_id!r} (add it to CONTROLPLANE_AUDIT_RETIRED_KEYS)",
                 )
             )
+        elif digest != event.digest:
+            problems.append(
+                ChainProblem(
+                    chain.tenant_id, event.seq, f"event #{event.seq} ({event.type}) was altered"
+                )
+            )
+        previous = event.digest
+        expected_seq += 1
+    if expected_seq - 1 != chain.length:
+        problems.append(
+            ChainProblem(
+                chain.tenant_id,
+                chain.length,
+                f"chain says {chain.length} events, found {expected_seq - 1}",
+            )
+        )
+    elif previous != chain.head:
+        problems.append(
+            ChainProblem(
+                chain.tenant_id, chain.length, "the last event does not match the chain head"
+            )
+        )
     return checked, problems
+
+
+def unkeyed_events() -> int:
+    """Events chained before audit keys existed (plain SHA-256: anyone can recompute them)."""
+    return Event.objects.filter(key_id=keys.UNKEYED).count()

@@ -103,6 +103,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # A NUL in a query parameter or form field: 400 (422 in the API) before any view reads it.
+    "controlplane.middleware.RefuseNulMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -309,9 +311,10 @@ CONTENT_SECURITY_POLICY = {
     },
 }
 
-# Login throttling (django-axes): 5 failures for one username or 20 from one address within 15
-# minutes lock further attempts out for 15 minutes (controlplane/throttle.py keeps the two
-# limits). `manage.py axes_reset_username NAME` / `axes_reset_ip ADDR` unlock early, as does
+# Login throttling (django-axes): 5 failures for one username from one address, or 20 from one
+# address, within 15 minutes lock further attempts from there out for 15 minutes
+# (controlplane/throttle.py keeps the two limits; the owner's other addresses stay open).
+# `manage.py axes_reset_username NAME` / `axes_reset_ip ADDR` unlock early, as does
 # deleting the attempt in the admin's "Access attempts".
 AUTHENTICATION_BACKENDS = [
     "controlplane.throttle.ThrottleBackend",
@@ -321,7 +324,7 @@ MIDDLEWARE.append("axes.middleware.AxesMiddleware")
 CONTROLPLANE_LOGIN_LIMIT_PER_USERNAME = env_int("CONTROLPLANE_LOGIN_LIMIT_PER_USERNAME", 5)
 CONTROLPLANE_LOGIN_LIMIT_PER_ADDRESS = env_int("CONTROLPLANE_LOGIN_LIMIT_PER_ADDRESS", 20)
 AXES_HANDLER = "controlplane.throttle.TwoLimitHandler"
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
 AXES_FAILURE_LIMIT = CONTROLPLANE_LOGIN_LIMIT_PER_ADDRESS
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("CONTROLPLANE_LOGIN_LOCKOUT_MINUTES", 15))
 # Attempts refused during a lockout do not extend it.
@@ -337,6 +340,8 @@ AXES_IPWARE_META_PRECEDENCE_ORDER = (
     ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
 )
 
+# Live Idempotency-Keys one caller (a token, a session user) may hold; a new one past it is 422.
+CONTROLPLANE_IDEMPOTENCY_KEYS_PER_CALLER = env_int("CONTROLPLANE_IDEMPOTENCY_KEYS_PER_CALLER", 1000)
 # API tokens expire after this many days unless issued with another expiry.
 CONTROLPLANE_API_TOKEN_DAYS = env_int("CONTROLPLANE_API_TOKEN_DAYS", 90)
 # --- Observability: health, metrics, JSON logs (docs/operations.md, "Monitoring") ------------
@@ -369,6 +374,21 @@ CELERY_BEAT_SCHEDULE["webhook-sweep"] = {
     "schedule": CONTROLPLANE_WEBHOOK_SWEEP_INTERVAL,
     "options": {"expires": max(1.0, CONTROLPLANE_WEBHOOK_SWEEP_INTERVAL)},
 }
+# --- The audit chain's key (audit/keys.py, docs/security.md "The audit chain") --------------
+# HMAC key of the audit chain and of its checkpoints; never stored in the database. Unset, it is
+# derived from SECRET_KEY (and SECRET_KEY_FALLBACKS verify older events). Retired keys (one per
+# line or comma separated) are only used to verify events chained before a rotation.
+CONTROLPLANE_AUDIT_KEY = env_str("CONTROLPLANE_AUDIT_KEY", "").strip()
+CONTROLPLANE_AUDIT_RETIRED_KEYS = [
+    k for k in env_str("CONTROLPLANE_AUDIT_RETIRED_KEYS", "").replace(",", "\n").split() if k
+]
+for _audit_key in [CONTROLPLANE_AUDIT_KEY, *CONTROLPLANE_AUDIT_RETIRED_KEYS]:
+    if _audit_key and len(_audit_key) < 32:
+        raise ImproperlyConfigured(
+            "An audit key (CONTROLPLANE_AUDIT_KEY, CONTROLPLANE_AUDIT_RETIRED_KEYS) has at least "
+            "32 characters; make one with "
+            "`python -c 'import secrets; print(secrets.token_hex(32))'`."
+        )
 # --- Four eyes ------------------------------------------------------------------------------
 # With it on, a decommission asked by one admin waits until a different admin approves it.
 CONTROLPLANE_DECOMMISSION_APPROVAL = env_bool("CONTROLPLANE_DECOMMISSION_APPROVAL", default=False)

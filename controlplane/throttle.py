@@ -1,14 +1,18 @@
 """Login throttling on top of django-axes, and its entries in the audit feed.
 
-The contract has two limits, 5 failures for one username or 20 from one address within the
-cool-off window; axes compares its failure count with one limit. ``TwoLimitHandler`` keeps
-axes' bookkeeping (one ``AccessAttempt`` row per username, address and browser) and answers
-"how many failures" in units of the address limit: a username that reached its own limit counts
-as a full address limit. A lockout is refused with the login page and a clear message (429).
+The contract has two limits, 5 failures for one username *from one address* or 20 from one
+address within the cool-off window; axes compares its failure count with one limit.
+``TwoLimitHandler`` keeps axes' bookkeeping (one ``AccessAttempt`` row per username, address
+and browser) and answers "how many failures" in units of the address limit: a (username,
+address) pair that reached its own limit counts as a full address limit. A lockout is refused
+with the login page and a clear message (429). Locking the pair, not the username, is what
+keeps a stranger from locking the owner out (issue 23: five wrong passwords from anywhere used
+to lock the account from every address): the owner's other addresses have their own count.
 
-Audit: a wrong password is ``auth.login_failed``; a login refused because of a lockout (and the
-failure that starts one) is ``auth.locked_out``. Both are events without a tenant, actor
-``user:<the name typed>``.
+Audit: a wrong password is ``auth.login_failed``; the failure that starts a lockout is one
+``auth.locked_out``. Both are events without a tenant, actor ``user:<the name typed>``. A login
+refused while the lockout holds writes no row (a script could write them as fast as it
+posts): it is counted in ``controlplane_logins_refused`` (``observability.tally``).
 """
 
 from __future__ import annotations
@@ -25,21 +29,24 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from audit.services import record_event
+from observability.tally import LOGINS_REFUSED
+from observability.tally import add as add_to_tally
 
 LOCKED_OUT_STATUS = 429
 
 
 class TwoLimitHandler(AxesDatabaseHandler):
     def get_failures(self, request: HttpRequest, credentials: dict | None = None) -> int:
-        # AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]: one queryset for each, in order.
+        # AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]: one queryset
+        # for each, in order.
         counts = [
             attempts.aggregate(n=Sum("failures_since_start"))["n"] or 0
             for attempts in self.get_user_attempts(request, credentials)
         ]
-        by_username, by_address = counts
+        by_pair, by_address = counts
         per_address = settings.CONTROLPLANE_LOGIN_LIMIT_PER_ADDRESS  # = AXES_FAILURE_LIMIT
-        username_spent = by_username >= settings.CONTROLPLANE_LOGIN_LIMIT_PER_USERNAME
-        return max(per_address if username_spent else 0, by_address)
+        pair_spent = by_pair >= settings.CONTROLPLANE_LOGIN_LIMIT_PER_USERNAME
+        return max(per_address if pair_spent else 0, by_address)
 
 
 class ThrottleBackend(AxesStandaloneBackend):
@@ -126,6 +133,11 @@ def on_login_failed(
 def on_locked_out(
     sender: Any, request: HttpRequest, username: Any, ip_address: Any, **kwargs: Any
 ) -> None:
+    # Axes signals user_locked_out for every login refused while a lockout holds; only the
+    # failure that starts the lockout is an event, the refusals are a number.
+    if request is not None and getattr(request, "login_refused", False):
+        add_to_tally(LOGINS_REFUSED)
+        return
     record_event(
         type="auth.locked_out",
         tenant_id=None,

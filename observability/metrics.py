@@ -45,6 +45,8 @@ from tenants import selectors
 from tenants.models import NEEDS_ATTENTION, TenantState
 
 from .pulse import last_watchdog_pass
+from .tally import LOGINS_REFUSED
+from .tally import value as tally_value
 
 # Steps take milliseconds (validate_request, a reused allocation) to minutes (a slow outside
 # service, up to CONTROLPLANE_STEP_TIMEOUT, 600 s by default).
@@ -88,8 +90,8 @@ OPERATION_EVENTS: dict[str, tuple[str, str]] = {
 }
 
 # tenants by state and needing attention (one read), step durations, step failures,
-# operations, watchdog.
-SCRAPE_QUERIES = 5
+# operations, watchdog, logins refused.
+SCRAPE_QUERIES = 6
 
 
 def tenant_counts() -> tuple[dict[str, int], dict[str, int]]:
@@ -230,6 +232,14 @@ class ControlPlaneCollector(Collector):
         watchdog.add_metric([], last.timestamp() if last else 0)
         yield watchdog
 
+        refused = CounterMetricFamily(
+            "controlplane_logins_refused",
+            "Logins refused because a lockout was in force (each one; the lockout itself is "
+            "one auth.locked_out event).",
+        )
+        refused.add_metric([], tally_value(LOGINS_REFUSED))
+        yield refused
+
         yield from provider_limits()
 
 
@@ -274,11 +284,8 @@ def _le(bound: float) -> str:
     return repr(float(bound))
 
 
-def _seconds(value: timedelta | float | int) -> float:
-    # PostgreSQL sums intervals into a timedelta; SQLite hands back microseconds.
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    return float(value) / 1_000_000
+def _seconds(value: timedelta) -> float:
+    return value.total_seconds()
 
 
 def render() -> bytes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from celery import shared_task
 from celery.app.task import Task
 
+from audit.checkpoints import take_checkpoint
 from observability.pulse import record_watchdog_pass
 from tenants.models import TenantCount
 
@@ -44,6 +45,9 @@ def run_watchdog() -> dict[str, int]:
     # Fold the fleet counts' deltas (tenants.models.TenantCount) while we are here: a periodic
     # pass that always runs keeps that table a few dozen rows long.
     TenantCount.objects.compact()
+    # The audit chains' heads, signed, out of the database (audit/checkpoints.py): a pass
+    # that finds nothing new writes nothing.
+    take_checkpoint()
     record_watchdog_pass()  # for /readyz and /metrics (observability.pulse)
     return {
         key: value if isinstance(value, int) else len(value) for key, value in vars(report).items()

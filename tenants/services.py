@@ -239,6 +239,14 @@ def validate_tenant_fields(*, slug: Any, name: Any, plan: Any, admin_email: Any)
             # NUL and other control characters (or lone surrogates) are never meant, and
             # PostgreSQL refuses NUL: say so here rather than fail at the database.
             errors.setdefault(key, []).append("Control characters are not allowed.")
+        elif any(unicodedata.category(ch) == "Cf" for ch in value):
+            # Bidi overrides and zero-width characters (Unicode "format" characters) make a
+            # name display as something else than it is ("Trojan Source"): one tenant could
+            # look like another in every list. They are never needed in a name.
+            errors.setdefault(key, []).append(
+                "Invisible formatting characters (bidi controls such as U+202E, zero-width "
+                "characters such as U+200B) are not allowed."
+            )
     if not errors.get("slug"):
         try:
             validate_slug(slug)

@@ -320,6 +320,21 @@ hypothesis_settings.register_profile(
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
+    """The test database alone lets TRUNCATE through the audit tables' triggers
+    (audit/migrations/0004_keyed_chain.py): Django empties every table with TRUNCATE after a
+    transactional test. Set on the database, so every session opened to it (worker threads,
+    child processes) has it; and on the session already open."""
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        name = connection.ops.quote_name(connection.settings_dict["NAME"])
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER DATABASE {name} SET controlplane.allow_audit_truncate = on")
+            cursor.execute("SET controlplane.allow_audit_truncate = on")
+
+
 @pytest.fixture(autouse=True)
 def _same_fake_data() -> None:
     """factory-boy's Faker values (tenant names) are the same in every run and whatever ran

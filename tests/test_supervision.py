@@ -1,6 +1,6 @@
 """Supervision: ``make run``'s runner and the shipped supervisord configuration both bring a
-killed worker back. Real processes; the runner on the embedded default (SQLite, filesystem
-broker) in a tmp var dir, supervisord on the test's PostgreSQL and Redis."""
+killed worker back. Real processes; the runner on the embedded engine in a tmp var dir,
+supervisord on the test's PostgreSQL and Redis."""
 
 from __future__ import annotations
 

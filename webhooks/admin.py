@@ -7,7 +7,9 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils.cache import add_never_cache_headers
 
 from controlplane.admin import ReadOnlyAdmin
 
@@ -68,15 +70,17 @@ class SubscriptionAdmin(admin.ModelAdmin):
     list_display = ["id", "url", "patterns", "active", "created_at"]
     list_filter = ["active"]
 
-    def save_model(self, request: HttpRequest, obj: Subscription, form: Any, change: bool) -> None:
-        generated = not form.data.get("secret")
-        super().save_model(request, obj, form, change)
-        if generated and not change:
-            self.message_user(
-                request,
-                f"Signing secret (shown once, keep it with the receiver): {obj.secret}",
-                messages.WARNING,
-            )
+    def response_add(
+        self, request: HttpRequest, obj: Subscription, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        """A generated secret is shown once, on a page of its own (never cached), not in a
+        message: messages travel in a signed but readable cookie (issue 23)."""
+        if request.POST.get("secret"):
+            return super().response_add(request, obj, post_url_continue)
+        context = {**self.admin_site.each_context(request), "subscription": obj, "opts": self.opts}
+        response = TemplateResponse(request, "admin/webhooks/subscription/secret.html", context)
+        add_never_cache_headers(response)
+        return response
 
     @admin.display(description="events")
     def patterns(self, obj: Subscription) -> str:

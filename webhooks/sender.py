@@ -102,7 +102,10 @@ def post(target: Target, body: bytes, headers: dict[str, str], timeout: float) -
         response = conn.getresponse()
         text = response.read(4096).decode("utf-8", "replace")[:RESPONSE_EXCERPT]
         return Answer(response.status, text, "")
-    except (OSError, http.client.HTTPException) as exc:
+    # Anything at all: a URL http.client cannot encode (UnicodeEncodeError, InvalidURL, a
+    # ValueError) once escaped here, left the row `sending`, and the sweep re-queued it forever
+    # (issue 23). Every failure is a try that counts towards the limit.
+    except Exception as exc:  # noqa: BLE001 - reported on the delivery, never lost
         return Answer(None, "", f"{type(exc).__name__}: {exc}"[:RESPONSE_EXCERPT])
     finally:
         conn.close()
@@ -134,6 +137,8 @@ def deliver(delivery_id: str | uuid.UUID) -> str:
             target = resolve(subscription.url)
         except AddressRefused as exc:
             return _finish(delivery, now, Answer(None, "", str(exc)), give_up=True)
+        except Exception as exc:  # noqa: BLE001 - a try that counts, as in post()
+            return _finish(delivery, now, Answer(None, "", f"{type(exc).__name__}: {exc}"))
         body = body_of(delivery)
         headers = {
             "Content-Type": "application/json",
@@ -231,8 +236,15 @@ def sweep(now: datetime | None = None) -> SweepReport:
     rows = Delivery.objects.filter(
         Q(status=DeliveryStatus.SENDING, claimed_at__lt=stale)
         | Q(status=DeliveryStatus.PENDING, next_attempt_at__lt=overdue)
-    ).values_list("pk", "status", "claimed_at", "next_attempt_at")[:1000]
-    for pk, status, claimed_at, next_attempt_at in rows:
+    ).values_list("pk", "status", "claimed_at", "next_attempt_at", "attempts")[:1000]
+    for pk, status, claimed_at, next_attempt_at, attempts in rows:
+        if status == DeliveryStatus.SENDING and attempts >= settings.CONTROLPLANE_WEBHOOK_MAX_TRIES:
+            # Its last try never finished (the worker died in it every time): give up rather
+            # than send it again without limit.
+            Delivery.objects.filter(
+                pk=pk, status=DeliveryStatus.SENDING, claimed_at=claimed_at
+            ).update(status=DeliveryStatus.FAILED, last_error="the last try never finished")
+            continue
         if status == DeliveryStatus.SENDING:
             claimed = Delivery.objects.filter(
                 pk=pk, status=DeliveryStatus.SENDING, claimed_at=claimed_at

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from audit.services import EVENT_TYPES
 
-from .guard import AddressRefused, resolve
+from .guard import AddressRefused, normalise, resolve
 from .models import Delivery, DeliveryStatus, Subscription, pattern_matches
 
 PATTERN_RE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
@@ -65,6 +65,7 @@ def check_url(url: str) -> str:
     if len(url) > 2000:
         raise WebhookError("invalid_url", "A webhook URL has at most 2000 characters.")
     try:
+        url = normalise(url)
         resolve(url)
     except AddressRefused as exc:
         raise WebhookError("invalid_url", str(exc)) from None

@@ -33,6 +33,23 @@ def test_the_same_create_twice_creates_once_and_answers_the_same(as_operator):
     assert Run.objects.count() == 1
 
 
+def test_a_caller_keeps_a_bounded_number_of_keys(as_operator, settings):
+    # Issue 23: no cap let one token store thousands of answers for 24 hours.
+    settings.CONTROLPLANE_IDEMPOTENCY_KEYS_PER_CALLER = 3
+    for n in range(3):
+        body = {**NEW, "slug": f"acme-{n}"}
+        assert as_operator.post("/tenants", body, key=f"k-{n}").status_code == 201
+    refused = as_operator.post("/tenants", {**NEW, "slug": "acme-3"}, key="k-3")
+    assert refused.status_code == 422
+    assert error_of(refused)["code"] == "idempotency_key_limit"
+    assert "At most 3 Idempotency-Keys" in error_of(refused)["message"]
+    assert not Tenant.objects.filter(slug="acme-3").exists()
+    # A kept key still replays; a request without a key still works.
+    again = as_operator.post("/tenants", {**NEW, "slug": "acme-0"}, key="k-0")
+    assert again.status_code == 201 and again["Idempotent-Replayed"] == "true"
+    assert as_operator.post("/tenants", {**NEW, "slug": "acme-4"}).status_code == 201
+
+
 def test_the_same_key_with_another_body_is_422_and_does_nothing(as_operator):
     as_operator.post("/tenants", NEW, key="k-1")
     response = as_operator.post("/tenants", {**NEW, "slug": "other"}, key="k-1")

@@ -80,6 +80,7 @@ def test_verify_finds_a_missing_event(fast_saga):
 def test_an_append_is_two_statements_and_the_digest_is_the_chain_rule(fast_saga):
     from django.test.utils import CaptureQueriesContext
 
+    from audit import keys
     from audit.models import EventChain
     from audit.services import _digest
 
@@ -96,8 +97,10 @@ def test_an_append_is_two_statements_and_the_digest_is_the_chain_rule(fast_saga)
     assert not any("SAVEPOINT" in q["sql"] for q in queries)
     event = Event.objects.get(pk=event.pk)
     assert event.seq == head.length + 1
+    assert event.key_id == keys.current_key().key_id
     assert event.digest == _digest(
         head.head,
+        key_id=event.key_id,
         type=event.type,
         occurred_at=event.occurred_at,
         tenant_id=event.tenant_id,

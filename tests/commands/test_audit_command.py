@@ -10,6 +10,7 @@ from django.core.management import CommandError, call_command
 from django.db.models import F
 from django.utils import timezone
 
+from audit.keys import current_key
 from audit.management.commands import audit as audit_command
 from audit.models import Event, EventChain
 from tenants.services import suspend_tenant
@@ -149,6 +150,7 @@ def test_verify_reports_one_line_per_problem(fast_saga):
         data={},
         seq=2,
         digest="0" * 64,
+        key_id=current_key().key_id,
     )
     out, err = StringIO(), StringIO()
     with pytest.raises(CommandError) as info:

@@ -121,4 +121,9 @@ def test_an_htmx_poll_from_an_expired_session_sends_the_browser_to_login(client,
 def test_hostile_query_strings_never_break_a_page(client, operator, path):
     client.force_login(operator)
     response = client.get(path)
-    assert response.status_code == 200
+    if "%00" in path:
+        # A NUL anywhere in the query string is refused at the door (controlplane/middleware.py).
+        assert response.status_code == 400
+        assert b"NUL characters are not allowed" in response.content
+    else:
+        assert response.status_code == 200

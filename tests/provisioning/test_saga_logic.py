@@ -352,9 +352,7 @@ def test_a_step_has_a_budget_of_statements_and_two_commits(fast_saga):
     Counted as Django logs them: every statement, BEGIN and COMMIT included (so the floor, one
     UPDATE and one INSERT in a transaction, is 4). Was 36.5, then 18 with the ORM; 11 on
     PostgreSQL now, with the step's hand-written statements (``provisioning.statements``) and
-    its events written together (see docs/performance.md). The embedded SQLite default runs
-    the ORM's equivalents and two statements per event (no data-modifying ``WITH`` there): 23,
-    each a local call rather than a round trip.
+    its events written together (see docs/performance.md).
     """
     from django.test.utils import CaptureQueriesContext
 

@@ -32,6 +32,7 @@ from audit.models import Event
 from tenants.models import Tenant
 
 from ..admin.helpers import active_tenant
+from .crafted import CRAFTED_CURSORS
 
 pytestmark = pytest.mark.django_db
 
@@ -190,7 +191,12 @@ def test_console_create_form(world, field, value):
     form = {**VALID_CREATE, "slug": "console-new", field: value}
     response = world["console"].post("/tenants/new/", form)
     no_5xx(response, "console create form")
-    if response.status_code in (200, 422):
+    if "\x00" in value:
+        # Refused at the door for every form (controlplane/middleware.py).
+        assert response.status_code == 400
+        assert b"NUL characters are not allowed" in response.content
+        assert state_of_the_world() == before
+    elif response.status_code in (200, 422):
         # The form again, with the field's error; nothing saved.
         assert response.context["error_message"] or response.context["errors"], (
             f"{field}={value!r}: refused without a message"
@@ -214,8 +220,12 @@ def test_login_form(roles, username, password, n):
         REMOTE_ADDR=f"10.{n % 250}.{(n // 250) % 250}.{n % 7 + 1}",
     )
     no_5xx(response, "login form")
-    assert response.status_code in (200, 429)
     assert "_auth_user_id" not in client.session
+    if "\x00" in username + password:
+        assert response.status_code == 400
+        assert b"NUL characters are not allowed" in response.content
+        return
+    assert response.status_code in (200, 429)
     context = response.context
     assert context.get("locked_out") or context["form"].errors, "refused without a message"
 
@@ -238,6 +248,79 @@ def test_console_query_parameters(world, page, data, value):
     no_5xx(response, "console query parameter")
     tenant_page = world["console"].get(f"/tenants/{world['tenant'].pk}/", {"events": value})
     no_5xx(tenant_page, "console query parameter")
+
+
+# --- crafted inputs that once answered 500 (issue 23) ---------------------------------------
+
+
+@pytest.mark.parametrize("cursor", CRAFTED_CURSORS)
+def test_crafted_cursors_on_the_console_pages(world, cursor):
+    for sort in ("newest", "slug", "name", "oldest"):
+        response = world["console"].get("/tenants/", {"sort": sort, "cursor": cursor})
+        assert response.status_code in (200, 400), (sort, response.status_code)
+    for url, name in (("/audit/", "cursor"), (f"/tenants/{world['tenant'].pk}/", "events")):
+        response = world["console"].get(url, {name: cursor})
+        no_5xx(response, "crafted cursor")
+        if "\x00" in cursor:
+            assert response.status_code == 400
+        else:
+            # A cursor no page wrote shows the first page.
+            assert response.status_code == 200
+
+
+NUL_URLS = [
+    "/admin/audit/event/?actor=%00",
+    "/admin/audit/event/?type=%00",
+    "/admin/audit/event/?tenant=a%00b",
+    "/admin/tenants/tenant/?state=%00",
+    "/admin/tenants/tenant/?q=%00",
+    "/tenants/?q=%00",
+    "/tenants/?sort=slug&cursor=%00",
+    "/audit/?actor=x%00y",
+    "/tenants/?a%00b=1",
+]
+
+
+@pytest.mark.parametrize("url", NUL_URLS)
+def test_a_nul_in_any_query_parameter_is_a_clear_400(world, url):
+    response = world["console"].get(url)
+    assert response.status_code == 400
+    assert b"NUL characters are not allowed" in response.content
+
+
+def test_a_nul_in_a_form_field_is_a_clear_400_and_changes_nothing(world):
+    before = state_of_the_world()
+    form = {**VALID_CREATE, "slug": "nul-new", "name": "a\x00b"}
+    response = world["console"].post("/tenants/new/", form)
+    assert response.status_code == 400
+    assert b"NUL characters are not allowed" in response.content
+    response = world["console"].post(
+        f"/admin/tenants/tenant/{world['tenant'].pk}/change/", {"name": "x\x00"}
+    )
+    assert response.status_code == 400
+    assert state_of_the_world() == before
+
+
+@pytest.mark.parametrize(
+    "url", ["/api/v1/audit?cursor=%00", "/api/v1/tenants?q=%00", "/api/v1/audit?type=a%00"]
+)
+def test_a_nul_in_an_api_query_is_a_422_validation_error(world, url):
+    response = Client().get(url, headers=world["bearer"])
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert error["details"] == {
+        url.split("?")[1].split("=")[0]: ["NUL characters are not allowed."]
+    }
+
+
+@pytest.mark.parametrize("cursor", CRAFTED_CURSORS)
+def test_crafted_cursors_on_the_api(world, cursor):
+    tenant = world["tenant"].pk
+    for url in ("/api/v1/tenants", "/api/v1/audit", f"/api/v1/tenants/{tenant}/events"):
+        response = Client().get(url, {"cursor": cursor}, headers=world["bearer"])
+        api_refusal(response, "crafted cursor")
+        assert response.status_code == 422, (url, response.status_code)
 
 
 # --- the API --------------------------------------------------------------------------------

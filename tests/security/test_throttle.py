@@ -1,6 +1,7 @@
-"""Login throttling: 5 failures for one username or 20 from one address within 15 minutes lock
-further attempts out for 15 minutes, on the console's login page and the admin's, with a clear
-message, ``auth.login_failed`` / ``auth.locked_out`` in the audit feed, and a way to unlock."""
+"""Login throttling: 5 failures for one username from one address, or 20 from one address,
+within 15 minutes lock further attempts from there out for 15 minutes, on the console's login
+page and the admin's, with a clear message, ``auth.login_failed`` / ``auth.locked_out`` in the
+audit feed, and a way to unlock."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def attempt(
     return client.post(url, {"username": username, "password": password}, REMOTE_ADDR=ip)
 
 
-def test_five_wrong_passwords_lock_the_username_for_fifteen_minutes(operator):
+def test_five_wrong_passwords_lock_the_username_from_that_address(operator):
     client = Client()
     for _ in range(4):
         response = attempt(client, "otto", "wrong")
@@ -37,20 +38,50 @@ def test_five_wrong_passwords_lock_the_username_for_fifteen_minutes(operator):
     fifth = attempt(client, "otto", "wrong")
     assert fifth.status_code == 429
     assert "Too many failed logins" in fifth.content.decode()
-    # The right password is refused too while the lock holds, from any address.
-    refused = attempt(client, "otto", "pw-otto", ip="10.9.9.9")
+    # The right password is refused too while the lock holds, from that address.
+    refused = attempt(client, "otto", "pw-otto")
     assert refused.status_code == 429
     assert "_auth_user_id" not in client.session
     events = list(Event.objects.filter(tenant_id__isnull=True).order_by("seq"))
     types = [e.type for e in events]
     assert types.count("auth.login_failed") == 5
-    assert types.count("auth.locked_out") == 2  # the failure that locked, the refused login
+    assert types.count("auth.locked_out") == 1  # the failure that locked; refusals are counted
     assert {e.actor for e in events} == {"user:otto"}
     assert events[0].data["address"] == "10.0.0.1"
     # Fifteen minutes later the lock is over and the right password works.
     with time_machine.travel(timezone.now() + timedelta(minutes=16), tick=False):
         ok = attempt(Client(), "otto", "pw-otto")
         assert ok.status_code == 302 and ok["Location"] == "/tenants/"
+
+
+def test_a_stranger_cannot_lock_the_owner_out_from_the_owners_address(operator):
+    # Issue 23: five wrong passwords from anywhere locked the owner out from every address.
+    stranger = Client()
+    for _ in range(5):
+        attempt(stranger, "otto", "wrong", ip="203.0.113.9")
+    assert attempt(stranger, "otto", "pw-otto", ip="203.0.113.9").status_code == 429
+    owner = Client()
+    ok = attempt(owner, "otto", "pw-otto", ip="10.9.9.9")
+    assert ok.status_code == 302 and "_auth_user_id" in owner.session
+    # The admin's login page too.
+    assert attempt(Client(), "otto", "pw-otto", url=ADMIN_LOGIN, ip="10.9.9.8").status_code in (
+        200,
+        302,
+    )
+
+
+def test_refused_logins_are_counted_not_recorded_one_by_one(operator, admin_user, client):
+    stranger = Client()
+    for _ in range(5):
+        attempt(stranger, "otto", "wrong", ip="203.0.113.9")
+    before = Event.objects.count()
+    for _ in range(30):
+        assert attempt(stranger, "otto", "pw-otto", ip="203.0.113.9").status_code == 429
+    assert Event.objects.count() == before  # no audit row per refused try
+    assert Event.objects.filter(type="auth.locked_out").count() == 1
+    client.force_login(admin_user)
+    metrics = client.get("/metrics").content.decode()
+    assert "controlplane_logins_refused_total 30.0" in metrics
 
 
 def test_other_usernames_are_not_locked_by_one_users_failures(operator, viewer):

@@ -174,3 +174,14 @@ def test_control_characters_are_refused(field):
     with pytest.raises(OperationError) as refused:
         validate_tenant_fields(**{**GOOD, field: GOOD[field] + "\x00"})
     assert "Control characters" in " ".join(refused.value.details[field])
+
+
+@pytest.mark.parametrize(
+    "mark", ["\u202e", "\u2066", "\u200b", "\u200d", "\ufeff", "\u2060", "\u061c"]
+)
+@pytest.mark.parametrize("field", ["name", "slug"])
+def test_bidi_and_zero_width_characters_are_refused(field, mark):
+    # Issue 23: "Acme\u202eevil" shows as another name in every list.
+    with pytest.raises(OperationError) as refused:
+        validate_tenant_fields(**{**GOOD, field: GOOD[field][:2] + mark + GOOD[field][2:]})
+    assert "Invisible formatting characters" in " ".join(refused.value.details[field])

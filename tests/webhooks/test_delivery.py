@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from webhooks import outbox, sender, services
-from webhooks.models import Delivery, DeliveryStatus
+from webhooks.models import Delivery, DeliveryStatus, Subscription
 
 from .. import factories as f
 from ..conftest import wait_for
@@ -77,6 +79,34 @@ def test_the_guard_is_checked_again_at_send_time(celery_worker, webhook_settings
     [delivery] = wait_for(settled(DeliveryStatus.FAILED), what="the refusal")
     assert "private address" in delivery.last_error
     assert receiver.requests == []
+
+
+def test_a_url_that_cannot_be_sent_fails_after_its_tries(celery_worker, webhook_settings, receiver):
+    # A subscription stored before URLs were normalised (issue 23): the non-ASCII path made
+    # http.client raise UnicodeEncodeError, the row stayed `sending` and the sweep re-queued it
+    # without end. Now each try counts, and the delivery gives up.
+    webhook_settings.CONTROLPLANE_WEBHOOK_MAX_TRIES = 3
+    sub = services.add_subscription(url=receiver.url, events="tenant.created")
+    Subscription.objects.filter(pk=sub.pk).update(url=receiver.url + "/café")
+    f.new_tenant(start=False)
+    [delivery] = wait_for(settled(DeliveryStatus.FAILED), what="the delivery to give up")
+    assert delivery.attempts == 3 and delivery.tries.count() == 3
+    assert "UnicodeEncodeError" in delivery.last_error
+    assert receiver.requests == []
+    assert sender.sweep().reclaimed == []
+
+
+def test_the_sweep_gives_up_on_a_last_try_that_never_finished(db, webhook_settings, receiver):
+    webhook_settings.CONTROLPLANE_WEBHOOK_MAX_TRIES = 2
+    services.add_subscription(url=receiver.url, events="tenant.created")
+    f.new_tenant(start=False)
+    long_ago = timezone.now() - timedelta(hours=1)
+    Delivery.objects.update(status=DeliveryStatus.SENDING, attempts=2, claimed_at=long_ago)
+    report = sender.sweep()
+    assert report.reclaimed == []
+    delivery = Delivery.objects.get()
+    assert delivery.status == DeliveryStatus.FAILED
+    assert delivery.last_error == "the last try never finished"
 
 
 def test_redelivery_by_hand_sends_a_new_delivery(celery_worker, webhook_settings, receiver):

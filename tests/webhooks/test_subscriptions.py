@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.management import CommandError, call_command
 
-from webhooks import services
+from webhooks import guard, services
 from webhooks.models import Subscription
 
 pytestmark = [pytest.mark.django_db]
@@ -22,6 +22,17 @@ PRIVATE_URLS = [
     "http://[fe80::1]/hook",
     "http://[::ffff:127.0.0.1]/hook",
     "http://0.0.0.0/hook",
+    # IPv6 forms that carry an IPv4 address inside (issue 23): each reaches loopback somewhere.
+    "http://[::127.0.0.1]/hook",  # IPv4-compatible
+    "http://[::ffff:0:7f00:1]/hook",  # IPv4-translated (SIIT)
+    "http://[64:ff9b::7f00:1]/hook",  # NAT64, the well-known prefix
+    "http://[64:ff9b::a9fe:a9fe]/latest/meta-data",  # NAT64 to the metadata service
+    "http://[64:ff9b:1::a00:1]/hook",  # local-use NAT64
+    "http://[2002:7f00:1::1]/hook",  # 6to4 around 127.0.0.1
+    "http://[2002:a00:1::1]/hook",  # 6to4 around 10.0.0.1
+    "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hook",  # Teredo, client 127.0.0.1
+    "http://[fec0::1]/hook",  # site-local
+    "http://[::]/hook",
 ]
 
 
@@ -32,6 +43,27 @@ def test_private_addresses_are_refused_without_the_setting(url, settings):
         services.add_subscription(url=url, events="tenant")
     assert "CONTROLPLANE_WEBHOOK_ALLOW_PRIVATE" in refused.value.message
     assert not Subscription.objects.exists()
+
+
+@pytest.mark.parametrize("url", PRIVATE_URLS)
+def test_private_addresses_are_refused_at_send_time_too(url):
+    # The sender calls the same resolve() before every connection (tests/webhooks/
+    # test_delivery.py shows a refusal at send end to end).
+    with pytest.raises(guard.AddressRefused, match="private address"):
+        guard.resolve(url, allow_private=False)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://[64:ff9b::5db8:d70e]/hooks",  # NAT64 to a public address
+        "https://[2002:5db8:d70e::1]/hooks",  # 6to4 around a public address
+        "https://[2606:4700:4700::1111]/hooks",
+    ],
+)
+def test_transition_forms_around_a_public_address_are_accepted(url, settings):
+    settings.CONTROLPLANE_WEBHOOK_ALLOW_PRIVATE = False
+    assert services.add_subscription(url=url, events="tenant").url == url
 
 
 def test_private_addresses_are_accepted_with_the_setting(settings):
@@ -70,6 +102,24 @@ def test_bad_input_is_refused_and_changes_nothing(url, events, message):
     with pytest.raises(services.WebhookError) as refused:
         services.add_subscription(url=url, events=events)
     assert message in refused.value.message
+    assert not Subscription.objects.exists()
+
+
+def test_a_non_ascii_url_is_stored_as_it_will_be_sent(settings):
+    # Issue 23: a path with "é" could never be sent (the request line is ASCII).
+    settings.CONTROLPLANE_WEBHOOK_ALLOW_PRIVATE = True
+    sub = services.add_subscription(url="http://127.0.0.1:9/café/hook?x=ü", events="tenant")
+    assert sub.url == "http://127.0.0.1:9/caf%C3%A9/hook?x=%C3%BC"
+    assert guard.normalise("https://bücher.example/a") == "https://xn--bcher-kva.example/a"
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1/a b", "http://127.0.0.1/a\x00", "http://127.0.0.1/a\nb"]
+)
+def test_spaces_and_control_characters_in_a_url_are_refused(url, settings):
+    settings.CONTROLPLANE_WEBHOOK_ALLOW_PRIVATE = True
+    with pytest.raises(services.WebhookError, match="no spaces or control characters"):
+        services.add_subscription(url=url, events="tenant")
     assert not Subscription.objects.exists()
 
 
@@ -131,14 +181,20 @@ def test_admin_adds_a_subscription_through_the_same_checks(client, superuser, se
     assert "matches no audit event type" in response.content.decode()
     form["events_text"] = "tenant.created,tenant.provisioning"
     response = client.post("/admin/webhooks/subscription/add/", form)
-    assert response.status_code == 302
+    # The generated secret is shown once on the answer itself, never in a message (messages
+    # travel in a cookie that anyone holding it can read, issue 23).
+    assert response.status_code == 200
     sub = Subscription.objects.get()
     assert sub.events == ["tenant.created", "tenant.provisioning"]
     assert sub.secret.startswith("whsec_")
-    shown = client.get(response["Location"]).content.decode()
-    assert sub.secret in shown  # once, in the message after saving
+    assert sub.secret in response.content.decode()
+    assert "no-store" in response["Cache-Control"]
+    assert all(sub.secret not in c.value for c in response.cookies.values())
+    assert all(sub.secret not in c.value for c in client.cookies.values())
     page = client.get(f"/admin/webhooks/subscription/{sub.pk}/change/").content.decode()
     assert sub.secret not in page
+    listing = client.get("/admin/webhooks/subscription/").content.decode()
+    assert sub.secret not in listing
     # Changing it with the secret left empty keeps the secret.
     form.update(events_text="tenant")
     response = client.post(f"/admin/webhooks/subscription/{sub.pk}/change/", form)

@@ -18,8 +18,10 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from audit.checkpoints import CheckpointFileError, parse, verify_checkpoints
+from audit.keys import current_key
 from audit.models import GLOBAL_CHAIN, Event, EventChain
-from audit.services import verify_chains
+from audit.services import unkeyed_events, verify_chains
 
 # How far back --follow looks again on every poll. Event ids come from a sequence taken at
 # insert time, so a transaction that inserted a lower id can commit after a higher id was
@@ -48,6 +50,13 @@ class Command(BaseCommand):
 
         verify = sub.add_parser("verify", help="recompute the hash chains; non-zero if broken")
         verify.add_argument("--tenant", help="only this tenant's chain (slug or id)")
+        verify.add_argument(
+            "--checkpoint",
+            action="append",
+            default=[],
+            metavar="FILE",
+            help="also check against the checkpoints in FILE (log lines as written; repeatable)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["subcommand"] == "tail":
@@ -143,21 +152,72 @@ class Command(BaseCommand):
 
     def verify(self, options: dict[str, Any]) -> None:
         tenant_id = self._tenant_id(options["tenant"]) if options["tenant"] else None
+        records = self._checkpoints(options["checkpoint"])
         checked, problems = verify_chains(tenant_id=tenant_id)
         chains = EventChain.objects.all()
         if tenant_id is not None:
             chains = chains.filter(tenant_id=tenant_id)
         count = chains.exclude(tenant_id=GLOBAL_CHAIN).count()
         has_global = tenant_id is None and chains.filter(tenant_id=GLOBAL_CHAIN).exists()
-        if problems:
-            for p in problems:
-                chain = "global chain" if p.tenant_id == GLOBAL_CHAIN else f"tenant {p.tenant_id}"
-                self.stderr.write(f"{chain} event #{p.seq}: {p.message}")
+        lines = []
+        for p in problems:
+            chain = "global chain" if p.tenant_id == GLOBAL_CHAIN else f"tenant {p.tenant_id}"
+            lines.append(f"{chain} event #{p.seq}: {p.message}")
+        lines += verify_checkpoints(records)
+        if tenant_id is None:
+            lines += self._tenants_without_a_chain()
+        if lines:
+            for line in lines:
+                self.stderr.write(line)
             raise CommandError(
-                f"{len(problems)} problem(s) in the audit chains ({checked} events checked)."
+                f"{len(lines)} problem(s) in the audit chains ({checked} events checked"
+                + (f", {len(records)} checkpoint(s)" if records else "")
+                + ")."
             )
         self.stdout.write(
             f"Audit chains intact: {checked} events in {count} tenant chain(s)"
             + (" and the chain of events without a tenant" if has_global else "")
-            + " verified."
+            + " verified"
+            + (f", and all {len(records)} checkpoint(s) hold." if records else ".")
         )
+        key = current_key()
+        if key.development:
+            self.stdout.write(
+                "Note: the chain is keyed with the development key (SECRET_KEY unset): it "
+                "proves nothing against whoever can read this code. Set CONTROLPLANE_AUDIT_KEY."
+            )
+        unkeyed = unkeyed_events()
+        if unkeyed:
+            self.stdout.write(
+                f"Note: {unkeyed} event(s) were chained before audit keys (plain SHA-256): "
+                "only a checkpoint taken since proves them."
+            )
+
+    @staticmethod
+    def _tenants_without_a_chain() -> list[str]:
+        """Every tenant's first event (tenant.created) starts its chain: a tenant with no chain
+        lost its events, e.g. to a TRUNCATE with the triggers off. Found without a checkpoint."""
+        from tenants.models import Tenant
+
+        orphans = Tenant.objects.exclude(pk__in=EventChain.objects.values("tenant_id")).values_list(
+            "pk", flat=True
+        )
+        return [
+            f"tenant {pk} event #1: the tenant has no audit chain (its events are gone)"
+            for pk in orphans[:100]
+        ]
+
+    def _checkpoints(self, paths: list[str]) -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = []
+        for path in paths:
+            try:
+                with open(path, encoding="utf-8") as lines:
+                    found = parse(lines)
+            except OSError as exc:
+                raise CommandError(f"Cannot read {path}: {exc.strerror}.") from None
+            except (CheckpointFileError, UnicodeDecodeError) as exc:
+                raise CommandError(f"{path}: {exc}") from None
+            if not found:
+                raise CommandError(f"{path} holds no audit checkpoint.")
+            records += found
+        return records
