@@ -15,6 +15,8 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange as KombuExchange
+from kombu import Queue as KombuQueue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -415,11 +417,22 @@ CELERY_BEAT_SCHEDULE["reconcile"] = {
     "schedule": CONTROLPLANE_RECONCILE_INTERVAL,
     "options": {"expires": max(1.0, CONTROLPLANE_RECONCILE_INTERVAL)},
 }
-# Control work (rollback, decommission, the watchdog) has a queue of its own, so a cancel never
-# waits behind provisioning steps that fill every slot of the step workers. Run a worker on
-# each queue (``-Q celery`` and ``-Q control``), or one on both for development; see
-# docs/operations.md.
+# Control work (rollback, decommission, the watchdog) has a queue of its own, so a dedicated
+# worker (``-Q control``) can keep a cancel from waiting behind provisioning steps that fill
+# every slot of the step workers. Both queues are declared here (``task_queues``): that list
+# is what a worker consumes when its command line names no ``-Q``, so a plain
+# ``celery -A controlplane worker`` does every kind of work; ``-Q`` only narrows it (Celery's
+# ``app.amqp.queues.select``). See the README, "Production".
+CONTROLPLANE_STEP_QUEUE = "celery"
 CONTROLPLANE_CONTROL_QUEUE = "control"
+CONTROLPLANE_QUEUES = (CONTROLPLANE_STEP_QUEUE, CONTROLPLANE_CONTROL_QUEUE)
+CELERY_TASK_DEFAULT_QUEUE = CONTROLPLANE_STEP_QUEUE
+# Each queue bound to a direct exchange of its own name with its name as routing key: what
+# Celery makes for its default queue and for a queue it creates when a route names it.
+CELERY_TASK_QUEUES = tuple(
+    KombuQueue(name, KombuExchange(name, type="direct"), routing_key=name)
+    for name in CONTROLPLANE_QUEUES
+)
 CELERY_TASK_ROUTES = {
     "provisioning.compensate": {"queue": CONTROLPLANE_CONTROL_QUEUE},
     "provisioning.decommission": {"queue": CONTROLPLANE_CONTROL_QUEUE},

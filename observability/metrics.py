@@ -43,6 +43,7 @@ from provisioning.models import STEPS, StepExecution, StepStatus
 from tenants import selectors
 from tenants.models import NEEDS_ATTENTION, TenantState
 
+from .consumers import queue_consumers
 from .pulse import last_watchdog_pass
 
 # Steps take milliseconds (validate_request, a reused allocation) to minutes (a slow outside
@@ -87,8 +88,8 @@ OPERATION_EVENTS: dict[str, tuple[str, str]] = {
 }
 
 # tenants by state and needing attention (one read), step durations, step failures,
-# operations, watchdog.
-SCRAPE_QUERIES = 5
+# operations, watchdog, queue consumers.
+SCRAPE_QUERIES = 6
 
 
 def tenant_counts() -> tuple[dict[str, int], dict[str, int]]:
@@ -228,6 +229,15 @@ class ControlPlaneCollector(Collector):
         last = last_watchdog_pass()
         watchdog.add_metric([], last.timestamp() if last else 0)
         yield watchdog
+
+        consumers = GaugeMetricFamily(
+            "controlplane_queue_consumers",
+            "Workers that consumed the queue within three watchdog intervals (their own stamps).",
+            labels=["queue"],
+        )
+        for queue, (fresh, _last) in queue_consumers().items():
+            consumers.add_metric([queue], fresh)
+        yield consumers
 
 
 def _le(bound: float) -> str:
