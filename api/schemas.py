@@ -158,6 +158,14 @@ class StepOut(Schema):
     heartbeat_at: datetime | None
     duration_ms: int | None
     error: str
+    queued_seconds: float | None = Field(
+        description="A dispatched step of a live run: seconds its try has waited for a worker "
+        "(queue wait never spends a try); null otherwise."
+    )
+    republished: int = Field(
+        description="Times the watchdog published the step's message again for the same try "
+        "(its message may have been lost, e.g. by a broker restart)."
+    )
 
 
 class RunOut(Schema):

@@ -82,6 +82,8 @@ def rows_for(
         note = ""
         if view.status == "dispatched":
             note = "queued for a worker"
+            if view.queued_seconds is not None:
+                note = f"queued for a worker ({view.queued_seconds:.0f} s)"
             if view.name == current and condition == Condition.LOST:
                 note = f"the step's try was lost; resending (try {view.tries})"
             elif view.name == current and condition == Condition.RETRYING:
@@ -92,6 +94,10 @@ def rows_for(
             note = "cut off when the run stopped"
         if view.reused:
             note = (note + "; " if note else "") + "reused an earlier allocation"
+        if view.republished:
+            note = (note + "; " if note else "") + (
+                f"message re-published {view.republished}× (same try)"
+            )
         row = StepRow(
             position=view.position + 1,
             name=view.name,

@@ -209,6 +209,14 @@ CONTROLPLANE_DATA_ROOT = Path(env_str("CONTROLPLANE_DATA_ROOT", str(DATA_DIR / "
 CONTROLPLANE_HEARTBEAT_TIMEOUT = env_float("CONTROLPLANE_HEARTBEAT_TIMEOUT", 30)
 CONTROLPLANE_STEP_TIMEOUT = env_float("CONTROLPLANE_STEP_TIMEOUT", 600)
 CONTROLPLANE_WATCHDOG_INTERVAL = env_float("CONTROLPLANE_WATCHDOG_INTERVAL", 10)
+# Seconds a queued step's message may wait before the watchdog suspects it lost (a broker
+# restart) and publishes it again for the same try, doubling after each such re-publish.
+# Unset: the heartbeat timeout (read through provisioning.watchdog.redeliver_after, so a test
+# that shortens the heartbeat timeout shortens this too).
+_redeliver_after = env_str("CONTROLPLANE_REDELIVER_AFTER", "").strip()
+CONTROLPLANE_REDELIVER_AFTER = float(_redeliver_after) if _redeliver_after else None
+if CONTROLPLANE_REDELIVER_AFTER is not None and CONTROLPLANE_REDELIVER_AFTER <= 0:
+    raise ImproperlyConfigured("CONTROLPLANE_REDELIVER_AFTER must be a number of seconds above 0")
 CONTROLPLANE_STEP_MAX_TRIES = env_int("CONTROLPLANE_STEP_MAX_TRIES", 3)
 CONTROLPLANE_RETRY_BACKOFF = env_float("CONTROLPLANE_RETRY_BACKOFF", 1)
 CONTROLPLANE_STEP_DELAY = env_float("CONTROLPLANE_STEP_DELAY", 0)

@@ -15,7 +15,7 @@ histogram's buckets are counted by the database, not by fetching rows.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -25,6 +25,8 @@ from django.db.models import (
     DurationField,
     F,
     IntegerField,
+    Min,
+    Q,
     Sum,
     When,
 )
@@ -32,6 +34,7 @@ from django.db.models import Value as V
 from django.db.models.expressions import ExpressionWrapper
 from django.db.models.fields.json import KeyTextTransform
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -39,7 +42,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from audit.models import Event
-from provisioning.models import STEPS, StepExecution, StepStatus
+from provisioning.models import STEPS, RunStatus, StepExecution, StepStatus
 from tenants import selectors
 from tenants.models import NEEDS_ATTENTION, TenantState
 
@@ -88,8 +91,8 @@ OPERATION_EVENTS: dict[str, tuple[str, str]] = {
 }
 
 # tenants by state and needing attention (one read), step durations, step failures,
-# operations, watchdog, queue consumers.
-SCRAPE_QUERIES = 6
+# operations, watchdog, queue consumers, queued steps.
+SCRAPE_QUERIES = 7
 
 
 def tenant_counts() -> tuple[dict[str, int], dict[str, int]]:
@@ -171,6 +174,27 @@ def operations() -> dict[tuple[str, str], int]:
     return counts
 
 
+def queued_steps(now: datetime | None = None) -> tuple[int, float, int]:
+    """Steps of live runs dispatched and due but not started (waiting for a worker), the
+    oldest one's wait in seconds (0 with none), and the re-publishes of lost-looking messages
+    ever made. One aggregate query (the re-publishes are summed over every step row)."""
+    now = now or timezone.now()
+    queued = Q(
+        status=StepStatus.DISPATCHED,
+        due_at__lte=now,
+        run__status=RunStatus.RUNNING,
+        run__compensating=False,
+    )
+    row = StepExecution.objects.order_by().aggregate(
+        queued=Count("pk", filter=queued),
+        oldest=Min("due_at", filter=queued),
+        republished=Sum("republished"),
+    )
+    oldest = row["oldest"]
+    age = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+    return row["queued"], age, row["republished"] or 0
+
+
 class ControlPlaneCollector(Collector):
     """Reads the database on every ``collect()``: one scrape, ``SCRAPE_QUERIES`` queries."""
 
@@ -238,6 +262,27 @@ class ControlPlaneCollector(Collector):
         for queue, (fresh, _last) in queue_consumers().items():
             consumers.add_metric([queue], fresh)
         yield consumers
+
+        n_queued, oldest, republished = queued_steps()
+        queued = GaugeMetricFamily(
+            "controlplane_steps_queued",
+            "Steps dispatched and due but not yet started by a worker (a backlog is load: "
+            "queue wait spends no try).",
+        )
+        queued.add_metric([], n_queued)
+        yield queued
+        oldest_family = GaugeMetricFamily(
+            "controlplane_oldest_queued_step_seconds",
+            "How long the oldest queued step has waited for a worker (0: none queued).",
+        )
+        oldest_family.add_metric([], round(oldest, 3))
+        yield oldest_family
+        copies = CounterMetricFamily(
+            "controlplane_step_republished",
+            "Step messages the watchdog published again for the same try (possibly lost).",
+        )
+        copies.add_metric([], republished)
+        yield copies
 
 
 def _le(bound: float) -> str:

@@ -115,6 +115,10 @@ class StepExecution(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
+    # How often the watchdog published a queued try's message again because it may have been
+    # lost (same token: not a new try), and when it last did; see provisioning.watchdog.
+    republished = models.PositiveIntegerField(default=0)
+    republished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["run", "position"]

@@ -202,6 +202,13 @@ def _claim(step_id: int, token: uuid.UUID) -> _Claim | None:
             return None
         run = step.run
         now = timezone.now()
+        if step.status == StepStatus.RUNNING and _alive(step, now):
+            # A copy of a try that is at work (the watchdog re-published a message it could
+            # not see in the broker, or the broker redelivered the message of a worker that
+            # died a moment ago): change nothing now. Look again once the heartbeat would be
+            # stale, so that a dead worker's redelivered try still runs (the same try).
+            _look_again(step, token, now)
+            return None
         redelivered = step.status == StepStatus.RUNNING
         if not redelivered:
             step.started_at = now
@@ -235,6 +242,20 @@ def _claim(step_id: int, token: uuid.UUID) -> _Claim | None:
             fault=str(run.faults.get(step.name, "")),
             spec=_spec(tenant),
         )
+
+
+def _alive(step: StepExecution, now: datetime) -> bool:
+    """A running try whose heartbeat is fresh: its worker is at work."""
+    timeout = timedelta(seconds=settings.CONTROLPLANE_HEARTBEAT_TIMEOUT)
+    return step.heartbeat_at is not None and now - step.heartbeat_at < timeout
+
+
+def _look_again(step: StepExecution, token: uuid.UUID, now: datetime) -> None:
+    """Send the copy again for when the try's heartbeat would be stale (it is fresh now)."""
+    beat = step.heartbeat_at or now
+    stale_in = settings.CONTROLPLANE_HEARTBEAT_TIMEOUT - (now - beat).total_seconds()
+    countdown = max(0.0, stale_in) + settings.CONTROLPLANE_HEARTBEAT_INTERVAL
+    _publish_on_commit(step.name, step.pk, token, countdown)
 
 
 def _record(step_id: int, token: uuid.UUID, kind: str | None, external_id: str | None) -> None:

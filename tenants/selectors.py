@@ -246,7 +246,7 @@ def tenant_detail(
         run=run,
         steps=steps,
         allocations=allocations,
-        step_views=step_views(run, steps, every) if run is not None else [],
+        step_views=step_views(run, steps, every, now=now) if run is not None else [],
         released=released,
         available_actions=available_actions(tenant, handle_run),
         recommendation=recommend(tenant, handle_run, seconds, steps=steps),
@@ -326,8 +326,11 @@ def recommend(
                 "you no longer want it, cancel.",
             )
         if current is not None and current.status == StepStatus.DISPATCHED:
+            waited = queued_seconds(current, timezone.now()) or 0.0
             return Recommendation(
-                "wait", f"{run.current_step} is queued for a worker (try {current.tries})."
+                "wait",
+                f"{run.current_step} is queued for a worker ({waited:.0f} s; try "
+                f"{current.tries}). Waiting in the queue spends no try.",
             )
         return Recommendation(
             "wait", f"{run.current_step} is running (try {current.tries if current else 1})."
@@ -699,6 +702,18 @@ class StepView:
     heartbeat_at: datetime | None
     duration_ms: int | None
     error: str
+    # A dispatched step of a live run: seconds its try has waited for a worker since it was
+    # due (None otherwise). Queue wait is load, not failure (docs/reliability.md).
+    queued_seconds: float | None = None
+    # Times the watchdog published the step's message again for the same try.
+    republished: int = 0
+
+
+def queued_seconds(step: StepExecution, now: datetime) -> float | None:
+    """How long a dispatched try has waited for a worker (None: not queued, or not yet due)."""
+    if step.status != StepStatus.DISPATCHED or step.due_at is None or step.due_at > now:
+        return None
+    return (now - step.due_at).total_seconds()
 
 
 @dataclass
@@ -726,9 +741,15 @@ def released_kinds(run: Run) -> set[str]:
 
 
 def step_views(
-    run: Run, steps: list[StepExecution], allocations: list[Allocation]
+    run: Run,
+    steps: list[StepExecution],
+    allocations: list[Allocation],
+    *,
+    now: datetime | None = None,
 ) -> list[StepView]:
     released = _released_kinds(run, allocations)
+    now = now or timezone.now()
+    live = run.status == RunStatus.RUNNING and not run.compensating
     return [
         StepView(
             name=s.name,
@@ -741,6 +762,8 @@ def step_views(
             heartbeat_at=s.heartbeat_at,
             duration_ms=s.duration_ms,
             error=s.error,
+            queued_seconds=queued_seconds(s, now) if live else None,
+            republished=s.republished,
         )
         for s in steps
     ]
