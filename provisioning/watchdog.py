@@ -143,8 +143,8 @@ def _queued_steps(now: datetime, report: WatchdogReport) -> None:
     queued = _live_steps().filter(status=StepStatus.DISPATCHED)
     try:
         lost_everything = broker.broker_lost_its_data()
-    except Exception:  # noqa: BLE001 - a broker that does not answer: nothing to publish to
-        log.warning("the watchdog cannot reach the broker", exc_info=True)
+    except Exception as exc:  # noqa: BLE001 - a broker that does not answer: nothing to publish to
+        log.warning("the watchdog cannot reach the broker (%s: %s)", type(exc).__name__, exc)
         return
     if lost_everything:
         # Every queued message is gone with the broker's data, however young, and so is every
@@ -157,7 +157,11 @@ def _queued_steps(now: datetime, report: WatchdogReport) -> None:
             if republish_due(step, now, after)
         ]
         if suspects:
-            held = broker.held_step_messages(settings.CONTROLPLANE_STEP_QUEUE, recent=after)
+            try:
+                held = broker.held_step_messages(settings.CONTROLPLANE_STEP_QUEUE, recent=after)
+            except Exception as exc:  # noqa: BLE001 - gone since the marker: next pass
+                log.warning("the watchdog cannot read the broker (%s: %s)", type(exc).__name__, exc)
+                return
             if held is not None:
                 suspects = [s for s in suspects if (s.pk, str(s.token)) not in held]
     for step in suspects:
