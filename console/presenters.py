@@ -111,7 +111,8 @@ def rows_for(
             compensation=COMPENSATION[kind] if view.status == "compensated" and kind else "",
         )
         waiting_again = condition in (Condition.LOST, Condition.RETRYING)
-        if view.name == current and view.status in ("running", "dispatched") and not waiting_again:
+        # A queued step has no heartbeat to be overdue: its note says how long it has waited.
+        if view.name == current and view.status == "running" and not waiting_again:
             row.heartbeat_age = seconds_since_heartbeat
             row.heartbeat_timeout = heartbeat_timeout
         rows.append(row)

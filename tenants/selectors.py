@@ -312,6 +312,14 @@ def recommend(
                 f"{current.name} failed a try ({current.error or 'no message'}); retrying "
                 f"after a pause (try {current.tries} of {max_tries}).",
             )
+        if current is not None and current.status == StepStatus.DISPATCHED:
+            # Queued: load, not failure. No heartbeat is expected until a worker starts it.
+            waited = queued_seconds(current, timezone.now()) or 0.0
+            return Recommendation(
+                "wait",
+                f"{run.current_step} is queued for a worker ({waited:.0f} s; try "
+                f"{current.tries}). Waiting in the queue spends no try.",
+            )
         if seconds_since_heartbeat is not None and seconds_since_heartbeat > timeout:
             return Recommendation(
                 "wait",
@@ -324,13 +332,6 @@ def recommend(
                 "cancel",
                 f"The run has been going for {elapsed / 60:.0f} minutes while heartbeating; if "
                 "you no longer want it, cancel.",
-            )
-        if current is not None and current.status == StepStatus.DISPATCHED:
-            waited = queued_seconds(current, timezone.now()) or 0.0
-            return Recommendation(
-                "wait",
-                f"{run.current_step} is queued for a worker ({waited:.0f} s; try "
-                f"{current.tries}). Waiting in the queue spends no try.",
             )
         return Recommendation(
             "wait", f"{run.current_step} is running (try {current.tries if current else 1})."

@@ -95,12 +95,18 @@ def test_re_publishing_backs_off_by_doubling():
 def test_a_queued_step_says_how_long_it_has_waited(fast_saga):
     tenant = f.new_tenant(slug="says-queued")
     first = step(tenant, "validate_request")
-    later = first.due_at + timedelta(seconds=42.2)
-    detail = tenant_detail(tenant.pk, now=later)
+    later = first.due_at + timedelta(seconds=42.2)  # far past the 2 s heartbeat timeout
+    with time_machine.travel(later, tick=False):
+        detail = tenant_detail(tenant.pk)
     assert detail.tenant.condition == "progressing"
     rows = {row.name: row for row in step_rows(detail)}
     assert rows["validate_request"].note == "queued for a worker (42 s)"
+    assert rows["validate_request"].heartbeat_age is None  # no heartbeat is overdue
     assert rows["allocate_storage"].note == ""
+    assert detail.recommendation.action == "wait"
+    assert detail.recommendation.reason.startswith(
+        "validate_request is queued for a worker (42 s; try 1)."
+    )
     views = {view.name: view for view in detail.step_views}
     assert views["validate_request"].queued_seconds == pytest.approx(42.2)
 
