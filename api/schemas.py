@@ -162,6 +162,14 @@ class StepOut(Schema):
         description="What a queued step waits for before it may start (a provider's "
         'concurrency or rate limit), "" when nothing. It is queued: no try spent.'
     )
+    queued_seconds: float | None = Field(
+        description="A dispatched step of a live run: seconds its try has waited for a worker "
+        "(queue wait never spends a try); null otherwise."
+    )
+    republished: int = Field(
+        description="Times the watchdog published the step's message again for the same try "
+        "(its message may have been lost, e.g. by a broker restart)."
+    )
 
 
 class RunOut(Schema):

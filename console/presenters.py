@@ -82,6 +82,8 @@ def rows_for(
         note = ""
         if view.status == "dispatched":
             note = "queued for a worker"
+            if view.queued_seconds is not None:
+                note = f"queued for a worker ({view.queued_seconds:.0f} s)"
             if view.name == current and condition == Condition.LOST:
                 note = f"the step's try was lost; resending (try {view.tries})"
             elif view.name == current and condition == Condition.RETRYING:
@@ -92,6 +94,10 @@ def rows_for(
             note = "cut off when the run stopped"
         if view.reused:
             note = (note + "; " if note else "") + "reused an earlier allocation"
+        if view.republished:
+            note = (note + "; " if note else "") + (
+                f"message re-published {view.republished}× (same try)"
+            )
         row = StepRow(
             position=view.position + 1,
             name=view.name,
@@ -105,7 +111,8 @@ def rows_for(
             compensation=COMPENSATION[kind] if view.status == "compensated" and kind else "",
         )
         waiting_again = condition in (Condition.LOST, Condition.RETRYING)
-        if view.name == current and view.status in ("running", "dispatched") and not waiting_again:
+        # A queued step has no heartbeat to be overdue: its note says how long it has waited.
+        if view.name == current and view.status == "running" and not waiting_again:
             row.heartbeat_age = seconds_since_heartbeat
             row.heartbeat_timeout = heartbeat_timeout
         rows.append(row)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange as KombuExchange
+from kombu import Queue as KombuQueue
 
 from controlplane import embedded
 
@@ -199,6 +201,14 @@ CONTROLPLANE_DATA_ROOT = Path(env_str("CONTROLPLANE_DATA_ROOT", str(DATA_DIR / "
 CONTROLPLANE_HEARTBEAT_TIMEOUT = env_float("CONTROLPLANE_HEARTBEAT_TIMEOUT", 30)
 CONTROLPLANE_STEP_TIMEOUT = env_float("CONTROLPLANE_STEP_TIMEOUT", 600)
 CONTROLPLANE_WATCHDOG_INTERVAL = env_float("CONTROLPLANE_WATCHDOG_INTERVAL", 10)
+# Seconds a queued step's message may wait before the watchdog suspects it lost (a broker
+# restart) and publishes it again for the same try, doubling after each such re-publish.
+# Unset: the heartbeat timeout (read through provisioning.watchdog.redeliver_after, so a test
+# that shortens the heartbeat timeout shortens this too).
+_redeliver_after = env_str("CONTROLPLANE_REDELIVER_AFTER", "").strip()
+CONTROLPLANE_REDELIVER_AFTER = float(_redeliver_after) if _redeliver_after else None
+if CONTROLPLANE_REDELIVER_AFTER is not None and CONTROLPLANE_REDELIVER_AFTER <= 0:
+    raise ImproperlyConfigured("CONTROLPLANE_REDELIVER_AFTER must be a number of seconds above 0")
 CONTROLPLANE_STEP_MAX_TRIES = env_int("CONTROLPLANE_STEP_MAX_TRIES", 3)
 CONTROLPLANE_RETRY_BACKOFF = env_float("CONTROLPLANE_RETRY_BACKOFF", 1)
 CONTROLPLANE_STEP_DELAY = env_float("CONTROLPLANE_STEP_DELAY", 0)
@@ -406,11 +416,22 @@ CELERY_BEAT_SCHEDULE["reconcile"] = {
     "schedule": CONTROLPLANE_RECONCILE_INTERVAL,
     "options": {"expires": max(1.0, CONTROLPLANE_RECONCILE_INTERVAL)},
 }
-# Control work (rollback, decommission, the watchdog) has a queue of its own, so a cancel never
-# waits behind provisioning steps that fill every slot of the step workers. Run a worker on
-# each queue (``-Q celery`` and ``-Q control``), or one on both for development; see
-# docs/operations.md.
+# Control work (rollback, decommission, the watchdog) has a queue of its own, so a dedicated
+# worker (``-Q control``) can keep a cancel from waiting behind provisioning steps that fill
+# every slot of the step workers. Both queues are declared here (``task_queues``): that list
+# is what a worker consumes when its command line names no ``-Q``, so a plain
+# ``celery -A controlplane worker`` does every kind of work; ``-Q`` only narrows it (Celery's
+# ``app.amqp.queues.select``). See the README, "Production".
+CONTROLPLANE_STEP_QUEUE = "celery"
 CONTROLPLANE_CONTROL_QUEUE = "control"
+CONTROLPLANE_QUEUES = (CONTROLPLANE_STEP_QUEUE, CONTROLPLANE_CONTROL_QUEUE)
+CELERY_TASK_DEFAULT_QUEUE = CONTROLPLANE_STEP_QUEUE
+# Each queue bound to a direct exchange of its own name with its name as routing key: what
+# Celery makes for its default queue and for a queue it creates when a route names it.
+CELERY_TASK_QUEUES = tuple(
+    KombuQueue(name, KombuExchange(name, type="direct"), routing_key=name)
+    for name in CONTROLPLANE_QUEUES
+)
 CELERY_TASK_ROUTES = {
     "provisioning.compensate": {"queue": CONTROLPLANE_CONTROL_QUEUE},
     "provisioning.decommission": {"queue": CONTROLPLANE_CONTROL_QUEUE},

@@ -118,6 +118,10 @@ def _say_json(msg: str, f: Any = None) -> None:
 
 
 def install(app: Celery) -> None:
+    from .consumers import PresenceStep
+
+    # Each worker stamps the queues it consumes (for /readyz's "consumers" and /metrics).
+    app.steps["consumer"].add(PresenceStep)
     signals.task_prerun.connect(_task_prerun, weak=False)
     signals.task_postrun.connect(_task_postrun, weak=False)
     if json_logs_enabled():

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from .consumers import unconsumed_queues
 from .pulse import last_watchdog_pass
 
 log = logging.getLogger(__name__)
@@ -65,19 +66,27 @@ def check_watchdog() -> str | None:
     return None
 
 
+def check_consumers() -> str | None:
+    """Every queue the product uses has had a worker within three watchdog intervals."""
+    return unconsumed_queues()
+
+
 CHECKS: dict[str, Callable[[], str | None]] = {
     "database": check_database,
     "broker": check_broker,
     "watchdog": check_watchdog,
+    "consumers": check_consumers,
 }
+# Checks that read their answer from the database.
+NEEDS_DATABASE = ("watchdog", "consumers")
 
 
 def readiness() -> dict[str, str]:
     """Run every check; each maps to ``"ok"`` or a short reason without secrets."""
     results: dict[str, str] = {}
     for name, check in CHECKS.items():
-        if name == "watchdog" and results.get("database") != "ok":
-            # Without the database the watchdog's record cannot be read either.
+        if name in NEEDS_DATABASE and results.get("database") != "ok":
+            # Without the database the watchdog's and the workers' records cannot be read.
             results[name] = "unknown (the database is unavailable)"
             continue
         try:

@@ -15,7 +15,7 @@ histogram's buckets are counted by the database, not by fetching rows.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -25,6 +25,7 @@ from django.db.models import (
     DurationField,
     F,
     IntegerField,
+    Min,
     Sum,
     When,
 )
@@ -32,6 +33,7 @@ from django.db.models import Value as V
 from django.db.models.expressions import ExpressionWrapper
 from django.db.models.fields.json import KeyTextTransform
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -40,10 +42,11 @@ from prometheus_client.registry import Collector
 
 from audit.models import Event
 from provisioning import admission
-from provisioning.models import STEP_KIND, STEPS, StepExecution, StepStatus
+from provisioning.models import STEP_KIND, STEPS, RunStatus, StepExecution, StepStatus
 from tenants import selectors
 from tenants.models import NEEDS_ATTENTION, TenantState
 
+from .consumers import queue_consumers
 from .pulse import last_watchdog_pass
 from .tally import LOGINS_REFUSED
 from .tally import value as tally_value
@@ -90,8 +93,9 @@ OPERATION_EVENTS: dict[str, tuple[str, str]] = {
 }
 
 # tenants by state and needing attention (one read), step durations, step failures,
-# operations, watchdog, logins refused.
-SCRAPE_QUERIES = 6
+# operations, watchdog, logins refused, queue consumers, queued steps, re-published steps; two
+# more with CONTROLPLANE_PROVIDER_LIMITS (slots in use, waiters).
+SCRAPE_QUERIES = 9
 
 
 def tenant_counts() -> tuple[dict[str, int], dict[str, int]]:
@@ -173,6 +177,33 @@ def operations() -> dict[tuple[str, str], int]:
     return counts
 
 
+def queued_steps(now: datetime | None = None) -> tuple[int, float, int]:
+    """Steps of live runs dispatched and due but not started (waiting for a worker), the
+    oldest one's wait in seconds (0 with none), and the re-publishes of lost-looking messages
+    ever made. Two aggregate queries that do not grow with history: the first reads the
+    ``(status, due_at)`` index's dispatched range, the second a partial index of the steps
+    ever re-published (``step_republished_idx``)."""
+    now = now or timezone.now()
+    row = (
+        StepExecution.objects.order_by()
+        .filter(
+            status=StepStatus.DISPATCHED,
+            due_at__lte=now,
+            run__status=RunStatus.RUNNING,
+            run__compensating=False,
+        )
+        .aggregate(queued=Count("pk"), oldest=Min("due_at"))
+    )
+    oldest = row["oldest"]
+    age = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+    republished = (
+        StepExecution.objects.order_by()
+        .filter(republished__gt=0)
+        .aggregate(n=Sum("republished"))["n"]
+    )
+    return row["queued"], age, republished or 0
+
+
 class ControlPlaneCollector(Collector):
     """Reads the database on every ``collect()``: one scrape, ``SCRAPE_QUERIES`` queries."""
 
@@ -239,6 +270,36 @@ class ControlPlaneCollector(Collector):
         )
         refused.add_metric([], tally_value(LOGINS_REFUSED))
         yield refused
+
+        consumers = GaugeMetricFamily(
+            "controlplane_queue_consumers",
+            "Workers that consumed the queue within three watchdog intervals (their own stamps).",
+            labels=["queue"],
+        )
+        for queue, (fresh, _last) in queue_consumers().items():
+            consumers.add_metric([queue], fresh)
+        yield consumers
+
+        n_queued, oldest, republished = queued_steps()
+        queued = GaugeMetricFamily(
+            "controlplane_steps_queued",
+            "Steps dispatched and due but not yet started by a worker (a backlog is load: "
+            "queue wait spends no try).",
+        )
+        queued.add_metric([], n_queued)
+        yield queued
+        oldest_family = GaugeMetricFamily(
+            "controlplane_oldest_queued_step_seconds",
+            "How long the oldest queued step has waited for a worker (0: none queued).",
+        )
+        oldest_family.add_metric([], round(oldest, 3))
+        yield oldest_family
+        copies = CounterMetricFamily(
+            "controlplane_step_republished",
+            "Step messages the watchdog published again for the same try (possibly lost).",
+        )
+        copies.add_metric([], republished)
+        yield copies
 
         yield from provider_limits()
 

@@ -33,3 +33,24 @@ class Tally(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} = {self.value}"
+
+
+class QueueConsumer(models.Model):
+    """A worker consuming a queue, as that worker last said so (``observability.consumers``).
+
+    One row per (queue, worker), stamped by the worker itself every watchdog interval while it
+    consumes; a row that has not been stamped for three intervals names a worker that is gone
+    (or stopped consuming). ``/readyz`` and ``/metrics`` read it in any process.
+    """
+
+    queue = models.CharField(max_length=200)
+    worker = models.CharField(max_length=200)
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["queue", "worker"], name="queue_consumer_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.worker} on {self.queue} at {self.seen_at:%Y-%m-%d %H:%M:%S}"

@@ -33,6 +33,7 @@ class StepInline(admin.TabularInline):
         "name",
         "shown_status",
         "tries",
+        "republished",
         "reused",
         "started_at",
         "heartbeat_at",

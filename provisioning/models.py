@@ -121,6 +121,10 @@ class StepExecution(models.Model):
     # What a queued step waits for before it may start (a provider's limit), "" when nothing:
     # it is still queued, has spent nothing and holds no worker (provisioning.admission).
     waiting_for = models.CharField(max_length=200, blank=True, default="")
+    # How often the watchdog published a queued try's message again because it may have been
+    # lost (same token: not a new try), and when it last did; see provisioning.watchdog.
+    republished = models.PositiveIntegerField(default=0)
+    republished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["run", "position"]
@@ -131,6 +135,12 @@ class StepExecution(models.Model):
             models.Index(fields=["status", "due_at"], name="step_status_due_idx"),
             # The waiters of provider limits, few among many steps: woken oldest first.
             models.Index(fields=["due_at"], condition=~Q(waiting_for=""), name="step_waiting_idx"),
+            # /metrics sums the re-publishes from these few rows, whatever the history.
+            models.Index(
+                fields=["republished"],
+                condition=models.Q(republished__gt=0),
+                name="step_republished_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -242,6 +242,14 @@ def _claim(step_id: int, token: uuid.UUID) -> _Claim | _Waiting | None:
             if not runs.fenced(tenant, step, token):
                 log.info("step %s try %s is stale; nothing to do", step.name, token)
                 return None
+            now = timezone.now()
+            if step.status == StepStatus.RUNNING and _alive(step, now):
+                # A copy of a try that is at work (the watchdog re-published a message it could
+                # not see in the broker, or the broker redelivered the message of a worker that
+                # died a moment ago): change nothing now. Look again once the heartbeat would be
+                # stale, so that a dead worker's redelivered try still runs (the same try).
+                _look_again(step, token, now)
+                return None
             kind = STEP_KIND.get(step.name)
             if kind in admission.limits() and not ledger.holds(tenant.id, kind):
                 # A provider with limits: start only with a slot and within the rate; else
@@ -302,6 +310,20 @@ def _start_claimed(tenant: Tenant, step: StepExecution) -> _Claim | None:
         fault=str(run.faults.get(step.name, "")),
         spec=_spec(tenant),
     )
+
+
+def _alive(step: StepExecution, now: datetime) -> bool:
+    """A running try whose heartbeat is fresh: its worker is at work."""
+    timeout = timedelta(seconds=settings.CONTROLPLANE_HEARTBEAT_TIMEOUT)
+    return step.heartbeat_at is not None and now - step.heartbeat_at < timeout
+
+
+def _look_again(step: StepExecution, token: uuid.UUID, now: datetime) -> None:
+    """Send the copy again for when the try's heartbeat would be stale (it is fresh now)."""
+    beat = step.heartbeat_at or now
+    stale_in = settings.CONTROLPLANE_HEARTBEAT_TIMEOUT - (now - beat).total_seconds()
+    countdown = max(0.0, stale_in) + settings.CONTROLPLANE_HEARTBEAT_INTERVAL
+    _publish_on_commit(step.name, step.pk, token, countdown, priority=step.run.priority)
 
 
 def _record(step_id: int, token: uuid.UUID, kind: str | None, external_id: str | None) -> None:

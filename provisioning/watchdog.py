@@ -3,24 +3,40 @@
 Each piece of stale work is claimed with a compare-and-swap UPDATE that only matches the row
 as the pass read it; the pass acts only when that UPDATE changed one row, so two watchdogs (or
 a watchdog and a late worker) can never both act on the same thing.
+
+A step's try has two clocks here (docs/reliability.md, "Queued is not lost"):
+
+- *queued* (``dispatched``): waiting for a worker. However long, it never spends a try and
+  never stalls the run: a backlog is load, not failure. Its message may have been lost,
+  though (a broker restart without persistence, a publish that failed after its commit, a
+  worker that died holding it), so ``_queued_steps`` publishes it again for the **same** try
+  (same token; the first claim wins, a copy changes nothing) when the broker lost its data
+  (``broker.broker_lost_its_data``), or when it has waited ``redeliver_after()`` seconds,
+  then twice that, four times... and the broker does not visibly hold it
+  (``broker.held_step_messages``). A long queue is therefore never filled with copies of its
+  own messages: a message still in the queue is never copied.
+- *running*: started and heartbeating. When its heartbeat stops for the heartbeat timeout
+  (its worker died), ``_dead_tries`` spends a try and sends the step again as a new one; out
+  of tries, the run is stalled.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from audit.services import SYSTEM, record_event
 from tenants.models import Condition, Tenant, TenantState
 
-from . import admission, compensation, conditions, runs
+from . import admission, broker, compensation, conditions, runs
 from .broker import publish_step
 from .models import Run, RunStatus, StepExecution, StepStatus
 
@@ -30,6 +46,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class WatchdogReport:
     redispatched: list[str] = field(default_factory=list)
+    republished: list[str] = field(default_factory=list)
     stalled: list[str] = field(default_factory=list)
     orphaned_handles: list[str] = field(default_factory=list)
     compensations_resumed: list[str] = field(default_factory=list)
@@ -37,11 +54,17 @@ class WatchdogReport:
     woken: int = 0
 
 
+def redeliver_after() -> float:
+    """Seconds a queued step waits before its message is suspected lost (then doubling)."""
+    return float(settings.CONTROLPLANE_REDELIVER_AFTER or settings.CONTROLPLANE_HEARTBEAT_TIMEOUT)
+
+
 def run_watchdog(now: datetime | None = None) -> WatchdogReport:
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.CONTROLPLANE_HEARTBEAT_TIMEOUT)
     report = WatchdogReport()
-    _lost_steps(now, cutoff, report)
+    _dead_tries(now, cutoff, report)
+    _queued_steps(now, report)
     _stopped_compensations(now, cutoff, report)
     _orphaned_handles(now, report)
     _stopped_decommissions(now, cutoff, report)
@@ -51,47 +74,39 @@ def run_watchdog(now: datetime | None = None) -> WatchdogReport:
     return report
 
 
-def _stale_step_q(cutoff: datetime) -> Q:
-    # Lost message: dispatched and due, never started. Dead worker: started, no heartbeat.
-    return Q(status=StepStatus.DISPATCHED, due_at__lt=cutoff) | Q(
-        status=StepStatus.RUNNING, heartbeat_at__lt=cutoff
+def _live_steps() -> QuerySet[StepExecution]:
+    return StepExecution.objects.filter(
+        run__status=RunStatus.RUNNING, run__compensating=False, run__stalled_at__isnull=True
     )
 
 
-def _lost_steps(now: datetime, cutoff: datetime, report: WatchdogReport) -> None:
-    stale = (
-        StepExecution.objects.filter(
-            run__status=RunStatus.RUNNING, run__compensating=False, run__stalled_at__isnull=True
-        )
-        .filter(_stale_step_q(cutoff))
-        .select_related("run")
-    )
-    for step in stale:
+def _dead_tries(now: datetime, cutoff: datetime, report: WatchdogReport) -> None:
+    """A started try whose heartbeat stopped (its worker died): spend a try, send a new one."""
+    stale = _live_steps().filter(status=StepStatus.RUNNING, heartbeat_at__lt=cutoff)
+    for step in stale.select_related("run"):
         with transaction.atomic():
             tenant = Tenant.objects.select_for_update().get(pk=step.run.tenant_id)
             if tenant.workflow_id != step.run_id or tenant.state != TenantState.PROVISIONING:
                 continue
-            last = step.heartbeat_at or step.due_at or now
+            last = step.heartbeat_at or now
             seconds = round((now - last).total_seconds(), 1)
             if step.tries >= settings.CONTROLPLANE_STEP_MAX_TRIES:
                 if _flag_stalled(tenant, step, seconds, now):
                     report.stalled.append(str(step.run_id))
                 continue
             new_token = uuid.uuid4()
-            claimed = (
-                StepExecution.objects.filter(pk=step.pk, token=step.token, status=step.status)
-                .filter(_stale_step_q(cutoff))
-                .update(
-                    token=new_token,
-                    tries=step.tries + 1,
-                    status=StepStatus.DISPATCHED,
-                    due_at=now,
-                    started_at=None,
-                    heartbeat_at=None,
-                    # The lost try left no error; an earlier failed try's is in the audit
-                    # log. An empty error is what tells "lost" from "retrying".
-                    error="",
-                )
+            claimed = StepExecution.objects.filter(
+                pk=step.pk, token=step.token, status=StepStatus.RUNNING, heartbeat_at__lt=cutoff
+            ).update(
+                token=new_token,
+                tries=step.tries + 1,
+                status=StepStatus.DISPATCHED,
+                due_at=now,
+                started_at=None,
+                heartbeat_at=None,
+                # The lost try left no error; an earlier failed try's is in the audit
+                # log. An empty error is what tells "lost" from "retrying".
+                error="",
             )
             if not claimed:
                 continue
@@ -115,6 +130,76 @@ def _lost_steps(now: datetime, cutoff: datetime, report: WatchdogReport) -> None
                 robust=True,
             )
             report.redispatched.append(f"{step.run_id}:{step.name}")
+
+
+def republish_due(step: StepExecution, now: datetime, after: float) -> bool:
+    """Whether a queued try has waited past its next re-publish point: ``after`` seconds after
+    it was due, then ``2 * after``, ``4 * after``... (once per point). Stateless but for
+    ``republished_at``, so a new try (a later ``due_at``) starts again from ``after``."""
+    if step.due_at is None:
+        return True
+    waited = (now - step.due_at).total_seconds()
+    if waited < after:
+        return False
+    point = step.due_at + timedelta(seconds=after * 2 ** int(math.log2(waited / after)))
+    return step.republished_at is None or step.republished_at < point
+
+
+def _queued_steps(now: datetime, report: WatchdogReport) -> None:
+    """Publish again, for the same try, the queued steps whose message may have been lost."""
+    after = redeliver_after()
+    # Not the steps waiting for a provider's limit: their message is not in the broker by
+    # design, and the limit's waking (provisioning.admission) sends them when they may start.
+    queued = (
+        _live_steps().filter(status=StepStatus.DISPATCHED, waiting_for="").select_related("run")
+    )
+    try:
+        lost_everything = broker.broker_lost_its_data()
+    except Exception as exc:  # noqa: BLE001 - a broker that does not answer: nothing to publish to
+        log.warning("the watchdog cannot reach the broker (%s: %s)", type(exc).__name__, exc)
+        return
+    if lost_everything:
+        # Every queued message is gone with the broker's data, however young, and so is every
+        # retry's countdown (it is published again with what is left of its countdown).
+        suspects = list(queued)
+    else:
+        suspects = [
+            step
+            for step in queued.filter(due_at__lt=now - timedelta(seconds=after))
+            if republish_due(step, now, after)
+        ]
+        if suspects:
+            try:
+                held = broker.held_step_messages(settings.CONTROLPLANE_STEP_QUEUE, recent=after)
+            except Exception as exc:  # noqa: BLE001 - gone since the marker: next pass
+                log.warning("the watchdog cannot read the broker (%s: %s)", type(exc).__name__, exc)
+                return
+            if held is not None:
+                suspects = [s for s in suspects if (s.pk, str(s.token)) not in held]
+    for step in suspects:
+        claimed = StepExecution.objects.filter(
+            pk=step.pk,
+            token=step.token,
+            status=StepStatus.DISPATCHED,
+            republished=step.republished,
+        ).update(republished=step.republished + 1, republished_at=now)
+        if not claimed:
+            continue  # started meanwhile, or another watchdog took it
+        countdown = max(0.0, (step.due_at - now).total_seconds()) if step.due_at else 0.0
+        log.info(
+            "step %s of run %s re-published for its try %s (%s)",
+            step.name,
+            step.run_id,
+            step.tries,
+            "the broker lost its data" if lost_everything else "its message is not in the broker",
+        )
+        transaction.on_commit(
+            lambda n=step.name, s=step.pk, t=step.token, c=countdown, p=step.run.priority: (
+                publish_step(n, s, t, c, priority=p)
+            ),
+            robust=True,
+        )
+        report.republished.append(f"{step.run_id}:{step.name}")
 
 
 def _flag_stalled(tenant: Tenant, step: StepExecution, seconds: float, now: datetime) -> bool:

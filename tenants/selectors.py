@@ -246,7 +246,7 @@ def tenant_detail(
         run=run,
         steps=steps,
         allocations=allocations,
-        step_views=step_views(run, steps, every) if run is not None else [],
+        step_views=step_views(run, steps, every, now=now) if run is not None else [],
         released=released,
         available_actions=available_actions(tenant, handle_run),
         recommendation=recommend(tenant, handle_run, seconds, steps=steps),
@@ -312,6 +312,14 @@ def recommend(
                 f"{current.name} failed a try ({current.error or 'no message'}); retrying "
                 f"after a pause (try {current.tries} of {max_tries}).",
             )
+        if current is not None and current.status == StepStatus.DISPATCHED:
+            # Queued: load, not failure. No heartbeat is expected until a worker starts it.
+            waited = queued_seconds(current, timezone.now()) or 0.0
+            return Recommendation(
+                "wait",
+                f"{run.current_step} is queued for a worker ({waited:.0f} s; try "
+                f"{current.tries}). Waiting in the queue spends no try.",
+            )
         if seconds_since_heartbeat is not None and seconds_since_heartbeat > timeout:
             return Recommendation(
                 "wait",
@@ -328,10 +336,6 @@ def recommend(
         if current is not None and current.waiting_for:
             return Recommendation(
                 "wait", f"{current.name} is queued, waiting for {current.waiting_for}."
-            )
-        if current is not None and current.status == StepStatus.DISPATCHED:
-            return Recommendation(
-                "wait", f"{run.current_step} is queued for a worker (try {current.tries})."
             )
         return Recommendation(
             "wait", f"{run.current_step} is running (try {current.tries if current else 1})."
@@ -704,6 +708,18 @@ class StepView:
     duration_ms: int | None
     error: str
     waiting_for: str = ""
+    # A dispatched step of a live run: seconds its try has waited for a worker since it was
+    # due (None otherwise). Queue wait is load, not failure (docs/reliability.md).
+    queued_seconds: float | None = None
+    # Times the watchdog published the step's message again for the same try.
+    republished: int = 0
+
+
+def queued_seconds(step: StepExecution, now: datetime) -> float | None:
+    """How long a dispatched try has waited for a worker (None: not queued, or not yet due)."""
+    if step.status != StepStatus.DISPATCHED or step.due_at is None or step.due_at > now:
+        return None
+    return (now - step.due_at).total_seconds()
 
 
 @dataclass
@@ -731,9 +747,15 @@ def released_kinds(run: Run) -> set[str]:
 
 
 def step_views(
-    run: Run, steps: list[StepExecution], allocations: list[Allocation]
+    run: Run,
+    steps: list[StepExecution],
+    allocations: list[Allocation],
+    *,
+    now: datetime | None = None,
 ) -> list[StepView]:
     released = _released_kinds(run, allocations)
+    now = now or timezone.now()
+    live = run.status == RunStatus.RUNNING and not run.compensating
     return [
         StepView(
             name=s.name,
@@ -747,6 +769,8 @@ def step_views(
             duration_ms=s.duration_ms,
             error=s.error,
             waiting_for=s.waiting_for if s.status == StepStatus.DISPATCHED else "",
+            queued_seconds=queued_seconds(s, now) if live else None,
+            republished=s.republished,
         )
         for s in steps
     ]

@@ -217,7 +217,11 @@ class WorkerProcess:
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, *, concurrency: int = 1) -> None:
+    def start(
+        self, *, concurrency: int = 1, queues: tuple[str, ...] | None = WORKER_QUEUES
+    ) -> None:
+        """Start the worker; ``queues=None`` starts it as production's plain command does,
+        without ``-Q`` (it consumes every queue the product declares)."""
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [
@@ -233,8 +237,7 @@ class WorkerProcess:
                 "--without-gossip",
                 "--without-mingle",
                 "--without-heartbeat",
-                "-Q",
-                ",".join(WORKER_QUEUES),
+                *(["-Q", ",".join(queues)] if queues is not None else []),
             ],
             cwd=ROOT,
             env=self.env,

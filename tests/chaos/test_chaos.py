@@ -36,6 +36,7 @@ from provisioning.models import (
     AllocationIntent,
     Run,
     RunStatus,
+    StepExecution,
 )
 from provisioning.providers import get_provider
 from provisioning.watchdog import run_watchdog
@@ -328,18 +329,26 @@ def check_invariants(tally: Tally) -> list[str]:
         for a in Allocation.objects.filter(tenant=tenant):
             if not allocated[a.external_id]:
                 bad.append(f"{name}: allocation {a.kind} without an allocated event")
-        # No stall from an infrastructure fault alone.
+        # No stall from load or from an infrastructure fault alone.
         for run in runs:
-            if run.stalled_at:
+            if not run.stalled_at:
+                continue
+            step = StepExecution.objects.filter(run=run, name=run.current_step).first()
+            if step is not None and step.started_at is None:
+                # Its try never started: it waited in a queue (or its message was lost), which
+                # must never spend a try, let alone stall the run, whatever the run's faults.
+                tally.load_stalls += 1
+                tally.infra_stall_steps[run.current_step or "?"] += 1
+                bad.append(f"{name}: run {run.attempt} stalled while queued (load)")
+            elif (run.faults or {}).get(run.current_step) in ("stall", "fail"):
                 # An injected fault on the stalled step spent its tries (``stall``: every try
-                # vanished; ``fail``: every try failed, and the last retry was lost): the
-                # infrastructure alone did not.
-                if (run.faults or {}).get(run.current_step) in ("stall", "fail"):
-                    tally.fault_stalls += 1
-                else:
-                    tally.infra_stalls += 1
-                    tally.infra_stall_steps[run.current_step or "?"] += 1
-                    bad.append(f"{name}: run {run.attempt} stalled with no stall fault")
+                # vanished; ``fail``: every try failed but the last, whose worker was killed
+                # as it started): the infrastructure alone did not.
+                tally.fault_stalls += 1
+            else:
+                tally.infra_stalls += 1
+                tally.infra_stall_steps[run.current_step or "?"] += 1
+                bad.append(f"{name}: run {run.attempt} stalled with no stall fault")
         if types["tenant.provisioning.orphaned_handle"]:
             bad.append(f"{name}: an orphaned handle")
     # Held external ids are unique across tenants.

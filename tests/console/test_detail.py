@@ -128,10 +128,21 @@ def test_the_page_shows_fields_handle_steps_and_heartbeat(client, viewer, make_s
     assert statuses["allocate_storage"] == "completed"
     assert statuses["allocate_identity"] == "dispatched"  # queued for a worker
     assert statuses["mark_active"] == "waiting"
-    assert "queued for a worker" in body
-    assert "last heartbeat" in body and "timeout 2.0 s" in body
+    # Queued: how long it has waited, and no heartbeat meter (none is expected yet).
+    assert "queued for a worker (0 s)" in body
+    assert "last heartbeat" not in body
     assert 'data-kind="storage"' in body  # the storage allocation is held
     assert 'data-live="true"' in body and 'hx-trigger="every' in body
+    # A worker starts it (and vanishes, so the page is read while it runs): the meter shows.
+    from provisioning import saga
+
+    Run.objects.filter(pk=run.pk).update(faults={"allocate_identity": "stall"})
+    step = run.steps.get(name="allocate_identity")
+    saga.execute_step(step.pk, step.token)
+    response = client.get(f"/tenants/{tenant.pk}/")
+    body = response.content.decode()
+    assert step_statuses(response)["allocate_identity"] == "running"
+    assert "last heartbeat" in body and "timeout 2.0 s" in body
     assert "What should I do?" in body
     assert 'data-recommendation="wait"' in body
 

@@ -11,6 +11,7 @@ import pytest
 from django.utils import timezone
 
 from controlplane.celery import app
+from observability.consumers import record_consumers
 from observability.models import Pulse
 from observability.pulse import last_watchdog_pass, record_watchdog_pass
 from provisioning.tasks import run_watchdog
@@ -18,6 +19,12 @@ from provisioning.tasks import run_watchdog
 from ..conftest import ROOT, subprocess_env
 
 pytestmark = [pytest.mark.django_db]
+
+
+def stamp_consumers() -> None:
+    """A worker on every queue has said so (tests/provisioning/test_plain_worker.py starts
+    real ones)."""
+    record_consumers(worker="celery@test", queues=["celery", "control"])
 
 
 def test_healthz_answers_without_auth_or_database(client, django_assert_num_queries):
@@ -32,13 +39,14 @@ def test_healthz_refuses_writes(client):
 
 
 @pytest.mark.services
-def test_ready_when_database_broker_and_watchdog_answer(client):
+def test_ready_when_database_broker_watchdog_and_consumers_answer(client):
     record_watchdog_pass()
+    stamp_consumers()
     response = client.get("/readyz")
     assert response.status_code == 200, response.content
     assert response.json() == {
         "status": "ok",
-        "checks": {"database": "ok", "broker": "ok", "watchdog": "ok"},
+        "checks": {"database": "ok", "broker": "ok", "watchdog": "ok", "consumers": "ok"},
     }
 
 
@@ -53,6 +61,7 @@ def test_the_watchdog_task_records_its_pass(client):
 
 @pytest.mark.services
 def test_not_ready_when_the_watchdog_never_ran(client):
+    stamp_consumers()
     response = client.get("/readyz")
     assert response.status_code == 503
     body = response.json()
@@ -64,6 +73,7 @@ def test_not_ready_when_the_watchdog_never_ran(client):
 @pytest.mark.services
 def test_not_ready_when_the_watchdog_missed_three_intervals(client, settings):
     settings.CONTROLPLANE_WATCHDOG_INTERVAL = 10
+    stamp_consumers()
     record_watchdog_pass(now=timezone.now() - timedelta(seconds=29))
     assert client.get("/readyz").status_code == 200
     record_watchdog_pass(now=timezone.now() - timedelta(seconds=31))
@@ -76,6 +86,7 @@ def test_not_ready_when_the_watchdog_missed_three_intervals(client, settings):
 @pytest.mark.services
 def test_not_ready_when_the_broker_is_down_and_no_secret_is_told(client, monkeypatch):
     record_watchdog_pass()
+    stamp_consumers()
     # A real broker address where nothing listens, with a password in it.
     # (Celery reads CELERY_BROKER_URL from the environment before its configuration.)
     monkeypatch.setenv("CELERY_BROKER_URL", "redis://:hunter2-secret@127.0.0.1:1/0")
@@ -109,7 +120,8 @@ def test_not_ready_when_the_database_is_down(settings):
     )
     status, body = json.loads(out.stdout.strip().splitlines()[-1])
     assert status == 503
-    assert body["failing"] == ["database", "watchdog"]
+    assert body["failing"] == ["database", "watchdog", "consumers"]
     assert body["checks"]["broker"] == "ok"
     assert body["checks"]["watchdog"].startswith("unknown")
+    assert body["checks"]["consumers"].startswith("unknown")
     assert "hunter2" not in out.stdout

@@ -182,9 +182,12 @@ def later(settings, factor: float = 2.0):
     )
 
 
-def test_watchdog_redispatches_a_lost_message(fast_saga):
-    tenant = f.new_tenant()
+def test_watchdog_redispatches_a_try_whose_worker_died(fast_saga):
+    tenant = f.new_tenant(faults={"validate_request": "stall"})
     step = StepExecution.objects.get(run_id=tenant.workflow_id, status="dispatched")
+    saga.execute_step(step.pk, step.token)  # started, then its worker vanished
+    assert StepExecution.objects.get(pk=step.pk).status == "running"
+    Run.objects.filter(pk=tenant.workflow_id).update(faults={})
     with later(fast_saga):
         report = run_watchdog()
     assert report.redispatched == [f"{tenant.workflow_id}:validate_request"]
@@ -192,15 +195,26 @@ def test_watchdog_redispatches_a_lost_message(fast_saga):
     assert again.tries == 2 and again.token != step.token
     event = Event.objects.get(tenant_id=tenant.id, type="tenant.provisioning.step_redispatched")
     assert event.data["step"] == "validate_request" and event.data["attempt"] == 2
-    # The lost message turns up late: it is not the current try, it does nothing.
+    # The lost try's message turns up late: it is not the current try, it does nothing.
     saga.execute_step(step.pk, step.token)
     assert StepExecution.objects.get(pk=step.pk).status == "dispatched"
     drive(tenant.workflow_id)
     assert f.reload(tenant).state == "active"
 
 
-def test_a_second_watchdog_pass_does_not_act_twice(fast_saga):
+def test_a_queued_step_is_not_a_lost_try(fast_saga):
     tenant = f.new_tenant()
+    step = StepExecution.objects.get(run_id=tenant.workflow_id, status="dispatched")
+    with later(fast_saga, 50):
+        report = run_watchdog()
+    assert report.redispatched == [] and report.stalled == []
+    again = StepExecution.objects.get(pk=step.pk)
+    assert (again.tries, again.token, again.status) == (1, step.token, "dispatched")
+
+
+def test_a_second_watchdog_pass_does_not_act_twice(fast_saga):
+    tenant = f.new_tenant(faults={"validate_request": "stall"})
+    drive(tenant.workflow_id, max_steps=1)
     with later(fast_saga):
         first = run_watchdog()
         second = run_watchdog()

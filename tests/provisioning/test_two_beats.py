@@ -72,8 +72,13 @@ def stale_world(fast_saga: Any) -> Any:
     purge_broker()
     world: dict[str, Any] = {}
     world["stalling"] = almost_stalled(fast_saga)
-    # Lost messages: steps dispatched and never started (no worker ran them).
+    # Dead workers: steps started that never beat again.
+    world["dead"] = [new_tenant(faults={"validate_request": "stall"}) for _ in range(4)]
+    for tenant in world["dead"]:
+        drive(tenant.workflow_id, max_steps=1)
+    # Lost messages: steps dispatched, their messages gone from the broker.
     world["lost"] = [new_tenant() for _ in range(4)]
+    purge_broker()
     orphan = provisioning_tenant()
     Run.objects.filter(pk=orphan.workflow_id).update(status="orphaned")
     world["orphan"] = orphan
@@ -97,10 +102,14 @@ def test_two_concurrent_watchdog_passes_do_each_action_once(stale_world: Any, fa
     def total(attr: str, rs: list[WatchdogReport]) -> Counter[str]:
         return Counter(item for r in rs for item in getattr(r, attr))
 
-    lost_runs = {str(t.workflow_id) for t in stale_world["lost"]}
+    dead_runs = {str(t.workflow_id) for t in stale_world["dead"]}
     redispatched = total("redispatched", reports)
-    assert {key.split(":")[0] for key in redispatched} == lost_runs
+    assert {key.split(":")[0] for key in redispatched} == dead_runs
     assert set(redispatched.values()) == {1}
+    lost_runs = {str(t.workflow_id) for t in stale_world["lost"]}
+    republished = total("republished", reports)
+    assert {key.split(":")[0] for key in republished} == lost_runs
+    assert set(republished.values()) == {1}
     assert total("stalled", reports) == {str(stale_world["stalling"].workflow_id): 1}
     assert total("orphaned_handles", reports) == {str(stale_world["orphan"].id): 1}
     assert total("compensations_resumed", reports) == {str(stale_world["cancelled"].workflow_id): 1}
@@ -117,13 +126,18 @@ def test_two_concurrent_watchdog_passes_do_each_action_once(stale_world: Any, fa
             ]
         )
     )
-    for tenant in stale_world["lost"]:
+    for tenant in stale_world["dead"]:
         assert events[(tenant.id, "tenant.provisioning.step_redispatched")] == 1
+        step = StepExecution.objects.get(run_id=tenant.workflow_id, name="validate_request")
+        assert step.status == StepStatus.DISPATCHED and step.tries == 2
     assert events[(stale_world["stalling"].id, "tenant.provisioning.stalled")] == 1
     assert events[(stale_world["orphan"].id, "tenant.provisioning.orphaned_handle")] == 1
     for tenant in stale_world["lost"]:
+        # Queued is not lost: the same try, sent again once; no try spent, no event.
+        assert events[(tenant.id, "tenant.provisioning.step_redispatched")] == 0
         step = StepExecution.objects.get(run_id=tenant.workflow_id, name="validate_request")
-        assert step.status == StepStatus.DISPATCHED and step.tries == 2
+        assert step.status == StepStatus.DISPATCHED and step.tries == 1
+        assert step.republished == 1
 
 
 def test_a_decommission_being_worked_on_is_not_resent(fast_saga: Any):

@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.models import Group, User
 from django.contrib.contenttypes.models import ContentType
@@ -40,6 +41,7 @@ from django.utils import timezone
 from api.models import ApiToken
 from api.tokens import issue_token
 from audit.models import Event
+from observability.consumers import record_consumers
 from observability.pulse import record_watchdog_pass
 from provisioning.models import Allocation, ResourceFinding, Run
 from webhooks.models import Delivery, Subscription
@@ -180,8 +182,10 @@ def world(roles: None) -> dict[str, Any]:
         external_id="matrix-finding",
         tenant_id=tenant.pk,
     )
-    # The watchdog has passed: /readyz answers 200 (its 503 would say nothing about access).
+    # The watchdog has passed and workers consume every queue: /readyz answers 200 (its 503
+    # would say nothing about access).
     record_watchdog_pass()
+    record_consumers(worker="celery@matrix", queues=list(settings.CONTROLPLANE_QUEUES))
     ids = {
         "tenant": tenant.pk,
         "tenant_id": tenant.pk,
@@ -302,6 +306,7 @@ def test_the_matrix(world):
                 # three watchdog intervals on the rows before this one (a 503 for staleness
                 # would say nothing about access).
                 record_watchdog_pass()
+                record_consumers(worker="celery@matrix", queues=list(settings.CONTROLPLANE_QUEUES))
             got = ask(row, persona, world, serial)
             cases += 1
             if got != expected:
