@@ -176,7 +176,11 @@ def _run(env: dict[str, str], port: int) -> int:
     print("Stopping web, worker and watchdog.", flush=True)
     for proc in procs.values():
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
+            # The main process only: a Celery worker stops its own pool, which billiard then
+            # counts as an orderly exit (a SIGTERM to the whole group made each pool child log
+            # "ForkPoolWorker exited with signal 15" at ERROR). The group gets SIGKILL only
+            # past the deadline below.
+            os.kill(proc.pid, signal.SIGTERM)
     deadline = time.monotonic() + 15
     for proc in procs.values():
         try:

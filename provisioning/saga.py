@@ -167,18 +167,20 @@ def execute_step(step_id: int, token: str | uuid.UUID) -> None:
     kind = STEP_KIND.get(claim.name)
     try:
         outcome = _work(claim, token, kind)
+        if outcome is None:
+            return
+        failed, external_id = outcome
+        if failed is not None:
+            _step_failed(step_id, token, failed.message, permanent=failed.permanent)
+        else:
+            _record(step_id, token, kind, external_id)
     finally:
         if claim.slot is not None and kind is not None:
-            # The provider call is over: its slot goes to the first waiter.
+            # The step is over, its answer recorded: its slot goes to the first waiter. (Held
+            # through the record phase, so two steps of one slot never overlap, even by the
+            # milliseconds of a commit.)
             admission.release(kind, claim.slot)
             admission.wake(kind)
-    if outcome is None:
-        return
-    failed, external_id = outcome
-    if failed is not None:
-        _step_failed(step_id, token, failed.message, permanent=failed.permanent)
-        return
-    _record(step_id, token, kind, external_id)
 
 
 @dataclass

@@ -312,6 +312,13 @@ def recommend(
                 f"{current.name} failed a try ({current.error or 'no message'}); retrying "
                 f"after a pause (try {current.tries} of {max_tries}).",
             )
+        if current is not None and current.status == StepStatus.DISPATCHED and current.waiting_for:
+            waited = queued_seconds(current, timezone.now()) or 0.0
+            return Recommendation(
+                "wait",
+                f"{current.name} is queued ({waited:.0f} s), waiting for {current.waiting_for}. "
+                "Waiting spends no try.",
+            )
         if current is not None and current.status == StepStatus.DISPATCHED:
             # Queued: load, not failure. No heartbeat is expected until a worker starts it.
             waited = queued_seconds(current, timezone.now()) or 0.0
@@ -332,10 +339,6 @@ def recommend(
                 "cancel",
                 f"The run has been going for {elapsed / 60:.0f} minutes while heartbeating; if "
                 "you no longer want it, cancel.",
-            )
-        if current is not None and current.waiting_for:
-            return Recommendation(
-                "wait", f"{current.name} is queued, waiting for {current.waiting_for}."
             )
         return Recommendation(
             "wait", f"{run.current_step} is running (try {current.tries if current else 1})."

@@ -30,7 +30,11 @@ from ..conftest import wait_for
 
 
 def broker_client() -> redis.Redis:
-    return redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    """The broker's own Redis client, whatever form its URL takes (a Unix socket included)."""
+    from controlplane.celery import app
+
+    with app.connection_for_write() as conn:
+        return conn.default_channel.client
 
 
 def broker_idle() -> bool:
