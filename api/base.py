@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.http import HttpRequest
@@ -22,6 +23,10 @@ from ninja import Body, NinjaAPI
 from ninja.errors import ValidationError
 from ninja.openapi.schema import OpenAPISchema
 from ninja.parser import Parser
+from ninja.renderers import JSONRenderer
+from ninja.responses import NinjaJSONEncoder
+
+from controlplane.formats import iso_text
 
 # No body, or the body's object; a JSON null is refused (422) like any other non-object.
 OptionalBody: Any = Body(None)
@@ -65,9 +70,24 @@ def _unwrap(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+class ApiJSONEncoder(NinjaJSONEncoder):
+    """Ninja's encoder with every datetime in the one machine format (``iso_text``: ISO 8601,
+    UTC, ``Z``, milliseconds), the same as the console's JSON Lines and CSV exports."""
+
+    def default(self, o: Any) -> Any:
+        if isinstance(o, datetime) and o.tzinfo is not None:
+            return iso_text(o)
+        return super().default(o)
+
+
+class ApiRenderer(JSONRenderer):
+    encoder_class = ApiJSONEncoder
+
+
 class ControlPlaneAPI(NinjaAPI):
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("parser", SingleValuedQueryParser())
+        kwargs.setdefault("renderer", ApiRenderer())
         super().__init__(**kwargs)
 
     def get_openapi_schema(

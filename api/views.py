@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 from django.http import HttpRequest, HttpResponse
 from ninja import Header, Query, Status
-from ninja.responses import NinjaJSONEncoder
 from pydantic import BeforeValidator
 
 from tenants import bulk, operations, selectors, services
@@ -23,7 +22,7 @@ from tenants.operations import OPERATIONS, Operation
 
 from . import errors, queries
 from .auth import SessionAuth, TokenAuth, caller, require_read
-from .base import ControlPlaneAPI, OptionalBody
+from .base import ApiJSONEncoder, ControlPlaneAPI, OptionalBody
 from .docs import OfflineSwagger
 from .errors import ApiError
 from .idempotency import MAX_KEY_LENGTH, run_once
@@ -110,7 +109,7 @@ def as_json(schema: type[Any], obj: Any) -> dict[str, Any]:
     """Render through the response schema and the renderer's encoder, so a stored answer
     (idempotency) is byte for byte the answer given the first time."""
     data = schema.from_orm(obj).model_dump()
-    return json.loads(json.dumps(data, cls=NinjaJSONEncoder))  # type: ignore[no-any-return]
+    return json.loads(json.dumps(data, cls=ApiJSONEncoder))  # type: ignore[no-any-return]
 
 
 def tenant_json(tenant: Tenant) -> dict[str, Any]:
