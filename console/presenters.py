@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from provisioning.models import COMPENSATION, STEP_KIND, Allocation
+from tenants.formats import queued_text
 from tenants.models import Condition
 from tenants.selectors import StepView, TenantDetail
 
@@ -81,7 +82,8 @@ def rows_for(
         kind = STEP_KIND.get(view.name)
         note = ""
         if view.status == "dispatched":
-            note = "queued for a worker"
+            # No worker has taken it: how long it has waited, not a heartbeat.
+            note = queued_text(seconds_since_heartbeat if view.name == current else None)
             if view.name == current and condition == Condition.LOST:
                 note = f"the step's try was lost; resending (try {view.tries})"
             elif view.name == current and condition == Condition.RETRYING:
@@ -105,7 +107,7 @@ def rows_for(
             compensation=COMPENSATION[kind] if view.status == "compensated" and kind else "",
         )
         waiting_again = condition in (Condition.LOST, Condition.RETRYING)
-        if view.name == current and view.status in ("running", "dispatched") and not waiting_again:
+        if view.name == current and view.status == "running" and not waiting_again:
             row.heartbeat_age = seconds_since_heartbeat
             row.heartbeat_timeout = heartbeat_timeout
         rows.append(row)

@@ -687,6 +687,22 @@ def step_status(step: StepExecution, run: Run, released_kinds: set[str]) -> str:
     return str(step.status)
 
 
+# A run's status as every door's screen shows it. The saga's own word stays in the API and
+# the database; on a screen, a run the watchdog flagged is "stalled" (its status is still
+# "running": the handle is held until an operator resets it), and a run set aside by a reset
+# or a decommission is "abandoned" ("orphaned" is the word of a tenant's condition, which a
+# page shows beside it and means something else: a handle without its run).
+RUN_STATUS_WORDS: dict[str, str] = {RunStatus.ORPHANED: "abandoned"}
+
+
+def run_status_word(run: Run) -> str:
+    """What an operator reads for a run: ``stalled`` for a live run the watchdog flagged,
+    ``abandoned`` for one a reset or a decommission set aside, else the run's status."""
+    if run.status in (RunStatus.RUNNING, RunStatus.CANCELLING) and run.stalled_at is not None:
+        return "stalled"
+    return RUN_STATUS_WORDS.get(run.status, str(run.status))
+
+
 @dataclass
 class StepView:
     name: str
