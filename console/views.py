@@ -171,23 +171,6 @@ def tenant_list(request: HtmxHttpRequest) -> HttpResponse:
 # --- create ---------------------------------------------------------------------------------
 
 
-def _parse_faults(raw: str) -> dict[str, str] | str:
-    """``step=fault, step=fault`` into a dict, or the raw text back when it is not that shape.
-
-    A malformed value is passed on as-is so the service's own validation words the error.
-    """
-    faults: dict[str, str] = {}
-    for part in raw.replace("\n", ",").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if "=" not in part:
-            return raw
-        step, fault = part.split("=", 1)
-        faults[step.strip()] = fault.strip()
-    return faults
-
-
 @login_required
 @permission_required("tenants.view_tenant", "view tenants")
 def tenant_new(request: HtmxHttpRequest) -> HttpResponse:
@@ -201,7 +184,8 @@ def tenant_new(request: HtmxHttpRequest) -> HttpResponse:
     if request.method == "POST":
         values = {key: request.POST.get(key, "") for key in values}
         start = request.POST.get("start") == "on"
-        faults = _parse_faults(values["faults"]) if values["faults"].strip() else None
+        # The service reads the one faults syntax (step=fault pairs or a JSON object).
+        faults = values["faults"] if values["faults"].strip() else None
         try:
             tenant = create_tenant(
                 slug=values["slug"].strip(),
