@@ -53,27 +53,52 @@ def json_error(status: int, code: str, message: str, details: Any = None) -> Jso
     return JsonResponse(error_body(code, message, details), status=status)
 
 
+def _is_union_tag(part: str) -> bool:
+    # Pydantic names the member of a union an error is about ("dict[str,str]",
+    # "function-after[_storable(), str]"); it is no field of the body.
+    return "[" in part or "(" in part
+
+
+def clean_message(message: str) -> str:
+    """Pydantic's message without its own bookkeeping: a validator's ValueError comes as
+    "Value error, <what we said>" (and an assertion as "Assertion failed, ...")."""
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    return message
+
+
 def validation_details(errors: list[dict[str, Any]]) -> dict[str, list[str]]:
     """Pydantic's error list as ``{field: [messages]}``, the shape the services use.
 
     A location is ``(source, param, *field path)`` for bodies and ``(source, name)`` for
-    query parameters; the field is named by its path inside the body, or the parameter.
+    query parameters; the field is named by its path inside the body, or the parameter. A value
+    that fits none of a union's members gets one message naming what each would take.
     """
     details: dict[str, list[str]] = {}
+    unions: dict[str, list[str]] = {}
     for err in errors:
         loc = [str(p) for p in err.get("loc", ())]
+        tagged = any(_is_union_tag(p) for p in loc)
+        loc = [p for p in loc if not _is_union_tag(p)]
         source = loc[0] if loc else ""
         if source == "body":
             path = loc[2:]
             field = ".".join(path) if path else "body"
         else:
             field = ".".join(loc[1:]) or source or "request"
-        message = err.get("msg", "Invalid value.")
+        message = clean_message(err.get("msg", "Invalid value."))
         if err.get("type") == "extra_forbidden":
-            message = "Unknown field."
+            message = "Unknown field." if source == "body" else "Unknown query parameter."
         elif err.get("type") == "missing" and field == "body":
             message = "A JSON object body is required."
+        if tagged:
+            unions.setdefault(field, []).append(message.removeprefix("Input should be "))
+            continue
         details.setdefault(field, []).append(message)
+    for field, wants in unions.items():
+        details.setdefault(field, []).append(
+            "Input should be " + " or ".join(dict.fromkeys(wants)) + "."
+        )
     return details
 
 
