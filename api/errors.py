@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
@@ -28,6 +29,7 @@ HTTP_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "body_too_large",
+    415: "unsupported_media_type",
     422: "validation_error",
     500: "internal_error",
 }
@@ -102,6 +104,19 @@ def validation_details(errors: list[dict[str, Any]]) -> dict[str, list[str]]:
     return details
 
 
+def size_text(size: int) -> str:
+    """``64 KiB``, ``1 MiB``, or bytes when it is not a whole number of either."""
+    for unit, factor in (("MiB", 1024 * 1024), ("KiB", 1024)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size} bytes"
+
+
+def too_large_message() -> str:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return f"The body is larger than {size_text(limit)}; send at most that." if limit else ""
+
+
 def install(api: NinjaAPI) -> None:
     def respond(request: HttpRequest, status: int, body: dict[str, Any]) -> HttpResponse:
         response = api.create_response(request, body, status=status)
@@ -145,7 +160,8 @@ def install(api: NinjaAPI) -> None:
 
     @api.exception_handler(RequestDataTooBig)
     def too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
-        return respond(request, 413, error_body("body_too_large", str(exc)))
+        # Django's message names its setting; the caller needs the limit.
+        return respond(request, 413, error_body("body_too_large", too_large_message()))
 
     @api.exception_handler(Http404)
     def not_found(request: HttpRequest, exc: Http404) -> HttpResponse:

@@ -328,7 +328,8 @@ class EventPage(Schema):
 class ErrorDetail(Schema):
     code: str = Field(
         description="invalid_state, slug_taken, validation_error, not_found, "
-        "permission_denied, not_authenticated, malformed_body, body_too_large, ..."
+        "permission_denied, not_authenticated, malformed_body, body_too_large, "
+        "unsupported_media_type, ..."
     )
     message: str
     details: Any = Field(

@@ -61,7 +61,16 @@ errors.install(api)
 
 E = ErrorOut
 READ_ERRORS: dict[int, Any] = {401: E, 403: E, 422: E}
-WRITE_ERRORS: dict[int, Any] = {400: E, 401: E, 403: E, 404: E, 409: E, 413: E, 422: E}
+WRITE_ERRORS: dict[int, Any] = {
+    400: E,
+    401: E,
+    403: E,
+    404: E,
+    409: E,
+    413: E,
+    415: E,
+    422: E,
+}
 
 IdempotencyKey = Header(
     None,
@@ -469,6 +478,10 @@ def audit_feed(
     filters = selectors.AuditFilters.parse(
         type=type, tenant=tenant, actor=actor, since=_utc(since), hide_steps=hide_steps
     )
+    if filters.tenant and not queries.tenant_known(filters.tenant):
+        # An empty page would read as "nothing happened to it"; the filter names nothing.
+        message = f"No tenant has the slug or id {filters.tenant!r}."
+        raise ApiError(422, "validation_error", message, {"tenant": [message]})
     rows, next_cursor = queries.audit_feed(filters, cursor=cursor, limit=limit)
     return {"items": [e.as_dict() for e in rows], "next_cursor": next_cursor}
 
