@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
@@ -28,6 +29,7 @@ HTTP_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "body_too_large",
+    415: "unsupported_media_type",
     422: "validation_error",
     500: "internal_error",
 }
@@ -53,28 +55,66 @@ def json_error(status: int, code: str, message: str, details: Any = None) -> Jso
     return JsonResponse(error_body(code, message, details), status=status)
 
 
+def _is_union_tag(part: str) -> bool:
+    # Pydantic names the member of a union an error is about ("dict[str,str]",
+    # "function-after[_storable(), str]"); it is no field of the body.
+    return "[" in part or "(" in part
+
+
+def clean_message(message: str) -> str:
+    """Pydantic's message without its own bookkeeping: a validator's ValueError comes as
+    "Value error, <what we said>" (and an assertion as "Assertion failed, ...")."""
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    return message
+
+
 def validation_details(errors: list[dict[str, Any]]) -> dict[str, list[str]]:
     """Pydantic's error list as ``{field: [messages]}``, the shape the services use.
 
     A location is ``(source, param, *field path)`` for bodies and ``(source, name)`` for
-    query parameters; the field is named by its path inside the body, or the parameter.
+    query parameters; the field is named by its path inside the body, or the parameter. A value
+    that fits none of a union's members gets one message naming what each would take.
     """
     details: dict[str, list[str]] = {}
+    unions: dict[str, list[str]] = {}
     for err in errors:
         loc = [str(p) for p in err.get("loc", ())]
+        tagged = any(_is_union_tag(p) for p in loc)
+        loc = [p for p in loc if not _is_union_tag(p)]
         source = loc[0] if loc else ""
         if source == "body":
             path = loc[2:]
             field = ".".join(path) if path else "body"
         else:
             field = ".".join(loc[1:]) or source or "request"
-        message = err.get("msg", "Invalid value.")
+        message = clean_message(err.get("msg", "Invalid value."))
         if err.get("type") == "extra_forbidden":
-            message = "Unknown field."
+            message = "Unknown field." if source == "body" else "Unknown query parameter."
         elif err.get("type") == "missing" and field == "body":
             message = "A JSON object body is required."
+        if tagged:
+            unions.setdefault(field, []).append(message.removeprefix("Input should be "))
+            continue
         details.setdefault(field, []).append(message)
+    for field, wants in unions.items():
+        details.setdefault(field, []).append(
+            "Input should be " + " or ".join(dict.fromkeys(wants)) + "."
+        )
     return details
+
+
+def size_text(size: int) -> str:
+    """``64 KiB``, ``1 MiB``, or bytes when it is not a whole number of either."""
+    for unit, factor in (("MiB", 1024 * 1024), ("KiB", 1024)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size} bytes"
+
+
+def too_large_message() -> str:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return f"The body is larger than {size_text(limit)}; send at most that." if limit else ""
 
 
 def install(api: NinjaAPI) -> None:
@@ -120,7 +160,8 @@ def install(api: NinjaAPI) -> None:
 
     @api.exception_handler(RequestDataTooBig)
     def too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
-        return respond(request, 413, error_body("body_too_large", str(exc)))
+        # Django's message names its setting; the caller needs the limit.
+        return respond(request, 413, error_body("body_too_large", too_large_message()))
 
     @api.exception_handler(Http404)
     def not_found(request: HttpRequest, exc: Http404) -> HttpResponse:

@@ -41,6 +41,19 @@ def tenant_events(
     return rows, next_cursor
 
 
+def tenant_known(ref: str) -> bool:
+    """Whether ``ref`` (an id or a slug, as the audit filter takes it) names a tenant, or a
+    tenant whose row is gone but whose events remain (an id still filters those)."""
+    try:
+        tenant_id = uuid.UUID(ref)
+    except ValueError:
+        return Tenant.objects.filter(slug=ref).exists()
+    return (
+        Tenant.objects.filter(pk=tenant_id).exists()
+        or Event.objects.filter(tenant_id=tenant_id).exists()
+    )
+
+
 def audit_feed(
     filters: selectors.AuditFilters, *, cursor: str | None, limit: int
 ) -> tuple[list[Event], str | None]:

@@ -73,10 +73,12 @@ class TenantCreateIn(StrictBody):
     start: bool = Field(
         default=True, description="Start provisioning at once (else the tenant stays pending)."
     )
-    faults: dict[Text, Text] | None = Field(
+    faults: dict[Text, Text] | Text | None = Field(
         default=None,
-        description="Fault injection (only when CONTROLPLANE_FAULT_INJECTION is on): step name "
-        "to fail, fail_once, stall or slow:<seconds>.",
+        description="Fault injection (only when CONTROLPLANE_FAULT_INJECTION is on): an object "
+        "mapping a step name to fail, fail_once, stall or slow:<seconds>, or the same as "
+        "step=fault pairs in a string (the console's syntax): \"create_database=fail, "
+        'configure_dns=fail_once".',
         json_schema_extra={"propertyNames": {"enum": list(STEPS)}},
     )
 
@@ -108,10 +110,10 @@ class ApprovalIn(StrictBody):
 
 
 class RetryIn(ActionIn):
-    faults: dict[Text, Text] | None = Field(
+    faults: dict[Text, Text] | Text | None = Field(
         default=None,
         description="Fault injection for the new run (only when CONTROLPLANE_FAULT_INJECTION "
-        "is on).",
+        "is on): an object, or step=fault pairs in a string.",
         json_schema_extra={"propertyNames": {"enum": list(STEPS)}},
     )
 
@@ -338,7 +340,8 @@ class EventPage(Schema):
 class ErrorDetail(Schema):
     code: str = Field(
         description="invalid_state, slug_taken, validation_error, not_found, "
-        "permission_denied, not_authenticated, malformed_body, body_too_large, ..."
+        "permission_denied, not_authenticated, malformed_body, body_too_large, "
+        "unsupported_media_type, ..."
     )
     message: str
     details: Any = Field(

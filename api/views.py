@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 from django.http import HttpRequest, HttpResponse
 from ninja import Header, Query, Status
-from ninja.responses import NinjaJSONEncoder
 from pydantic import BeforeValidator
 
 from tenants import bulk, operations, selectors, services
@@ -23,7 +22,7 @@ from tenants.operations import OPERATIONS, Operation
 
 from . import errors, queries
 from .auth import SessionAuth, TokenAuth, caller, require_read
-from .base import ControlPlaneAPI, OptionalBody
+from .base import ApiJSONEncoder, ControlPlaneAPI, OptionalBody
 from .docs import OfflineSwagger
 from .errors import ApiError
 from .idempotency import MAX_KEY_LENGTH, run_once
@@ -62,7 +61,16 @@ errors.install(api)
 
 E = ErrorOut
 READ_ERRORS: dict[int, Any] = {401: E, 403: E, 422: E}
-WRITE_ERRORS: dict[int, Any] = {400: E, 401: E, 403: E, 404: E, 409: E, 413: E, 422: E}
+WRITE_ERRORS: dict[int, Any] = {
+    400: E,
+    401: E,
+    403: E,
+    404: E,
+    409: E,
+    413: E,
+    415: E,
+    422: E,
+}
 
 IdempotencyKey = Header(
     None,
@@ -110,7 +118,7 @@ def as_json(schema: type[Any], obj: Any) -> dict[str, Any]:
     """Render through the response schema and the renderer's encoder, so a stored answer
     (idempotency) is byte for byte the answer given the first time."""
     data = schema.from_orm(obj).model_dump()
-    return json.loads(json.dumps(data, cls=NinjaJSONEncoder))  # type: ignore[no-any-return]
+    return json.loads(json.dumps(data, cls=ApiJSONEncoder))  # type: ignore[no-any-return]
 
 
 def tenant_json(tenant: Tenant) -> dict[str, Any]:
@@ -470,6 +478,10 @@ def audit_feed(
     filters = selectors.AuditFilters.parse(
         type=type, tenant=tenant, actor=actor, since=_utc(since), hide_steps=hide_steps
     )
+    if filters.tenant and not queries.tenant_known(filters.tenant):
+        # An empty page would read as "nothing happened to it"; the filter names nothing.
+        message = f"No tenant has the slug or id {filters.tenant!r}."
+        raise ApiError(422, "validation_error", message, {"tenant": [message]})
     rows, next_cursor = queries.audit_feed(filters, cursor=cursor, limit=limit)
     return {"items": [e.as_dict() for e in rows], "next_cursor": next_cursor}
 

@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from controlplane.admin import ReadOnlyAdmin
+from controlplane.formats import stamp_text
 
 from .models import Event
 from .services import EVENT_TYPES
@@ -106,10 +107,11 @@ class EventAdmin(ReadOnlyAdmin):
             return super().get_search_results(request, queryset, search_term)
         return queryset.filter(Q(tenant_id=some_id) | Q(run_id=some_id)), False
 
-    @admin.display(description="occurred at (UTC)", ordering="occurred_at")
+    @admin.display(description="occurred at", ordering="occurred_at")
     def when(self, event: Event) -> str:
-        # To the millisecond: a saga's events are often within the same second.
-        return event.occurred_at.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        # The one format for people; the list is ordered by id, so events of the same second
+        # still read in the order they happened.
+        return stamp_text(event.occurred_at)
 
     @admin.display(description="tenant")
     def tenant_link(self, event: Event) -> str:

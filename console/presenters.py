@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from provisioning.models import COMPENSATION, STEP_KIND, Allocation
+from tenants.formats import queued_text
 from tenants.models import Condition
 from tenants.selectors import StepView, TenantDetail
 
@@ -81,9 +82,10 @@ def rows_for(
         kind = STEP_KIND.get(view.name)
         note = ""
         if view.status == "dispatched":
-            note = "queued for a worker"
-            if view.queued_seconds is not None:
-                note = f"queued for a worker ({view.queued_seconds:.0f} s)"
+            # No worker has taken it: how long it has waited (and for what), not a heartbeat.
+            note = queued_text(view.queued_seconds)
+            if view.waiting_for:
+                note = f"{note}, waiting for {view.waiting_for}"
             if view.name == current and condition == Condition.LOST:
                 note = f"the step's try was lost; resending (try {view.tries})"
             elif view.name == current and condition == Condition.RETRYING:

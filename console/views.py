@@ -18,7 +18,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
@@ -30,10 +29,11 @@ from django_htmx.http import HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
 from audit.models import Event
+from controlplane.formats import StampJSONEncoder, iso_text
 from provisioning.models import STEPS
 from tenants import bulk, operations, selectors
 from tenants.errors import OperationError
-from tenants.models import Condition, Plan, Tenant, TenantState
+from tenants.models import SLUG_HELP, Condition, Plan, Tenant, TenantState
 from tenants.operations import (
     APPROVED_MESSAGE,
     OPERATIONS,
@@ -171,23 +171,6 @@ def tenant_list(request: HtmxHttpRequest) -> HttpResponse:
 # --- create ---------------------------------------------------------------------------------
 
 
-def _parse_faults(raw: str) -> dict[str, str] | str:
-    """``step=fault, step=fault`` into a dict, or the raw text back when it is not that shape.
-
-    A malformed value is passed on as-is so the service's own validation words the error.
-    """
-    faults: dict[str, str] = {}
-    for part in raw.replace("\n", ",").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if "=" not in part:
-            return raw
-        step, fault = part.split("=", 1)
-        faults[step.strip()] = fault.strip()
-    return faults
-
-
 @login_required
 @permission_required("tenants.view_tenant", "view tenants")
 def tenant_new(request: HtmxHttpRequest) -> HttpResponse:
@@ -201,7 +184,8 @@ def tenant_new(request: HtmxHttpRequest) -> HttpResponse:
     if request.method == "POST":
         values = {key: request.POST.get(key, "") for key in values}
         start = request.POST.get("start") == "on"
-        faults = _parse_faults(values["faults"]) if values["faults"].strip() else None
+        # The service reads the one faults syntax (step=fault pairs or a JSON object).
+        faults = values["faults"] if values["faults"].strip() else None
         try:
             tenant = create_tenant(
                 slug=values["slug"].strip(),
@@ -236,6 +220,7 @@ def tenant_new(request: HtmxHttpRequest) -> HttpResponse:
             "plans": Plan.choices,
             "fault_injection": settings.CONTROLPLANE_FAULT_INJECTION,
             "steps": STEPS,
+            "slug_help": SLUG_HELP,
         },
         status=status,
     )
@@ -328,18 +313,7 @@ def tenant_action(request: HtmxHttpRequest, tenant_id: uuid.UUID, action: str) -
         return _perform(request, op, tenant, actor, detail_url)
     if request.method != "GET":
         return HttpResponse(status=405, headers={"Allow": "GET, POST"})
-    try:
-        preview = operations.preview(op.name, tenant_id=tenant.pk, actor=actor)
-    except OperationError as exc:
-        if exc.code == "permission_denied":
-            raise PermissionDenied(exc.message) from None
-        messages.error(request, f"{op.label} is not possible now: {exc.message}")
-        return redirect(detail_url)
-    return render(
-        request,
-        "tenants/confirm.html",
-        {"tenant": tenant, "op": op, "preview": preview, "detail_url": detail_url},
-    )
+    return _confirm_page(request, op, tenant, actor, detail_url)
 
 
 def _perform(
@@ -352,13 +326,27 @@ def _perform(
         if typed != tenant.slug:
             if not request.user.has_perm(op.permission):
                 raise PermissionDenied(f"You do not have permission to {op.verb}.")
-            messages.error(
+            # The confirmation again, with what was typed (the reason above all) kept: 422,
+            # the submission was understood and refused.
+            return _confirm_page(
                 request,
-                f"Nothing was done: to {op.verb}, type the tenant's slug ({tenant.slug}) exactly.",
+                op,
+                tenant,
+                actor,
+                detail_url,
+                status=422,
+                reason=reason,
+                typed_slug=typed,
+                slug_error=(
+                    f"Nothing was done: to {op.verb}, type the tenant's slug ({tenant.slug}) "
+                    "exactly."
+                ),
             )
-            return redirect(detail_url)
 
     seen_state = request.POST.get("seen_state", "")
+    # What the confirmation page listed as released; the saga may have moved on since.
+    previewed = request.POST.get("previewed")
+    now_releases = _releases_now(op, tenant, actor) if previewed is not None else []
     try:
         done = operations.perform(op.name, tenant_id=tenant.pk, actor=actor, reason=reason)
     except OperationError as exc:
@@ -377,8 +365,58 @@ def _perform(
         else:
             messages.error(request, f"{label} was refused: {exc.message}")
         return redirect(detail_url)
-    messages.success(request, operations.success_message(op, done))
+    message = operations.success_message(op, done)
+    if previewed is not None:
+        message += operations.moved_on_note(set(previewed.split(",")) - {""}, now_releases)
+    messages.success(request, message)
     return redirect(detail_url)
+
+
+def _releases_now(op: Operation, tenant: Tenant, actor: Actor) -> list[Any]:
+    """What the operation releases if done now (nothing when it would be refused: the
+    operation itself then says why)."""
+    if not op.releases:
+        return []
+    try:
+        return operations.preview(op.name, tenant_id=tenant.pk, actor=actor).release
+    except OperationError:
+        return []
+
+
+def _confirm_page(
+    request: HtmxHttpRequest,
+    op: Operation,
+    tenant: Tenant,
+    actor: Actor,
+    detail_url: str,
+    *,
+    status: int = 200,
+    reason: str = "",
+    typed_slug: str = "",
+    slug_error: str = "",
+) -> HttpResponse:
+    try:
+        preview = operations.preview(op.name, tenant_id=tenant.pk, actor=actor)
+    except OperationError as exc:
+        if exc.code == "permission_denied":
+            raise PermissionDenied(exc.message) from None
+        messages.error(request, f"{op.label} is not possible now: {exc.message}")
+        return redirect(detail_url)
+    return render(
+        request,
+        "tenants/confirm.html",
+        {
+            "tenant": tenant,
+            "op": op,
+            "preview": preview,
+            "detail_url": detail_url,
+            "previewed": ",".join(str(a.pk) for a in preview.release),
+            "reason": reason,
+            "typed_slug": typed_slug,
+            "slug_error": slug_error,
+        },
+        status=status,
+    )
 
 
 @login_required
@@ -461,6 +499,7 @@ def tenant_bulk(request: HtmxHttpRequest) -> HttpResponse:
             "ids": [str(r.id) for r in result.results if r.id and r.outcome == "would_accept"],
             "reason": reason,
             "would_accept": result.count("would_accept"),
+            "question": bulk.question(op, result.count("would_accept")),
             "accepted": result.count("accepted"),
             "refused": result.count("refused"),
         },
@@ -529,7 +568,7 @@ def _download(qs: QuerySet[Event], fmt: str) -> StreamingHttpResponse:
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     if fmt == "jsonl":
         body: Iterator[str] = (
-            json.dumps(e.as_dict(), cls=DjangoJSONEncoder, sort_keys=True) + "\n" for e in rows
+            json.dumps(e.as_dict(), cls=StampJSONEncoder, sort_keys=True) + "\n" for e in rows
         )
         response = StreamingHttpResponse(body, content_type="application/x-ndjson")
         name = f"audit-{stamp}.jsonl"
@@ -553,10 +592,10 @@ def _csv_lines(rows: Iterator[Event]) -> Iterator[str]:
             [
                 e.id,
                 e.type,
-                e.occurred_at.isoformat(),
+                iso_text(e.occurred_at),
                 e.tenant_id,
                 e.run_id or "",
                 e.actor,
-                json.dumps(e.data, cls=DjangoJSONEncoder, sort_keys=True),
+                json.dumps(e.data, cls=StampJSONEncoder, sort_keys=True),
             ]
         )

@@ -3,6 +3,7 @@ what each fault does to a step's try."""
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 from .models import STEPS
@@ -12,6 +13,44 @@ if TYPE_CHECKING:
     from .heartbeat import Heartbeat
 
 FAULT_KINDS = ("fail", "fail_once", "stall")
+FAULTS_SYNTAX = (
+    "step=fault pairs separated by commas (create_database=fail, configure_dns=fail_once) or "
+    'a JSON object ({"create_database": "fail"})'
+)
+
+
+def parse_faults(raw: object) -> object:
+    """The one faults syntax of every door (console, API, admin, commands): text is either
+    ``step=fault`` pairs separated by commas or new lines, or a JSON object; anything else
+    (an object already parsed, ``None``) is handed on for ``validate_faults`` to judge.
+
+    Raises ValueError saying which of the two shapes the text was read as and what is wrong.
+    """
+    if not isinstance(raw, str):
+        return raw
+    text = raw.strip()
+    if not text:
+        return {}
+    if text.startswith("{"):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                f"Not valid JSON ({exc.msg} at character {exc.pos + 1}); write " + FAULTS_SYNTAX
+            ) from None
+        if not isinstance(value, dict):
+            raise ValueError("Faults are " + FAULTS_SYNTAX)
+        return value
+    faults: dict[str, str] = {}
+    for part in text.replace("\n", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        step, equals, fault = part.partition("=")
+        if not equals or not step.strip() or not fault.strip():
+            raise ValueError(f"{part!r} is not step=fault; write " + FAULTS_SYNTAX)
+        faults[step.strip()] = fault.strip()
+    return faults
 
 
 def validate_faults(faults: object) -> dict[str, str]:

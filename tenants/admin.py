@@ -14,6 +14,8 @@ small view of their own that calls the service, which checks the permission itse
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -26,12 +28,14 @@ from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils.html import conditional_escape, format_html
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
 
 from . import bulk, operations, selectors
 from .errors import OperationError
-from .formats import stamp_text
-from .models import Condition, Tenant
+from .formats import queued_text, seconds_text, stamp_text
+from .models import SLUG_HELP, Condition, Tenant
 from .operations import (
     APPROVED_MESSAGE,
     OPERATIONS,
@@ -72,6 +76,7 @@ class TenantCreateForm(forms.ModelForm):
     class Meta:
         model = Tenant
         fields = ["slug", "name", "plan", "admin_email"]
+        help_texts = {"slug": SLUG_HELP}
 
     def _post_clean(self) -> None:
         # The ModelForm would validate an unsaved instance against the constraints; the service
@@ -128,9 +133,8 @@ class TenantAdmin(admin.ModelAdmin):
         "plan",
         "state_badge",
         "condition",
-        "admin_email",
+        "email",
         "created",
-        "short_id",
     ]
     list_filter = ["state", ConditionFilter, "plan", "created_at"]
     search_fields = ["slug", "name", "admin_email"]
@@ -138,6 +142,11 @@ class TenantAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     ordering = ["-created_at", "-id"]
     list_per_page = 50
+
+    class Media:
+        # The list's columns fit a desktop's width (tenant-list rules in the same file).
+        css = {"all": ["admin-tenant.css"]}
+
     # One bulk action per operation of the table (added below the class).
     actions: list[Any] = []
 
@@ -190,9 +199,17 @@ class TenantAdmin(admin.ModelAdmin):
     def created(self, tenant: Tenant) -> str:
         return stamp_text(tenant.created_at)
 
-    @admin.display(description="id")
-    def short_id(self, tenant: Tenant) -> str:
-        return str(tenant.id)[:8]
+    @admin.display(description="admin e-mail", ordering="admin_email")
+    def email(self, tenant: Tenant) -> str:
+        # Whole, never cut: it may wrap after its @ and its dots (<wbr>), nowhere else.
+        return format_html(
+            "{}",
+            mark_safe(  # noqa: S308 - each part is escaped
+                "<wbr>".join(
+                    conditional_escape(p) for p in re.split(r"(?<=[@.])", tenant.admin_email) if p
+                )
+            ),
+        )
 
     # --- the change page's read-only values, in the one format every door writes ------------
 
@@ -291,6 +308,7 @@ class TenantAdmin(admin.ModelAdmin):
             buttons = [_button(detail.tenant, action) for action in detail.actions]
             context.update(
                 detail=detail,
+                heartbeat_text=_heartbeat_text(detail),
                 # What the user may do now, then what not and why, each in the table's order.
                 tenant_actions=[b for b in buttons if b.offered],
                 unavailable_actions=[b for b in buttons if not b.offered],
@@ -411,6 +429,7 @@ class TenantAdmin(admin.ModelAdmin):
                     "result": result,
                     "ids": ids,
                     "would_accept": result.count("would_accept"),
+                    "question": bulk.question(op, result.count("would_accept")),
                     "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
                 },
             )
@@ -481,8 +500,24 @@ def _button(tenant: Tenant, action: selectors.ActionState) -> OperationButton:
 
 
 def _data_summary(data: dict[str, Any]) -> str:
-    """An event's data on one line, for the change page's table."""
-    return ", ".join(f"{key}={value}" for key, value in sorted(data.items()))
+    """An event's data on one line, for the change page's table: strings as they are, other
+    values as JSON (``start=true``, ``faults={"dns": "fail"}``), never Python's spelling."""
+    return ", ".join(
+        f"{key}={value if isinstance(value, str) else json.dumps(value, default=str)}"
+        for key, value in sorted(data.items())
+    )
+
+
+def _heartbeat_text(detail: selectors.TenantDetail) -> str:
+    """The live step's heartbeat, or how long it has waited when no worker has taken it."""
+    seconds = detail.seconds_since_heartbeat
+    run = detail.run
+    if seconds is None or run is None:
+        return ""
+    current = next((v for v in detail.step_views if v.name == run.current_step), None)
+    if current is not None and current.status == "dispatched":
+        return queued_text(current.queued_seconds)
+    return f"last heartbeat {seconds_text(seconds)} ago"
 
 
 def _may_use_admin(request: HttpRequest) -> bool:

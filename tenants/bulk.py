@@ -30,6 +30,27 @@ BULK_MAX_LIMIT = 1000
 BULK_FILTER_KEYS = ("state", "condition", "needs_attention", "plan", "q")
 
 
+# What an outcome says on a screen (the API and ``--json`` keep the codes).
+OUTCOME_WORDS = {
+    "accepted": "Accepted",
+    "would_accept": "Would be accepted",
+    "refused": "Refused",
+}
+DRY_RUN_WORDS = {**OUTCOME_WORDS, "refused": "Would be refused"}
+
+
+def question(op: Operation, count: int) -> str:
+    """What a bulk confirmation asks, counted: "Suspend 3 tenants?", "Cancel provisioning of
+    2 tenants?", then what happens to each (the operation's own confirmation, said of each)."""
+    tenants = f"{count} tenant{'' if count == 1 else 's'}"
+    ask = f"{op.label} of {tenants}?" if " " in op.label else f"{op.label} {tenants}?"
+    _, _, rest = op.confirmation.partition("?")
+    rest = rest.strip()
+    if not rest:
+        return ask
+    return f"{ask} For each: {rest[0].lower()}{rest[1:]}"
+
+
 @dataclass
 class BulkOutcome:
     id: uuid.UUID | None
@@ -38,6 +59,9 @@ class BulkOutcome:
     code: str = ""
     message: str = ""
     preview: Preview | None = None
+
+    def word(self, *, dry_run: bool) -> str:
+        return (DRY_RUN_WORDS if dry_run else OUTCOME_WORDS).get(self.outcome, self.outcome)
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -21,6 +21,11 @@ models.CharField.register_lookup(Length)
 SLUG_PATTERN = r"^[a-z](?:[a-z0-9]|-(?!-))*[a-z0-9]$"
 SLUG_RE = re.compile(SLUG_PATTERN)
 RESERVED_SLUGS = frozenset({"admin", "api", "www", "static", "media", "app", "console", "status"})
+# The rule in a sentence, for every form that asks for a slug (the pattern says the same).
+SLUG_HELP = (
+    "3–63 lowercase letters, digits and single hyphens; starts with a letter and ends with a "
+    "letter or digit."
+)
 
 
 def validate_slug(value: str) -> None:

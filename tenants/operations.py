@@ -44,6 +44,9 @@ class Operation:
     summary: str  # one line for the API document and the command's help
     takes_faults: bool = False
     confirm_by_slug: bool = False  # the operator types the slug to confirm
+    # The state the tenant is in while the work runs, when it is not already there and the
+    # end state is not certain (a retry provisions again: Active only if the new run succeeds).
+    via_state: str = ""
 
     def done_message(self, slug: str) -> str:
         return self.done.format(slug=slug)
@@ -113,6 +116,7 @@ OPERATIONS: dict[str, Operation] = {
             done="Provisioning of {slug} started again.",
             summary="Retry provisioning (a new run, attempt + 1)",
             takes_faults=True,
+            via_state=S.PROVISIONING,
         ),
         Operation(
             name="suspend",
@@ -216,6 +220,19 @@ def success_message(op: Operation, tenant: Tenant) -> str:
     return op.done_message(tenant.slug)
 
 
+def moved_on_note(previewed: set[str], releases: list[Allocation]) -> str:
+    """What to add to the result when the operation releases more than its preview listed
+    (``previewed``: the ids the confirmation showed): the saga allocated more in between."""
+    more = [a for a in releases if str(a.pk) not in previewed]
+    if not more:
+        return ""
+    listed = ", ".join(f"{a.kind} {a.external_id}" for a in more)
+    return (
+        f" The saga moved on since the preview: {len(more)} more allocation"
+        f"{'' if len(more) == 1 else 's'} than it listed will be released too ({listed})."
+    )
+
+
 # --- performing ---------------------------------------------------------------------------
 
 
@@ -290,9 +307,17 @@ class Preview:
         }
 
     @property
+    def resulting(self) -> str:
+        """Where the tenant goes, in words: ``active``, or for a retry ``provisioning (a new
+        run), then active once it completes``."""
+        via = self.operation.via_state
+        if via and via != self.from_state:
+            return f"{via} (a new run), then {self.to_state} once it completes"
+        return self.to_state
+
+    @property
     def summary(self) -> str:
-        text = (
-            f"{self.from_state} → {self.to_state}; releases {len(self.release)}, "
+        text = f"{self.from_state} → {self.resulting}; releases {len(self.release)}, " + (
             f"keeps {len(self.keep)}"
         )
         if self.awaiting_approval:

@@ -27,6 +27,7 @@ from provisioning.models import (
 )
 
 from .errors import OperationError
+from .formats import queued_text
 from .models import (
     IN_FLIGHT,
     NEEDS_ATTENTION,
@@ -316,7 +317,7 @@ def recommend(
             waited = queued_seconds(current, timezone.now()) or 0.0
             return Recommendation(
                 "wait",
-                f"{current.name} is queued ({waited:.0f} s), waiting for {current.waiting_for}. "
+                f"{current.name} is {queued_text(waited)}, waiting for {current.waiting_for}. "
                 "Waiting spends no try.",
             )
         if current is not None and current.status == StepStatus.DISPATCHED:
@@ -324,8 +325,8 @@ def recommend(
             waited = queued_seconds(current, timezone.now()) or 0.0
             return Recommendation(
                 "wait",
-                f"{run.current_step} is queued for a worker ({waited:.0f} s; try "
-                f"{current.tries}). Waiting in the queue spends no try.",
+                f"{run.current_step} is {queued_text(waited)}, try {current.tries}. Waiting "
+                "in the queue spends no try.",
             )
         if seconds_since_heartbeat is not None and seconds_since_heartbeat > timeout:
             return Recommendation(
@@ -696,6 +697,22 @@ def step_status(step: StepExecution, run: Run, released_kinds: set[str]) -> str:
     if step.status == StepStatus.WAITING and not live:
         return "skipped"
     return str(step.status)
+
+
+# A run's status as every door's screen shows it. The saga's own word stays in the API and
+# the database; on a screen, a run the watchdog flagged is "stalled" (its status is still
+# "running": the handle is held until an operator resets it), and a run set aside by a reset
+# or a decommission is "abandoned" ("orphaned" is the word of a tenant's condition, which a
+# page shows beside it and means something else: a handle without its run).
+RUN_STATUS_WORDS: dict[str, str] = {RunStatus.ORPHANED: "abandoned"}
+
+
+def run_status_word(run: Run) -> str:
+    """What an operator reads for a run: ``stalled`` for a live run the watchdog flagged,
+    ``abandoned`` for one a reset or a decommission set aside, else the run's status."""
+    if run.status in (RunStatus.RUNNING, RunStatus.CANCELLING) and run.stalled_at is not None:
+        return "stalled"
+    return RUN_STATUS_WORDS.get(run.status, str(run.status))
 
 
 @dataclass

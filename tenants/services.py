@@ -23,7 +23,7 @@ from django_fsm import can_proceed
 
 from audit.services import SYSTEM, record_event
 from provisioning import compensation, conditions, runs, saga
-from provisioning.faults import validate_faults
+from provisioning.faults import parse_faults, validate_faults
 from provisioning.models import Run, RunStatus
 
 from .errors import OperationError
@@ -279,6 +279,11 @@ def validate_tenant_fields(*, slug: Any, name: Any, plan: Any, admin_email: Any)
 
 
 def clean_faults(faults: Any) -> dict[str, str]:
+    # Text in the one syntax every door takes (step=fault pairs or a JSON object).
+    try:
+        faults = parse_faults(faults)
+    except ValueError as exc:
+        raise OperationError("validation_error", str(exc), {"faults": [str(exc)]}) from None
     if not faults:
         return {}
     if not settings.CONTROLPLANE_FAULT_INJECTION:

@@ -9,7 +9,8 @@ from django.urls import reverse
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from tenants.formats import stamp_text
+from tenants.formats import seconds_text, stamp_text
+from tenants.selectors import run_status_word
 
 register = template.Library()
 
@@ -30,11 +31,13 @@ def duration(ms: int | None) -> str:
 
 @register.filter
 def seconds(value: float | None) -> str:
-    if value is None:
-        return "—"
-    if value < 10:
-        return f"{value:.1f} s"
-    return f"{value:.0f} s"
+    return seconds_text(value)
+
+
+@register.filter
+def run_status(run: Any) -> str:
+    """A run's status in the words every door's screen uses (stalled, abandoned, ...)."""
+    return run_status_word(run)
 
 
 @register.simple_tag
@@ -78,12 +81,20 @@ def urlencode_dict(mapping: dict[str, str]) -> str:
 
 
 @register.simple_tag
-def condition_badge(condition: str) -> str:
-    """A tenant's condition as a badge; the ones needing an operator are marked as such."""
+def condition_badge(condition: str, state: str = "") -> str:
+    """A tenant's condition as a badge; the ones needing an operator are marked as such.
+
+    Beside a state badge that says the same word (a failed tenant's condition is ``failed``),
+    the badge says only what the word does not: "Needs attention", or nothing at all.
+    """
     from tenants.models import NEEDS_ATTENTION, Condition
 
     label = dict(Condition.choices).get(condition, condition)
     attention = condition in NEEDS_ATTENTION
+    if state and condition == state:
+        if not attention:
+            return ""
+        label = "Needs attention"
     return format_html(
         '<span class="badge condition cond-{}{}" data-condition="{}"{}>{}</span>',
         condition,

@@ -39,8 +39,9 @@ def state(page: Any) -> Any:
 
 
 def step(page: Any, name: str) -> Any:
-    # The current run's steps (earlier attempts below have rows of the same names).
-    return page.locator(f'#live tr[data-step="{name}"]')
+    # The current run's steps (earlier attempts, above the timeline, have rows of the same
+    # names).
+    return page.locator(f'#current-steps tr[data-step="{name}"]')
 
 
 def action(page: Any, label: str) -> Any:
@@ -122,11 +123,16 @@ def test_stalled_saga_reset_retry_then_decommission(console: Any, admin_user: An
     expect(page.locator("[data-live]")).to_have_attribute("data-live", "false")
     shot(page, "detail-active")
 
-    # Decommission asks for the slug: a wrong one does nothing.
-    confirm(page, "Decommission", slug="wedge")
-    expect(page.locator(".messages")).to_contain_text("Nothing was done")
-    expect(state(page)).to_have_attribute("data-state", "active")
+    # Decommission asks for the slug: a wrong one does nothing, and the confirmation comes back
+    # saying so with what was typed kept (the reason above all).
     action(page, "Decommission").click()
+    page.get_by_label(re.compile("Reason")).fill("ticket 4411: customer left")
+    page.get_by_label(re.compile("to confirm")).fill("wedge")
+    page.locator("#confirm").get_by_role("button", name="Decommission", exact=True).click()
+    expect(page.locator("#confirm_slug_error")).to_contain_text("Nothing was done")
+    expect(page.get_by_label(re.compile("Reason"))).to_have_value("ticket 4411: customer left")
+    expect(page.get_by_label(re.compile("to confirm"))).to_have_value("wedge")
+    assert Tenant.objects.get(pk=tenant.pk).state == "active"
     page.get_by_label(re.compile("to confirm")).fill("wedged")
     shot(page, "detail-decommission-confirm")
     page.locator("#confirm").get_by_role("button", name="Decommission", exact=True).click()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from io import StringIO
 
 import pytest
@@ -27,7 +28,10 @@ def run(*args: str) -> tuple[str, str]:
 
 
 def types_in(out: str) -> list[str]:
-    return [line.split()[2] for line in out.splitlines() if line.strip()]
+    # Each line opens with the moment in the one format for people: 2026-12-05 19:04:05 UTC.
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC  ", line) for line in lines), lines
+    return [line.split()[3] for line in lines]
 
 
 def test_tail_prints_the_newest_window_oldest_first(fast_saga):

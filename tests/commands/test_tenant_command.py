@@ -98,8 +98,10 @@ def test_create_refuses_a_slug_in_use(fast_saga):
     assert Tenant.objects.count() == 1
 
 
-def test_faults_must_be_json(fast_saga):
-    assert "--faults is not valid JSON" in refused(*CREATE, *EMAIL, "--faults", "{create")
+def test_faults_that_look_like_json_must_be_json(fast_saga):
+    message = refused(*CREATE, *EMAIL, "--faults", "{create")
+    assert "faults: Not valid JSON (Expecting property name" in message
+    assert "step=fault pairs separated by commas" in message  # and the other way to write them
 
 
 def test_faults_are_refused_when_fault_injection_is_off(settings):

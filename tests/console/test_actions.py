@@ -80,9 +80,15 @@ def test_decommission_needs_the_typed_slug(client, admin_user, make_state) -> No
     login(client, admin_user)
     before = snapshot(tenant)
     for typed in ("", "doome", "DOOMED", "other"):
-        response = post(client, tenant, "decommission", confirm_slug=typed)
-        assert response.status_code == 302
-        assert "type the tenant's slug (doomed) exactly" in said(response)[-1]
+        response = post(
+            client, tenant, "decommission", confirm_slug=typed, reason="ticket 4411: closed"
+        )
+        # The confirmation again, saying why, with what was typed kept (the reason above all).
+        assert response.status_code == 422
+        body = response.content.decode()
+        assert "type the tenant&#x27;s slug (doomed) exactly" in body
+        assert ">ticket 4411: closed</textarea>" in body
+        assert f'name="confirm_slug" value="{typed}"' in body
         assert snapshot(tenant) == before
     response = post(client, tenant, "decommission", confirm_slug="doomed", seen_state="active")
     assert fresh(tenant).decommission_requested_at is not None

@@ -109,7 +109,7 @@ def test_a_queued_step_says_how_long_it_has_waited(fast_saga):
     assert rows["allocate_storage"].note == ""
     assert detail.recommendation.action == "wait"
     assert detail.recommendation.reason.startswith(
-        "validate_request is queued for a worker (42 s; try 1)."
+        "validate_request is queued for a worker (42 s), try 1."
     )
     views = {view.name: view for view in detail.step_views}
     assert views["validate_request"].queued_seconds == pytest.approx(42.2)

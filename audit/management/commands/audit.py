@@ -14,7 +14,6 @@ from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -22,6 +21,7 @@ from audit.checkpoints import CheckpointFileError, parse, verify_checkpoints
 from audit.keys import current_key
 from audit.models import GLOBAL_CHAIN, Event, EventChain
 from audit.services import unkeyed_events, verify_chains
+from controlplane.formats import StampJSONEncoder, stamp_text
 
 # How far back --follow looks again on every poll. Event ids come from a sequence taken at
 # insert time, so a transaction that inserted a lower id can commit after a higher id was
@@ -130,14 +130,14 @@ class Command(BaseCommand):
             return
         if json_lines:
             for e in events:
-                self.stdout.write(json.dumps(e.as_dict(), cls=DjangoJSONEncoder))
+                self.stdout.write(json.dumps(e.as_dict(), cls=StampJSONEncoder))
             self.stdout.flush()
             return
         slugs = self._slugs({e.tenant_id for e in events})
         for e in events:
-            when = e.occurred_at.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+            when = stamp_text(e.occurred_at)
             who = slugs.get(e.tenant_id) or (str(e.tenant_id) if e.tenant_id else "-")
-            data = json.dumps(e.data, cls=DjangoJSONEncoder, sort_keys=True) if e.data else ""
+            data = json.dumps(e.data, cls=StampJSONEncoder, sort_keys=True) if e.data else ""
             self.stdout.write(f"{when}  {e.type:<45} {who:<20} {e.actor:<16} {data}".rstrip())
         self.stdout.flush()
 

@@ -276,7 +276,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--faults",
             default=None,
-            help='fault injection (development): JSON like \'{"create_database": "fail"}\'',
+            help="fault injection (development): step=fault pairs (create_database=fail, "
+            'configure_dns=fail_once) or a JSON object (\'{"create_database": "fail"}\')',
         )
 
     # --- dispatch -------------------------------------------------------------------------
@@ -431,18 +432,23 @@ class Command(BaseCommand):
         if not rows:
             self.stdout.write("No tenants.")
             return
-        width = max(len("SLUG"), *(len(t.slug) for t in rows))
-        self.stdout.write(
-            f"{'SLUG':<{width}}  {'STATE':<14}  {'CONDITION':<16}  {'PLAN':<10}  "
-            f"{'CREATED':<20}  ID"
+        header = ("SLUG", "STATE", "CONDITION", "PLAN", "CREATED", "ID")
+        lines = columns(
+            [header]
+            + [
+                (
+                    t.slug,
+                    t.state,
+                    t.condition + ("!" if t.needs_attention else ""),
+                    t.plan,
+                    stamp_text(t.created_at),
+                    str(t.id),
+                )
+                for t in rows
+            ]
         )
-        for t in rows:
-            created = stamp_text(t.created_at)
-            condition = t.condition + ("!" if t.needs_attention else "")
-            self.stdout.write(
-                f"{t.slug:<{width}}  {t.state:<14}  {condition:<16}  {t.plan:<10}  "
-                f"{created}  {t.id}"
-            )
+        for line in lines:
+            self.stdout.write(line)
 
     def show(self, options: dict[str, Any]) -> None:
         detail = tenant_detail(find_tenant(options["tenant"]).id)
@@ -470,25 +476,33 @@ class Command(BaseCommand):
             flags = " rolling back" if run.compensating else ""
             flags += " STALLED" if run.stalled_at else ""
             write(f"  run          attempt {run.attempt}, {run.status}{flags} ({run.id})")
-            for step in detail.step_views:
-                took = f" {step.duration_ms} ms" if step.duration_ms is not None else ""
-                extra = " reused" if step.reused else ""
-                err = f"  {step.error}" if step.error else ""
-                write(f"    {step.name:<18} {step.status:<10}{took}{extra}{err}")
+            steps = [
+                (
+                    step.name,
+                    step.status,
+                    f"{step.duration_ms} ms" if step.duration_ms is not None else "",
+                    "reused" if step.reused else "",
+                    step.error,
+                )
+                for step in detail.step_views
+            ]
+            for line in columns(steps, indent=4):
+                write(line)
         if detail.allocations:
             write("  held")
-            for a in detail.allocations:
-                write(f"    {a.kind:<9} {a.external_id}")
+            for line in columns([(a.kind, a.external_id) for a in detail.allocations], indent=4):
+                write(line)
         if detail.decommission_request:
             req = detail.decommission_request
             approvers = ", ".join(req.approvers) or "no other admin yet"
             write(f"  four eyes    decommission asked by {req.asked_by}; may approve: {approvers}")
         write("  actions")
-        for a in detail.actions:
-            if a.available and a.permitted:
-                write(f"    {a.name:<13} available")
-            else:
-                write(f"    {a.name:<13} not now: {a.reason}")
+        offered = [
+            (a.name, "available" if a.available and a.permitted else f"not now: {a.reason}")
+            for a in detail.actions
+        ]
+        for line in columns(offered, indent=4):
+            write(line)
         rec = detail.recommendation
         write(f"  recommended  {rec.action}: {rec.reason}")
 
@@ -565,13 +579,21 @@ class Command(BaseCommand):
         return Actor.shell(name)
 
     def _faults(self, options: dict[str, Any]) -> Any:
-        raw = options.get("faults")
-        if raw is None:
-            return None
-        try:
-            return json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise CommandError(f"--faults is not valid JSON: {exc}.") from None
+        # As given: the service reads the one faults syntax every door takes.
+        return options.get("faults")
+
+
+def columns(rows: list[tuple[str, ...]], *, indent: int = 0, gap: int = 2) -> list[str]:
+    """Rows as lines whose columns line up: each column as wide as its widest value (the
+    last one unpadded, so no line ends in spaces)."""
+    if not rows:
+        return []
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
+        lines.append((" " * indent + (" " * gap).join(cells)).rstrip())
+    return lines
 
 
 def progress_line(detail: TenantDetail, elapsed: float) -> str:
