@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
@@ -59,8 +59,28 @@ def redeliver_after() -> float:
     return float(settings.CONTROLPLANE_REDELIVER_AFTER or settings.CONTROLPLANE_HEARTBEAT_TIMEOUT)
 
 
+# One pass at a time, fleet-wide: a pass that outlasts the interval (a big backlog, a slow
+# database) must not be joined by the next beat's, and the next, each doing the same work.
+_PASS_LOCK = 0x43505744  # "CPWD"
+
+
 def run_watchdog(now: datetime | None = None) -> WatchdogReport:
-    now = now or timezone.now()
+    """One pass, or nothing (an empty report) while another pass, anywhere, is still at work.
+    Each action is still claimed by a compare-and-swap: the lock saves work, it is not what
+    makes two passes safe."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_PASS_LOCK])
+        if not cursor.fetchone()[0]:
+            log.info("a watchdog pass is still running elsewhere; this beat's pass is skipped")
+            return WatchdogReport()
+    try:
+        return _pass(now or timezone.now())
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [_PASS_LOCK])
+
+
+def _pass(now: datetime) -> WatchdogReport:
     cutoff = now - timedelta(seconds=settings.CONTROLPLANE_HEARTBEAT_TIMEOUT)
     report = WatchdogReport()
     _dead_tries(now, cutoff, report)
