@@ -6,9 +6,9 @@
 
 DROPS and recreates the database DATABASE_URL names, once per worker count. Per worker count:
 
-1. *The outage*: every tenant is created while the database provider is down (a ``fail`` fault
-   on ``create_database``, which applies to that run only): each fails after its tries and rolls
-   back to ``failed``.
+1. *The outage*: every tenant is created while the storage provider, the first the saga calls,
+   is down (a ``fail`` fault on ``allocate_storage``, which applies to that run only): each fails
+   after its tries, holding nothing, and is ``failed``.
 2. *The bulk retry*: one ``tenant bulk retry`` over all of them (in chunks of the bulk limit),
    at the bulk lane's priority. Providers answer in 50-500 ms and enforce their own limits
    (bench/fleet_providers.py); the control plane's CONTROLPLANE_PROVIDER_LIMITS stay just under
@@ -155,7 +155,7 @@ def one_round(args: argparse.Namespace, workers: int, logdir: Path) -> dict[str,
                 plan="growth",
                 admin_email=f"ops{i}@fleet.test",
                 actor=actor,
-                faults={"create_database": "fail"},
+                faults={"allocate_storage": "fail"},
             )
         wait(
             lambda: Tenant.objects.filter(state="failed").count() == args.tenants,

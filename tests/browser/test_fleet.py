@@ -17,7 +17,7 @@ from tenants.models import Tenant
 from tenants.services import retry_provisioning
 
 from .. import factories as f
-from ..conftest import drive
+from ..conftest import drive, wait_for
 from .conftest import log_in, shot
 
 pytestmark = [pytest.mark.services, pytest.mark.browser]
@@ -69,7 +69,9 @@ def test_the_list_refreshes_itself_and_the_chip_filters(
     celery_worker: Any, page_on: Any, admin_user: Any, settings: Any
 ) -> None:
     settings.CONTROLPLANE_STEP_DELAY = 0.3
-    f.active_tenant(slug="steady")
+    # The real worker provisions it (driving it inline too would race the worker for its steps).
+    steady = f.new_tenant(slug="steady")
+    wait_for(lambda: f.reload(steady).state == "active", timeout=60, what="steady to be active")
     # Slow enough at first for the page to load while it is still in flight.
     broken = f.new_tenant(
         slug="broken", faults={"allocate_storage": "slow:2", "create_database": "fail"}
