@@ -19,6 +19,7 @@ from functools import cache
 import redis
 from django.conf import settings
 
+from bench.providers import _Remote
 from provisioning.providers import ProviderError
 
 
@@ -51,8 +52,8 @@ def reset() -> None:
         r.delete(key)
 
 
-class _Fleet:
-    kind = ""
+class _Fleet(_Remote):
+    """``exists``, ``lookup`` and ``inventory`` as a remote API the bench cannot list."""
 
     def allocate(self, tenant):
         r = _redis()
@@ -80,15 +81,6 @@ class _Fleet:
 
     def release(self, tenant_id, external_id):
         time.sleep(_latency() / 5)
-
-    def exists(self, external_id):
-        return True
-
-    def lookup(self, tenant_id):
-        return None
-
-    def inventory(self):
-        return []
 
 
 def _fleet(kind: str) -> type:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -175,9 +176,10 @@ def purge_broker() -> None:
             conn.default_channel.queue_purge(queue)
 
 
-@pytest.fixture
-def celery_worker(fast_saga: Any, transactional_db: None) -> Iterator[Any]:
-    """A real Celery worker, in threads of this process, on the real broker."""
+@contextmanager
+def thread_worker(*, concurrency: int = 4) -> Iterator[Any]:
+    """A real Celery worker, in threads of this process, on the real broker (queues purged
+    before and after)."""
     from celery.contrib.testing.worker import start_worker
 
     from controlplane.celery import app
@@ -186,7 +188,7 @@ def celery_worker(fast_saga: Any, transactional_db: None) -> Iterator[Any]:
     with start_worker(
         app,
         pool="threads",
-        concurrency=4,
+        concurrency=concurrency,
         perform_ping_check=False,
         queues=list(WORKER_QUEUES),
         loglevel="WARNING",
@@ -195,6 +197,13 @@ def celery_worker(fast_saga: Any, transactional_db: None) -> Iterator[Any]:
         yield worker
     purge_broker()
     close_other_sessions()
+
+
+@pytest.fixture
+def celery_worker(fast_saga: Any, transactional_db: None) -> Iterator[Any]:
+    """A real Celery worker with four threads."""
+    with thread_worker() as worker:
+        yield worker
 
 
 def wait_for(predicate: Callable[[], Any], *, timeout: float = 30, what: str = "") -> Any:

@@ -14,12 +14,10 @@ from typing import Any
 
 import pytest
 import time_machine
-from celery.contrib.testing.worker import start_worker
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
 from audit.models import Event
-from controlplane.celery import app
 from provisioning import admission, saga
 from provisioning.models import StepExecution
 from tenants.bulk import bulk
@@ -28,7 +26,7 @@ from tenants.selectors import tenant_detail
 from tenants.services import Actor
 
 from .. import factories as f
-from ..conftest import WORKER_QUEUES, close_other_sessions, purge_broker, wait_for
+from ..conftest import thread_worker, wait_for
 
 ACTOR = Actor.shell("tester")
 
@@ -146,19 +144,8 @@ def test_a_waiting_step_says_what_it_waits_for(fast_saga, db):
 
 @pytest.fixture
 def one_slot_worker(fast_saga: Any, transactional_db: None) -> Iterator[Any]:
-    purge_broker()
-    with start_worker(
-        app,
-        pool="threads",
-        concurrency=1,
-        perform_ping_check=False,
-        queues=list(WORKER_QUEUES),
-        loglevel="WARNING",
-        shutdown_timeout=30,
-    ) as worker:
+    with thread_worker(concurrency=1) as worker:
         yield worker
-    purge_broker()
-    close_other_sessions()
 
 
 @pytest.mark.services
