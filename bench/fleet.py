@@ -259,6 +259,12 @@ def one_round(args: argparse.Namespace, workers: int, logdir: Path) -> dict[str,
         prober.join(timeout=180)
         steps = StepExecution.objects.count() - steps_before
 
+        # The last probes settle first: a tenant still provisioning holds what it holds.
+        wait(
+            lambda: not Tenant.objects.filter(state="provisioning").exists(),
+            timeout=120,
+            what="the last probes to settle",
+        )
         active = set(Tenant.objects.filter(state="active").values_list("pk", flat=True))
         leaks = (
             Allocation.objects.filter(released_at__isnull=True)
