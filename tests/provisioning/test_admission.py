@@ -197,3 +197,46 @@ def test_metrics_show_slots_in_use_and_waiters(fast_saga, db, client):
         "a free storage provider slot (1 of 1 in use)"
     ]
     admission.release("storage", held.slot)
+
+
+def test_every_door_says_what_a_waiting_step_waits_for(fast_saga, db, client, admin_user):
+    """The words come from one place (``tenants.selectors.recommend``, the step's
+    ``waiting_for``): the console page, the API, the admin page and ``tenant show`` all say them."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from ..api.conftest import client_for
+    from ..console.conftest import login
+
+    fast_saga.CONTROLPLANE_PROVIDER_LIMITS = json.dumps({"storage": {"concurrency": 1}})
+    held = admission.admit("storage")
+    try:
+        tenant = f.new_tenant(slug="waits-everywhere")
+        for _ in range(2):  # validate_request, then allocate_storage: no slot
+            step = StepExecution.objects.get(run_id=tenant.workflow_id, status="dispatched")
+            saga.execute_step(step.pk, step.token)
+        words = "waiting for a free storage provider slot (1 of 1 in use)"
+
+        login(client, admin_user)
+        console = client.get(f"/tenants/{tenant.pk}/")
+        assert console.status_code == 200
+        assert words in console.content.decode()
+
+        api = client_for(admin_user).get(f"/tenants/{tenant.pk}")
+        assert api.status_code == 200
+        body = api.json()
+        assert words in body["recommended_reason"]
+        assert [
+            s["waiting_for"] for s in body["run"]["steps"] if s["name"] == "allocate_storage"
+        ] == ["a free storage provider slot (1 of 1 in use)"]
+
+        admin = client.get(f"/admin/tenants/tenant/{tenant.pk}/change/")
+        assert admin.status_code == 200
+        assert words in admin.content.decode()
+
+        out = StringIO()
+        call_command("tenant", "show", "waits-everywhere", stdout=out, stderr=StringIO())
+        assert words in out.getvalue()
+    finally:
+        admission.release("storage", held.slot)
