@@ -120,6 +120,12 @@ def test_a_pool_child_that_dies_is_logged_as_json(worker_process):
     which does not propagate: it needs the JSON handler of its own."""
     worker_process.env["CONTROLPLANE_LOG_FORMAT"] = "json"
     worker_process.start(concurrency=1)
+    # Killed before the worker has finished starting, a child can be replaced without a word:
+    # the pool reports deaths from its loop, which runs once the worker is ready.
+    wait_for(
+        lambda: " ready." in worker_process.log_path.read_text(),
+        what="the worker to be ready",
+    )
     (child,) = wait_for(worker_process.children, what="the worker's pool child")
     os.kill(child, signal.SIGTERM)
     wait_for(
