@@ -27,6 +27,7 @@ from provisioning.faults import parse_faults, validate_faults
 from provisioning.models import Run, RunStatus
 
 from .errors import OperationError
+from .grants import GRANTS
 from .models import Condition, Plan, Tenant, TenantState, validate_slug
 
 S = TenantState
@@ -140,16 +141,6 @@ def why_not_decommission(tenant: Tenant, run: Run | None) -> str | None:
     if tenant.decommission_requested_at and not tenant.last_error:
         return "Decommission is already in progress."
     return None
-
-
-def why_not_decommission_pending(tenant: Tenant, run: Run | None) -> str | None:
-    """Decommission, plus four eyes: a request already waiting for approval blocks another."""
-    if tenant.decommission_asked_by and not tenant.decommission_requested_at:
-        return (
-            f"A decommission asked by {tenant.decommission_asked_by} waits for another admin's "
-            "approval; approve or withdraw it."
-        )
-    return why_not_decommission(tenant, run)
 
 
 def handle_run(tenant: Tenant) -> Run | None:
@@ -331,7 +322,7 @@ def create_tenant(
     record ``tenant.created``; if starting, move to provisioning, create run 1, record
     ``tenant.provisioning.started`` and dispatch ``validate_request`` on commit.
     """
-    actor.require("tenants.add_tenant", "create tenants")
+    actor.require(GRANTS["create"].permission, "create tenants")
     # Every bad field at once, faults included, so each door shows the whole list.
     errors: dict[str, Any] = {}
     fields: dict[str, str] = {}
@@ -551,11 +542,6 @@ def _simple_transition(
     return tenant
 
 
-def approval_required() -> bool:
-    """Four eyes: whether a decommission waits for a second admin (a setting, default off)."""
-    return bool(settings.CONTROLPLANE_DECOMMISSION_APPROVAL)
-
-
 def decommission_tenant(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str = "") -> Tenant:
     """Release everything the tenant holds, then mark it decommissioned and free its slug.
 
@@ -563,29 +549,15 @@ def decommission_tenant(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str
     the tenant keeps its state with a decommission in progress, and no other operation is
     accepted. If a release fails, the error is recorded and Decommission may be asked again.
 
-    With four eyes on (``CONTROLPLANE_DECOMMISSION_APPROVAL``), the request only records who
-    asked (``tenant.decommission_requested`` with ``awaiting_approval``); nothing is released
-    until a different admin approves it (``approve_decommission``).
+    Under the approval policy (``CONTROLPLANE_APPROVAL_REQUIRED``), ``tenants.operations``
+    calls this only once a second person approved it; nothing here knows about that.
     """
     reason = clean_reason(reason)
     with transaction.atomic():
         tenant = _locked(tenant_id)
-        _refuse_unless(why_not_decommission_pending, tenant, _handle_run(tenant))
+        _refuse_unless(why_not_decommission, tenant, _handle_run(tenant))
         if not can_proceed(tenant.decommission):
             raise OperationError("invalid_state", f"Cannot decommission a {tenant.state} tenant.")
-        if approval_required() and not tenant.decommission_requested_at:
-            tenant.decommission_asked_by = actor.person
-            tenant.decommission_asked_at = timezone.now()
-            tenant.save(
-                update_fields=["decommission_asked_by", "decommission_asked_at", "updated_at"]
-            )
-            record_event(
-                type="tenant.decommission_requested",
-                tenant_id=tenant.id,
-                actor=actor.label,
-                data=_with_reason({"from_state": tenant.state, "awaiting_approval": True}, reason),
-            )
-            return tenant
         _start_decommission(
             tenant,
             event="tenant.decommission_requested",
@@ -613,58 +585,3 @@ def _start_decommission(tenant: Tenant, *, event: str, actor: Actor, data: dict[
     record_event(type=event, tenant_id=tenant.id, actor=actor.label, data=data)
     tid = tenant.id
     transaction.on_commit(lambda: compensation.publish_decommission(tid), robust=True)
-
-
-def _waiting_request(tenant: Tenant) -> None:
-    if not tenant.decommission_asked_by or tenant.decommission_requested_at:
-        raise OperationError(
-            "invalid_state",
-            "No decommission of this tenant is waiting for approval.",
-            {"state": tenant.state},
-        )
-
-
-def approve_decommission(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str = "") -> Tenant:
-    """Four eyes: a second admin lets a waiting decommission go ahead.
-
-    Steps, under the tenant's lock: a request must be waiting; the approver must not be the
-    one who asked; the state must still allow decommission; then the request is marked in
-    progress, ``tenant.decommission_approved`` recorded and the releases sent on commit.
-    """
-    reason = clean_reason(reason)
-    with transaction.atomic():
-        tenant = _locked(tenant_id)
-        _waiting_request(tenant)
-        if actor.person == tenant.decommission_asked_by:
-            raise OperationError(
-                "permission_denied",
-                f"{actor.person} asked for this decommission; a different admin must approve it.",
-            )
-        _refuse_unless(why_not_decommission, tenant, _handle_run(tenant))
-        asked_by = tenant.decommission_asked_by
-        _start_decommission(
-            tenant,
-            event="tenant.decommission_approved",
-            actor=actor,
-            data=_with_reason({"from_state": tenant.state, "requested_by": asked_by}, reason),
-        )
-    return tenant
-
-
-def withdraw_decommission(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str = "") -> Tenant:
-    """Four eyes: the admin who asked, or another, drops a decommission still waiting."""
-    reason = clean_reason(reason)
-    with transaction.atomic():
-        tenant = _locked(tenant_id)
-        _waiting_request(tenant)
-        asked_by = tenant.decommission_asked_by
-        tenant.decommission_asked_by = ""
-        tenant.decommission_asked_at = None
-        tenant.save(update_fields=["decommission_asked_by", "decommission_asked_at", "updated_at"])
-        record_event(
-            type="tenant.decommission_withdrawn",
-            tenant_id=tenant.id,
-            actor=actor.label,
-            data=_with_reason({"requested_by": asked_by}, reason),
-        )
-    return tenant
