@@ -279,6 +279,7 @@ def open_approval(
     """Record a request that waits for a second person (in the caller's transaction; a
     tenant's request under its row lock, which keeps ``awaiting_approval`` exact)."""
     user = actor.user if isinstance(actor.user, get_user_model()) else None
+    now = timezone.now()
     request = ApprovalRequest.objects.create(
         operation=op.name,
         tenant=tenant,
@@ -289,7 +290,8 @@ def open_approval(
         requested_actor=actor.label,
         requested_user=user,
         trusted=actor.user is None,
-        expires_at=timezone.now() + timedelta(seconds=settings.CONTROLPLANE_APPROVAL_TTL),
+        requested_at=now,
+        expires_at=now + timedelta(seconds=settings.CONTROLPLANE_APPROVAL_TTL),
     )
     tenant_id = tenant.id if tenant is not None else None
     record_event(
