@@ -17,7 +17,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Case, QuerySet, Value, When
 from django.utils import timezone
 
 from audit.services import SYSTEM, record_event
@@ -119,7 +119,8 @@ def approval_list(
     if tenant:
         rows = rows.filter(tenant_id=find_tenant(tenant).pk)
     # Waiting first: it is what the page is for.
-    return rows.order_by(~Q(status=A.WAITING), "-requested_at", "-id")
+    waiting_first = Case(When(status=A.WAITING, then=Value(0)), default=Value(1))
+    return rows.order_by(waiting_first, "-requested_at", "-id")
 
 
 def get_request(approval_id: Any, *, lock: bool = False) -> ApprovalRequest:
