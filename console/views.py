@@ -520,6 +520,11 @@ def tenant_bulk(request: HtmxHttpRequest) -> HttpResponse:
             raise PermissionDenied(exc.message) from None
         messages.error(request, f"{op.label}: {exc.message}")
         return redirect(back)
+    if result.approval is not None:
+        # The approval policy: nothing was done; the request waits on the approvals page.
+        target = f"{result.matched} selected tenant{'' if result.matched == 1 else 's'}"
+        messages.success(request, operations.waiting_message(op, target))
+        return redirect("console:approval_list")
     return render(
         request,
         "tenants/bulk.html",
