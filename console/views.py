@@ -446,9 +446,19 @@ def approval_list(request: HtmxHttpRequest) -> HttpResponse:
             "statuses": ApprovalStatus.choices,
             "problem": problem,
             "ttl_hours": settings.CONTROLPLANE_APPROVAL_TTL / 3600,
-            "policy": sorted(operations.approval_policy()),
+            "policy": _policy_words(operations.approval_policy()),
         },
     )
+
+
+def _policy_words(policy: frozenset[str]) -> str:
+    """``Suspend, Decommission and any bulk operation`` (the table's labels, in its order)."""
+    words = [op.label for op in OPERATIONS.values() if op.name in policy]
+    if operations.BULK in policy:
+        words.append("any bulk operation")
+    if len(words) > 1:
+        return f"{', '.join(words[:-1])} and {words[-1]}"
+    return "".join(words)
 
 
 @login_required

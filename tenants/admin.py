@@ -566,7 +566,7 @@ class ApprovalRequestAdmin(ReadOnlyAdmin):
     @admin.display(description="of")
     def target_link(self, obj: ApprovalRequest) -> str:
         if obj.tenant_id is None:
-            return "a bulk selection"
+            return f"{obj.target} (bulk)"
         url = reverse("admin:tenants_tenant_change", args=[obj.tenant_id])
         return format_html('<a href="{}">{}</a>', url, obj.tenant.slug)
 

@@ -333,7 +333,10 @@ class ApprovalRequest(models.Model):
     def target(self) -> str:
         if self.tenant_id is not None:
             return self.tenant.slug
-        return "a bulk selection"
+        if ids := self.selection.get("ids"):
+            return f"{len(ids)} selected tenant{'' if len(ids) == 1 else 's'}"
+        where = ", ".join(f"{k}={v}" for k, v in sorted(self.selection.get("filter", {}).items()))
+        return f"the tenants where {where}"
 
 
 # --- the fleet's counts ---------------------------------------------------------------------
