@@ -19,7 +19,6 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django_fsm import can_proceed
 
 from audit.services import SYSTEM, record_event
 from provisioning import compensation, conditions, runs, saga
@@ -74,13 +73,33 @@ class Actor:
 # --- reading the situation ------------------------------------------------------------------
 #
 # One guard per operation: ``None`` when the state and the recorded error allow it, else the
-# sentence an operator reads. ``tenants.operations`` names them in its table; the operations
-# below refuse with the same guard, so a button shown is an operation that will be accepted.
+# sentence an operator reads. The state part of each is the operation's django-fsm transition
+# (its ``source``), worded by ``wrong_state``; the rest is what the state machine cannot see
+# (a recorded error, a live run, a decommission under way). ``tenants.operations`` names them
+# in its table; the operations below refuse with the same guard, so a button shown is an
+# operation that will be accepted.
+
+
+def fsm_sources(transition: str) -> tuple[str, ...]:
+    """The states ``Tenant.<transition>`` may leave (its django-fsm ``source``), in order."""
+    return tuple(str(state) for state in getattr(Tenant, transition)._django_fsm.transitions)
+
+
+def wrong_state(tenant: Tenant, *, transition: str, operation: str) -> str | None:
+    """The state part of every guard: ``None`` when the tenant's state is a source of the
+    operation's django-fsm transition, else the one sentence every door says."""
+    sources = fsm_sources(transition)
+    if tenant.state in sources:
+        return None
+    allowed = " or ".join([", ".join(sources[:-1]), sources[-1]] if len(sources) > 1 else sources)
+    return (
+        f"{operation.capitalize()} applies to {allowed} tenants only; this one is {tenant.state}."
+    )
 
 
 def why_not_cancel(tenant: Tenant, run: Run | None) -> str | None:
-    if tenant.state != S.PROVISIONING:
-        return f"Cancel applies only while provisioning; this tenant is {tenant.state}."
+    if why := wrong_state(tenant, transition="request_cancel", operation="cancel"):
+        return why
     if run is None or run.status not in (RunStatus.RUNNING, RunStatus.CANCELLING):
         return "There is no live run to cancel; reset the tenant instead."
     if run.status == RunStatus.CANCELLING:
@@ -93,8 +112,8 @@ def why_not_cancel(tenant: Tenant, run: Run | None) -> str | None:
 def why_not_reset(tenant: Tenant, run: Run | None) -> str | None:
     if tenant.decommission_requested_at:
         return "The tenant is being decommissioned."
-    if tenant.state not in (S.PENDING, S.PROVISIONING):
-        return f"Reset applies to pending or provisioning tenants; this one is {tenant.state}."
+    if why := wrong_state(tenant, transition="reset", operation="reset"):
+        return why
     if not tenant.last_error:
         return (
             "Reset is for a provisioning with a recorded error; this one has none. "
@@ -106,10 +125,10 @@ def why_not_reset(tenant: Tenant, run: Run | None) -> str | None:
 def why_not_retry(tenant: Tenant, run: Run | None) -> str | None:
     if tenant.decommission_requested_at:
         return "The tenant is being decommissioned."
+    if why := wrong_state(tenant, transition="retry", operation="retry"):
+        return why
     if tenant.state == S.FAILED:
         return None
-    if tenant.state != S.PENDING:
-        return f"Retry applies to failed or pending tenants; this one is {tenant.state}."
     if tenant.last_error:
         return "This tenant has a recorded error; reset it first, then retry."
     if run is not None and run.status in runs.LIVE:
@@ -120,24 +139,18 @@ def why_not_retry(tenant: Tenant, run: Run | None) -> str | None:
 def why_not_suspend(tenant: Tenant, run: Run | None) -> str | None:
     if tenant.decommission_requested_at:
         return "The tenant is being decommissioned."
-    if tenant.state != S.ACTIVE:
-        return f"Only an active tenant can be suspended; this one is {tenant.state}."
-    return None
+    return wrong_state(tenant, transition="suspend", operation="suspend")
 
 
 def why_not_resume(tenant: Tenant, run: Run | None) -> str | None:
     if tenant.decommission_requested_at:
         return "The tenant is being decommissioned."
-    if tenant.state != S.SUSPENDED:
-        return f"Only a suspended tenant can be resumed; this one is {tenant.state}."
-    return None
+    return wrong_state(tenant, transition="resume", operation="resume")
 
 
 def why_not_decommission(tenant: Tenant, run: Run | None) -> str | None:
-    if tenant.state == S.DECOMMISSIONED:
-        return "The tenant is already decommissioned."
-    if tenant.state == S.PROVISIONING:
-        return "A provisioning tenant cannot be decommissioned; cancel it first."
+    if why := wrong_state(tenant, transition="decommission", operation="decommission"):
+        return why
     if tenant.decommission_requested_at and not tenant.last_error:
         return "Decommission is already in progress."
     return None
@@ -556,8 +569,6 @@ def decommission_tenant(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str
     with transaction.atomic():
         tenant = _locked(tenant_id)
         _refuse_unless(why_not_decommission, tenant, _handle_run(tenant))
-        if not can_proceed(tenant.decommission):
-            raise OperationError("invalid_state", f"Cannot decommission a {tenant.state} tenant.")
         _start_decommission(
             tenant,
             event="tenant.decommission_requested",

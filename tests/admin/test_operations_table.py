@@ -56,7 +56,7 @@ def test_the_change_page_says_why_not(client, operator, fast_saga):
     # Each operation the operator may not take now is a disabled button with its reason beside.
     resume = re.search(r'<li [^>]*data-unavailable="resume">(.*?)</li>', html, re.S).group(1)
     assert re.search(r"<button [^>]*disabled[^>]*>Resume</button>", resume)
-    assert "Only a suspended tenant can be resumed" in resume
+    assert "Resume applies to suspended tenants only" in resume
     decommission = re.search(
         r'<li [^>]*data-unavailable="decommission">(.*?)</li>', html, re.S
     ).group(1)

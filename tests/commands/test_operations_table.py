@@ -55,7 +55,7 @@ def test_dry_run_refuses_like_the_operation(fast_saga):
     tenant = f.active_tenant()
     with pytest.raises(CommandError) as refused:
         run("resume", tenant.slug, "--dry-run")
-    assert "Only a suspended tenant can be resumed" in str(refused.value)
+    assert "Resume applies to suspended tenants only" in str(refused.value)
 
 
 def test_bulk_previews_without_yes_and_acts_with_it(fast_saga):
@@ -97,7 +97,7 @@ def test_show_prints_each_action_with_its_reason(fast_saga):
     tenant = f.suspended_tenant()
     out = run("show", tenant.slug)
     assert "    resume        available" in out
-    assert "    suspend       not now: Only an active tenant can be suspended" in out
+    assert "    suspend       not now: Suspend applies to active tenants only" in out
 
 
 def test_four_eyes_from_the_shell(fast_saga):

@@ -49,7 +49,7 @@ def test_a_confirmation_for_what_the_state_refuses_goes_back_with_why(client, op
     login(client, operator)
     response = client.get(f"/tenants/{tenant.pk}/resume/")
     assert response.status_code == 302
-    assert "Only a suspended tenant can be resumed" in said(response)[-1]
+    assert "Resume applies to suspended tenants only" in said(response)[-1]
     assert client.get(f"/tenants/{tenant.pk}/decommission/").status_code == 403
 
 

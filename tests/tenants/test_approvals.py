@@ -13,9 +13,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
 from audit.models import Event
-from tenants import approvals, bulk, grants
+from tenants import approvals, bulk, grants, services
 from tenants.errors import OperationError
-from tenants.models import ApprovalRequest, Tenant
+from tenants.models import ApprovalRequest, Tenant, TenantState
 from tenants.operations import OPERATIONS, perform, preview
 from tenants.roles import ROLES
 from tenants.selectors import action_states
@@ -158,7 +158,7 @@ def test_approval_runs_with_the_checks_of_that_moment(policy, operator, second_o
     perform("suspend", tenant_id=tenant.id, actor=f.ACTOR, approved=True)
     done = approvals.approve(request.id, actor=Actor.for_user(second_operator))
     assert done.status == "refused"
-    assert "Only an active tenant can be suspended" in done.outcome
+    assert "Suspend applies to active tenants only" in done.outcome
     [event] = Event.objects.filter(type="operation.approval_refused", tenant_id=tenant.id)
     assert event.data["error"] == done.outcome
     assert f.reload(tenant).awaiting_approval == ""
@@ -289,3 +289,34 @@ def test_permissions_roles_and_the_model_agree_with_the_table(roles):
     # Nothing in the model's permissions that no row names.
     assert set(custom) == {g.codename for g in grants.GRANTS.values() if g.description}
     assert set(grants.GRANTS) == {"create", *OPERATIONS}
+
+
+# --- the state part of every guard is the state machine's ------------------------------------
+
+TRANSITION = {
+    "cancel": "request_cancel",
+    "reset": "reset",
+    "retry": "retry",
+    "suspend": "suspend",
+    "resume": "resume",
+    "decommission": "decommission",
+}
+
+
+@pytest.mark.parametrize("state", [s.value for s in TenantState])
+def test_every_guard_refuses_the_states_its_transition_does_not_leave(state):
+    """For each operation of the table and each state: a state its django-fsm transition
+    cannot leave is refused with the one sentence ``wrong_state`` words; any other refusal is
+    about something the state machine cannot see."""
+    assert set(TRANSITION) == set(OPERATIONS)
+    tenant = Tenant(slug="x-guard", state=state)
+    for name, op in OPERATIONS.items():
+        sources = services.fsm_sources(TRANSITION[name])
+        why = op.check(tenant, None)
+        if state in sources:
+            assert why is None or "applies to" not in why, (name, state, why)
+        else:
+            assert why == services.wrong_state(
+                tenant, transition=TRANSITION[name], operation=name
+            ), (name, state)
+            assert why.endswith(f"tenants only; this one is {state}.")

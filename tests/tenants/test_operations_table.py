@@ -181,7 +181,7 @@ def test_actions_say_available_permitted_and_why_not(fast_saga, request, role, p
         if not a.permitted:
             assert "permission" in a.reason
     resume = next(a for a in actions if a.name == "resume")
-    assert resume.reason.startswith("Only a suspended tenant can be resumed")
+    assert resume.reason.startswith("Resume applies to suspended tenants only")
 
 
 def test_permissions_are_read_once_for_all_six(fast_saga, operator, django_assert_num_queries):
