@@ -35,6 +35,7 @@ from tenants import approvals, bulk, operations, selectors
 from tenants.errors import OperationError
 from tenants.models import SLUG_HELP, ApprovalStatus, Condition, Plan, Tenant, TenantState
 from tenants.operations import (
+    CREATE,
     OPERATIONS,
     Operation,
     permitted_names,
@@ -151,7 +152,7 @@ def tenant_list(request: HtmxHttpRequest) -> HttpResponse:
         "plans": Plan.choices,
         "conditions": Condition.choices,
         "sorts": [(k, v[2]) for k, v in TENANT_SORTS.items()],
-        "can_create": request.user.has_perm("tenants.add_tenant"),
+        "can_create": request.user.has_perm(CREATE.permission),
         # Bulk: the operations this user may apply to selected tenants.
         "operations": [op for op in OPERATIONS.values() if op.name in allowed],
         "live": live,
@@ -172,8 +173,8 @@ def tenant_list(request: HtmxHttpRequest) -> HttpResponse:
 @login_required
 @permission_required("tenants.view_tenant", "view tenants")
 def tenant_new(request: HtmxHttpRequest) -> HttpResponse:
-    if not request.user.has_perm("tenants.add_tenant"):
-        raise refusal("tenants.add_tenant", "create tenants")
+    if not request.user.has_perm(CREATE.permission):
+        raise refusal(CREATE.permission, "create tenants")
     values = {"slug": "", "name": "", "plan": Plan.STARTER, "admin_email": "", "faults": ""}
     errors: dict[str, list[str]] = {}
     error_message = ""
@@ -202,10 +203,7 @@ def tenant_new(request: HtmxHttpRequest) -> HttpResponse:
             # 422: the submission was understood and refused; the form comes back with reasons.
             status = 422
         else:
-            if start:
-                messages.success(request, f"Tenant {tenant.slug} created; provisioning started.")
-            else:
-                messages.success(request, f"Tenant {tenant.slug} created; it waits in Pending.")
+            messages.success(request, CREATE.done_message(tenant))
             return redirect("console:tenant_detail", tenant_id=tenant.pk)
     return render(
         request,

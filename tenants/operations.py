@@ -203,7 +203,7 @@ class Creation:
     name: str = "create"
     label: str = "Create tenant"
     done_started: str = "Created tenant {slug} ({id}): provisioning started."
-    done_pending: str = "Created tenant {slug} ({id}): pending (not started)."
+    done_pending: str = "Created tenant {slug} ({id}): it waits in Pending (not started)."
     summary: str = "Create a tenant (with start, its provisioning begins at once)"
 
     @property

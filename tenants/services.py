@@ -335,7 +335,7 @@ def create_tenant(
     record ``tenant.created``; if starting, move to provisioning, create run 1, record
     ``tenant.provisioning.started`` and dispatch ``validate_request`` on commit.
     """
-    actor.require(GRANTS["create"].permission, "create tenants")
+    actor.require(GRANTS["create"].permission, "create tenants")  # the create row's grant
     # Every bad field at once, faults included, so each door shows the whole list.
     errors: dict[str, Any] = {}
     fields: dict[str, str] = {}

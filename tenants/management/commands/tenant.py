@@ -24,7 +24,7 @@ from tenants.bulk import BULK_DEFAULT_LIMIT, BULK_MAX_LIMIT
 from tenants.errors import OperationError
 from tenants.formats import stamp_text
 from tenants.models import NEEDS_ATTENTION, Condition, Tenant, TenantState
-from tenants.operations import OPERATIONS
+from tenants.operations import CREATE, OPERATIONS
 from tenants.selectors import (
     TenantDetail,
     TenantFilters,
@@ -321,8 +321,7 @@ class Command(BaseCommand):
             actor=self._actor(options),
         )
         if not options["json"]:
-            started = "provisioning started" if options["start"] else "pending (not started)"
-            self.stdout.write(f"Created tenant {tenant.slug} ({tenant.id}): {started}.")
+            self.stdout.write(CREATE.done_message(tenant))
         self._finish(TenantState.ACTIVE, tenant, options)
 
     def operate(self, action: str, options: dict[str, Any]) -> None:
