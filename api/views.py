@@ -409,7 +409,7 @@ for _op in OPERATIONS.values():
 
 @api.get(
     "/approvals",
-    response={200: ApprovalList, **READ_ERRORS, 404: E},
+    response={200: ApprovalList, **READ_ERRORS},
     tags=["approvals"],
     summary="Operations waiting for a second person's approval (first), then decided ones",
     operation_id="list_approvals",

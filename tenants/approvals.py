@@ -28,6 +28,7 @@ from .errors import OperationError
 from .models import ApprovalRequest, ApprovalStatus, Tenant
 from .operations import (
     BULK,
+    OPERATIONS,
     Operation,
     approval_data,
     get_operation,
@@ -113,11 +114,19 @@ def approval_list(
             raise _bad("status", f"status must be one of {', '.join(A.values)}.")
         rows = rows.filter(status=status)
     if operation:
-        if operation != BULK:
-            get_operation(operation)  # a typo is an error, not "nothing waits"
-        rows = rows.filter(operation=operation)
+        # A typo is an error, not "nothing waits"; ``bulk`` is every bulk request.
+        if operation == BULK:
+            rows = rows.filter(tenant__isnull=True)
+        elif operation in OPERATIONS:
+            rows = rows.filter(operation=operation)
+        else:
+            raise _bad("operation", f"operation must be one of {', '.join([*OPERATIONS, BULK])}.")
     if tenant:
-        rows = rows.filter(tenant_id=find_tenant(tenant).pk)
+        try:
+            found = find_tenant(tenant)
+        except OperationError:
+            raise _bad("tenant", f"No tenant has the slug or id {tenant!r}.") from None
+        rows = rows.filter(tenant_id=found.pk)
     # Waiting first: it is what the page is for.
     waiting_first = Case(When(status=A.WAITING, then=Value(0)), default=Value(1))
     return rows.order_by(waiting_first, "-requested_at", "-id")

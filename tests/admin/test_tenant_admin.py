@@ -215,7 +215,9 @@ def test_bulk_suspend_applies_to_each_tenant_and_reports_refusals(client, admin_
     )
     shown = messages_of(response)
     assert "Suspend: accepted for alpha, bravo." in shown
-    assert any(m.startswith("Suspend refused for charlie: Suspend applies to active") for m in shown)
+    assert any(
+        m.startswith("Suspend refused for charlie: Suspend applies to active") for m in shown
+    )
     states = dict(Tenant.objects.values_list("slug", "state"))
     assert states == {"alpha": "suspended", "bravo": "suspended", "charlie": "pending"}
     suspended = Event.objects.filter(type="tenant.suspended")

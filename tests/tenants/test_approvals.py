@@ -320,3 +320,21 @@ def test_every_guard_refuses_the_states_its_transition_does_not_leave(state):
                 tenant, transition=TRANSITION[name], operation=name
             ), (name, state)
             assert why.endswith(f"tenants only; this one is {state}.")
+
+
+def test_beat_runs_the_expiry_pass_on_the_control_queue(policy, operator, settings):
+    from controlplane.celery import app
+    from tenants.tasks import expire_approvals
+
+    entry = settings.CELERY_BEAT_SCHEDULE["approvals"]
+    assert entry["task"] == "tenants.expire_approvals" == expire_approvals.name
+    assert entry["schedule"] == settings.CONTROLPLANE_WATCHDOG_INTERVAL
+    assert settings.CELERY_TASK_ROUTES["tenants.expire_approvals"]["queue"] == (
+        settings.CONTROLPLANE_CONTROL_QUEUE
+    )
+    app.loader.import_default_modules()
+    assert "tenants.expire_approvals" in app.tasks
+    tenant = f.active_tenant()
+    perform("suspend", tenant_id=tenant.id, actor=Actor.for_user(operator))
+    with time_machine.travel(timezone.now() + timedelta(seconds=3601)):
+        assert expire_approvals() == 1
