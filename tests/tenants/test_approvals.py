@@ -338,3 +338,14 @@ def test_beat_runs_the_expiry_pass_on_the_control_queue(policy, operator, settin
     perform("suspend", tenant_id=tenant.id, actor=Actor.for_user(operator))
     with time_machine.travel(timezone.now() + timedelta(seconds=3601)):
         assert expire_approvals() == 1
+
+
+def test_a_decommission_that_waited_is_counted_once_in_the_metrics(fast_saga, admin_user):
+    from observability.metrics import operations
+
+    fast_saga.CONTROLPLANE_DECOMMISSION_APPROVAL = True
+    tenant = f.active_tenant()
+    request = perform("decommission", tenant_id=tenant.id, actor=Actor.for_user(admin_user))
+    assert operations()[("decommission", "accepted")] == 0
+    approvals.approve(request.approval.id, actor=Actor.for_user(make_user("grace", "admin")))
+    assert operations()[("decommission", "accepted")] == 1
