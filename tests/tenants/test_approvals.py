@@ -349,3 +349,23 @@ def test_a_decommission_that_waited_is_counted_once_in_the_metrics(fast_saga, ad
     assert operations()[("decommission", "accepted")] == 0
     approvals.approve(request.approval.id, actor=Actor.for_user(make_user("grace", "admin")))
     assert operations()[("decommission", "accepted")] == 1
+
+
+def test_an_approved_retry_runs_with_the_faults_it_was_asked_with(fast_saga, operator):
+    from provisioning.models import Run
+
+    fast_saga.CONTROLPLANE_APPROVAL_REQUIRED = ("retry",)
+    fast_saga.CONTROLPLANE_FAULT_INJECTION = True
+    tenant = f.failed_tenant()
+    asked = perform(
+        "retry",
+        tenant_id=tenant.id,
+        actor=Actor.for_user(operator),
+        faults="configure_dns=fail_once",
+    )
+    assert asked.approval.options == {"faults": {"configure_dns": "fail_once"}}
+    assert f.reload(tenant).state == "failed"
+    approvals.approve(asked.approval.id, actor=Actor.for_user(make_user("olga", "operator")))
+    tenant = f.reload(tenant)
+    assert tenant.state == "provisioning"
+    assert Run.objects.get(pk=tenant.workflow_id).faults == {"configure_dns": "fail_once"}
