@@ -58,6 +58,7 @@ def tenant_dict(tenant: Tenant) -> dict[str, Any]:
         "last_error": tenant.last_error,
         "failed_activity": tenant.failed_activity,
         "decommission_requested_at": tenant.decommission_requested_at,
+        "awaiting_approval": tenant.waiting_operations,
         "created_at": tenant.created_at,
         "updated_at": tenant.updated_at,
         "activated_at": tenant.activated_at,
