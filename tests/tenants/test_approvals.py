@@ -369,3 +369,27 @@ def test_an_approved_retry_runs_with_the_faults_it_was_asked_with(fast_saga, ope
     tenant = f.reload(tenant)
     assert tenant.state == "provisioning"
     assert Run.objects.get(pk=tenant.workflow_id).faults == {"configure_dns": "fail_once"}
+
+
+@pytest.mark.parametrize("action", list(OPERATIONS))
+def test_every_row_waits_then_runs_as_its_author_once_approved(fast_saga, action):
+    """One mechanism, no per-operation code: each row of the table, named in the policy, waits
+    for a second person and then is performed (its first event, its reason, its author)."""
+    from .test_operations_table import FIRST_EVENT, WHERE
+
+    fast_saga.CONTROLPLANE_APPROVAL_REQUIRED = (action,)
+    tenant = f.SITUATIONS[WHERE[action]](fast_saga)
+    before = f.reload(tenant).state
+    asked = perform(action, tenant_id=tenant.id, actor=Actor.shell("alice"), reason="why")
+    assert asked.approval.status == "waiting" and f.reload(tenant).state == before
+    mark = Event.objects.order_by("-id").values_list("id", flat=True).first()
+    with pytest.raises(OperationError):
+        approvals.approve(asked.approval.id, actor=Actor.shell("alice"))
+    done = approvals.approve(asked.approval.id, actor=Actor.shell("bob"))
+    assert done.status == "approved", done.outcome
+    [first] = [
+        e
+        for e in Event.objects.filter(tenant_id=tenant.id, id__gt=mark, type=FIRST_EVENT[action])
+        if not e.data.get("awaiting_approval")
+    ]
+    assert first.actor == "user:alice" and first.data["reason"] == "why"
