@@ -529,8 +529,7 @@ def tenant_bulk(request: HtmxHttpRequest) -> HttpResponse:
         return redirect(back)
     if result.approval is not None:
         # The approval policy: nothing was done; the request waits on the approvals page.
-        target = f"{result.matched} selected tenant{'' if result.matched == 1 else 's'}"
-        messages.success(request, operations.waiting_message(op, target))
+        messages.success(request, operations.waiting_message(op, result.approval.target))
         return redirect("console:approval_list")
     return render(
         request,

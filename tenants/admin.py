@@ -417,9 +417,7 @@ class TenantAdmin(admin.ModelAdmin):
                 },
             )
         if result.approval is not None:
-            self.message_user(
-                request, operations.waiting_message(op, f"{result.matched} selected tenants")
-            )
+            self.message_user(request, operations.waiting_message(op, result.approval.target))
             return None
         done = [r.slug for r in result.results if r.outcome == "accepted"]
         refused = [f"{r.slug}: {r.message}" for r in result.results if r.outcome == "refused"]

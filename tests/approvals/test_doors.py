@@ -162,6 +162,21 @@ def test_api_filters_are_checked(policy, operator):
 # --- admin ----------------------------------------------------------------------------------
 
 
+def test_admin_bulk_under_the_policy_waits(client, policy, operator):
+    tenant = f.active_tenant()
+    client.force_login(operator)
+    response = client.post(
+        reverse("admin:tenants_tenant_changelist"),
+        {"action": "suspend_selected", "_selected_action": [tenant.pk], "post": "yes"},
+        follow=True,
+    )
+    assert (
+        "Suspend of 1 selected tenant requested: it waits for a different person allowed to "
+        "suspend to approve it." in said(response)
+    )
+    assert state(tenant) == "active" and waiting(None).selection["ids"] == [str(tenant.pk)]
+
+
 def test_admin_lists_requests_and_approves_them_as_a_bulk_action(client, policy, operator):
     tenant = f.active_tenant()
     perform("suspend", tenant_id=tenant.pk, actor=Actor.for_user(operator))
@@ -233,7 +248,9 @@ def test_command_bulk_under_the_policy(policy):
     call_command(
         "tenant", "bulk", "suspend", "--state", "active", "--yes", "--actor", "alice", stdout=out
     )
-    assert "waits for a different person" in out.getvalue()
+    assert out.getvalue().startswith(
+        "Suspend of the tenants where state=active requested: it waits for a different person"
+    )
     request = waiting(None)
     approval("approve", str(request.pk), "--actor", "bob")
     assert state(tenant) == "suspended"

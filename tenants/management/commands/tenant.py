@@ -390,7 +390,7 @@ class Command(BaseCommand):
         elif result.approval is not None:
             op = OPERATIONS[options["operation"]]
             self.stdout.write(
-                operations.waiting_message(op, f"{result.matched} matched tenants")
+                operations.waiting_message(op, result.approval.target)
                 + f" Request {result.approval.id}."
             )
         else:
