@@ -360,7 +360,7 @@ def _perform(
             messages.error(request, f"{label} was refused: {exc.message}")
         return redirect(detail_url)
     message = operations.success_message(op, done)
-    if previewed is not None:
+    if previewed is not None and getattr(done, "approval", None) is None:
         message += operations.moved_on_note(set(previewed.split(",")) - {""}, now_releases)
     messages.success(request, message)
     return redirect(detail_url)
