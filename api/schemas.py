@@ -26,6 +26,7 @@ from tenants.models import (
 )
 from tenants.operations import OPERATIONS
 from tenants.selectors import STEP_STATUSES
+from tenants.vocabulary import Recommended
 
 
 def _storable(value: str) -> str:
@@ -43,7 +44,7 @@ def _storable(value: str) -> str:
 
 Text = Annotated[str, AfterValidator(_storable)]
 ACTIONS = list(OPERATIONS)
-RECOMMENDATIONS = ["wait", "cancel", "reset", "retry", "decommission", "none"]
+RECOMMENDATIONS = list(Recommended)
 
 
 class StrictBody(Schema):

@@ -17,8 +17,10 @@ from ninja import Header, Query, Status
 from pydantic import BeforeValidator
 
 from tenants import bulk, operations, selectors, services
+from tenants.errors import ErrorCode
 from tenants.models import NEEDS_ATTENTION, Condition, Plan, Tenant, TenantState
 from tenants.operations import OPERATIONS, Operation
+from tenants.permissions import Permission
 
 from . import errors, queries
 from .auth import SessionAuth, TokenAuth, caller, require_read
@@ -182,7 +184,7 @@ def list_tenants(
     limit: int = Limit,
     cursor: Text | None = Cursor,
 ) -> dict[str, Any]:
-    require_read(request, "tenants.view_tenant", "view tenants")
+    require_read(request, Permission.VIEW_TENANT, "view tenants")
     filters = selectors.TenantFilters.parse(
         state=state,
         plan=plan,
@@ -203,7 +205,7 @@ def list_tenants(
     operation_id="get_tenant",
 )
 def get_tenant(request: HttpRequest, tenant_id: str) -> dict[str, Any]:
-    require_read(request, "tenants.view_tenant", "view tenants")
+    require_read(request, Permission.VIEW_TENANT, "view tenants")
     detail = selectors.tenant_detail(tenant_id, user=caller(request).user)
     run = None
     if detail.run is not None:
@@ -245,7 +247,7 @@ def get_tenant(request: HttpRequest, tenant_id: str) -> dict[str, Any]:
     operation_id="tenant_runs",
 )
 def tenant_runs(request: HttpRequest, tenant_id: str) -> dict[str, Any]:
-    require_read(request, "tenants.view_tenant", "view tenants")
+    require_read(request, Permission.VIEW_TENANT, "view tenants")
     runs = selectors.tenant_runs(tenant_id)
     return {
         "items": [
@@ -450,8 +452,8 @@ def _four_eyes(
 def tenant_events(
     request: HttpRequest, tenant_id: str, limit: int = Limit, cursor: Text | None = Cursor
 ) -> dict[str, Any]:
-    require_read(request, "tenants.view_tenant", "view tenants")
-    require_read(request, "audit.view_event", "view audit events")
+    require_read(request, Permission.VIEW_TENANT, "view tenants")
+    require_read(request, Permission.VIEW_EVENT, "view audit events")
     tenant = selectors.get_tenant(tenant_id)
     rows, next_cursor = queries.tenant_events(tenant.id, cursor=cursor, limit=limit)
     return {"items": [e.as_dict() for e in rows], "next_cursor": next_cursor}
@@ -474,14 +476,14 @@ def audit_feed(
     limit: int = Limit,
     cursor: Text | None = Cursor,
 ) -> dict[str, Any]:
-    require_read(request, "audit.view_event", "view audit events")
+    require_read(request, Permission.VIEW_EVENT, "view audit events")
     filters = selectors.AuditFilters.parse(
         type=type, tenant=tenant, actor=actor, since=_utc(since), hide_steps=hide_steps
     )
     if filters.tenant and not queries.tenant_known(filters.tenant):
         # An empty page would read as "nothing happened to it"; the filter names nothing.
         message = f"No tenant has the slug or id {filters.tenant!r}."
-        raise ApiError(422, "validation_error", message, {"tenant": [message]})
+        raise ApiError(422, ErrorCode.VALIDATION_ERROR, message, {"tenant": [message]})
     rows, next_cursor = queries.audit_feed(filters, cursor=cursor, limit=limit)
     return {"items": [e.as_dict() for e in rows], "next_cursor": next_cursor}
 
@@ -496,5 +498,5 @@ def _utc(moment: datetime | None) -> datetime | None:
     except OverflowError:
         # 9999-12-31T23:00-05:00 is past what a datetime can hold once in UTC.
         raise ApiError(
-            422, "validation_error", "since is out of range.", {"since": ["Out of range."]}
+            422, ErrorCode.VALIDATION_ERROR, "since is out of range.", {"since": ["Out of range."]}
         ) from None

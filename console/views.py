@@ -32,7 +32,7 @@ from audit.models import Event
 from controlplane.formats import StampJSONEncoder, iso_text
 from provisioning.models import STEPS
 from tenants import bulk, operations, selectors
-from tenants.errors import OperationError
+from tenants.errors import ErrorCode, OperationError
 from tenants.models import SLUG_HELP, Condition, Plan, Tenant, TenantState
 from tenants.operations import (
     APPROVED_MESSAGE,
@@ -41,11 +41,12 @@ from tenants.operations import (
     Operation,
     permitted_names,
 )
+from tenants.permissions import Permission
 from tenants.services import Actor, create_tenant
 
 from .auth import login_required, permission_required, refusal
 from .pagination import keyset_page
-from .presenters import RECOMMENDATION_LABELS, rows_for, step_rows
+from .presenters import rows_for, step_rows
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -90,7 +91,7 @@ def _param(request: HtmxHttpRequest, name: str, max_length: int) -> str:
 
 
 @login_required
-@permission_required("tenants.view_tenant", "view tenants")
+@permission_required(Permission.VIEW_TENANT, "view tenants")
 def tenant_list(request: HtmxHttpRequest) -> HttpResponse:
     sort = request.GET.get("sort", "newest")
     if sort not in TENANT_SORTS:
@@ -153,7 +154,7 @@ def tenant_list(request: HtmxHttpRequest) -> HttpResponse:
         "plans": Plan.choices,
         "conditions": Condition.choices,
         "sorts": [(k, v[2]) for k, v in TENANT_SORTS.items()],
-        "can_create": request.user.has_perm("tenants.add_tenant"),
+        "can_create": request.user.has_perm(Permission.ADD_TENANT),
         # Bulk: the operations this user may apply to selected tenants.
         "operations": [op for op in OPERATIONS.values() if op.name in allowed],
         "live": live,
@@ -172,10 +173,10 @@ def tenant_list(request: HtmxHttpRequest) -> HttpResponse:
 
 
 @login_required
-@permission_required("tenants.view_tenant", "view tenants")
+@permission_required(Permission.VIEW_TENANT, "view tenants")
 def tenant_new(request: HtmxHttpRequest) -> HttpResponse:
-    if not request.user.has_perm("tenants.add_tenant"):
-        raise refusal("tenants.add_tenant", "create tenants")
+    if not request.user.has_perm(Permission.ADD_TENANT):
+        raise refusal(Permission.ADD_TENANT, "create tenants")
     values = {"slug": "", "name": "", "plan": Plan.STARTER, "admin_email": "", "faults": ""}
     errors: dict[str, list[str]] = {}
     error_message = ""
@@ -197,7 +198,7 @@ def tenant_new(request: HtmxHttpRequest) -> HttpResponse:
                 faults=faults,
             )
         except OperationError as exc:
-            if exc.code == "permission_denied":
+            if exc.code == ErrorCode.PERMISSION_DENIED:
                 raise PermissionDenied(exc.message) from None
             errors = exc.details if isinstance(exc.details, dict) else {}
             error_message = exc.message
@@ -264,9 +265,7 @@ def _detail_context(request: HtmxHttpRequest, tenant_id: uuid.UUID) -> dict[str,
         "actions": actions,
         "offered": [a for a in actions if a["available"] and a["permitted"]],
         "may_decommission": "decommission" in permitted_names(request.user),
-        "recommendation_label": RECOMMENDATION_LABELS.get(
-            detail.recommendation.action, detail.recommendation.action
-        ),
+        "recommendation_label": detail.recommendation.action.label,
         "live": not detail.settled,
         "poll_seconds": poll_seconds(),
         "poll_url": request.get_full_path(),
@@ -274,7 +273,7 @@ def _detail_context(request: HtmxHttpRequest, tenant_id: uuid.UUID) -> dict[str,
 
 
 @login_required
-@permission_required("tenants.view_tenant", "view tenants")
+@permission_required(Permission.VIEW_TENANT, "view tenants")
 def tenant_detail(request: HtmxHttpRequest, tenant_id: uuid.UUID) -> HttpResponse:
     context = _detail_context(request, tenant_id)
     if request.htmx:
@@ -296,7 +295,7 @@ def tenant_detail(request: HtmxHttpRequest, tenant_id: uuid.UUID) -> HttpRespons
 
 
 @login_required
-@permission_required("tenants.view_tenant", "view tenants")
+@permission_required(Permission.VIEW_TENANT, "view tenants")
 def tenant_action(request: HtmxHttpRequest, tenant_id: uuid.UUID, action: str) -> HttpResponse:
     """GET: the confirmation step, with the operation's preview and a reason field.
     POST: perform it (the service checks the permission, the state and the reason)."""
@@ -350,9 +349,9 @@ def _perform(
     try:
         done = operations.perform(op.name, tenant_id=tenant.pk, actor=actor, reason=reason)
     except OperationError as exc:
-        if exc.code == "permission_denied":
+        if exc.code == ErrorCode.PERMISSION_DENIED:
             raise PermissionDenied(exc.message) from None
-        if exc.code == "not_found":
+        if exc.code == ErrorCode.NOT_FOUND:
             raise Http404(exc.message) from None
         now = selectors.get_tenant(tenant.pk)
         if seen_state and seen_state != now.state:
@@ -398,7 +397,7 @@ def _confirm_page(
     try:
         preview = operations.preview(op.name, tenant_id=tenant.pk, actor=actor)
     except OperationError as exc:
-        if exc.code == "permission_denied":
+        if exc.code == ErrorCode.PERMISSION_DENIED:
             raise PermissionDenied(exc.message) from None
         messages.error(request, f"{op.label} is not possible now: {exc.message}")
         return redirect(detail_url)
@@ -421,7 +420,7 @@ def _confirm_page(
 
 @login_required
 @require_POST
-@permission_required("tenants.view_tenant", "view tenants")
+@permission_required(Permission.VIEW_TENANT, "view tenants")
 def decommission_approval(
     request: HtmxHttpRequest, tenant_id: uuid.UUID, decision: str
 ) -> HttpResponse:
@@ -440,9 +439,9 @@ def decommission_approval(
             reason=request.POST.get("reason", ""),
         )
     except OperationError as exc:
-        if exc.code == "not_found":
+        if exc.code == ErrorCode.NOT_FOUND:
             raise Http404(exc.message) from None
-        if exc.code == "permission_denied" and not request.user.has_perm(
+        if exc.code == ErrorCode.PERMISSION_DENIED and not request.user.has_perm(
             OPERATIONS["decommission"].permission
         ):
             raise PermissionDenied(exc.message) from None
@@ -458,7 +457,7 @@ def decommission_approval(
 
 @login_required
 @require_POST
-@permission_required("tenants.view_tenant", "view tenants")
+@permission_required(Permission.VIEW_TENANT, "view tenants")
 def tenant_bulk(request: HtmxHttpRequest) -> HttpResponse:
     """Selected tenants and one operation: first the dry run, then (confirmed) the real thing.
 
@@ -486,7 +485,7 @@ def tenant_bulk(request: HtmxHttpRequest) -> HttpResponse:
             limit=bulk.BULK_MAX_LIMIT,
         )
     except OperationError as exc:
-        if exc.code == "permission_denied":
+        if exc.code == ErrorCode.PERMISSION_DENIED:
             raise PermissionDenied(exc.message) from None
         messages.error(request, f"{op.label}: {exc.message}")
         return redirect(back)
@@ -529,7 +528,7 @@ def _audit_filters(request: HtmxHttpRequest) -> tuple[QuerySet[Event], dict[str,
 
 
 @login_required
-@permission_required("audit.view_event", "view the audit feed")
+@permission_required(Permission.VIEW_EVENT, "view the audit feed")
 def audit_feed(request: HtmxHttpRequest) -> HttpResponse:
     qs, filters, problem = _audit_filters(request)
     fmt = request.GET.get("format", "")

@@ -8,8 +8,9 @@ from django.http import HttpRequest, JsonResponse
 
 from api.errors import HTTP_CODES, json_error
 from api.tokens import authenticate_token
+from tenants.permissions import Permission
 
-VIEW_PERMISSION = "tenants.view_tenant"
+VIEW_PERMISSION = Permission.VIEW_TENANT
 
 
 def metrics_access(request: HttpRequest) -> JsonResponse | None:

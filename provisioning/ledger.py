@@ -17,6 +17,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections, t
 from django.db.models import Case, IntegerField, Value, When
 from django.utils import timezone
 
+from audit.events import EventType
 from audit.services import record_event
 from tenants.models import Tenant
 
@@ -136,7 +137,7 @@ def release_allocation(
         )
         if updated:
             record_event(
-                type="tenant.resource.released",
+                type=EventType.RESOURCE_RELEASED,
                 tenant_id=allocation.tenant_id,
                 run_id=run_id,
                 actor=actor,
@@ -202,7 +203,7 @@ def release_intent(
             and released
         ):
             record_event(
-                type="tenant.resource.released",
+                type=EventType.RESOURCE_RELEASED,
                 tenant_id=intent.tenant_id,
                 run_id=run_id,
                 actor=actor,

@@ -33,6 +33,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from audit.events import EventType
 from audit.services import SYSTEM, record_event
 from tenants.models import Condition, Tenant, TenantState
 
@@ -132,7 +133,7 @@ def _dead_tries(now: datetime, cutoff: datetime, report: WatchdogReport) -> None
                 continue
             conditions.set_condition(tenant, Condition.LOST)
             record_event(
-                type="tenant.provisioning.step_redispatched",
+                type=EventType.STEP_REDISPATCHED,
                 tenant_id=tenant.id,
                 run_id=step.run_id,
                 actor=SYSTEM,
@@ -236,7 +237,7 @@ def _flag_stalled(tenant: Tenant, step: StepExecution, seconds: float, now: date
     tenant.condition = Condition.STALLED
     tenant.save(update_fields=["last_error", "condition", "updated_at"])
     record_event(
-        type="tenant.provisioning.stalled",
+        type=EventType.PROVISIONING_STALLED,
         tenant_id=tenant.id,
         run_id=step.run_id,
         actor=SYSTEM,
@@ -277,7 +278,7 @@ def _orphaned_handles(now: datetime, report: WatchdogReport) -> None:
             locked.condition = Condition.ORPHANED
             locked.save(update_fields=["last_error", "condition", "updated_at"])
             record_event(
-                type="tenant.provisioning.orphaned_handle",
+                type=EventType.ORPHANED_HANDLE,
                 tenant_id=locked.id,
                 run_id=locked.workflow_id,
                 actor=SYSTEM,

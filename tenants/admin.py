@@ -43,8 +43,10 @@ from .operations import (
     Operation,
     permitted_names,
 )
+from .permissions import Permission
 from .selectors import tenant_detail, tenant_events
 from .services import Actor, create_tenant
+from .vocabulary import StepDisplay
 
 # Four eyes: the two decisions on a waiting decommission, by the name the action URL carries.
 DECISIONS = {
@@ -515,7 +517,7 @@ def _heartbeat_text(detail: selectors.TenantDetail) -> str:
     if seconds is None or run is None:
         return ""
     current = next((v for v in detail.step_views if v.name == run.current_step), None)
-    if current is not None and current.status == "dispatched":
+    if current is not None and current.status == StepDisplay.DISPATCHED:
         return queued_text(current.queued_seconds)
     return f"last heartbeat {seconds_text(seconds)} ago"
 
@@ -527,7 +529,7 @@ def _may_use_admin(request: HttpRequest) -> bool:
     the services, which check the operation's permission again.
     """
     user = request.user
-    return bool(user.is_active and (user.is_staff or user.has_perm("tenants.view_tenant")))
+    return bool(user.is_active and (user.is_staff or user.has_perm(Permission.VIEW_TENANT)))
 
 
 admin.site.has_permission = _may_use_admin

@@ -17,7 +17,7 @@ from provisioning.admission import bulk_lane
 from provisioning.models import Allocation, Run
 
 from . import services
-from .errors import OperationError
+from .errors import ErrorCode, OperationError
 from .models import Plan, Tenant, TenantState
 from .operations import Operation, Preview, get_operation, perform, preview_of, success_message
 from .selectors import tenant_queryset
@@ -92,7 +92,7 @@ class BulkResult:
 
 
 def _bad(field_name: str, message: str) -> OperationError:
-    return OperationError("validation_error", message, {field_name: [message]})
+    return OperationError(ErrorCode.VALIDATION_ERROR, message, {field_name: [message]})
 
 
 def _clean_limit(limit: Any) -> int:
@@ -169,7 +169,7 @@ def bulk(
         raise _bad("dry_run", "dry_run must be true or false.")
     if (ids is None) == (filters is None):
         raise OperationError(
-            "validation_error",
+            ErrorCode.VALIDATION_ERROR,
             "Give either ids or filter, not both and not neither.",
             {"ids": ["Give ids or filter."]},
         )
@@ -192,7 +192,9 @@ def bulk(
         for tenant in tenants:
             result.results.append(_bulk_one(op, tenant, actor, reason))
     result.results.extend(
-        BulkOutcome(id=i, slug="", outcome="refused", code="not_found", message="No such tenant.")
+        BulkOutcome(
+            id=i, slug="", outcome="refused", code=ErrorCode.NOT_FOUND, message="No such tenant."
+        )
         for i in missing
     )
     return result

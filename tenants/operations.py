@@ -18,11 +18,13 @@ from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
 
+from audit.events import EventType
 from provisioning.models import Allocation, Run
 
 from . import services
-from .errors import OperationError
+from .errors import ErrorCode, OperationError
 from .models import Tenant, TenantState
+from .permissions import Permission
 from .services import Actor
 
 S = TenantState
@@ -33,7 +35,7 @@ Guard = Callable[[Tenant, Run | None], str | None]
 class Operation:
     name: str
     label: str  # the button's label in every door
-    permission: str  # the Django permission it needs (roles grant it)
+    permission: Permission  # the Django permission it needs (roles grant it)
     guard: Guard  # None when the state allows it, else the reason why not
     service: Callable[..., Tenant]
     end_state: str  # where the tenant settles once the work is done
@@ -62,17 +64,17 @@ OPERATIONS: dict[str, Operation] = {
         Operation(
             name="cancel",
             label="Cancel provisioning",
-            permission="tenants.cancel_provisioning",
+            permission=Permission.CANCEL_PROVISIONING,
             guard=services.why_not_cancel,
             service=services.cancel_provisioning,
             end_state=S.PENDING,
             releases=True,
             events=(
-                "tenant.provisioning.cancel_requested",
-                "tenant.provisioning.compensation_started",
-                "tenant.resource.released",
-                "tenant.provisioning.compensation_completed",
-                "tenant.provisioning.cancelled",
+                EventType.CANCEL_REQUESTED,
+                EventType.COMPENSATION_STARTED,
+                EventType.RESOURCE_RELEASED,
+                EventType.COMPENSATION_COMPLETED,
+                EventType.PROVISIONING_CANCELLED,
             ),
             confirmation="Cancel this provisioning? Everything allocated so far is released, "
             "newest first, and the tenant goes back to Pending.",
@@ -84,14 +86,14 @@ OPERATIONS: dict[str, Operation] = {
         Operation(
             name="reset",
             label="Reset provisioning",
-            permission="tenants.reset_provisioning",
+            permission=Permission.RESET_PROVISIONING,
             guard=services.why_not_reset,
             service=services.reset_provisioning,
             end_state=S.PENDING,
             releases=False,
             events=(
-                "tenant.provisioning.reset_started",
-                "tenant.provisioning.reset_completed",
+                EventType.RESET_STARTED,
+                EventType.RESET_COMPLETED,
             ),
             confirmation="Reset this provisioning? The run is abandoned and its error cleared; "
             "allocations are kept for the next attempt.",
@@ -102,14 +104,14 @@ OPERATIONS: dict[str, Operation] = {
         Operation(
             name="retry",
             label="Retry provisioning",
-            permission="tenants.retry_provisioning",
+            permission=Permission.RETRY_PROVISIONING,
             guard=services.why_not_retry,
             service=services.retry_provisioning,
             end_state=S.ACTIVE,
             releases=False,
             events=(
-                "tenant.provisioning.retry_requested",
-                "tenant.provisioning.started",
+                EventType.PROVISIONING_RETRY_REQUESTED,
+                EventType.PROVISIONING_STARTED,
             ),
             confirmation="Retry provisioning? A new run starts (attempt + 1) and reuses what "
             "the tenant still holds.",
@@ -121,12 +123,12 @@ OPERATIONS: dict[str, Operation] = {
         Operation(
             name="suspend",
             label="Suspend",
-            permission="tenants.suspend_tenant",
+            permission=Permission.SUSPEND_TENANT,
             guard=services.why_not_suspend,
             service=services.suspend_tenant,
             end_state=S.SUSPENDED,
             releases=False,
-            events=("tenant.suspended",),
+            events=(EventType.TENANT_SUSPENDED,),
             confirmation="Suspend this tenant? It becomes Suspended and keeps everything it "
             "holds; Resume makes it Active again.",
             done="{slug} is suspended.",
@@ -135,12 +137,12 @@ OPERATIONS: dict[str, Operation] = {
         Operation(
             name="resume",
             label="Resume",
-            permission="tenants.resume_tenant",
+            permission=Permission.RESUME_TENANT,
             guard=services.why_not_resume,
             service=services.resume_tenant,
             end_state=S.ACTIVE,
             releases=False,
-            events=("tenant.resumed",),
+            events=(EventType.TENANT_RESUMED,),
             confirmation="Resume this tenant? It becomes Active again, with everything it held.",
             done="{slug} is active again.",
             summary="Resume a suspended tenant (active again)",
@@ -148,15 +150,15 @@ OPERATIONS: dict[str, Operation] = {
         Operation(
             name="decommission",
             label="Decommission",
-            permission="tenants.decommission_tenant",
+            permission=Permission.DECOMMISSION_TENANT,
             guard=services.why_not_decommission_pending,
             service=services.decommission_tenant,
             end_state=S.DECOMMISSIONED,
             releases=True,
             events=(
-                "tenant.decommission_requested",
-                "tenant.resource.released",
-                "tenant.decommissioned",
+                EventType.DECOMMISSION_REQUESTED,
+                EventType.RESOURCE_RELEASED,
+                EventType.TENANT_DECOMMISSIONED,
             ),
             confirmation="Decommission this tenant? Every resource it holds is released and its "
             "slug becomes free again. This cannot be undone.",
@@ -168,7 +170,7 @@ OPERATIONS: dict[str, Operation] = {
 }
 
 # Four eyes: what the decommission's preview and messages say instead when it must wait.
-APPROVAL_EVENTS = ("tenant.decommission_requested", "tenant.decommission_approved")
+APPROVAL_EVENTS = (EventType.DECOMMISSION_REQUESTED, EventType.DECOMMISSION_APPROVED)
 WAITING_MESSAGE = "Decommission of {slug} requested: it waits for a different admin to approve it."
 APPROVED_MESSAGE = "Decommission of {slug} approved: its resources are being released."
 WITHDRAWN_MESSAGE = "The decommission of {slug} was withdrawn; nothing was released."
@@ -179,7 +181,8 @@ def get_operation(name: str) -> Operation:
         return OPERATIONS[name]
     except KeyError:
         raise OperationError(
-            "not_found", f"No operation is called {name!r}; use one of {', '.join(OPERATIONS)}."
+            ErrorCode.NOT_FOUND,
+            f"No operation is called {name!r}; use one of {', '.join(OPERATIONS)}.",
         ) from None
 
 
@@ -252,7 +255,7 @@ def perform(
         kwargs["faults"] = faults
     elif faults:
         raise OperationError(
-            "validation_error",
+            ErrorCode.VALIDATION_ERROR,
             f"{op.label} takes no faults.",
             {"faults": ["Only retry takes faults."]},
         )
@@ -332,7 +335,7 @@ def _allocation(a: Allocation) -> dict[str, Any]:
 def preview_of(op: Operation, tenant: Tenant, run: Run | None, held: list[Allocation]) -> Preview:
     why = op.guard(tenant, run)
     if why is not None:
-        raise OperationError("invalid_state", why, {"state": tenant.state})
+        raise OperationError(ErrorCode.INVALID_STATE, why, {"state": tenant.state})
     events = list(op.events)
     awaiting = False
     if op.name == "decommission" and services.approval_required():
@@ -343,9 +346,9 @@ def preview_of(op: Operation, tenant: Tenant, run: Run | None, held: list[Alloca
         release, keep = list(held), []
     else:
         release, keep = [], list(held)
-        events = [e for e in events if e != "tenant.resource.released"]
+        events = [e for e in events if e != EventType.RESOURCE_RELEASED]
     if op.releases and not held:
-        events = [e for e in events if e != "tenant.resource.released"]
+        events = [e for e in events if e != EventType.RESOURCE_RELEASED]
     return Preview(
         action=op.name,
         tenant=tenant,
@@ -378,7 +381,7 @@ def preview(
         services.clean_faults(faults)
     elif faults:
         raise OperationError(
-            "validation_error",
+            ErrorCode.VALIDATION_ERROR,
             f"{op.label} takes no faults.",
             {"faults": ["Only retry takes faults."]},
         )

@@ -16,6 +16,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from audit.events import EventType
 from provisioning.models import (
     STEP_KIND,
     Allocation,
@@ -26,7 +27,7 @@ from provisioning.models import (
     StepStatus,
 )
 
-from .errors import OperationError
+from .errors import ErrorCode, OperationError
 from .formats import queued_text
 from .models import (
     IN_FLIGHT,
@@ -40,13 +41,14 @@ from .models import (
 from .operations import OPERATIONS, permission_reason, permitted_names
 from .search import text_match
 from .services import load_tenant
+from .vocabulary import Recommended, StepDisplay
 
 S = TenantState
 
 
 @dataclass
 class Recommendation:
-    action: str  # wait, cancel, reset, retry, decommission, none
+    action: Recommended
     reason: str
 
 
@@ -189,7 +191,7 @@ def find_tenant(ref: str) -> Tenant:
         or Tenant.objects.filter(slug=ref).order_by("-created_at").first()
     )
     if tenant is None:
-        raise OperationError("not_found", f"No tenant has the slug or id {ref!r}.")
+        raise OperationError(ErrorCode.NOT_FOUND, f"No tenant has the slug or id {ref!r}.")
     return tenant
 
 
@@ -207,11 +209,11 @@ def tenant_detail(
     try:
         tid = uuid.UUID(str(tenant_id))
     except ValueError:
-        raise OperationError("not_found", f"No tenant has the id {tenant_id!r}.") from None
+        raise OperationError(ErrorCode.NOT_FOUND, f"No tenant has the id {tenant_id!r}.") from None
     open_findings = ResourceFinding.objects.filter(tenant_id=OuterRef("pk"), resolved_at=None)
     tenant = Tenant.objects.annotate(has_drift=Exists(open_findings)).filter(pk=tid).first()
     if tenant is None:
-        raise OperationError("not_found", f"No tenant has the id {tenant_id}.")
+        raise OperationError(ErrorCode.NOT_FOUND, f"No tenant has the id {tenant_id}.")
     # The handle's run, else the latest: its steps, each with the run (every run has its steps,
     # written with it), in one query.
     if tenant.workflow_id is not None:
@@ -453,7 +455,7 @@ def _bool(value: Any, field_name: str) -> bool:
     if text in ("false", "0", "no", "off"):
         return False
     raise OperationError(
-        "validation_error",
+        ErrorCode.VALIDATION_ERROR,
         f"{field_name} must be true or false.",
         {field_name: ["Must be true or false."]},
     )
@@ -509,7 +511,7 @@ class TenantFilters:
             errors.update(exc.details)
             attention = False
         if errors:
-            raise OperationError("validation_error", "Some filters are not valid.", errors)
+            raise OperationError(ErrorCode.VALIDATION_ERROR, "Some filters are not valid.", errors)
         return cls(
             state=state_,
             plan=plan_,
@@ -560,11 +562,11 @@ def tenant_list(filters: TenantFilters | None = None) -> QuerySet[Tenant]:
 
 # Step-level chatter: what a saga does many times per run. Hidden on request in the feed.
 STEP_CHATTER: tuple[str, ...] = (
-    "tenant.provisioning.step_started",
-    "tenant.provisioning.step_completed",
-    "tenant.resource.allocated",
-    "tenant.resource.reused",
-    "tenant.resource.released",
+    EventType.STEP_STARTED,
+    EventType.STEP_COMPLETED,
+    EventType.RESOURCE_ALLOCATED,
+    EventType.RESOURCE_REUSED,
+    EventType.RESOURCE_RELEASED,
 )
 
 
@@ -613,7 +615,7 @@ class AuditFilters:
             errors.update(exc.details)
             hide = False
         if errors:
-            raise OperationError("validation_error", "Some filters are not valid.", errors)
+            raise OperationError(ErrorCode.VALIDATION_ERROR, "Some filters are not valid.", errors)
         return cls(
             type=clean_text(type, 80),
             tenant=clean_text(tenant, 100).lower(),
@@ -658,17 +660,7 @@ def audit_feed(filters: AuditFilters | None = None) -> QuerySet[Any]:
 # The one step-status vocabulary every door shows (console, API, admin, commands). It is the
 # saga's own status read in the light of its run: a run that is no longer live never shows a
 # step as running or dispatched.
-STEP_STATUSES: tuple[str, ...] = (
-    "waiting",
-    "dispatched",
-    "running",
-    "stalled",
-    "completed",
-    "failed",
-    "skipped",
-    "abandoned",
-    "compensated",
-)
+STEP_STATUSES: tuple[str, ...] = tuple(StepDisplay)
 
 
 def step_status(step: StepExecution, run: Run, released_kinds: set[str]) -> str:
@@ -683,19 +675,19 @@ def step_status(step: StepExecution, run: Run, released_kinds: set[str]) -> str:
     kind = STEP_KIND.get(step.name)
     if step.status == StepStatus.COMPLETED:
         if kind in released_kinds and run.status != RunStatus.COMPLETED:
-            return "compensated"
-        return "completed"
+            return StepDisplay.COMPENSATED
+        return StepDisplay.COMPLETED
     if step.status in (StepStatus.DISPATCHED, StepStatus.RUNNING):
         if not live or run.status == RunStatus.CANCELLING or run.compensating:
-            return "abandoned"
+            return StepDisplay.ABANDONED
         if run.stalled_at is not None:
-            return "stalled"
+            return StepDisplay.STALLED
         return str(step.status)
     if step.status == StepStatus.SKIPPED:
         # Set when a run settles; a step that had begun a try was cut off, not skipped.
-        return "abandoned" if step.tries else "skipped"
+        return StepDisplay.ABANDONED if step.tries else StepDisplay.SKIPPED
     if step.status == StepStatus.WAITING and not live:
-        return "skipped"
+        return StepDisplay.SKIPPED
     return str(step.status)
 
 
@@ -704,14 +696,14 @@ def step_status(step: StepExecution, run: Run, released_kinds: set[str]) -> str:
 # "running": the handle is held until an operator resets it), and a run set aside by a reset
 # or a decommission is "abandoned" ("orphaned" is the word of a tenant's condition, which a
 # page shows beside it and means something else: a handle without its run).
-RUN_STATUS_WORDS: dict[str, str] = {RunStatus.ORPHANED: "abandoned"}
+RUN_STATUS_WORDS: dict[str, str] = {RunStatus.ORPHANED: StepDisplay.ABANDONED}
 
 
 def run_status_word(run: Run) -> str:
     """What an operator reads for a run: ``stalled`` for a live run the watchdog flagged,
     ``abandoned`` for one a reset or a decommission set aside, else the run's status."""
     if run.status in (RunStatus.RUNNING, RunStatus.CANCELLING) and run.stalled_at is not None:
-        return "stalled"
+        return StepDisplay.STALLED
     return RUN_STATUS_WORDS.get(run.status, str(run.status))
 
 

@@ -21,13 +21,15 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_fsm import can_proceed
 
+from audit.events import EventType
 from audit.services import SYSTEM, record_event
 from provisioning import compensation, conditions, runs, saga
 from provisioning.faults import parse_faults, validate_faults
 from provisioning.models import Run, RunStatus
 
-from .errors import OperationError
+from .errors import ErrorCode, OperationError
 from .models import Condition, Plan, Tenant, TenantState, validate_slug
+from .permissions import Permission
 
 S = TenantState
 
@@ -67,7 +69,9 @@ class Actor:
         if self.user is None:
             return
         if isinstance(self.user, AnonymousUser) or not self.user.has_perm(perm):
-            raise OperationError("permission_denied", f"You do not have permission to {what}.")
+            raise OperationError(
+                ErrorCode.PERMISSION_DENIED, f"You do not have permission to {what}."
+            )
 
 
 # --- reading the situation ------------------------------------------------------------------
@@ -168,11 +172,11 @@ def load_tenant(tenant_id: uuid.UUID | str, *, lock: bool = False) -> Tenant:
     try:
         tid = uuid.UUID(str(tenant_id))
     except ValueError:
-        raise OperationError("not_found", f"No tenant has the id {tenant_id!r}.") from None
+        raise OperationError(ErrorCode.NOT_FOUND, f"No tenant has the id {tenant_id!r}.") from None
     rows = Tenant.objects.select_for_update() if lock else Tenant.objects.all()
     tenant = rows.filter(pk=tid).first()
     if tenant is None:
-        raise OperationError("not_found", f"No tenant has the id {tenant_id}.")
+        raise OperationError(ErrorCode.NOT_FOUND, f"No tenant has the id {tenant_id}.")
     return tenant
 
 
@@ -185,7 +189,7 @@ def _refuse_unless(
 ) -> None:
     reason = guard(tenant, run)
     if reason is not None:
-        raise OperationError("invalid_state", reason, {"state": tenant.state})
+        raise OperationError(ErrorCode.INVALID_STATE, reason, {"state": tenant.state})
 
 
 REASON_MAX_LENGTH = 500
@@ -209,7 +213,7 @@ def clean_reason(reason: Any) -> str:
         elif any(unicodedata.category(ch) in ("Cc", "Cs") and ch not in "\n\t\r" for ch in reason):
             problem = "Control characters are not allowed in a reason."
     if problem:
-        raise OperationError("validation_error", problem, {"reason": [problem]})
+        raise OperationError(ErrorCode.VALIDATION_ERROR, problem, {"reason": [problem]})
     return str(reason)
 
 
@@ -274,7 +278,7 @@ def validate_tenant_fields(*, slug: Any, name: Any, plan: Any, admin_email: Any)
         except ValidationError:
             errors["admin_email"] = ["Enter a valid e-mail address."]
     if errors:
-        raise OperationError("validation_error", "Some fields are not valid.", errors)
+        raise OperationError(ErrorCode.VALIDATION_ERROR, "Some fields are not valid.", errors)
     return clean
 
 
@@ -283,12 +287,12 @@ def clean_faults(faults: Any) -> dict[str, str]:
     try:
         faults = parse_faults(faults)
     except ValueError as exc:
-        raise OperationError("validation_error", str(exc), {"faults": [str(exc)]}) from None
+        raise OperationError(ErrorCode.VALIDATION_ERROR, str(exc), {"faults": [str(exc)]}) from None
     if not faults:
         return {}
     if not settings.CONTROLPLANE_FAULT_INJECTION:
         raise OperationError(
-            "validation_error",
+            ErrorCode.VALIDATION_ERROR,
             "Fault injection is off (CONTROLPLANE_FAULT_INJECTION).",
             {
                 "faults": [
@@ -301,7 +305,9 @@ def clean_faults(faults: Any) -> dict[str, str]:
         try:
             return validate_faults(faults)
         except ValueError as exc:
-            raise OperationError("validation_error", str(exc), {"faults": [str(exc)]}) from None
+            raise OperationError(
+                ErrorCode.VALIDATION_ERROR, str(exc), {"faults": [str(exc)]}
+            ) from None
     # Every bad step at once, not the first one only.
     problems: list[str] = []
     clean: dict[str, str] = {}
@@ -311,7 +317,7 @@ def clean_faults(faults: Any) -> dict[str, str]:
         except ValueError as exc:
             problems.append(str(exc))
     if problems:
-        raise OperationError("validation_error", "; ".join(problems), {"faults": problems})
+        raise OperationError(ErrorCode.VALIDATION_ERROR, "; ".join(problems), {"faults": problems})
     return clean
 
 
@@ -331,7 +337,7 @@ def create_tenant(
     record ``tenant.created``; if starting, move to provisioning, create run 1, record
     ``tenant.provisioning.started`` and dispatch ``validate_request`` on commit.
     """
-    actor.require("tenants.add_tenant", "create tenants")
+    actor.require(Permission.ADD_TENANT, "create tenants")
     # Every bad field at once, faults included, so each door shows the whole list.
     errors: dict[str, Any] = {}
     fields: dict[str, str] = {}
@@ -345,10 +351,10 @@ def create_tenant(
     except OperationError as exc:
         errors.update(exc.details)
     if errors:
-        raise OperationError("validation_error", "Some fields are not valid.", errors)
+        raise OperationError(ErrorCode.VALIDATION_ERROR, "Some fields are not valid.", errors)
     if not isinstance(start, bool):
         raise OperationError(
-            "validation_error",
+            ErrorCode.VALIDATION_ERROR,
             "start must be true or false.",
             {"start": ["Must be true or false."]},
         )
@@ -358,7 +364,7 @@ def create_tenant(
                 raise _slug_taken(fields["slug"])
             tenant = Tenant.objects.create(**fields)
             record_event(
-                type="tenant.created",
+                type=EventType.TENANT_CREATED,
                 tenant_id=tenant.id,
                 actor=actor.label,
                 data={"slug": tenant.slug, "plan": tenant.plan, "start": start},
@@ -376,7 +382,7 @@ def create_tenant(
 
 def _slug_taken(slug: str) -> OperationError:
     return OperationError(
-        "slug_taken",
+        ErrorCode.SLUG_TAKEN,
         f"The slug '{slug}' is already used by a tenant that is not decommissioned.",
         {"slug": ["This slug is already in use."]},
     )
@@ -405,7 +411,7 @@ def retry_provisioning(
         _refuse_unless(why_not_retry, tenant, run)
         tenant.retry()
         record_event(
-            type="tenant.provisioning.retry_requested",
+            type=EventType.PROVISIONING_RETRY_REQUESTED,
             tenant_id=tenant.id,
             run_id=run.id if run else None,
             actor=actor.label,
@@ -442,10 +448,10 @@ def cancel_provisioning(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str
         run = _handle_run(tenant)
         _refuse_unless(why_not_cancel, tenant, run)
         if run is None:  # the guard refuses this; the check keeps the type checker honest
-            raise OperationError("invalid_state", "There is no live run to cancel.")
+            raise OperationError(ErrorCode.INVALID_STATE, "There is no live run to cancel.")
         tenant.request_cancel()
         record_event(
-            type="tenant.provisioning.cancel_requested",
+            type=EventType.CANCEL_REQUESTED,
             tenant_id=tenant.id,
             run_id=run.id,
             actor=actor.label,
@@ -470,7 +476,7 @@ def reset_provisioning(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str 
             _refuse_unless(why_not_reset, tenant, run)
             old_handle = tenant.workflow_id
             record_event(
-                type="tenant.provisioning.reset_started",
+                type=EventType.RESET_STARTED,
                 tenant_id=tenant.id,
                 run_id=old_handle,
                 actor=actor.label,
@@ -493,7 +499,7 @@ def reset_provisioning(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str 
             )
             conditions.refresh_condition(tenant)
             record_event(
-                type="tenant.provisioning.reset_completed",
+                type=EventType.RESET_COMPLETED,
                 tenant_id=tenant.id,
                 run_id=old_handle,
                 actor=actor.label,
@@ -504,26 +510,31 @@ def reset_provisioning(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str 
     except Exception as exc:
         with transaction.atomic():
             record_event(
-                type="tenant.provisioning.reset_failed",
+                type=EventType.RESET_FAILED,
                 tenant_id=uuid.UUID(str(tenant_id)),
                 actor=actor.label,
                 data={"error": f"{type(exc).__name__}: {exc}"},
             )
-        raise OperationError("reset_failed", f"Reset failed: {exc}") from exc
+        raise OperationError(ErrorCode.RESET_FAILED, f"Reset failed: {exc}") from exc
     return tenant
 
 
 def suspend_tenant(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str = "") -> Tenant:
     """Suspend an active tenant: it keeps everything it holds; Resume makes it active again."""
     return _simple_transition(
-        tenant_id, actor, why_not_suspend, "suspend", "tenant.suspended", clean_reason(reason)
+        tenant_id,
+        actor,
+        why_not_suspend,
+        "suspend",
+        EventType.TENANT_SUSPENDED,
+        clean_reason(reason),
     )
 
 
 def resume_tenant(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str = "") -> Tenant:
     """Resume a suspended tenant: it becomes active again, with what it held."""
     return _simple_transition(
-        tenant_id, actor, why_not_resume, "resume", "tenant.resumed", clean_reason(reason)
+        tenant_id, actor, why_not_resume, "resume", EventType.TENANT_RESUMED, clean_reason(reason)
     )
 
 
@@ -572,7 +583,9 @@ def decommission_tenant(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str
         tenant = _locked(tenant_id)
         _refuse_unless(why_not_decommission_pending, tenant, _handle_run(tenant))
         if not can_proceed(tenant.decommission):
-            raise OperationError("invalid_state", f"Cannot decommission a {tenant.state} tenant.")
+            raise OperationError(
+                ErrorCode.INVALID_STATE, f"Cannot decommission a {tenant.state} tenant."
+            )
         if approval_required() and not tenant.decommission_requested_at:
             tenant.decommission_asked_by = actor.person
             tenant.decommission_asked_at = timezone.now()
@@ -580,7 +593,7 @@ def decommission_tenant(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str
                 update_fields=["decommission_asked_by", "decommission_asked_at", "updated_at"]
             )
             record_event(
-                type="tenant.decommission_requested",
+                type=EventType.DECOMMISSION_REQUESTED,
                 tenant_id=tenant.id,
                 actor=actor.label,
                 data=_with_reason({"from_state": tenant.state, "awaiting_approval": True}, reason),
@@ -588,7 +601,7 @@ def decommission_tenant(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str
             return tenant
         _start_decommission(
             tenant,
-            event="tenant.decommission_requested",
+            event=EventType.DECOMMISSION_REQUESTED,
             actor=actor,
             data=_with_reason({"from_state": tenant.state}, reason),
         )
@@ -618,7 +631,7 @@ def _start_decommission(tenant: Tenant, *, event: str, actor: Actor, data: dict[
 def _waiting_request(tenant: Tenant) -> None:
     if not tenant.decommission_asked_by or tenant.decommission_requested_at:
         raise OperationError(
-            "invalid_state",
+            ErrorCode.INVALID_STATE,
             "No decommission of this tenant is waiting for approval.",
             {"state": tenant.state},
         )
@@ -637,14 +650,14 @@ def approve_decommission(*, tenant_id: uuid.UUID | str, actor: Actor, reason: st
         _waiting_request(tenant)
         if actor.person == tenant.decommission_asked_by:
             raise OperationError(
-                "permission_denied",
+                ErrorCode.PERMISSION_DENIED,
                 f"{actor.person} asked for this decommission; a different admin must approve it.",
             )
         _refuse_unless(why_not_decommission, tenant, _handle_run(tenant))
         asked_by = tenant.decommission_asked_by
         _start_decommission(
             tenant,
-            event="tenant.decommission_approved",
+            event=EventType.DECOMMISSION_APPROVED,
             actor=actor,
             data=_with_reason({"from_state": tenant.state, "requested_by": asked_by}, reason),
         )
@@ -662,7 +675,7 @@ def withdraw_decommission(*, tenant_id: uuid.UUID | str, actor: Actor, reason: s
         tenant.decommission_asked_at = None
         tenant.save(update_fields=["decommission_asked_by", "decommission_asked_at", "updated_at"])
         record_event(
-            type="tenant.decommission_withdrawn",
+            type=EventType.DECOMMISSION_WITHDRAWN,
             tenant_id=tenant.id,
             actor=actor.label,
             data=_with_reason({"requested_by": asked_by}, reason),

@@ -18,7 +18,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 
-from provisioning.models import STEPS
+from provisioning.models import STEPS, RunStatus
 from tenants import bulk, operations
 from tenants.bulk import BULK_DEFAULT_LIMIT, BULK_MAX_LIMIT
 from tenants.errors import OperationError
@@ -604,7 +604,7 @@ def progress_line(detail: TenantDetail, elapsed: float) -> str:
     if detail.decommissioning:
         parts.append("releasing resources")
     elif run is not None and run.is_live:
-        if run.status == "cancelling" or run.compensating:
+        if run.status == RunStatus.CANCELLING or run.compensating:
             parts.append(f"rolling back ({run.status})")
         elif run.current_step:
             step = next((s for s in detail.steps if s.name == run.current_step), None)
