@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from tenants.permissions import Permission
+from tenants.permission_names import PermissionName
 
 from .models import ApiToken
 from .tokens import MAX_EXPIRY_DAYS, TokenError, check_name, issue_token
@@ -78,7 +78,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         return False
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(Permission.CHANGE_APITOKEN)
+        return request.user.has_perm(PermissionName.CHANGE_APITOKEN)
 
     def save_model(self, request: HttpRequest, obj: ApiToken, form: Any, change: bool) -> None:
         if change:

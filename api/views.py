@@ -20,7 +20,7 @@ from tenants import bulk, operations, selectors, services
 from tenants.errors import ErrorCode
 from tenants.models import NEEDS_ATTENTION, Condition, Plan, Tenant, TenantState
 from tenants.operations import OPERATIONS, Operation
-from tenants.permissions import Permission
+from tenants.permission_names import PermissionName
 
 from . import errors, queries
 from .auth import SessionAuth, TokenAuth, caller, require_read
@@ -184,7 +184,7 @@ def list_tenants(
     limit: int = Limit,
     cursor: Text | None = Cursor,
 ) -> dict[str, Any]:
-    require_read(request, Permission.VIEW_TENANT, "view tenants")
+    require_read(request, PermissionName.VIEW_TENANT, "view tenants")
     filters = selectors.TenantFilters.parse(
         state=state,
         plan=plan,
@@ -205,7 +205,7 @@ def list_tenants(
     operation_id="get_tenant",
 )
 def get_tenant(request: HttpRequest, tenant_id: str) -> dict[str, Any]:
-    require_read(request, Permission.VIEW_TENANT, "view tenants")
+    require_read(request, PermissionName.VIEW_TENANT, "view tenants")
     detail = selectors.tenant_detail(tenant_id, user=caller(request).user)
     run = None
     if detail.run is not None:
@@ -247,7 +247,7 @@ def get_tenant(request: HttpRequest, tenant_id: str) -> dict[str, Any]:
     operation_id="tenant_runs",
 )
 def tenant_runs(request: HttpRequest, tenant_id: str) -> dict[str, Any]:
-    require_read(request, Permission.VIEW_TENANT, "view tenants")
+    require_read(request, PermissionName.VIEW_TENANT, "view tenants")
     runs = selectors.tenant_runs(tenant_id)
     return {
         "items": [
@@ -452,8 +452,8 @@ def _four_eyes(
 def tenant_events(
     request: HttpRequest, tenant_id: str, limit: int = Limit, cursor: Text | None = Cursor
 ) -> dict[str, Any]:
-    require_read(request, Permission.VIEW_TENANT, "view tenants")
-    require_read(request, Permission.VIEW_EVENT, "view audit events")
+    require_read(request, PermissionName.VIEW_TENANT, "view tenants")
+    require_read(request, PermissionName.VIEW_EVENT, "view audit events")
     tenant = selectors.get_tenant(tenant_id)
     rows, next_cursor = queries.tenant_events(tenant.id, cursor=cursor, limit=limit)
     return {"items": [e.as_dict() for e in rows], "next_cursor": next_cursor}
@@ -476,7 +476,7 @@ def audit_feed(
     limit: int = Limit,
     cursor: Text | None = Cursor,
 ) -> dict[str, Any]:
-    require_read(request, Permission.VIEW_EVENT, "view audit events")
+    require_read(request, PermissionName.VIEW_EVENT, "view audit events")
     filters = selectors.AuditFilters.parse(
         type=type, tenant=tenant, actor=actor, since=_utc(since), hide_steps=hide_steps
     )

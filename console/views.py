@@ -41,7 +41,7 @@ from tenants.operations import (
     Operation,
     permitted_names,
 )
-from tenants.permissions import Permission
+from tenants.permission_names import PermissionName
 from tenants.services import Actor, create_tenant
 
 from .auth import login_required, permission_required, refusal
@@ -91,7 +91,7 @@ def _param(request: HtmxHttpRequest, name: str, max_length: int) -> str:
 
 
 @login_required
-@permission_required(Permission.VIEW_TENANT, "view tenants")
+@permission_required(PermissionName.VIEW_TENANT, "view tenants")
 def tenant_list(request: HtmxHttpRequest) -> HttpResponse:
     sort = request.GET.get("sort", "newest")
     if sort not in TENANT_SORTS:
@@ -154,7 +154,7 @@ def tenant_list(request: HtmxHttpRequest) -> HttpResponse:
         "plans": Plan.choices,
         "conditions": Condition.choices,
         "sorts": [(k, v[2]) for k, v in TENANT_SORTS.items()],
-        "can_create": request.user.has_perm(Permission.ADD_TENANT),
+        "can_create": request.user.has_perm(PermissionName.ADD_TENANT),
         # Bulk: the operations this user may apply to selected tenants.
         "operations": [op for op in OPERATIONS.values() if op.name in allowed],
         "live": live,
@@ -173,10 +173,10 @@ def tenant_list(request: HtmxHttpRequest) -> HttpResponse:
 
 
 @login_required
-@permission_required(Permission.VIEW_TENANT, "view tenants")
+@permission_required(PermissionName.VIEW_TENANT, "view tenants")
 def tenant_new(request: HtmxHttpRequest) -> HttpResponse:
-    if not request.user.has_perm(Permission.ADD_TENANT):
-        raise refusal(Permission.ADD_TENANT, "create tenants")
+    if not request.user.has_perm(PermissionName.ADD_TENANT):
+        raise refusal(PermissionName.ADD_TENANT, "create tenants")
     values = {"slug": "", "name": "", "plan": Plan.STARTER, "admin_email": "", "faults": ""}
     errors: dict[str, list[str]] = {}
     error_message = ""
@@ -273,7 +273,7 @@ def _detail_context(request: HtmxHttpRequest, tenant_id: uuid.UUID) -> dict[str,
 
 
 @login_required
-@permission_required(Permission.VIEW_TENANT, "view tenants")
+@permission_required(PermissionName.VIEW_TENANT, "view tenants")
 def tenant_detail(request: HtmxHttpRequest, tenant_id: uuid.UUID) -> HttpResponse:
     context = _detail_context(request, tenant_id)
     if request.htmx:
@@ -295,7 +295,7 @@ def tenant_detail(request: HtmxHttpRequest, tenant_id: uuid.UUID) -> HttpRespons
 
 
 @login_required
-@permission_required(Permission.VIEW_TENANT, "view tenants")
+@permission_required(PermissionName.VIEW_TENANT, "view tenants")
 def tenant_action(request: HtmxHttpRequest, tenant_id: uuid.UUID, action: str) -> HttpResponse:
     """GET: the confirmation step, with the operation's preview and a reason field.
     POST: perform it (the service checks the permission, the state and the reason)."""
@@ -420,7 +420,7 @@ def _confirm_page(
 
 @login_required
 @require_POST
-@permission_required(Permission.VIEW_TENANT, "view tenants")
+@permission_required(PermissionName.VIEW_TENANT, "view tenants")
 def decommission_approval(
     request: HtmxHttpRequest, tenant_id: uuid.UUID, decision: str
 ) -> HttpResponse:
@@ -457,7 +457,7 @@ def decommission_approval(
 
 @login_required
 @require_POST
-@permission_required(Permission.VIEW_TENANT, "view tenants")
+@permission_required(PermissionName.VIEW_TENANT, "view tenants")
 def tenant_bulk(request: HtmxHttpRequest) -> HttpResponse:
     """Selected tenants and one operation: first the dry run, then (confirmed) the real thing.
 
@@ -528,7 +528,7 @@ def _audit_filters(request: HtmxHttpRequest) -> tuple[QuerySet[Event], dict[str,
 
 
 @login_required
-@permission_required(Permission.VIEW_EVENT, "view the audit feed")
+@permission_required(PermissionName.VIEW_EVENT, "view the audit feed")
 def audit_feed(request: HtmxHttpRequest) -> HttpResponse:
     qs, filters, problem = _audit_filters(request)
     fmt = request.GET.get("format", "")

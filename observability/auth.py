@@ -8,9 +8,9 @@ from django.http import HttpRequest, JsonResponse
 
 from api.errors import HTTP_CODES, json_error
 from api.tokens import authenticate_token
-from tenants.permissions import Permission
+from tenants.permission_names import PermissionName
 
-VIEW_PERMISSION = Permission.VIEW_TENANT
+VIEW_PERMISSION = PermissionName.VIEW_TENANT
 
 
 def metrics_access(request: HttpRequest) -> JsonResponse | None:

@@ -43,7 +43,7 @@ from .operations import (
     Operation,
     permitted_names,
 )
-from .permissions import Permission
+from .permission_names import PermissionName
 from .selectors import tenant_detail, tenant_events
 from .services import Actor, create_tenant
 from .vocabulary import StepDisplay
@@ -529,7 +529,7 @@ def _may_use_admin(request: HttpRequest) -> bool:
     the services, which check the operation's permission again.
     """
     user = request.user
-    return bool(user.is_active and (user.is_staff or user.has_perm(Permission.VIEW_TENANT)))
+    return bool(user.is_active and (user.is_staff or user.has_perm(PermissionName.VIEW_TENANT)))
 
 
 admin.site.has_permission = _may_use_admin

@@ -24,7 +24,7 @@ from provisioning.models import Allocation, Run
 from . import services
 from .errors import ErrorCode, OperationError
 from .models import Tenant, TenantState
-from .permissions import Permission
+from .permission_names import PermissionName
 from .services import Actor
 
 S = TenantState
@@ -35,7 +35,7 @@ Guard = Callable[[Tenant, Run | None], str | None]
 class Operation:
     name: str
     label: str  # the button's label in every door
-    permission: Permission  # the Django permission it needs (roles grant it)
+    permission: PermissionName  # the Django permission it needs (roles grant it)
     guard: Guard  # None when the state allows it, else the reason why not
     service: Callable[..., Tenant]
     end_state: str  # where the tenant settles once the work is done
@@ -64,7 +64,7 @@ OPERATIONS: dict[str, Operation] = {
         Operation(
             name="cancel",
             label="Cancel provisioning",
-            permission=Permission.CANCEL_PROVISIONING,
+            permission=PermissionName.CANCEL_PROVISIONING,
             guard=services.why_not_cancel,
             service=services.cancel_provisioning,
             end_state=S.PENDING,
@@ -86,7 +86,7 @@ OPERATIONS: dict[str, Operation] = {
         Operation(
             name="reset",
             label="Reset provisioning",
-            permission=Permission.RESET_PROVISIONING,
+            permission=PermissionName.RESET_PROVISIONING,
             guard=services.why_not_reset,
             service=services.reset_provisioning,
             end_state=S.PENDING,
@@ -104,7 +104,7 @@ OPERATIONS: dict[str, Operation] = {
         Operation(
             name="retry",
             label="Retry provisioning",
-            permission=Permission.RETRY_PROVISIONING,
+            permission=PermissionName.RETRY_PROVISIONING,
             guard=services.why_not_retry,
             service=services.retry_provisioning,
             end_state=S.ACTIVE,
@@ -123,7 +123,7 @@ OPERATIONS: dict[str, Operation] = {
         Operation(
             name="suspend",
             label="Suspend",
-            permission=Permission.SUSPEND_TENANT,
+            permission=PermissionName.SUSPEND_TENANT,
             guard=services.why_not_suspend,
             service=services.suspend_tenant,
             end_state=S.SUSPENDED,
@@ -137,7 +137,7 @@ OPERATIONS: dict[str, Operation] = {
         Operation(
             name="resume",
             label="Resume",
-            permission=Permission.RESUME_TENANT,
+            permission=PermissionName.RESUME_TENANT,
             guard=services.why_not_resume,
             service=services.resume_tenant,
             end_state=S.ACTIVE,
@@ -150,7 +150,7 @@ OPERATIONS: dict[str, Operation] = {
         Operation(
             name="decommission",
             label="Decommission",
-            permission=Permission.DECOMMISSION_TENANT,
+            permission=PermissionName.DECOMMISSION_TENANT,
             guard=services.why_not_decommission_pending,
             service=services.decommission_tenant,
             end_state=S.DECOMMISSIONED,

@@ -1,35 +1,31 @@
-"""Every Django permission the doors check, once.
-
-``Permission.VIEW_TENANT`` instead of ``"tenants.view_tenant"``: a typo is an ``AttributeError``
-at import, not a check that silently refuses everyone. The values are Django's
-``app_label.codename`` strings, so ``user.has_perm(Permission.X)`` works as it is.
-"""
+"""Permissions read in one query per request instead of two."""
 
 from __future__ import annotations
 
-from enum import StrEnum
+from typing import Any
+
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.models import Permission
 
 
-class Permission(StrEnum):
-    VIEW_TENANT = "tenants.view_tenant"
-    ADD_TENANT = "tenants.add_tenant"
-    CANCEL_PROVISIONING = "tenants.cancel_provisioning"
-    RESET_PROVISIONING = "tenants.reset_provisioning"
-    RETRY_PROVISIONING = "tenants.retry_provisioning"
-    SUSPEND_TENANT = "tenants.suspend_tenant"
-    RESUME_TENANT = "tenants.resume_tenant"
-    DECOMMISSION_TENANT = "tenants.decommission_tenant"
-    VIEW_EVENT = "audit.view_event"
-    VIEW_RUN = "provisioning.view_run"
-    VIEW_STEPEXECUTION = "provisioning.view_stepexecution"
-    VIEW_ALLOCATION = "provisioning.view_allocation"
-    VIEW_RESOURCEFINDING = "provisioning.view_resourcefinding"
-    CHANGE_APITOKEN = "api.change_apitoken"
+class OneQueryModelBackend(ModelBackend):
+    """Django's ``ModelBackend`` (login, ``is_active``, the same permissions), except that a
+    user's own and group permissions are read together, in one ``UNION`` query, the first time
+    a request asks; like ``ModelBackend`` it keeps them on the user object, so every later check
+    of the request costs nothing. Settings swap it in for ``ModelBackend``."""
 
-    @property
-    def app_label(self) -> str:
-        return self.value.partition(".")[0]
-
-    @property
-    def codename(self) -> str:
-        return self.value.partition(".")[2]
+    def get_all_permissions(self, user_obj: Any, obj: Any = None) -> set[str]:
+        if not user_obj.is_active or user_obj.is_anonymous or obj is not None:
+            return set()
+        if not hasattr(user_obj, "_perm_cache"):
+            names = ("content_type__app_label", "codename")
+            if user_obj.is_superuser:
+                rows = Permission.objects.values_list(*names)
+            else:
+                # No ORDER BY in the parts (Permission's Meta orders): a set needs no order,
+                # and PostgreSQL would sort each part for nothing.
+                own = Permission.objects.filter(user=user_obj).order_by()
+                by_group = Permission.objects.filter(group__user=user_obj).order_by()
+                rows = own.values_list(*names).union(by_group.values_list(*names))
+            user_obj._perm_cache = {f"{app}.{codename}" for app, codename in rows}
+        return user_obj._perm_cache

@@ -29,7 +29,7 @@ from provisioning.models import Run, RunStatus
 
 from .errors import ErrorCode, OperationError
 from .models import Condition, Plan, Tenant, TenantState, validate_slug
-from .permissions import Permission
+from .permission_names import PermissionName
 
 S = TenantState
 
@@ -337,7 +337,7 @@ def create_tenant(
     record ``tenant.created``; if starting, move to provisioning, create run 1, record
     ``tenant.provisioning.started`` and dispatch ``validate_request`` on commit.
     """
-    actor.require(Permission.ADD_TENANT, "create tenants")
+    actor.require(PermissionName.ADD_TENANT, "create tenants")
     # Every bad field at once, faults included, so each door shows the whole list.
     errors: dict[str, Any] = {}
     fields: dict[str, str] = {}

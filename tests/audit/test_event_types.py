@@ -74,11 +74,11 @@ def test_record_event_refuses_an_unknown_type() -> None:
 def test_the_other_vocabularies_are_enums() -> None:
     from controlplane.task_names import TaskName
     from tenants.errors import ErrorCode, OperationError
-    from tenants.permissions import Permission
+    from tenants.permission_names import PermissionName
     from tenants.vocabulary import Recommended, StepDisplay
 
-    assert Permission.VIEW_TENANT == "tenants.view_tenant"
-    assert Permission.DECOMMISSION_TENANT.codename == "decommission_tenant"
+    assert PermissionName.VIEW_TENANT == "tenants.view_tenant"
+    assert PermissionName.DECOMMISSION_TENANT.codename == "decommission_tenant"
     assert ErrorCode.INVALID_STATE == "invalid_state"
     assert Recommended.RESET.label == "Reset, then retry"
     assert StepDisplay.COMPENSATED == "compensated"
@@ -90,9 +90,9 @@ def test_the_other_vocabularies_are_enums() -> None:
 
 def test_every_operation_names_known_event_types_and_permissions() -> None:
     from tenants.operations import OPERATIONS
-    from tenants.permissions import Permission
+    from tenants.permission_names import PermissionName
 
     for op in OPERATIONS.values():
-        assert isinstance(op.permission, Permission)
+        assert isinstance(op.permission, PermissionName)
         for event in op.events:
             assert isinstance(event, EventType), (op.name, event)
