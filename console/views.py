@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import unicodedata
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -28,7 +27,9 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
+from audit import selectors as audit_selectors
 from audit.models import Event
+from audit.selectors import AUDIT_FILTER_KEYS, AuditFilters
 from controlplane.formats import StampJSONEncoder, iso_text
 from provisioning.models import STEPS
 from tenants import bulk, operations, selectors
@@ -81,15 +82,6 @@ def index(request: HtmxHttpRequest) -> HttpResponse:
 # --- tenant list ----------------------------------------------------------------------------
 
 
-def _param(request: HtmxHttpRequest, name: str, max_length: int) -> str:
-    """A query-string value fit to filter on: trimmed, bounded, without control characters
-    (a NUL byte in a search box is never meant, and PostgreSQL refuses it in a query)."""
-    raw = request.GET.get(name, "")
-    return "".join(ch for ch in raw if unicodedata.category(ch) not in ("Cc", "Cs")).strip()[
-        :max_length
-    ]
-
-
 @login_required
 @permission_required(PermissionName.VIEW_TENANT, "view tenants")
 def tenant_list(request: HtmxHttpRequest) -> HttpResponse:
@@ -108,7 +100,7 @@ def tenant_list(request: HtmxHttpRequest) -> HttpResponse:
         )
     except OperationError as exc:
         # A hand-edited URL: say what was wrong and show the whole list rather than guess.
-        problem = " ".join(m for ms in exc.details.values() for m in ms)
+        problem = exc.message
         tf = selectors.TenantFilters()
     qs = selectors.tenant_list(tf)
     field, descending, _ = TENANT_SORTS[sort]
@@ -509,22 +501,17 @@ def tenant_bulk(request: HtmxHttpRequest) -> HttpResponse:
 
 
 def _audit_filters(request: HtmxHttpRequest) -> tuple[QuerySet[Event], dict[str, str], str]:
-    """The filtered feed (unordered), the filters as given, and any complaint about them."""
-    given = {
-        "type": _param(request, "type", 80),
-        "tenant": _param(request, "tenant", 100),
-        "actor": _param(request, "actor", 200),
-        "since": _param(request, "since", 40),
-        "hide_steps": "1" if request.GET.get("hide_steps") else "",
-    }
+    """The filtered feed (unordered), the filters as given, and any complaint about them: a
+    hand-edited URL is told what was wrong and shown the whole feed rather than a guess."""
+    given = {key: request.GET.get(key, "") for key in AUDIT_FILTER_KEYS}
+    given["hide_steps"] = "1" if given["hide_steps"] else ""
     problem = ""
     try:
-        filters = selectors.AuditFilters.parse(**given)
+        filters = AuditFilters.parse(**given)
     except OperationError as exc:
-        problem = " ".join(m for ms in exc.details.values() for m in ms)
-        given["since"] = ""
-        filters = selectors.AuditFilters.parse(**given)
-    return selectors.audit_feed(filters), given, problem
+        problem = exc.message
+        filters = AuditFilters()
+    return audit_selectors.audit_feed(filters), given, problem
 
 
 @login_required

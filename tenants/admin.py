@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +23,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -118,11 +117,13 @@ class ConditionFilter(admin.SimpleListFilter):
         value = self.value()
         if not value:
             return queryset
-        if value == "attention":
-            filters = selectors.TenantFilters(needs_attention=True)
-        elif value in Condition.values:
-            filters = selectors.TenantFilters(conditions=(value,))
-        else:
+        try:
+            if value == "attention":
+                filters = selectors.TenantFilters.parse(needs_attention=True)
+            else:
+                filters = selectors.TenantFilters.parse(condition=value)
+        except OperationError as exc:
+            messages.error(request, exc.message)
             return queryset.none()
         return queryset.filter(pk__in=selectors.tenant_list(filters).values("pk"))
 
@@ -140,7 +141,7 @@ class TenantAdmin(admin.ModelAdmin):
     ]
     list_filter = ["state", ConditionFilter, "plan", "created_at"]
     search_fields = ["slug", "name", "admin_email"]
-    search_help_text = "Slug, name, admin e-mail, or a tenant's full id."
+    search_help_text = "A phrase in the slug, name or admin e-mail, or a tenant's full id."
     date_hierarchy = "created_at"
     ordering = ["-created_at", "-id"]
     list_per_page = 50
@@ -238,14 +239,16 @@ class TenantAdmin(admin.ModelAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Tenant], search_term: str
     ) -> tuple[QuerySet[Tenant], bool]:
-        # A full id finds its tenant exactly; icontains on a UUID column is neither portable
-        # nor what an operator pasting an id from a log means.
-        term = search_term.strip()
+        # The tenant list's one ``q``: the phrase in slug, name or admin e-mail, or a full id
+        # (Django's own search would split words, so "corp acme" found "Acme Corp" here only).
         try:
-            tenant_id = uuid.UUID(term)
-        except ValueError:
-            return super().get_search_results(request, queryset, search_term)
-        return queryset.filter(Q(pk=tenant_id) | Q(slug=term)), False
+            filters = selectors.TenantFilters.parse(q=search_term)
+        except OperationError as exc:
+            messages.error(request, exc.message)
+            return queryset.none(), False
+        if not filters.q:
+            return queryset, False
+        return queryset.filter(pk__in=selectors.tenant_list(filters).values("pk")), False
 
     # --- add (through create_tenant) ----------------------------------------------------------
 

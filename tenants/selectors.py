@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import unicodedata
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -14,9 +14,18 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
-from audit.events import EventType
+from audit.models import Event
+from audit.selectors import TenantDirectory
+from controlplane.filters import (
+    Problems,
+    boolean,
+    choices,
+    filter_error,
+    known_keys,
+    one_of,
+    text,
+)
 from provisioning.models import (
     STEP_KIND,
     Allocation,
@@ -417,53 +426,27 @@ def fleet_counts() -> FleetCounts:
 
 
 def tenant_events(tenant_id: uuid.UUID) -> QuerySet[Any]:
-    from audit.models import Event
-
     return Event.objects.filter(tenant_id=tenant_id)
 
 
-def tenant_queryset(filters: dict[str, Any] | None = None) -> QuerySet[Tenant]:
-    """The tenants a bulk operation's filter names (state, plan, q, condition,
-    needs_attention), newest first: the tenant-list selector below, so a filter means the same
-    as on every list."""
-    return tenant_list(TenantFilters.parse(**(filters or {}))).order_by("-created_at", "-id")
-
-
-# --- lists: one selector each for the tenant list and the audit feed -----------------------
+# --- the tenant list: one selector every door asks -----------------------------------------
 #
-# Every door (API, console, commands, admin) parses its own input into these filters and asks
-# the same selector, so ``q``, a slug or a type prefix means the same thing wherever it is typed.
+# Every door (API, console, commands, admin, a bulk operation's ``filter``) hands what it was
+# given to ``TenantFilters.parse`` and asks ``tenant_list``, so a filter means the same and a bad
+# one is refused with the same message wherever it is typed (``controlplane.filters``).
+#
+# ``q`` is one phrase: a tenant matches when its slug, name or admin e-mail contains the whole
+# of it (any case), or when ``q`` is its id pasted whole. ``corp acme`` does not find "Acme
+# Corp" in any door (the admin's word-splitting search is replaced by this one).
 
 TEXT_MAX = 200
-
-
-def clean_text(value: Any, max_length: int = TEXT_MAX) -> str:
-    """A value fit to filter on: text, trimmed, bounded, without control characters (a NUL in
-    a search box is never meant, and PostgreSQL refuses it in a query)."""
-    if value is None:
-        return ""
-    text = "".join(ch for ch in str(value) if unicodedata.category(ch) not in ("Cc", "Cs"))
-    return text.strip()[:max_length]
-
-
-def _bool(value: Any, field_name: str) -> bool:
-    if value is None or value == "" or isinstance(value, bool):
-        return bool(value)
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off"):
-        return False
-    raise OperationError(
-        ErrorCode.VALIDATION_ERROR,
-        f"{field_name} must be true or false.",
-        {field_name: ["Must be true or false."]},
-    )
+# What a bulk operation's ``filter`` and every list door accept.
+TENANT_FILTER_KEYS = ("state", "plan", "condition", "needs_attention", "q", "slug")
 
 
 @dataclass(frozen=True)
 class TenantFilters:
-    state: str = ""
+    states: tuple[str, ...] = ()
     plan: str = ""
     conditions: tuple[str, ...] = ()
     needs_attention: bool = False
@@ -481,51 +464,41 @@ class TenantFilters:
         q: Any = None,
         slug: Any = None,
     ) -> TenantFilters:
-        """Check every filter at once; raise ``validation_error`` naming each bad one.
+        """Check every filter at once; raise one ``validation_error`` naming each bad one.
 
-        ``condition`` is one condition, a comma list, or a list of them.
+        ``state`` and ``condition`` are one value, a comma list, or a list of them.
         """
-        errors: dict[str, list[str]] = {}
-        state_ = clean_text(state, 40)
-        if state_ and state_ not in S.values:
-            errors["state"] = [f"Unknown state {state_!r}; states are {', '.join(S.values)}."]
-        plan_ = clean_text(plan, 40)
-        if plan_ and plan_ not in Plan.values:
-            errors["plan"] = [f"Unknown plan {plan_!r}; plans are {', '.join(Plan.values)}."]
-        raw = condition if isinstance(condition, list | tuple) else [condition]
-        wanted: list[str] = []
-        for part in raw:
-            for name in clean_text(part, 400).split(","):
-                name = name.strip()
-                if name and name not in wanted:
-                    wanted.append(name)
-        unknown = [c for c in wanted if c not in Condition.values]
-        if unknown:
-            errors["condition"] = [
-                f"Unknown condition {', '.join(map(repr, unknown))}; conditions are "
-                f"{', '.join(Condition.values)}."
-            ]
-        try:
-            attention = _bool(needs_attention, "needs_attention")
-        except OperationError as exc:
-            errors.update(exc.details)
-            attention = False
-        if errors:
-            raise OperationError(ErrorCode.VALIDATION_ERROR, "Some filters are not valid.", errors)
-        return cls(
-            state=state_,
-            plan=plan_,
-            conditions=tuple(wanted),
-            needs_attention=attention,
-            q=clean_text(q),
+        problems: Problems = {}
+        parsed = cls(
+            states=choices(state, "state", S.values, "state", problems),
+            plan=one_of(plan, "plan", Plan.values, "plan", problems),
+            conditions=choices(condition, "condition", Condition.values, "condition", problems),
+            needs_attention=boolean(needs_attention, "needs_attention", problems),
+            q=text(q, "q", TEXT_MAX, problems),
             # Slugs are lowercase; what was typed around one is not part of it.
-            slug=clean_text(slug, 63).lower(),
+            slug=text(slug, "slug", 63, problems).lower(),
         )
+        if problems:
+            raise filter_error(problems)
+        return parsed
+
+    @classmethod
+    def from_mapping(cls, given: Any) -> TenantFilters:
+        """A filter given as an object (a bulk operation's ``filter``): the same keys and the
+        same checks as a list's query string; an unknown key is refused."""
+        if not isinstance(given, dict):
+            raise filter_error({"filter": ["filter must be an object."]})
+        known_keys(given, TENANT_FILTER_KEYS)
+        return cls.parse(**given)
+
+    @property
+    def state(self) -> str:
+        return ",".join(self.states)
 
     @property
     def active(self) -> bool:
         return bool(
-            self.state
+            self.states
             or self.plan
             or self.conditions
             or self.needs_attention
@@ -537,13 +510,13 @@ class TenantFilters:
 def tenant_list(filters: TenantFilters | None = None) -> QuerySet[Tenant]:
     """Tenants matching ``filters`` (unordered: each door pages it by its own keyset).
 
-    ``q`` matches slug, name or admin e-mail anywhere (case-insensitive; pg_trgm indexes back
-    it on PostgreSQL, see ``tenants.search``), or a tenant's id pasted whole.
+    ``q`` matches slug, name or admin e-mail containing it (case-insensitive; pg_trgm indexes
+    back it on PostgreSQL, see ``tenants.search``), or a tenant's id pasted whole.
     """
     filters = filters or TenantFilters()
     qs = Tenant.objects.all()
-    if filters.state:
-        qs = qs.filter(state=filters.state)
+    if filters.states:
+        qs = qs.filter(state__in=filters.states)
     if filters.plan:
         qs = qs.filter(plan=filters.plan)
     if filters.conditions:
@@ -560,99 +533,28 @@ def tenant_list(filters: TenantFilters | None = None) -> QuerySet[Tenant]:
     return qs
 
 
-# Step-level chatter: what a saga does many times per run. Hidden on request in the feed.
-STEP_CHATTER: tuple[str, ...] = (
-    EventType.STEP_STARTED,
-    EventType.STEP_COMPLETED,
-    EventType.RESOURCE_ALLOCATED,
-    EventType.RESOURCE_REUSED,
-    EventType.RESOURCE_RELEASED,
-)
+class AuditTenantDirectory(TenantDirectory):
+    """What the audit app asks about tenants (plugged in by ``tenants/apps.py``)."""
 
-
-@dataclass(frozen=True)
-class AuditFilters:
-    type: str = ""
-    tenant: str = ""  # an id or a slug
-    actor: str = ""
-    since: datetime | None = None
-    hide_steps: bool = False
-
-    @classmethod
-    def parse(
-        cls,
-        *,
-        type: Any = None,
-        tenant: Any = None,
-        actor: Any = None,
-        since: Any = None,
-        hide_steps: Any = None,
-    ) -> AuditFilters:
-        """Check the feed's filters; ``since`` is ISO 8601 (UTC when it names no zone)."""
-        errors: dict[str, list[str]] = {}
-        moment: datetime | None = None
-        if isinstance(since, datetime):
-            moment = since
-        elif clean_text(since, 40):
-            text = clean_text(since, 40)
-            try:
-                moment = parse_datetime(text)
-            except ValueError:  # well-formed but impossible, like month 13
-                moment = None
-            if moment is None:
-                errors["since"] = [f"{text!r} is not a date and time; use e.g. 2026-05-17T09:30."]
-        if moment is not None:
-            if timezone.is_naive(moment):
-                moment = moment.replace(tzinfo=UTC)
-            try:
-                moment = moment.astimezone(UTC)
-            except OverflowError:
-                errors["since"] = ["Out of range."]
-                moment = None
+    def ids_for(self, ref: str) -> list[uuid.UUID]:
+        """An id (of a tenant, or of one whose events remain), or a slug (every tenant that
+        ever had it)."""
         try:
-            hide = _bool(hide_steps, "hide_steps")
-        except OperationError as exc:
-            errors.update(exc.details)
-            hide = False
-        if errors:
-            raise OperationError(ErrorCode.VALIDATION_ERROR, "Some filters are not valid.", errors)
-        return cls(
-            type=clean_text(type, 80),
-            tenant=clean_text(tenant, 100).lower(),
-            actor=clean_text(actor, 200),
-            since=moment,
-            hide_steps=hide,
-        )
-
-
-def audit_feed(filters: AuditFilters | None = None) -> QuerySet[Any]:
-    """The audit feed matching ``filters`` (unordered; the doors page it newest first).
-
-    ``type`` is a whole type or a dotted prefix; ``tenant`` an id or a slug (every tenant that
-    ever had it); ``actor`` an exact actor (``user:ada``) or, without a colon, a name under any
-    prefix (``ada`` finds ``user:ada`` and ``token:ada``).
-    """
-    from audit.models import Event
-
-    filters = filters or AuditFilters()
-    qs = Event.objects.all()
-    if filters.type:
-        qs = qs.of_type(filters.type)
-    if filters.tenant:
-        try:
-            qs = qs.filter(tenant_id=uuid.UUID(filters.tenant))
+            tenant_id = uuid.UUID(ref)
         except ValueError:
-            qs = qs.filter(tenant_id__in=Tenant.objects.filter(slug=filters.tenant).values("pk"))
-    if filters.actor:
-        if ":" in filters.actor or filters.actor == "system":
-            qs = qs.filter(actor=filters.actor)
-        else:
-            qs = qs.filter(actor__in=[f"user:{filters.actor}", f"token:{filters.actor}"])
-    if filters.since is not None:
-        qs = qs.filter(occurred_at__gte=filters.since)
-    if filters.hide_steps:
-        qs = qs.exclude(type__in=STEP_CHATTER)
-    return qs
+            newest_first = Tenant.objects.filter(slug=ref.lower()).order_by("-created_at", "-id")
+            return list(newest_first.values_list("pk", flat=True))
+        known = (
+            Tenant.objects.filter(pk=tenant_id).exists()
+            or Event.objects.filter(tenant_id=tenant_id).exists()
+        )
+        return [tenant_id] if known else []
+
+    def slugs(self, tenant_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+        return dict(Tenant.objects.filter(pk__in=set(tenant_ids)).values_list("id", "slug"))
+
+    def all_ids(self) -> QuerySet[Any]:
+        return Tenant.objects.values_list("pk", flat=True)
 
 
 # --- step statuses and run history ----------------------------------------------------------

@@ -131,6 +131,8 @@ def one_line(exc: OperationError) -> str:
         for field, messages in exc.details.items():
             if isinstance(messages, list | tuple):
                 text = " ".join(str(m) for m in messages)
+                if text in exc.message:  # a filter's message already says it
+                    continue
                 parts.append(f"{field}: {text}".rstrip("."))
     return squeeze("; ".join(parts) + ".")
 
@@ -408,23 +410,17 @@ class Command(BaseCommand):
             self.stdout.write(dumps(tenant_dict(tenant)))
 
     def list(self, options: dict[str, Any]) -> None:
-        states = [s.strip() for value in options["state"] for s in value.split(",") if s.strip()]
-        unknown = [s for s in states if s not in TenantState.values]
-        if unknown:
-            raise CommandError(
-                f"Unknown state {', '.join(unknown)}; choose from {', '.join(TenantState.values)}."
-            )
         if not 1 <= options["limit"] <= 10_000:
             raise CommandError("--limit must be between 1 and 10000.")
+        # The same parser and selector as every other list (states too: no filter of its own).
         filters = TenantFilters.parse(
+            state=options["state"],
             plan=options["plan"],
             condition=options["condition"],
             needs_attention=options["needs_attention"],
             q=options["q"],
         )
         tenants = tenant_list(filters).order_by("-created_at", "-id")
-        if states:
-            tenants = tenants.filter(state__in=states)
         rows = list(tenants[: options["limit"]])
         if options["json"]:
             self.stdout.write(dumps([tenant_dict(t) for t in rows]))
