@@ -185,6 +185,8 @@ class RunOut(Schema):
     finished_at: datetime | None
     heartbeat_at: datetime | None
     stalled_at: datetime | None
+    failed_step: str = Field(description='The step that failed the run, "" when none.')
+    error: str = Field(description='The run\'s recorded error, "" when none.')
     seconds_since_heartbeat: float | None = Field(
         description="Since the last heartbeat of the step at work, while the run is live."
     )

@@ -19,6 +19,7 @@ from tenants import bulk, operations, selectors, services
 from tenants.models import NEEDS_ATTENTION, Condition, Plan, Tenant, TenantState
 from tenants.operations import OPERATIONS, Operation
 from tenants.permission_names import PermissionName
+from tenants.serializers import detail_dict
 
 from . import errors, queries
 from .auth import SessionAuth, TokenAuth, caller, require_read
@@ -195,36 +196,8 @@ def list_tenants(
 def get_tenant(request: HttpRequest, tenant_id: str) -> dict[str, Any]:
     require_read(request, PermissionName.VIEW_TENANT, "view tenants")
     detail = selectors.tenant_detail(tenant_id, user=caller(request).user)
-    run = None
-    if detail.run is not None:
-        run = {
-            **{
-                f: getattr(detail.run, f)
-                for f in (
-                    "id",
-                    "attempt",
-                    "status",
-                    "current_step",
-                    "compensating",
-                    "started_at",
-                    "finished_at",
-                    "heartbeat_at",
-                    "stalled_at",
-                )
-            },
-            "seconds_since_heartbeat": detail.seconds_since_heartbeat,
-            "steps": detail.step_views,
-        }
-    return {
-        **TenantOut.from_orm(detail.tenant).model_dump(),
-        "run": run,
-        "allocations": detail.allocations,
-        "available_actions": detail.available_actions,
-        "recommended_action": detail.recommendation.action,
-        "recommended_reason": detail.recommendation.reason,
-        "actions": [a.as_dict() for a in detail.actions],
-        "decommission_request": detail.decommission_request,
-    }
+    # The one detail shape (``tenant show --json`` gives the same keys).
+    return detail_dict(detail)
 
 
 @api.get(

@@ -98,7 +98,7 @@ class AuditFilters:
         type_ = text(type, "type", 80, problems).rstrip(".")
         if type_ and not _type_known(type_):
             problems["type"] = [f"No audit event type is or starts with {type_!r}."]
-        ref = text(tenant, "tenant", 100, problems).lower()
+        ref = text(tenant, "tenant", 100, problems)
         ids: list[uuid.UUID] = []
         if ref:
             ids = tenant_directory().ids_for(ref)

@@ -34,7 +34,7 @@ from controlplane.formats import StampJSONEncoder, iso_text
 from provisioning.models import STEPS
 from tenants import bulk, operations, selectors
 from tenants.errors import ErrorCode, OperationError
-from tenants.models import SLUG_HELP, Condition, Plan, Tenant, TenantState
+from tenants.models import SLUG_HELP, Condition, Plan, Tenant, TenantState, normalise_slug
 from tenants.operations import (
     APPROVED_MESSAGE,
     OPERATIONS,
@@ -181,7 +181,7 @@ def tenant_new(request: HtmxHttpRequest) -> HttpResponse:
         faults = values["faults"] if values["faults"].strip() else None
         try:
             tenant = create_tenant(
-                slug=values["slug"].strip(),
+                slug=values["slug"],
                 name=values["name"],
                 plan=values["plan"],
                 admin_email=values["admin_email"],
@@ -313,7 +313,7 @@ def _perform(
     label = op.label
     reason = request.POST.get("reason", "")
     if op.confirm_by_slug:
-        typed = request.POST.get("confirm_slug", "").strip()
+        typed = normalise_slug(request.POST.get("confirm_slug", ""))
         if typed != tenant.slug:
             if not request.user.has_perm(op.permission):
                 raise PermissionDenied(f"You do not have permission to {op.verb}.")

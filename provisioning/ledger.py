@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from audit.events import EventType
 from audit.services import record_event
-from tenants.models import Tenant
+from tenants.models import lock_tenant
 
 from . import conditions
 from .models import KINDS, Allocation, AllocationIntent
@@ -123,7 +123,7 @@ def release_allocation(
             error = ""
             break
     with transaction.atomic():
-        tenant = Tenant.objects.select_for_update().filter(pk=allocation.tenant_id).first()
+        tenant = lock_tenant(allocation.tenant_id, must_exist=False)
         if error:
             Allocation.objects.filter(pk=allocation.pk, released_at__isnull=True).update(
                 release_error=error, release_attempts=allocation.release_attempts + tries
@@ -185,7 +185,7 @@ def release_intent(
         error = f"{type(exc).__name__}: {exc}"
         log.exception("release of %s crashed", intent)
     with transaction.atomic():
-        Tenant.objects.select_for_update().filter(pk=intent.tenant_id).first()
+        lock_tenant(intent.tenant_id, must_exist=False)
         still_open = AllocationIntent.objects.filter(pk=intent.pk, resolved_at__isnull=True)
         if error:
             still_open.update(release_error=error)

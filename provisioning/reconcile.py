@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from audit.events import EventType
 from audit.services import SYSTEM, record_event
-from tenants.models import Tenant
+from tenants.models import Tenant, lock_tenant
 
 from .models import KINDS, Allocation, AllocationIntent, ResourceFinding
 from .providers import ProviderError, get_provider
@@ -138,7 +138,7 @@ def _fix_leaked(finding: Finding, actor: str, report: FixReport) -> None:
     with transaction.atomic():
         # The lock every step takes to open an intent or record an allocation: while it is
         # held, nothing can start to claim this resource.
-        Tenant.objects.select_for_update().filter(pk=finding.tenant_id).first()
+        lock_tenant(finding.tenant_id, must_exist=False)
         if not _still_leaked(finding):
             report.skipped.append((finding, "no longer leaked"))
             return
@@ -165,7 +165,7 @@ def _fix_leaked(finding: Finding, actor: str, report: FixReport) -> None:
 
 def _fix_missing(finding: Finding, actor: str, report: FixReport) -> None:
     with transaction.atomic():
-        Tenant.objects.select_for_update().filter(pk=finding.tenant_id).first()
+        lock_tenant(finding.tenant_id, must_exist=False)
         if not _still_missing(finding):
             report.skipped.append((finding, "no longer missing"))
             return

@@ -35,9 +35,9 @@ from django.utils import timezone
 
 from audit.events import EventType
 from audit.services import SYSTEM, record_event
-from tenants.models import Condition, Tenant, TenantState
+from tenants.models import Condition, Tenant, TenantState, lock_tenant
 
-from . import admission, broker, compensation, conditions, runs
+from . import admission, broker, compensation, conditions, runs, statements
 from .broker import publish_step
 from .models import Run, RunStatus, StepExecution, StepStatus
 
@@ -106,7 +106,7 @@ def _dead_tries(now: datetime, cutoff: datetime, report: WatchdogReport) -> None
     stale = _live_steps().filter(status=StepStatus.RUNNING, heartbeat_at__lt=cutoff)
     for step in stale.select_related("run"):
         with transaction.atomic():
-            tenant = Tenant.objects.select_for_update().get(pk=step.run.tenant_id)
+            tenant = lock_tenant(step.run.tenant_id)
             if tenant.workflow_id != step.run_id or tenant.state != TenantState.PROVISIONING:
                 continue
             last = step.heartbeat_at or now
@@ -119,15 +119,8 @@ def _dead_tries(now: datetime, cutoff: datetime, report: WatchdogReport) -> None
             claimed = StepExecution.objects.filter(
                 pk=step.pk, token=step.token, status=StepStatus.RUNNING, heartbeat_at__lt=cutoff
             ).update(
-                token=new_token,
-                tries=step.tries + 1,
-                status=StepStatus.DISPATCHED,
-                due_at=now,
-                started_at=None,
-                heartbeat_at=None,
-                # The lost try left no error; an earlier failed try's is in the audit
-                # log. An empty error is what tells "lost" from "retrying".
-                error="",
+                # The lost try left no error; an earlier failed try's is in the audit log.
+                **statements.new_try(token=new_token, due=now, clear_error=True)
             )
             if not claimed:
                 continue
@@ -267,7 +260,7 @@ def _orphaned_handles(now: datetime, report: WatchdogReport) -> None:
     )
     for tenant in orphaned:
         with transaction.atomic():
-            locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
+            locked = lock_tenant(tenant.pk)
             if locked.state != TenantState.PROVISIONING or locked.last_error:
                 continue
             if runs.live_run(locked) is not None:

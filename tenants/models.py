@@ -28,6 +28,14 @@ SLUG_HELP = (
 )
 
 
+def normalise_slug(value: str) -> str:
+    """A slug as typed, made ready to check or look up: the one input normalisation of a slug
+    in every door (API, console, admin, commands). Spaces around it are what a copy and paste
+    adds, so they are trimmed; nothing else is changed (an uppercase letter or an inner space
+    is refused by ``validate_slug``, never rewritten into another slug than the one typed)."""
+    return value.strip()
+
+
 def validate_slug(value: str) -> None:
     if not 3 <= len(value) <= 63:
         raise ValidationError("A slug has 3 to 63 characters.", code="slug_length")
@@ -317,3 +325,18 @@ class TenantCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.state}/{self.condition} {self.n:+d}"
+
+
+def lock_tenant(tenant_id: uuid.UUID | str, *, must_exist: bool = True) -> Tenant | None:
+    """The tenant's row, locked (``SELECT … FOR UPDATE``) until the transaction ends.
+
+    The one lock that orders everything done to a tenant: an operation, a step recording what
+    it allocated, the watchdog, a release, reconciliation. Whoever holds it sees the tenant's
+    state and handle as they are, and nobody else changes them before the commit. Call it
+    inside ``transaction.atomic()``. ``must_exist=False`` answers None for a tenant that is
+    gone (its row deleted) instead of raising ``Tenant.DoesNotExist``.
+    """
+    rows = Tenant.objects.select_for_update().filter(pk=tenant_id)
+    if must_exist:
+        return rows.get()
+    return rows.first()

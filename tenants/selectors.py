@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -46,6 +46,7 @@ from .models import (
     Tenant,
     TenantCount,
     TenantState,
+    normalise_slug,
 )
 from .operations import OPERATIONS, permission_reason, permitted_names
 from .search import text_match
@@ -125,7 +126,8 @@ def decommission_request(tenant: Tenant) -> DecommissionRequest | None:
     """The waiting four-eyes request and who may approve it (one query), or None."""
     if not tenant.decommission_asked_by or tenant.decommission_requested_at:
         return None
-    app_label, codename = OPERATIONS["decommission"].permission.split(".")
+    permission = OPERATIONS["decommission"].permission
+    app_label, codename = permission.app_label, permission.codename
     perm = Permission.objects.filter(content_type__app_label=app_label, codename=codename)
     approvers = (
         get_user_model()
@@ -191,6 +193,7 @@ def get_tenant(tenant_id: uuid.UUID | str) -> Tenant:
 
 def find_tenant(ref: str) -> Tenant:
     """A tenant named by id or by slug (the live one, else the newest decommissioned)."""
+    ref = normalise_slug(ref)
     try:
         return get_tenant(uuid.UUID(ref))
     except (ValueError, OperationError):
@@ -273,6 +276,245 @@ def tenant_detail(
     )
 
 
+@dataclass
+class Situation:
+    """What the reset runbook's decision table reads: the tenant, its handle run and the step
+    at work, the heartbeat and the limits. ``failures`` is read only when a row asks."""
+
+    tenant: Tenant
+    run: Run | None
+    current: StepExecution | None
+    seconds_since_heartbeat: float | None
+    now: datetime
+    timeout: float
+    max_tries: int
+    step_timeout: float
+
+    @property
+    def state(self) -> str:
+        return self.tenant.state
+
+    @property
+    def provisioning(self) -> bool:
+        return self.tenant.state == S.PROVISIONING
+
+    @property
+    def pending(self) -> bool:
+        return self.tenant.state == S.PENDING
+
+    @property
+    def elapsed(self) -> float:
+        return (self.now - self.run.started_at).total_seconds() if self.run else 0.0
+
+    @property
+    def queued(self) -> bool:
+        return self.current is not None and self.current.status == StepStatus.DISPATCHED
+
+    @property
+    def failures(self) -> int:
+        """Failed runs that stopped at the same step as the last one."""
+        if not hasattr(self, "_failures"):
+            self._failures = self.tenant.runs.filter(
+                status=RunStatus.FAILED, failed_step=self.tenant.failed_activity
+            ).count()
+        return self._failures
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row of the decision table: when it applies, what to do, and the sentence why."""
+
+    name: str
+    when: Callable[[Situation], bool]
+    action: Recommended
+    reason: Callable[[Situation], str]
+
+
+def _queued_for(s: Situation) -> str:
+    return queued_text(queued_seconds(s.current, s.now) or 0.0) if s.current else ""
+
+
+R = Recommended
+# The reset runbook as data, read top to bottom: the first row whose ``when`` holds decides.
+# Every row has a test (tests/tenants/test_recommend_table.py).
+RECOMMENDATIONS: tuple[Rule, ...] = (
+    Rule(
+        "decommissioned",
+        lambda s: s.state == S.DECOMMISSIONED,
+        R.NONE,
+        lambda s: "The tenant is decommissioned; its slug is free again.",
+    ),
+    Rule(
+        "decommission_failed",
+        lambda s: bool(s.tenant.decommission_requested_at and s.tenant.last_error),
+        R.DECOMMISSION,
+        lambda s: (
+            "Decommission could not release everything; ask for it again once the cause is fixed."
+        ),
+    ),
+    Rule(
+        "decommissioning",
+        lambda s: bool(s.tenant.decommission_requested_at),
+        R.WAIT,
+        lambda s: "Decommission is releasing the tenant's resources.",
+    ),
+    Rule(
+        "wedged",
+        lambda s: s.provisioning and bool(s.tenant.last_error),
+        R.RESET,
+        lambda s: (
+            "The run is wedged (a recorded error with the tenant still provisioning): "
+            "reset clears it, then retry."
+        ),
+    ),
+    Rule(
+        "handle_unchecked",
+        lambda s: s.provisioning and s.run is None,
+        R.WAIT,
+        lambda s: "The watchdog is checking the workflow handle.",
+    ),
+    Rule(
+        "cancelling",
+        lambda s: s.provisioning and s.run.status == RunStatus.CANCELLING,
+        R.WAIT,
+        lambda s: "Cancellation is rolling back what was allocated.",
+    ),
+    Rule(
+        "rolling_back",
+        lambda s: s.provisioning and s.run.compensating,
+        R.WAIT,
+        lambda s: f"{s.run.failed_step} failed; the run is rolling back.",
+    ),
+    # A try sent again (lost, or failed with tries left) has no heartbeat of its own yet:
+    # say what is happening rather than how long the last try has been silent.
+    Rule(
+        "lost",
+        lambda s: s.provisioning and s.tenant.condition == Condition.LOST and bool(s.current),
+        R.WAIT,
+        lambda s: (
+            f"{s.current.name}: the step's try was lost; resending "
+            f"(try {s.current.tries} of {s.max_tries}). If this try is lost too the watchdog "
+            "flags the run as stalled."
+        ),
+    ),
+    Rule(
+        "retrying",
+        lambda s: s.provisioning and s.tenant.condition == Condition.RETRYING and bool(s.current),
+        R.WAIT,
+        lambda s: (
+            f"{s.current.name} failed a try ({s.current.error or 'no message'}); retrying "
+            f"after a pause (try {s.current.tries} of {s.max_tries})."
+        ),
+    ),
+    Rule(
+        "waiting_for_provider",
+        lambda s: s.provisioning and s.queued and bool(s.current.waiting_for),
+        R.WAIT,
+        lambda s: (
+            f"{s.current.name} is {_queued_for(s)}, waiting for {s.current.waiting_for}. "
+            "Waiting spends no try."
+        ),
+    ),
+    # Queued: load, not failure. No heartbeat is expected until a worker starts it.
+    Rule(
+        "queued",
+        lambda s: s.provisioning and s.queued,
+        R.WAIT,
+        lambda s: (
+            f"{s.run.current_step} is {_queued_for(s)}, try {s.current.tries}. Waiting "
+            "in the queue spends no try."
+        ),
+    ),
+    Rule(
+        "silent",
+        lambda s: (
+            s.provisioning
+            and s.seconds_since_heartbeat is not None
+            and s.seconds_since_heartbeat > s.timeout
+        ),
+        R.WAIT,
+        lambda s: (
+            f"No heartbeat for {s.seconds_since_heartbeat:.0f}s (timeout {s.timeout:g}s); "
+            "the watchdog will dispatch the step again or flag the run as stalled."
+        ),
+    ),
+    Rule(
+        "long_running",
+        lambda s: s.provisioning and s.elapsed > s.step_timeout,
+        R.CANCEL,
+        lambda s: (
+            f"The run has been going for {s.elapsed / 60:.0f} minutes while heartbeating; "
+            "if you no longer want it, cancel."
+        ),
+    ),
+    Rule(
+        "running",
+        lambda s: s.provisioning,
+        R.WAIT,
+        lambda s: f"{s.run.current_step} is running (try {s.current.tries if s.current else 1}).",
+    ),
+    Rule(
+        "release_failed",
+        lambda s: (
+            s.pending
+            and bool(s.tenant.last_error)
+            and s.tenant.condition == Condition.RELEASE_FAILED
+        ),
+        R.RESET,
+        lambda s: (
+            "A release kept failing and the resource is still held (see Allocations). "
+            "Once the cause is fixed: reset clears the error and keeps what is held, so a retry "
+            "reuses it; or decommission, which tries the release again."
+        ),
+    ),
+    Rule(
+        "error_blocks_retry",
+        lambda s: s.pending and bool(s.tenant.last_error),
+        R.RESET,
+        lambda s: "A recorded error blocks retry: reset, then retry.",
+    ),
+    Rule(
+        "cancelled",
+        lambda s: s.pending and s.run is not None and s.run.status == RunStatus.CANCELLED,
+        R.RETRY,
+        lambda s: (
+            "Provisioning was cancelled and everything it allocated was released. Retry "
+            "provisioning if this tenant is still wanted (a new attempt starts from the "
+            "beginning); decommission it if not (its slug becomes free)."
+        ),
+    ),
+    Rule(
+        "idle",
+        lambda s: s.pending,
+        R.RETRY,
+        lambda s: "Nothing is running; retry starts provisioning.",
+    ),
+    Rule(
+        "given_up",
+        lambda s: s.state == S.FAILED and s.failures >= 3,
+        R.DECOMMISSION,
+        lambda s: (
+            f"{s.tenant.failed_activity} has failed in {s.failures} attempts; if you "
+            "have given up, decommission."
+        ),
+    ),
+    Rule(
+        "failed_cleanly",
+        lambda s: s.state == S.FAILED,
+        R.RETRY,
+        lambda s: (
+            f"{s.tenant.failed_activity or 'A step'} failed cleanly and "
+            "everything was rolled back: retry."
+        ),
+    ),
+    Rule("settled", lambda s: True, R.NONE, lambda s: "Nothing needs doing."),
+)
+
+
+def deciding_rule(situation: Situation) -> Rule:
+    return next(rule for rule in RECOMMENDATIONS if rule.when(situation))
+
+
 def recommend(
     tenant: Tenant,
     run: Run | None,
@@ -280,115 +522,23 @@ def recommend(
     *,
     steps: list[StepExecution] | None = None,
 ) -> Recommendation:
-    """The decision table of the reset runbook, read off the live situation."""
-    timeout = settings.CONTROLPLANE_HEARTBEAT_TIMEOUT
-    max_tries = settings.CONTROLPLANE_STEP_MAX_TRIES
+    """The decision table of the reset runbook (``RECOMMENDATIONS``), read off the live
+    situation."""
     current = None
     if run is not None:
         current = next((s for s in steps or [] if s.name == run.current_step), None)
-    if tenant.state == S.DECOMMISSIONED:
-        return Recommendation("none", "The tenant is decommissioned; its slug is free again.")
-    if tenant.decommission_requested_at:
-        if tenant.last_error:
-            return Recommendation(
-                "decommission",
-                "Decommission could not release everything; "
-                "ask for it again once the cause is fixed.",
-            )
-        return Recommendation("wait", "Decommission is releasing the tenant's resources.")
-    if tenant.state == S.PROVISIONING:
-        if tenant.last_error:
-            return Recommendation(
-                "reset",
-                "The run is wedged (a recorded error with the tenant still provisioning): "
-                "reset clears it, then retry.",
-            )
-        if run is None:
-            return Recommendation("wait", "The watchdog is checking the workflow handle.")
-        if run.status == RunStatus.CANCELLING:
-            return Recommendation("wait", "Cancellation is rolling back what was allocated.")
-        if run.compensating:
-            return Recommendation("wait", f"{run.failed_step} failed; the run is rolling back.")
-        # A try sent again (lost, or failed with tries left) has no heartbeat of its own yet:
-        # say what is happening rather than how long the last try has been silent.
-        if tenant.condition == Condition.LOST and current is not None:
-            return Recommendation(
-                "wait",
-                f"{current.name}: the step's try was lost; resending "
-                f"(try {current.tries} of {max_tries}). If this try is lost too the watchdog "
-                "flags the run as stalled.",
-            )
-        if tenant.condition == Condition.RETRYING and current is not None:
-            return Recommendation(
-                "wait",
-                f"{current.name} failed a try ({current.error or 'no message'}); retrying "
-                f"after a pause (try {current.tries} of {max_tries}).",
-            )
-        if current is not None and current.status == StepStatus.DISPATCHED and current.waiting_for:
-            waited = queued_seconds(current, timezone.now()) or 0.0
-            return Recommendation(
-                "wait",
-                f"{current.name} is {queued_text(waited)}, waiting for {current.waiting_for}. "
-                "Waiting spends no try.",
-            )
-        if current is not None and current.status == StepStatus.DISPATCHED:
-            # Queued: load, not failure. No heartbeat is expected until a worker starts it.
-            waited = queued_seconds(current, timezone.now()) or 0.0
-            return Recommendation(
-                "wait",
-                f"{run.current_step} is {queued_text(waited)}, try {current.tries}. Waiting "
-                "in the queue spends no try.",
-            )
-        if seconds_since_heartbeat is not None and seconds_since_heartbeat > timeout:
-            return Recommendation(
-                "wait",
-                f"No heartbeat for {seconds_since_heartbeat:.0f}s (timeout {timeout:g}s); the "
-                "watchdog will dispatch the step again or flag the run as stalled.",
-            )
-        elapsed = (timezone.now() - run.started_at).total_seconds()
-        if elapsed > settings.CONTROLPLANE_STEP_TIMEOUT:
-            return Recommendation(
-                "cancel",
-                f"The run has been going for {elapsed / 60:.0f} minutes while heartbeating; if "
-                "you no longer want it, cancel.",
-            )
-        return Recommendation(
-            "wait", f"{run.current_step} is running (try {current.tries if current else 1})."
-        )
-    if tenant.state == S.PENDING:
-        if tenant.last_error and tenant.condition == Condition.RELEASE_FAILED:
-            return Recommendation(
-                "reset",
-                "A release kept failing and the resource is still held (see Allocations). Once "
-                "the cause is fixed: reset clears the error and keeps what is held, so a retry "
-                "reuses it; or decommission, which tries the release again.",
-            )
-        if tenant.last_error:
-            return Recommendation("reset", "A recorded error blocks retry: reset, then retry.")
-        if run is not None and run.status == RunStatus.CANCELLED:
-            return Recommendation(
-                "retry",
-                "Provisioning was cancelled and everything it allocated was released. Retry "
-                "provisioning if this tenant is still wanted (a new attempt starts from the "
-                "beginning); decommission it if not (its slug becomes free).",
-            )
-        return Recommendation("retry", "Nothing is running; retry starts provisioning.")
-    if tenant.state == S.FAILED:
-        failures = tenant.runs.filter(
-            status=RunStatus.FAILED, failed_step=tenant.failed_activity
-        ).count()
-        if failures >= 3:
-            return Recommendation(
-                "decommission",
-                f"{tenant.failed_activity} has failed in {failures} attempts; if you have given "
-                "up, decommission.",
-            )
-        return Recommendation(
-            "retry",
-            f"{tenant.failed_activity or 'A step'} failed cleanly and "
-            "everything was rolled back: retry.",
-        )
-    return Recommendation("none", "Nothing needs doing.")
+    situation = Situation(
+        tenant=tenant,
+        run=run,
+        current=current,
+        seconds_since_heartbeat=seconds_since_heartbeat,
+        now=timezone.now(),
+        timeout=settings.CONTROLPLANE_HEARTBEAT_TIMEOUT,
+        max_tries=settings.CONTROLPLANE_STEP_MAX_TRIES,
+        step_timeout=settings.CONTROLPLANE_STEP_TIMEOUT,
+    )
+    rule = deciding_rule(situation)
+    return Recommendation(rule.action, rule.reason(situation))
 
 
 @dataclass(frozen=True)
@@ -475,8 +625,7 @@ class TenantFilters:
             conditions=choices(condition, "condition", Condition.values, "condition", problems),
             needs_attention=boolean(needs_attention, "needs_attention", problems),
             q=text(q, "q", TEXT_MAX, problems),
-            # Slugs are lowercase; what was typed around one is not part of it.
-            slug=text(slug, "slug", 63, problems).lower(),
+            slug=normalise_slug(text(slug, "slug", 63, problems)),
         )
         if problems:
             raise filter_error(problems)
@@ -542,7 +691,8 @@ class AuditTenantDirectory(TenantDirectory):
         try:
             tenant_id = uuid.UUID(ref)
         except ValueError:
-            newest_first = Tenant.objects.filter(slug=ref.lower()).order_by("-created_at", "-id")
+            newest_first = Tenant.objects.filter(slug=normalise_slug(ref))
+            newest_first = newest_first.order_by("-created_at", "-id")
             return list(newest_first.values_list("pk", flat=True))
         known = (
             Tenant.objects.filter(pk=tenant_id).exists()

@@ -28,7 +28,7 @@ from provisioning.faults import parse_faults, validate_faults
 from provisioning.models import Run, RunStatus
 
 from .errors import ErrorCode, OperationError
-from .models import Condition, Plan, Tenant, TenantState, validate_slug
+from .models import Condition, Plan, Tenant, TenantState, lock_tenant, normalise_slug, validate_slug
 from .permission_names import PermissionName
 
 S = TenantState
@@ -173,8 +173,7 @@ def load_tenant(tenant_id: uuid.UUID | str, *, lock: bool = False) -> Tenant:
         tid = uuid.UUID(str(tenant_id))
     except ValueError:
         raise OperationError(ErrorCode.NOT_FOUND, f"No tenant has the id {tenant_id!r}.") from None
-    rows = Tenant.objects.select_for_update() if lock else Tenant.objects.all()
-    tenant = rows.filter(pk=tid).first()
+    tenant = lock_tenant(tid, must_exist=False) if lock else Tenant.objects.filter(pk=tid).first()
     if tenant is None:
         raise OperationError(ErrorCode.NOT_FOUND, f"No tenant has the id {tenant_id}.")
     return tenant
@@ -252,6 +251,7 @@ def validate_tenant_fields(*, slug: Any, name: Any, plan: Any, admin_email: Any)
                 "characters such as U+200B) are not allowed."
             )
     if not errors.get("slug"):
+        slug = normalise_slug(slug)
         try:
             validate_slug(slug)
             clean["slug"] = slug

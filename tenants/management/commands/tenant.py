@@ -32,6 +32,7 @@ from tenants.selectors import (
     tenant_detail,
     tenant_list,
 )
+from tenants.serializers import detail_dict, tenant_dict
 from tenants.services import Actor, create_tenant
 
 
@@ -41,78 +42,6 @@ def default_actor() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return os.environ.get("USER") or "shell"
-
-
-def tenant_dict(tenant: Tenant) -> dict[str, Any]:
-    """The tenant's fields, as the contract names them."""
-    return {
-        "id": tenant.id,
-        "slug": tenant.slug,
-        "name": tenant.name,
-        "plan": tenant.plan,
-        "admin_email": tenant.admin_email,
-        "state": tenant.state,
-        "condition": tenant.condition,
-        "needs_attention": tenant.needs_attention,
-        "workflow_id": tenant.workflow_id,
-        "last_error": tenant.last_error,
-        "failed_activity": tenant.failed_activity,
-        "decommission_requested_at": tenant.decommission_requested_at,
-        "created_at": tenant.created_at,
-        "updated_at": tenant.updated_at,
-        "activated_at": tenant.activated_at,
-        "decommissioned_at": tenant.decommissioned_at,
-    }
-
-
-def detail_dict(detail: TenantDetail) -> dict[str, Any]:
-    """The tenant with its run, steps, held allocations and what may be done next."""
-    run = detail.run
-    return {
-        **tenant_dict(detail.tenant),
-        "run": None
-        if run is None
-        else {
-            "id": run.id,
-            "attempt": run.attempt,
-            "status": run.status,
-            "compensating": run.compensating,
-            "current_step": run.current_step,
-            "started_at": run.started_at,
-            "finished_at": run.finished_at,
-            "heartbeat_at": run.heartbeat_at,
-            "stalled_at": run.stalled_at,
-            "error": run.error,
-            "failed_step": run.failed_step,
-            "steps": [
-                {
-                    "name": step.name,
-                    "status": step.status,
-                    "tries": step.tries,
-                    "reused": step.reused,
-                    "started_at": step.started_at,
-                    "finished_at": step.finished_at,
-                    "duration_ms": step.duration_ms,
-                    "error": step.error,
-                }
-                for step in detail.step_views
-            ],
-        },
-        "allocations": [
-            {
-                "kind": a.kind,
-                "external_id": a.external_id,
-                "allocated_at": a.allocated_at,
-                "release_error": a.release_error,
-            }
-            for a in detail.allocations
-        ],
-        "available_actions": detail.available_actions,
-        "actions": [a.as_dict() for a in detail.actions],
-        "recommended_action": detail.recommendation.action,
-        "recommendation": detail.recommendation.reason,
-        "seconds_since_heartbeat": detail.seconds_since_heartbeat,
-    }
 
 
 def dumps(value: Any, *, indent: int | None = 2) -> str:
