@@ -6,3 +6,11 @@ from django.apps import AppConfig
 class ApiConfig(AppConfig):
     name = "api"
     verbose_name = "JSON API"
+
+    def ready(self) -> None:
+        # /metrics takes the API's bearer tokens too; the metrics door imports no other door.
+        from observability.auth import use_bearer_authenticator
+
+        from .tokens import authenticate_token
+
+        use_bearer_authenticator(authenticate_token)

@@ -12,8 +12,8 @@ from ninja.security import HttpBearer
 from ninja.security.apikey import APIKeyCookie
 from ninja.utils import check_csrf
 
+from tenants.actors import Actor
 from tenants.errors import ErrorCode
-from tenants.services import Actor
 
 from .errors import ApiError
 from .models import ApiToken

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from ninja import Schema
 from pydantic import AfterValidator, ConfigDict, Field
 
+from provisioning.display import STEP_STATUSES
 from provisioning.models import STEPS, RunStatus
 from tenants.models import (
     NEEDS_ATTENTION,
@@ -25,7 +26,6 @@ from tenants.models import (
     TenantState,
 )
 from tenants.operations import OPERATIONS
-from tenants.selectors import STEP_STATUSES
 from tenants.vocabulary import Recommended
 
 

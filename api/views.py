@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Header, Query, Status
 
 from audit.selectors import AuditFilters
-from tenants import bulk, operations, selectors, services
+from tenants import bulk, operations, selectors
 from tenants.models import NEEDS_ATTENTION, Condition, Plan, Tenant, TenantState
 from tenants.operations import OPERATIONS, Operation
 from tenants.permission_names import PermissionName
@@ -149,7 +149,7 @@ def create_tenant(
     fields = payload.model_dump(exclude_unset=True)
 
     def operation() -> tuple[int, dict[str, Any]]:
-        tenant = services.create_tenant(actor=caller(request).actor, **fields)
+        tenant = operations.create_tenant(actor=caller(request).actor, **fields)
         return 201, tenant_json(tenant)
 
     return answer(request, response, key=idempotency_key, body=fields, operation=operation)

@@ -21,7 +21,7 @@ from tenants.vocabulary import StepDisplay
 class StepRow:
     position: int
     name: str
-    # The one vocabulary of every door (``tenants.selectors.STEP_STATUSES``).
+    # The one vocabulary of every door (``provisioning.display.StepDisplay``).
     status: str
     tries: int
     started_at: datetime | None

@@ -33,6 +33,7 @@ from audit.selectors import AUDIT_FILTER_KEYS, AuditFilters
 from controlplane.formats import StampJSONEncoder, iso_text
 from provisioning.models import STEPS
 from tenants import bulk, operations, selectors
+from tenants.actors import Actor
 from tenants.errors import ErrorCode, OperationError
 from tenants.models import SLUG_HELP, Condition, Plan, Tenant, TenantState, normalise_slug
 from tenants.operations import (
@@ -40,10 +41,10 @@ from tenants.operations import (
     OPERATIONS,
     WITHDRAWN_MESSAGE,
     Operation,
+    create_tenant,
     permitted_names,
 )
 from tenants.permission_names import PermissionName
-from tenants.services import Actor, create_tenant
 
 from .auth import login_required, permission_required, refusal
 from .pagination import keyset_page

@@ -32,6 +32,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
 
 from . import bulk, operations, selectors
+from .actors import Actor
 from .errors import OperationError
 from .formats import queued_text, seconds_text, stamp_text
 from .models import SLUG_HELP, Condition, Tenant
@@ -40,11 +41,11 @@ from .operations import (
     OPERATIONS,
     WITHDRAWN_MESSAGE,
     Operation,
+    create_tenant,
     permitted_names,
 )
 from .permission_names import PermissionName
 from .selectors import tenant_detail, tenant_events
-from .services import Actor, create_tenant
 from .vocabulary import StepDisplay
 
 # Four eyes: the two decisions on a waiting decommission, by the name the action URL carries.

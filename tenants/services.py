@@ -10,11 +10,9 @@ from __future__ import annotations
 import unicodedata
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
@@ -22,56 +20,17 @@ from django.utils import timezone
 from django_fsm import can_proceed
 
 from audit.events import EventType
-from audit.services import SYSTEM, record_event
+from audit.services import record_event
 from provisioning import compensation, conditions, runs, saga
 from provisioning.faults import parse_faults, validate_faults
 from provisioning.models import Run, RunStatus
 
+from .actors import Actor
 from .errors import ErrorCode, OperationError
 from .models import Condition, Plan, Tenant, TenantState, lock_tenant, normalise_slug, validate_slug
 from .permission_names import PermissionName
 
 S = TenantState
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who acts: the audit label, and the user whose permissions apply (None: trusted)."""
-
-    label: str
-    user: Any = None
-
-    @classmethod
-    def for_user(cls, user: Any) -> Actor:
-        return cls(label=f"user:{user.get_username()}", user=user)
-
-    @classmethod
-    def for_token(cls, token_name: str, user: Any) -> Actor:
-        return cls(label=f"token:{token_name}", user=user)
-
-    @classmethod
-    def system(cls) -> Actor:
-        return cls(label=SYSTEM)
-
-    @classmethod
-    def shell(cls, name: str) -> Actor:
-        """Someone at the server's shell: trusted like the database itself."""
-        return cls(label=f"user:{name}")
-
-    @property
-    def person(self) -> str:
-        """Who this is as a person: a token acts for its user, so four eyes compares users."""
-        if self.user is not None:
-            return str(self.user.get_username())
-        return self.label.split(":", 1)[-1]
-
-    def require(self, perm: str, what: str) -> None:
-        if self.user is None:
-            return
-        if isinstance(self.user, AnonymousUser) or not self.user.has_perm(perm):
-            raise OperationError(
-                ErrorCode.PERMISSION_DENIED, f"You do not have permission to {what}."
-            )
 
 
 # --- reading the situation ------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The words every door shows for a step and for what to do next, once.
 
-``StepDisplay`` is a step's status as an operator reads it (the saga's own status read in the
-light of its run: ``tenants.selectors.step_status``); ``Recommended`` is the action the reset
+``StepDisplay`` (defined in ``provisioning/display.py``) is a step's status as an operator reads
+it (the saga's own status read in the light of its run); ``Recommended`` is the action the reset
 runbook recommends (``tenants.selectors.recommend``), with the label the console shows.
 ``StrEnum`` keeps the values plain strings in JSON and templates; a typo in code is an
 ``AttributeError``.
@@ -11,17 +11,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from provisioning.display import StepDisplay
 
-class StepDisplay(StrEnum):
-    WAITING = "waiting"
-    DISPATCHED = "dispatched"
-    RUNNING = "running"
-    STALLED = "stalled"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-    ABANDONED = "abandoned"
-    COMPENSATED = "compensated"
+__all__ = ["Recommended", "StepDisplay"]
 
 
 class Recommended(StrEnum):

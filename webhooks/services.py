@@ -16,6 +16,7 @@ from tenants.errors import ErrorCode
 
 from .guard import AddressRefused, normalise, resolve
 from .models import Delivery, DeliveryStatus, Subscription, pattern_matches
+from .publish import publish_delivery
 
 PATTERN_RE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
 MAX_PATTERNS = 50
@@ -135,11 +136,5 @@ def redeliver(*, delivery_id: uuid.UUID | str) -> Delivery:
             redelivery_of=original,
         )
         delivery_id = str(copy.id)
-
-        def publish() -> None:
-            from .tasks import deliver
-
-            deliver.delay(delivery_id)
-
-        transaction.on_commit(publish, robust=True)
+        transaction.on_commit(lambda: publish_delivery(delivery_id), robust=True)
     return copy

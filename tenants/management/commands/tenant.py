@@ -20,11 +20,12 @@ from django.core.serializers.json import DjangoJSONEncoder
 
 from provisioning.models import STEPS, RunStatus
 from tenants import bulk, operations
+from tenants.actors import Actor
 from tenants.bulk import BULK_DEFAULT_LIMIT, BULK_MAX_LIMIT
 from tenants.errors import OperationError
 from tenants.formats import stamp_text
 from tenants.models import NEEDS_ATTENTION, Condition, Tenant, TenantState
-from tenants.operations import APPROVED_MESSAGE, OPERATIONS, WITHDRAWN_MESSAGE
+from tenants.operations import APPROVED_MESSAGE, OPERATIONS, WITHDRAWN_MESSAGE, create_tenant
 from tenants.selectors import (
     TenantDetail,
     TenantFilters,
@@ -33,7 +34,6 @@ from tenants.selectors import (
     tenant_list,
 )
 from tenants.serializers import detail_dict, tenant_dict
-from tenants.services import Actor, create_tenant
 
 
 def default_actor() -> str:
