@@ -15,7 +15,7 @@ from django.core.exceptions import BadRequest, RequestDataTooBig, TooManyFieldsS
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 
-from tenants.errors import ErrorCode
+from controlplane.errors import ErrorCode
 
 NUL = "\x00"
 MESSAGE = "NUL characters are not allowed."

@@ -30,10 +30,12 @@ SLUG_HELP = (
 
 def normalise_slug(value: str) -> str:
     """A slug as typed, made ready to check or look up: the one input normalisation of a slug
-    in every door (API, console, admin, commands). Spaces around it are what a copy and paste
-    adds, so they are trimmed; nothing else is changed (an uppercase letter or an inner space
-    is refused by ``validate_slug``, never rewritten into another slug than the one typed)."""
-    return value.strip()
+    in every door (API, console, admin, commands; creating, naming a tenant, filtering,
+    confirming by slug). Spaces around it are what a copy and paste adds, so they are trimmed,
+    and it is lowercased (slugs are lowercase, as e-mail addresses are stored); anything else
+    (an inner space, a control character, an underscore) is refused by ``validate_slug``, never
+    rewritten into another slug."""
+    return value.strip().lower()
 
 
 def validate_slug(value: str) -> None:

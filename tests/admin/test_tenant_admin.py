@@ -181,7 +181,7 @@ def test_change_page_shows_run_steps_allocations_and_events(
 ):
     tenant = active_tenant("acme")
     logged_in(client, admin_user)
-    with django_assert_num_queries(20):
+    with django_assert_num_queries(8):
         response = client.get(change_url(tenant))
     assert response.status_code == 200
     html = response.content.decode()
@@ -271,7 +271,7 @@ def test_changelist_filters_and_searches(client, admin_user, fast_saga, django_a
     new_tenant("bravo", start=False)
     logged_in(client, admin_user)
 
-    with django_assert_num_queries(20):
+    with django_assert_num_queries(8):
         response = client.get(CHANGELIST, {"state__exact": "active"})
     assert response.status_code == 200
     html = response.content.decode()

@@ -170,7 +170,7 @@ def test_feed_reads_a_fixed_number_of_queries(as_viewer, django_assert_num_queri
     assert response.status_code == 200
     assert response.json()["items"]
     # token, permissions (tenants, then events: one read), the tenant, the page of events
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(4):
         response = as_viewer.get(f"/tenants/{tenant.id}/events")
     assert response.status_code == 200
 

@@ -58,7 +58,7 @@ def test_detail_reads_permissions_once(as_admin, django_assert_num_queries):
     tenant = f.active_tenant()
     # token, its last_used_at (first use), permissions once for all six actions, tenant,
     # steps with their run, allocations
-    with django_assert_num_queries(12):
+    with django_assert_num_queries(6):
         response = as_admin.get(f"/tenants/{tenant.id}")
     assert response.status_code == 200
 

@@ -83,7 +83,7 @@ def via_console(client: Client, tenant: Any) -> dict[str, Seen]:
             outcome, message = "forbidden", ""
         else:
             assert answer.status_code == 302, answer.status_code
-            [said] = _messages(answer)
+            said = _messages(answer)[-1]
             label = OPERATIONS[action["name"]].label
             prefix = f"{label} is not possible now: "
             assert said.startswith(prefix), said
@@ -105,7 +105,7 @@ def via_admin(client: Client, tenant: Any) -> dict[str, Seen]:
             outcome, message = "accepted", ""
         else:
             assert answer.status_code == 302, answer.status_code
-            [said] = _messages(answer)
+            said = _messages(answer)[-1]
             prefix = f"{button.label}: "
             assert said.startswith(prefix), said
             message = said.removeprefix(prefix)
@@ -161,7 +161,8 @@ def test_every_door_gives_the_same_availability_reason_and_outcome(
         browser.force_login(user)
         console = via_console(browser, tenant)
         admin = via_admin(browser, tenant)
-        assert list(api) == list(console) == list(admin) == list(OPERATIONS)
+        assert list(api) == list(console) == list(OPERATIONS)
+        assert set(admin) == set(OPERATIONS)  # offered first, then the others
         for name in OPERATIONS:
             assert _same(api[name], console[name]), (situation, user.username, name, api, console)
             assert _same(api[name], admin[name], one_flag=True), (
