@@ -28,14 +28,16 @@ SLUG_HELP = (
 )
 
 
-def normalise_slug(value: str) -> str:
-    """A slug as typed, made ready to check or look up: the one input normalisation of a slug
-    in every door (API, console, admin, commands; creating, naming a tenant, filtering,
-    confirming by slug). Spaces around it are what a copy and paste adds, so they are trimmed,
-    and it is lowercased (slugs are lowercase, as e-mail addresses are stored); anything else
-    (an inner space, a control character, an underscore) is refused by ``validate_slug``, never
-    rewritten into another slug."""
-    return value.strip().lower()
+def normalise_slug(value: str, *, lookup: bool = False) -> str:
+    """A slug as typed: the one normalisation of a slug in every door (API, console, admin,
+    commands). Spaces around it are what a copy and paste adds, so they are trimmed. A slug
+    given to create a tenant or to confirm a decommission is otherwise checked as typed (an
+    uppercase letter, an inner space or an underscore is refused by ``validate_slug`` or the
+    confirmation, never rewritten into another slug). A slug given to find a tenant
+    (``lookup``: ``tenant show ACME``, ``?slug=``, ``?tenant=``) is lowercased too: no tenant
+    has an uppercase slug, so that can only be what was meant."""
+    value = value.strip()
+    return value.lower() if lookup else value
 
 
 def validate_slug(value: str) -> None:

@@ -196,7 +196,7 @@ def get_tenant(tenant_id: uuid.UUID | str) -> Tenant:
 
 def find_tenant(ref: str) -> Tenant:
     """A tenant named by id or by slug (the live one, else the newest decommissioned)."""
-    ref = normalise_slug(ref)
+    ref = normalise_slug(ref, lookup=True)
     try:
         return get_tenant(uuid.UUID(ref))
     except (ValueError, OperationError):
@@ -628,7 +628,7 @@ class TenantFilters:
             conditions=choices(condition, "condition", Condition.values, "condition", problems),
             needs_attention=boolean(needs_attention, "needs_attention", problems),
             q=text(q, "q", TEXT_MAX, problems),
-            slug=normalise_slug(text(slug, "slug", 63, problems)),
+            slug=normalise_slug(text(slug, "slug", 63, problems), lookup=True),
         )
         if problems:
             raise filter_error(problems)
@@ -694,7 +694,7 @@ class AuditTenantDirectory(TenantDirectory):
         try:
             tenant_id = uuid.UUID(ref)
         except ValueError:
-            newest_first = Tenant.objects.filter(slug=normalise_slug(ref))
+            newest_first = Tenant.objects.filter(slug=normalise_slug(ref, lookup=True))
             newest_first = newest_first.order_by("-created_at", "-id")
             return list(newest_first.values_list("pk", flat=True))
         known = (

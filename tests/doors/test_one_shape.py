@@ -18,7 +18,7 @@ from ..api.conftest import client_for
 
 pytestmark = pytest.mark.django_db
 
-PADDED = "  Padded-Slug  "
+PADDED = "  padded-slug  "
 
 
 def _via_api(user: Any) -> None:
@@ -74,9 +74,9 @@ def test_a_slug_with_spaces_around_it_is_trimmed_by_every_door(door: Any, admin_
     assert list(Tenant.objects.values_list("slug", flat=True)) == ["padded-slug"]
 
 
-def test_an_inner_space_or_a_control_character_is_refused_not_rewritten(admin_user: Any) -> None:
+def test_an_inner_space_or_a_capital_is_refused_not_rewritten(admin_user: Any) -> None:
     api = client_for(admin_user)
-    for slug in ("pad ded", "padded\t"):
+    for slug in ("pad ded", "Padded", "padded\t"):
         response = api.post(
             "/tenants",
             {"slug": slug, "name": "P", "plan": "starter", "admin_email": "a@b.test"},
