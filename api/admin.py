@@ -12,6 +12,8 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from tenants.permission_names import PermissionName
+
 from .models import ApiToken
 from .tokens import MAX_EXPIRY_DAYS, TokenError, check_name, issue_token, recent_tokens
 
@@ -76,7 +78,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         return False
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("api.change_apitoken")
+        return request.user.has_perm(PermissionName.CHANGE_APITOKEN)
 
     def save_model(self, request: HttpRequest, obj: ApiToken, form: Any, change: bool) -> None:
         if change:

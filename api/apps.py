@@ -26,3 +26,10 @@ class ApiConfig(AppConfig):
             Group.permissions.through,
         ):
             m2m_changed.connect(recent_tokens.forget_all, sender=through, weak=False)
+
+        # /metrics takes the API's bearer tokens too; the metrics door imports no other door.
+        from observability.auth import use_bearer_authenticator
+
+        from .tokens import authenticate_token
+
+        use_bearer_authenticator(authenticate_token)

@@ -12,7 +12,8 @@ from ninja.security import HttpBearer
 from ninja.security.apikey import APIKeyCookie
 from ninja.utils import check_csrf
 
-from tenants.services import Actor
+from tenants.actors import Actor
+from tenants.errors import ErrorCode
 
 from .errors import ApiError
 from .models import ApiToken
@@ -84,7 +85,7 @@ class SessionAuth(APIKeyCookie):
         if self.csrf and check_csrf(request) is not None:
             raise ApiError(
                 403,
-                "csrf_failed",
+                ErrorCode.CSRF_FAILED,
                 "CSRF check failed: send the csrftoken cookie's value in X-CSRFToken.",
             )
         return Caller(user=user)

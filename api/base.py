@@ -36,6 +36,7 @@ from ninja.renderers import JSONRenderer
 from ninja.responses import NinjaJSONEncoder
 
 from controlplane.formats import iso_text
+from tenants.errors import ErrorCode
 
 from .errors import json_error
 
@@ -137,7 +138,7 @@ def require_json_body(run: Callable[..., Any]) -> Callable[..., Any]:
             given = request.content_type or "none"
             return json_error(
                 415,
-                "unsupported_media_type",
+                ErrorCode.UNSUPPORTED_MEDIA_TYPE,
                 f"Send the body as JSON with Content-Type: application/json (it was {given}).",
             )
         return run(request, *args, **kwargs)

@@ -17,21 +17,21 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 
-from tenants.errors import OperationError
+from tenants.errors import ErrorCode, OperationError
 
 logger = logging.getLogger(__name__)
 
 HTTP_CODES = {
-    400: "malformed_body",
-    401: "not_authenticated",
-    403: "permission_denied",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "body_too_large",
-    415: "unsupported_media_type",
-    422: "validation_error",
-    500: "internal_error",
+    400: ErrorCode.MALFORMED_BODY,
+    401: ErrorCode.NOT_AUTHENTICATED,
+    403: ErrorCode.PERMISSION_DENIED,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    409: ErrorCode.CONFLICT,
+    413: ErrorCode.BODY_TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    422: ErrorCode.VALIDATION_ERROR,
+    500: ErrorCode.INTERNAL_ERROR,
 }
 
 
@@ -139,7 +139,7 @@ def install(api: NinjaAPI) -> None:
         return respond(
             request,
             422,
-            error_body("validation_error", "Some fields are not valid.", details),
+            error_body(ErrorCode.VALIDATION_ERROR, "Some fields are not valid.", details),
         )
 
     @api.exception_handler(AuthenticationError)
@@ -147,7 +147,7 @@ def install(api: NinjaAPI) -> None:
         message = exc.message
         if message == "Unauthorized":
             message = "Authentication required: send Authorization: Bearer <token>."
-        return respond(request, 401, error_body("not_authenticated", message))
+        return respond(request, 401, error_body(ErrorCode.NOT_AUTHENTICATED, message))
 
     @api.exception_handler(HttpError)
     def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
@@ -161,16 +161,16 @@ def install(api: NinjaAPI) -> None:
     @api.exception_handler(RequestDataTooBig)
     def too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
         # Django's message names its setting; the caller needs the limit.
-        return respond(request, 413, error_body("body_too_large", too_large_message()))
+        return respond(request, 413, error_body(ErrorCode.BODY_TOO_LARGE, too_large_message()))
 
     @api.exception_handler(Http404)
     def not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
-        return respond(request, 404, error_body("not_found", "Not found."))
+        return respond(request, 404, error_body(ErrorCode.NOT_FOUND, "Not found."))
 
     @api.exception_handler(Exception)
     def last_resort(request: HttpRequest, exc: Exception) -> HttpResponse:
         # Nothing should get here; if something does, log it whole and still answer JSON.
         logger.exception("unhandled error in %s %s", request.method, request.path)
         return respond(
-            request, 500, error_body("internal_error", "Something went wrong on our side.")
+            request, 500, error_body(ErrorCode.INTERNAL_ERROR, "Something went wrong on our side.")
         )

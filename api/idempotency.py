@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from tenants.errors import OperationError
+from tenants.errors import ErrorCode, OperationError
 
 from .auth import caller
 from .errors import ApiError, error_body
@@ -44,7 +44,7 @@ def check_key(key: str | None) -> str | None:
     if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isprintable():
         raise ApiError(
             422,
-            "validation_error",
+            ErrorCode.VALIDATION_ERROR,
             "The Idempotency-Key header is not valid.",
             {"Idempotency-Key": [f"Use 1 to {MAX_KEY_LENGTH} printable characters."]},
         )
@@ -95,7 +95,7 @@ def _within_the_cap(owner: str) -> None:
     if IdempotencyRecord.objects.filter(owner=owner).order_by()[cap : cap + 1].exists():
         raise ApiError(
             422,
-            "idempotency_key_limit",
+            ErrorCode.IDEMPOTENCY_KEY_LIMIT,
             f"At most {cap} Idempotency-Keys are kept per caller for 24 hours.",
             {
                 "Idempotency-Key": [
@@ -117,7 +117,7 @@ def _replay(record: IdempotencyRecord, digest: str) -> Answer:
     if record.request_hash != digest:
         raise ApiError(
             422,
-            "idempotency_key_reused",
+            ErrorCode.IDEMPOTENCY_KEY_REUSED,
             "This Idempotency-Key was used with a different request in the last 24 hours.",
             {"Idempotency-Key": ["Use a new key for a different request."]},
         )

@@ -18,6 +18,8 @@ from typing import Any
 from django.db.models import Q
 from django.utils.dateparse import parse_datetime
 
+from tenants.errors import ErrorCode
+
 from .errors import ApiError
 
 DEFAULT_LIMIT = 50
@@ -43,7 +45,7 @@ def decode(cursor: str, kind: str) -> dict[str, Any]:
 def bad_cursor() -> ApiError:
     return ApiError(
         422,
-        "validation_error",
+        ErrorCode.VALIDATION_ERROR,
         "The cursor is not valid here.",
         {"cursor": ["Use the next_cursor of a previous page of this same list."]},
     )

@@ -10,6 +10,7 @@ import uuid
 
 from django.db.models import QuerySet
 
+from audit import selectors as audit_selectors
 from audit.models import Event
 from tenants import selectors
 from tenants.models import Tenant
@@ -41,24 +42,11 @@ def tenant_events(
     return rows, next_cursor
 
 
-def tenant_known(ref: str) -> bool:
-    """Whether ``ref`` (an id or a slug, as the audit filter takes it) names a tenant, or a
-    tenant whose row is gone but whose events remain (an id still filters those)."""
-    try:
-        tenant_id = uuid.UUID(ref)
-    except ValueError:
-        return Tenant.objects.filter(slug=ref).exists()
-    return (
-        Tenant.objects.filter(pk=tenant_id).exists()
-        or Event.objects.filter(tenant_id=tenant_id).exists()
-    )
-
-
 def audit_feed(
-    filters: selectors.AuditFilters, *, cursor: str | None, limit: int
+    filters: audit_selectors.AuditFilters, *, cursor: str | None, limit: int
 ) -> tuple[list[Event], str | None]:
-    """Newest first; the filters mean what ``tenants.selectors.audit_feed`` says."""
-    qs = selectors.audit_feed(filters).order_by("-id")
+    """Newest first; the filters mean what ``audit.selectors.audit_feed`` says."""
+    qs = audit_selectors.audit_feed(filters).order_by("-id")
     if cursor:
         qs = qs.filter(id__lt=pagination.event_after(cursor, "audit"))
     rows, more = pagination.page(list(qs[: limit + 1]), limit)

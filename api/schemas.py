@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from ninja import Schema
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field
 
+from provisioning.display import STEP_STATUSES
 from provisioning.models import STEPS, RunStatus
 from tenants.models import (
     NEEDS_ATTENTION,
@@ -26,7 +27,7 @@ from tenants.models import (
     TenantState,
 )
 from tenants.operations import OPERATIONS
-from tenants.selectors import STEP_STATUSES
+from tenants.vocabulary import Recommended
 
 
 def _words(value: Any) -> Any:
@@ -49,7 +50,7 @@ def _storable(value: str) -> str:
 
 Text = Annotated[str, AfterValidator(_storable)]
 ACTIONS = list(OPERATIONS)
-RECOMMENDATIONS = ["wait", "cancel", "reset", "retry", "decommission", "none"]
+RECOMMENDATIONS = list(Recommended)
 
 
 class StrictBody(Schema):
@@ -191,6 +192,8 @@ class RunOut(Schema):
     finished_at: datetime | None
     heartbeat_at: datetime | None
     stalled_at: datetime | None
+    failed_step: str = Field(description='The step that failed the run, "" when none.')
+    error: str = Field(description='The run\'s recorded error, "" when none.')
     seconds_since_heartbeat: float | None = Field(
         description="Since the last heartbeat of the step at work, while the run is live."
     )
@@ -291,12 +294,21 @@ class PreviewOut(Schema):
     )
 
 
-class BulkFilter(StrictBody):
-    state: Text | None = Field(default=None, json_schema_extra={"enum": list(TenantState.values)})
-    condition: Text | None = Field(default=None, json_schema_extra={"maxLength": 200})
-    needs_attention: bool | None = None
-    plan: Text | None = Field(default=None, json_schema_extra={"enum": list(Plan.values)})
-    q: Text | None = Field(default=None, json_schema_extra={"maxLength": 200})
+# A bulk operation's ``filter`` is checked by the tenant list's own parser
+# (``TenantFilters.from_mapping``), so an unknown key or a bad value gets the message every list
+# gives; this schema only documents it.
+BULK_FILTER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "state": {"type": "string", "description": "one state or a comma list"},
+        "condition": {"type": "string", "description": "one condition or a comma list"},
+        "needs_attention": {"type": "boolean"},
+        "plan": {"type": "string", "enum": list(Plan.values)},
+        "q": {"type": "string", "maxLength": 200},
+        "slug": {"type": "string", "maxLength": 63},
+    },
+}
 
 
 class BulkIn(StrictBody):
@@ -305,7 +317,12 @@ class BulkIn(StrictBody):
         description="Tenant ids (give ids or filter).",
         json_schema_extra={"maxItems": 1000},
     )
-    filter: BulkFilter | None = Field(default=None, description="Tenants matching these filters.")
+    filter: dict[str, Any] | None = Field(
+        default=None,
+        description="Tenants matching these filters (the list's: state, condition, "
+        "needs_attention, plan, q, slug).",
+        json_schema_extra=BULK_FILTER_SCHEMA,
+    )
     dry_run: bool = DRY_RUN_FIELD
     reason: Text | None = REASON_FIELD
     limit: int | None = Field(

@@ -15,6 +15,8 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllow
 from django.urls import URLPattern, URLResolver, include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 
+from tenants.errors import ErrorCode
+
 from .docs import docs_asset
 from .errors import json_error
 from .views import api
@@ -32,7 +34,7 @@ def _json_errors(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
             allowed = response["Allow"]
             response = json_error(
                 405,
-                "method_not_allowed",
+                ErrorCode.METHOD_NOT_ALLOWED,
                 f"{request.method} is not allowed here; use {allowed}.",
             )
             response["Allow"] = allowed
@@ -50,7 +52,7 @@ def _wrap(patterns: list[URLPattern | URLResolver]) -> list[URLPattern | URLReso
 
 @csrf_exempt
 def unknown(request: HttpRequest, rest: str = "") -> HttpResponse:
-    return json_error(404, "not_found", f"No API endpoint at {request.path}.")
+    return json_error(404, ErrorCode.NOT_FOUND, f"No API endpoint at {request.path}.")
 
 
 # Not named app_name: include("api.urls") would read that as this module's namespace.

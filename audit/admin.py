@@ -12,17 +12,19 @@ import json
 import uuid
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
 from controlplane.admin import ReadOnlyAdmin
+from controlplane.errors import OperationError
 from controlplane.formats import stamp_text
 
+from .events import EVENT_TYPES
 from .models import Event
-from .services import EVENT_TYPES
+from .selectors import AuditFilters, audit_feed
 
 
 def _type_prefixes() -> list[str]:
@@ -47,7 +49,13 @@ class TypeFilter(admin.SimpleListFilter):
         value = self.value()
         if not value:
             return queryset
-        return queryset.filter(Q(type=value) | Q(type__startswith=value + "."))
+        # The feed's one parser and selector, as the API's and the console's ``type``.
+        try:
+            filters = AuditFilters.parse(type=value)
+        except OperationError as exc:
+            messages.error(request, exc.message)
+            return queryset.none()
+        return queryset & audit_feed(filters)
 
 
 class ActorKindFilter(admin.SimpleListFilter):

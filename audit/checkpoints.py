@@ -35,12 +35,13 @@ from django.db.models import Count, Max, Sum
 from django.utils import timezone
 
 from . import keys
+from .events import EventType
 from .models import GLOBAL_CHAIN, Event, EventChain
 from .services import SYSTEM, record_event
 
-log = logging.getLogger("audit.checkpoint")
+log = logging.getLogger("audit.checkpoint")  # the logger's name, not an event type
 
-CHECKPOINT = "audit.checkpoint"
+CHECKPOINT = EventType.AUDIT_CHECKPOINT
 MARK = "audit checkpoint "
 # Heads per record: one log line and one event each, whatever the fleet's size.
 MAX_HEADS = 1000

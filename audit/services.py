@@ -16,61 +16,15 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from . import keys
+from .events import (
+    EVENT_TYPES,
+    TENANTLESS_EVENT_TYPES,
+    EventType,
+)
 from .models import GLOBAL_CHAIN, Event, EventChain
 from .signals import event_recorded
 
-APPROVAL_EVENT_TYPES = frozenset(
-    {
-        "operation.approval_requested",
-        "operation.approval_granted",  # then the operation runs as its author
-        "operation.approval_refused",  # granted, but the checks of that moment said no
-        "operation.approval_withdrawn",
-        "operation.approval_expired",
-    }
-)
-EVENT_TYPES = frozenset(
-    {
-        "tenant.created",
-        "tenant.provisioning.started",
-        "tenant.provisioning.retry_requested",
-        "tenant.provisioning.step_started",
-        "tenant.provisioning.step_completed",
-        "tenant.provisioning.step_failed",
-        "tenant.resource.allocated",
-        "tenant.resource.reused",
-        "tenant.resource.released",
-        "tenant.provisioning.compensation_started",
-        "tenant.provisioning.compensation_completed",
-        "tenant.provisioning.compensation_failed",
-        "tenant.provisioning.completed",
-        "tenant.provisioning.failed",
-        "tenant.provisioning.cancel_requested",
-        "tenant.provisioning.cancelled",
-        "tenant.provisioning.reset_started",
-        "tenant.provisioning.reset_completed",
-        "tenant.provisioning.reset_failed",
-        "tenant.provisioning.step_redispatched",
-        "tenant.provisioning.stalled",
-        "tenant.provisioning.orphaned_handle",
-        "tenant.suspended",
-        "tenant.resumed",
-        "tenant.decommission_requested",
-        "tenant.decommissioned",
-        # Four eyes (CONTROLPLANE_DECOMMISSION_APPROVAL): a second admin approves or withdraws.
-        "tenant.decommission_approved",
-        "tenant.decommission_withdrawn",
-        # The approval policy (tenants.approvals): about one tenant, or a bulk selection.
-        *APPROVAL_EVENT_TYPES,
-        "tenant.resource.leaked",
-        "tenant.resource.missing",
-    }
-)
-# Events about no tenant (their own chain, GLOBAL_CHAIN): failed and refused logins.
-# And the checkpoints of the chain heads (``take_checkpoint``), sent to webhooks as well.
-GLOBAL_EVENT_TYPES = frozenset({"auth.login_failed", "auth.locked_out", "audit.checkpoint"})
-# An approval of a bulk operation concerns no one tenant: those go to the global chain too.
-TENANTLESS_EVENT_TYPES = GLOBAL_EVENT_TYPES | APPROVAL_EVENT_TYPES
-EVENT_TYPES = EVENT_TYPES | GLOBAL_EVENT_TYPES
+# The vocabulary lives in ``audit/events.py`` (EVENT_TYPES, GLOBAL_EVENT_TYPES re-exported here).
 
 SYSTEM = "system"
 
@@ -133,6 +87,7 @@ def record_event(
     """
     if type not in EVENT_TYPES:
         raise ValueError(f"unknown audit event type {type!r}")
+    type = EventType(type).value  # stored and hashed as the plain string
     # Round-trip through JSON so what is hashed is exactly what is stored and read back.
     clean = json.loads(json.dumps(data or {}, cls=DjangoJSONEncoder))
     if tenant_id is None and type not in TENANTLESS_EVENT_TYPES:

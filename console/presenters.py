@@ -14,22 +14,14 @@ from provisioning.models import COMPENSATION, STEP_KIND, Allocation
 from tenants.formats import queued_text
 from tenants.models import Condition
 from tenants.selectors import StepView, TenantDetail
-
-RECOMMENDATION_LABELS: dict[str, str] = {
-    "wait": "Wait",
-    "cancel": "Cancel",
-    "reset": "Reset, then retry",
-    "retry": "Retry",
-    "decommission": "Decommission",
-    "none": "Nothing to do",
-}
+from tenants.vocabulary import StepDisplay
 
 
 @dataclass
 class StepRow:
     position: int
     name: str
-    # The one vocabulary of every door (``tenants.selectors.STEP_STATUSES``).
+    # The one vocabulary of every door (``provisioning.display.StepDisplay``).
     status: str
     tries: int
     started_at: datetime | None
@@ -81,7 +73,7 @@ def rows_for(
     for view in views:
         kind = STEP_KIND.get(view.name)
         note = ""
-        if view.status == "dispatched":
+        if view.status == StepDisplay.DISPATCHED:
             # No worker has taken it: how long it has waited (and for what), not a heartbeat.
             note = queued_text(view.queued_seconds)
             if view.waiting_for:
@@ -90,9 +82,9 @@ def rows_for(
                 note = f"the step's try was lost; resending (try {view.tries})"
             elif view.name == current and condition == Condition.RETRYING:
                 note = f"a try failed; retrying after a pause (try {view.tries})"
-        elif view.status == "stalled":
+        elif view.status == StepDisplay.STALLED:
             note = f"stalled: no heartbeat after {view.tries} tries"
-        elif view.status == "abandoned":
+        elif view.status == StepDisplay.ABANDONED:
             note = "cut off when the run stopped"
         if view.reused:
             note = (note + "; " if note else "") + "reused an earlier allocation"
@@ -110,11 +102,13 @@ def rows_for(
             duration_ms=view.duration_ms,
             error=view.error,
             note=note,
-            compensation=COMPENSATION[kind] if view.status == "compensated" and kind else "",
+            compensation=COMPENSATION[kind]
+            if view.status == StepDisplay.COMPENSATED and kind
+            else "",
         )
         waiting_again = condition in (Condition.LOST, Condition.RETRYING)
         # A queued step has no heartbeat to be overdue: its note says how long it has waited.
-        if view.name == current and view.status == "running" and not waiting_again:
+        if view.name == current and view.status == StepDisplay.RUNNING and not waiting_again:
             row.heartbeat_age = seconds_since_heartbeat
             row.heartbeat_timeout = heartbeat_timeout
         rows.append(row)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import unicodedata
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -28,23 +27,35 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
+from audit import selectors as audit_selectors
 from audit.models import Event
+from audit.selectors import AUDIT_FILTER_KEYS, AuditFilters
 from controlplane.formats import StampJSONEncoder, iso_text
 from provisioning.models import STEPS
 from tenants import approvals, bulk, operations, selectors
-from tenants.errors import OperationError
-from tenants.models import SLUG_HELP, ApprovalStatus, Condition, Plan, Tenant, TenantState
+from tenants.actors import Actor
+from tenants.errors import ErrorCode, OperationError
+from tenants.models import (
+    SLUG_HELP,
+    ApprovalStatus,
+    Condition,
+    Plan,
+    Tenant,
+    TenantState,
+    normalise_slug,
+)
 from tenants.operations import (
     CREATE,
     OPERATIONS,
     Operation,
+    create_tenant,
     permitted_names,
 )
-from tenants.services import Actor, create_tenant
+from tenants.permission_names import PermissionName
 
 from .auth import login_required, permission_required, refusal
 from .pagination import keyset_page
-from .presenters import RECOMMENDATION_LABELS, rows_for, step_rows
+from .presenters import rows_for, step_rows
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -79,17 +90,8 @@ def index(request: HtmxHttpRequest) -> HttpResponse:
 # --- tenant list ----------------------------------------------------------------------------
 
 
-def _param(request: HtmxHttpRequest, name: str, max_length: int) -> str:
-    """A query-string value fit to filter on: trimmed, bounded, without control characters
-    (a NUL byte in a search box is never meant, and PostgreSQL refuses it in a query)."""
-    raw = request.GET.get(name, "")
-    return "".join(ch for ch in raw if unicodedata.category(ch) not in ("Cc", "Cs")).strip()[
-        :max_length
-    ]
-
-
 @login_required
-@permission_required("tenants.view_tenant", "view tenants")
+@permission_required(PermissionName.VIEW_TENANT, "view tenants")
 def tenant_list(request: HtmxHttpRequest) -> HttpResponse:
     sort = request.GET.get("sort", "newest")
     if sort not in TENANT_SORTS:
@@ -106,7 +108,7 @@ def tenant_list(request: HtmxHttpRequest) -> HttpResponse:
         )
     except OperationError as exc:
         # A hand-edited URL: say what was wrong and show the whole list rather than guess.
-        problem = " ".join(m for ms in exc.details.values() for m in ms)
+        problem = exc.message
         tf = selectors.TenantFilters()
     qs = selectors.tenant_list(tf)
     field, descending, _ = TENANT_SORTS[sort]
@@ -171,7 +173,7 @@ def tenant_list(request: HtmxHttpRequest) -> HttpResponse:
 
 
 @login_required
-@permission_required("tenants.view_tenant", "view tenants")
+@permission_required(PermissionName.VIEW_TENANT, "view tenants")
 def tenant_new(request: HtmxHttpRequest) -> HttpResponse:
     if not request.user.has_perm(CREATE.permission):
         raise refusal(CREATE.permission, "create tenants")
@@ -187,7 +189,7 @@ def tenant_new(request: HtmxHttpRequest) -> HttpResponse:
         faults = values["faults"] if values["faults"].strip() else None
         try:
             tenant = create_tenant(
-                slug=values["slug"].strip(),
+                slug=values["slug"],
                 name=values["name"],
                 plan=values["plan"],
                 admin_email=values["admin_email"],
@@ -196,7 +198,7 @@ def tenant_new(request: HtmxHttpRequest) -> HttpResponse:
                 faults=faults,
             )
         except OperationError as exc:
-            if exc.code == "permission_denied":
+            if exc.code == ErrorCode.PERMISSION_DENIED:
                 raise PermissionDenied(exc.message) from None
             errors = exc.details if isinstance(exc.details, dict) else {}
             error_message = exc.message
@@ -259,9 +261,7 @@ def _detail_context(request: HtmxHttpRequest, tenant_id: uuid.UUID) -> dict[str,
         "timeline": timeline,
         "actions": actions,
         "offered": [a for a in actions if a["available"] and a["permitted"]],
-        "recommendation_label": RECOMMENDATION_LABELS.get(
-            detail.recommendation.action, detail.recommendation.action
-        ),
+        "recommendation_label": detail.recommendation.action.label,
         "live": not detail.settled,
         "poll_seconds": poll_seconds(),
         "poll_url": request.get_full_path(),
@@ -269,7 +269,7 @@ def _detail_context(request: HtmxHttpRequest, tenant_id: uuid.UUID) -> dict[str,
 
 
 @login_required
-@permission_required("tenants.view_tenant", "view tenants")
+@permission_required(PermissionName.VIEW_TENANT, "view tenants")
 def tenant_detail(request: HtmxHttpRequest, tenant_id: uuid.UUID) -> HttpResponse:
     context = _detail_context(request, tenant_id)
     if request.htmx:
@@ -290,7 +290,7 @@ def tenant_detail(request: HtmxHttpRequest, tenant_id: uuid.UUID) -> HttpRespons
 
 
 @login_required
-@permission_required("tenants.view_tenant", "view tenants")
+@permission_required(PermissionName.VIEW_TENANT, "view tenants")
 def tenant_action(request: HtmxHttpRequest, tenant_id: uuid.UUID, action: str) -> HttpResponse:
     """GET: the confirmation step, with the operation's preview and a reason field.
     POST: perform it (the service checks the permission, the state and the reason)."""
@@ -316,7 +316,7 @@ def _perform(
     label = op.label
     reason = request.POST.get("reason", "")
     if op.confirm_by_slug:
-        typed = request.POST.get("confirm_slug", "").strip()
+        typed = normalise_slug(request.POST.get("confirm_slug", ""))
         if typed != tenant.slug:
             if not request.user.has_perm(op.permission):
                 raise PermissionDenied(f"You do not have permission to {op.verb}.")
@@ -344,9 +344,9 @@ def _perform(
     try:
         done = operations.perform(op.name, tenant_id=tenant.pk, actor=actor, reason=reason)
     except OperationError as exc:
-        if exc.code == "permission_denied":
+        if exc.code == ErrorCode.PERMISSION_DENIED:
             raise PermissionDenied(exc.message) from None
-        if exc.code == "not_found":
+        if exc.code == ErrorCode.NOT_FOUND:
             raise Http404(exc.message) from None
         now = selectors.get_tenant(tenant.pk)
         if seen_state and seen_state != now.state:
@@ -392,7 +392,7 @@ def _confirm_page(
     try:
         preview = operations.preview(op.name, tenant_id=tenant.pk, actor=actor)
     except OperationError as exc:
-        if exc.code == "permission_denied":
+        if exc.code == ErrorCode.PERMISSION_DENIED:
             raise PermissionDenied(exc.message) from None
         messages.error(request, f"{op.label} is not possible now: {exc.message}")
         return redirect(detail_url)
@@ -419,10 +419,12 @@ APPROVALS_SHOWN = 100
 
 
 @login_required
-@permission_required("tenants.view_tenant", "view tenants")
+@permission_required(PermissionName.VIEW_TENANT, "view tenants")
 def approval_list(request: HtmxHttpRequest) -> HttpResponse:
     """Requests waiting for a second person first (with their buttons), then the decided ones."""
-    status = _param(request, "status", 20)
+    # A NUL byte was refused before the view (RefuseNulMiddleware); an unknown status is
+    # refused by ``approval_list`` with the reason, and the whole list is shown.
+    status = request.GET.get("status", "").strip()
     problem = ""
     try:
         rows = approvals.approval_list(status=status or None)
@@ -460,7 +462,7 @@ def _policy_words(policy: frozenset[str]) -> str:
 
 @login_required
 @require_POST
-@permission_required("tenants.view_tenant", "view tenants")
+@permission_required(PermissionName.VIEW_TENANT, "view tenants")
 def approval_decide(
     request: HtmxHttpRequest, approval_id: uuid.UUID, decision: str
 ) -> HttpResponse:
@@ -479,9 +481,9 @@ def approval_decide(
             reason=request.POST.get("reason", ""),
         )
     except OperationError as exc:
-        if exc.code == "not_found":
+        if exc.code == ErrorCode.NOT_FOUND:
             raise Http404(exc.message) from None
-        if exc.code == "permission_denied":
+        if exc.code == ErrorCode.PERMISSION_DENIED:
             raise PermissionDenied(exc.message) from None
         messages.error(request, exc.message)
         return redirect(back)
@@ -495,7 +497,7 @@ def approval_decide(
 
 @login_required
 @require_POST
-@permission_required("tenants.view_tenant", "view tenants")
+@permission_required(PermissionName.VIEW_TENANT, "view tenants")
 def tenant_bulk(request: HtmxHttpRequest) -> HttpResponse:
     """Selected tenants and one operation: first the dry run, then (confirmed) the real thing.
 
@@ -523,7 +525,7 @@ def tenant_bulk(request: HtmxHttpRequest) -> HttpResponse:
             limit=bulk.BULK_MAX_LIMIT,
         )
     except OperationError as exc:
-        if exc.code == "permission_denied":
+        if exc.code == ErrorCode.PERMISSION_DENIED:
             raise PermissionDenied(exc.message) from None
         messages.error(request, f"{op.label}: {exc.message}")
         return redirect(back)
@@ -551,26 +553,21 @@ def tenant_bulk(request: HtmxHttpRequest) -> HttpResponse:
 
 
 def _audit_filters(request: HtmxHttpRequest) -> tuple[QuerySet[Event], dict[str, str], str]:
-    """The filtered feed (unordered), the filters as given, and any complaint about them."""
-    given = {
-        "type": _param(request, "type", 80),
-        "tenant": _param(request, "tenant", 100),
-        "actor": _param(request, "actor", 200),
-        "since": _param(request, "since", 40),
-        "hide_steps": "1" if request.GET.get("hide_steps") else "",
-    }
+    """The filtered feed (unordered), the filters as given, and any complaint about them: a
+    hand-edited URL is told what was wrong and shown the whole feed rather than a guess."""
+    given = {key: request.GET.get(key, "") for key in AUDIT_FILTER_KEYS}
+    given["hide_steps"] = "1" if given["hide_steps"] else ""
     problem = ""
     try:
-        filters = selectors.AuditFilters.parse(**given)
+        filters = AuditFilters.parse(**given)
     except OperationError as exc:
-        problem = " ".join(m for ms in exc.details.values() for m in ms)
-        given["since"] = ""
-        filters = selectors.AuditFilters.parse(**given)
-    return selectors.audit_feed(filters), given, problem
+        problem = exc.message
+        filters = AuditFilters()
+    return audit_selectors.audit_feed(filters), given, problem
 
 
 @login_required
-@permission_required("audit.view_event", "view the audit feed")
+@permission_required(PermissionName.VIEW_EVENT, "view the audit feed")
 def audit_feed(request: HtmxHttpRequest) -> HttpResponse:
     qs, filters, problem = _audit_filters(request)
     fmt = request.GET.get("format", "")

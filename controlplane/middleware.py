@@ -15,6 +15,8 @@ from django.core.exceptions import BadRequest, RequestDataTooBig, TooManyFieldsS
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 
+from controlplane.errors import ErrorCode
+
 NUL = "\x00"
 MESSAGE = "NUL characters are not allowed."
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -51,7 +53,13 @@ class RefuseNulMiddleware:
             return self.get_response(request)
         if request.path.startswith("/api/"):
             details = {name.replace(NUL, "\\u0000"): [MESSAGE] for name in fields}
-            body = {"error": {"code": "validation_error", "message": MESSAGE, "details": details}}
+            body = {
+                "error": {
+                    "code": ErrorCode.VALIDATION_ERROR,
+                    "message": MESSAGE,
+                    "details": details,
+                }
+            }
             return JsonResponse(body, status=422)
         return HttpResponseBadRequest(
             f"Bad request: {MESSAGE} Remove them from the address or the form.",

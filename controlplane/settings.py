@@ -19,6 +19,7 @@ from kombu import Exchange as KombuExchange
 from kombu import Queue as KombuQueue
 
 from controlplane import embedded
+from controlplane.task_names import TaskName
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -253,7 +254,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULE = {
     "watchdog": {
-        "task": "provisioning.watchdog",
+        "task": TaskName.WATCHDOG,
         "schedule": CONTROLPLANE_WATCHDOG_INTERVAL,
         "options": {"expires": max(1.0, CONTROLPLANE_WATCHDOG_INTERVAL)},
     }
@@ -383,7 +384,7 @@ CONTROLPLANE_WEBHOOK_SWEEP_INTERVAL = env_float("CONTROLPLANE_WEBHOOK_SWEEP_INTE
 # How long a process trusts its cached list of active subscriptions.
 CONTROLPLANE_WEBHOOK_CACHE_SECONDS = env_float("CONTROLPLANE_WEBHOOK_CACHE_SECONDS", 5)
 CELERY_BEAT_SCHEDULE["webhook-sweep"] = {
-    "task": "webhooks.sweep",
+    "task": TaskName.WEBHOOK_SWEEP,
     "schedule": CONTROLPLANE_WEBHOOK_SWEEP_INTERVAL,
     "options": {"expires": max(1.0, CONTROLPLANE_WEBHOOK_SWEEP_INTERVAL)},
 }
@@ -417,7 +418,7 @@ if CONTROLPLANE_APPROVAL_TTL <= 0:
 # The older four-eyes switch: on, it means CONTROLPLANE_APPROVAL_REQUIRED=decommission.
 CONTROLPLANE_DECOMMISSION_APPROVAL = env_bool("CONTROLPLANE_DECOMMISSION_APPROVAL", default=False)
 CELERY_BEAT_SCHEDULE["approvals"] = {
-    "task": "tenants.expire_approvals",
+    "task": TaskName.EXPIRE_APPROVALS,
     "schedule": CONTROLPLANE_WATCHDOG_INTERVAL,
     "options": {"expires": max(1.0, CONTROLPLANE_WATCHDOG_INTERVAL)},
 }
@@ -431,7 +432,7 @@ LOGGING["loggers"].setdefault("django.request", {}).setdefault("filters", []).ap
 # Reconciliation: the ledger against what the providers hold (manage.py reconcile).
 CONTROLPLANE_RECONCILE_INTERVAL = env_float("CONTROLPLANE_RECONCILE_INTERVAL", 300)
 CELERY_BEAT_SCHEDULE["reconcile"] = {
-    "task": "provisioning.reconcile",
+    "task": TaskName.RECONCILE,
     "schedule": CONTROLPLANE_RECONCILE_INTERVAL,
     "options": {"expires": max(1.0, CONTROLPLANE_RECONCILE_INTERVAL)},
 }
@@ -452,10 +453,10 @@ CELERY_TASK_QUEUES = tuple(
     for name in CONTROLPLANE_QUEUES
 )
 CELERY_TASK_ROUTES = {
-    "provisioning.compensate": {"queue": CONTROLPLANE_CONTROL_QUEUE},
-    "provisioning.decommission": {"queue": CONTROLPLANE_CONTROL_QUEUE},
-    "provisioning.watchdog": {"queue": CONTROLPLANE_CONTROL_QUEUE},
-    "tenants.expire_approvals": {"queue": CONTROLPLANE_CONTROL_QUEUE},
+    TaskName.COMPENSATE: {"queue": CONTROLPLANE_CONTROL_QUEUE},
+    TaskName.DECOMMISSION: {"queue": CONTROLPLANE_CONTROL_QUEUE},
+    TaskName.WATCHDOG: {"queue": CONTROLPLANE_CONTROL_QUEUE},
+    TaskName.EXPIRE_APPROVALS: {"queue": CONTROLPLANE_CONTROL_QUEUE},
 }
 
 # Django's own PostgreSQL connection pool (psycopg_pool), off unless DATABASE_POOL=1: a sync

@@ -28,6 +28,7 @@ from django.db.models import Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from audit.events import EventType
 from audit.services import record_event
 from observability.tally import LOGINS_REFUSED
 from observability.tally import add as add_to_tally
@@ -123,7 +124,7 @@ def on_login_failed(
     if request is not None and getattr(request, "login_refused", False):
         return
     record_event(
-        type="auth.login_failed",
+        type=EventType.AUTH_LOGIN_FAILED,
         tenant_id=None,
         actor=_actor(credentials.get("username")),
         data={"address": _address(request), "path": request.path if request else ""},
@@ -139,7 +140,7 @@ def on_locked_out(
         add_to_tally(LOGINS_REFUSED)
         return
     record_event(
-        type="auth.locked_out",
+        type=EventType.AUTH_LOCKED_OUT,
         tenant_id=None,
         actor=_actor(username),
         data={"address": str(ip_address or ""), "path": request.path if request else ""},

@@ -4,12 +4,23 @@ which is not for anyone on the network."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django.http import HttpRequest, JsonResponse
 
-from api.errors import HTTP_CODES, json_error
-from api.tokens import authenticate_token
+from controlplane.errors import ErrorCode
+from tenants.permission_names import PermissionName
 
-VIEW_PERMISSION = "tenants.view_tenant"
+VIEW_PERMISSION = PermissionName.VIEW_TENANT
+
+# Raw bearer token -> its token row (with ``.user``), or None. The API owns its tokens and plugs
+# its authenticator in when it starts (``api/apps.py``): this door imports no other door.
+_AUTHENTICATORS: list[Callable[[str], Any]] = [lambda raw: None]
+
+
+def use_bearer_authenticator(authenticate: Callable[[str], Any]) -> None:
+    _AUTHENTICATORS.append(authenticate)
 
 
 def metrics_access(request: HttpRequest) -> JsonResponse | None:
@@ -17,7 +28,7 @@ def metrics_access(request: HttpRequest) -> JsonResponse | None:
     header = request.headers.get("Authorization", "")
     if header:
         scheme, _, raw = header.partition(" ")
-        token = authenticate_token(raw.strip()) if scheme.lower() == "bearer" else None
+        token = _AUTHENTICATORS[-1](raw.strip()) if scheme.lower() == "bearer" else None
         if token is None:
             return _refuse(401, "The bearer token is invalid, expired or revoked.")
         user = token.user
@@ -33,7 +44,10 @@ def metrics_access(request: HttpRequest) -> JsonResponse | None:
 
 
 def _refuse(status: int, message: str) -> JsonResponse:
-    response = json_error(status, HTTP_CODES[status], message)
+    code = ErrorCode.NOT_AUTHENTICATED if status == 401 else ErrorCode.PERMISSION_DENIED
+    response = JsonResponse(
+        {"error": {"code": code, "message": message, "details": None}}, status=status
+    )
     if status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
     return response

@@ -28,11 +28,12 @@ from typing import Any
 
 from celery import Celery, signals
 
+from controlplane.task_names import STEP_TASK_PREFIX, TaskName
+
 from .logs import log_context
 
 log = logging.getLogger("controlplane.celery")
 
-STEP_TASK_PREFIX = "provisioning.steps."
 _tokens: dict[str, Any] = {}
 
 
@@ -58,9 +59,9 @@ def task_ids(task_name: str, args: tuple[Any, ...] | list[Any]) -> dict[str, Any
             )
             if found is not None:
                 ids["run_id"], ids["tenant_id"] = found
-    elif task_name == "provisioning.compensate" and args:
+    elif task_name == TaskName.COMPENSATE and args:
         ids["run_id"] = args[0]
-    elif task_name == "provisioning.decommission" and args:
+    elif task_name == TaskName.DECOMMISSION and args:
         ids["tenant_id"] = args[0]
     elif task_name.startswith("webhooks.") and args:
         ids["delivery_id"] = args[0]

@@ -40,6 +40,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from audit.events import EventType
 from audit.models import Event
 from provisioning import admission
 from provisioning.models import STEP_KIND, STEPS, RunStatus, StepExecution, StepStatus
@@ -76,20 +77,20 @@ STEP_DURATION_BUCKETS: tuple[float, ...] = (
 # changes nothing and records nothing, so it is not counted here (the API's 409s show in the
 # web server's access log).
 OPERATION_EVENTS: dict[str, tuple[str, str]] = {
-    "tenant.created": ("create", "accepted"),
-    "tenant.provisioning.started": ("provision", "started"),
-    "tenant.provisioning.completed": ("provision", "completed"),
-    "tenant.provisioning.failed": ("provision", "failed"),
-    "tenant.provisioning.retry_requested": ("retry", "accepted"),
-    "tenant.provisioning.cancel_requested": ("cancel", "accepted"),
-    "tenant.provisioning.cancelled": ("cancel", "completed"),
-    "tenant.provisioning.reset_started": ("reset", "accepted"),
-    "tenant.provisioning.reset_completed": ("reset", "completed"),
-    "tenant.provisioning.reset_failed": ("reset", "failed"),
-    "tenant.suspended": ("suspend", "completed"),
-    "tenant.resumed": ("resume", "completed"),
-    "tenant.decommission_requested": ("decommission", "accepted"),
-    "tenant.decommissioned": ("decommission", "completed"),
+    EventType.TENANT_CREATED: ("create", "accepted"),
+    EventType.PROVISIONING_STARTED: ("provision", "started"),
+    EventType.PROVISIONING_COMPLETED: ("provision", "completed"),
+    EventType.PROVISIONING_FAILED: ("provision", "failed"),
+    EventType.PROVISIONING_RETRY_REQUESTED: ("retry", "accepted"),
+    EventType.CANCEL_REQUESTED: ("cancel", "accepted"),
+    EventType.PROVISIONING_CANCELLED: ("cancel", "completed"),
+    EventType.RESET_STARTED: ("reset", "accepted"),
+    EventType.RESET_COMPLETED: ("reset", "completed"),
+    EventType.RESET_FAILED: ("reset", "failed"),
+    EventType.TENANT_SUSPENDED: ("suspend", "completed"),
+    EventType.TENANT_RESUMED: ("resume", "completed"),
+    EventType.DECOMMISSION_REQUESTED: ("decommission", "accepted"),
+    EventType.TENANT_DECOMMISSIONED: ("decommission", "completed"),
 }
 
 # tenants by state and needing attention (one read), step durations, step failures,
@@ -153,7 +154,7 @@ def step_failures() -> dict[str, int]:
     counts = dict.fromkeys(STEPS, 0)
     rows = (
         Event.objects.order_by()
-        .filter(type="tenant.provisioning.step_failed")
+        .filter(type=EventType.STEP_FAILED)
         .annotate(step=KeyTextTransform("step", "data"))
         .values("step")
         .annotate(n=Count("pk"))
@@ -170,7 +171,7 @@ def operations() -> dict[tuple[str, str], int]:
         .filter(type__in=list(OPERATION_EVENTS))
         # A decommission waiting for approval records decommission_requested (the contract's
         # four eyes) and again when it runs: count it once, when it runs.
-        .exclude(type="tenant.decommission_requested", data__has_key="awaiting_approval")
+        .exclude(type=EventType.DECOMMISSION_REQUESTED, data__has_key="awaiting_approval")
         .values("type")
         .annotate(n=Count("pk"))
     )

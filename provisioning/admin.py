@@ -17,6 +17,7 @@ from django.utils.html import format_html
 
 from controlplane.admin import ReadOnlyAdmin
 
+from .display import released_kinds, step_status
 from .models import Allocation, ResourceFinding, Run, StepExecution
 
 
@@ -48,8 +49,6 @@ class StepInline(admin.TabularInline):
     @admin.display(description="status")
     def shown_status(self, step: StepExecution) -> str:
         """The one step-status vocabulary every door shows (abandoned, compensated, ...)."""
-        from tenants.selectors import released_kinds, step_status
-
         return step_status(step, step.run, released_kinds(step.run))
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:

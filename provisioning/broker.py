@@ -35,10 +35,11 @@ from typing import Any
 
 from celery import current_app
 
+from controlplane.task_names import STEP_TASK_PREFIX
+
 log = logging.getLogger(__name__)
 
 EPOCH_KEY = "controlplane:broker-epoch"
-STEP_TASK_PREFIX = "provisioning.steps."
 
 
 def _redis_channel(conn: Any) -> Any | None:

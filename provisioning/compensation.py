@@ -12,7 +12,9 @@ from celery import current_app
 from django.db import transaction
 from django.utils import timezone
 
+from audit.events import EventType
 from audit.services import SYSTEM, record_event
+from controlplane.task_names import TaskName
 from tenants.models import Condition, Tenant, TenantState
 
 from . import admission, conditions, ledger, runs
@@ -34,7 +36,7 @@ def begin_compensation(
             status=RunStatus.CANCELLING, cancel_requested_at=now, heartbeat_at=now
         )
     record_event(
-        type="tenant.provisioning.compensation_started",
+        type=EventType.COMPENSATION_STARTED,
         tenant_id=tenant.id,
         run_id=run.id,
         actor=actor,
@@ -52,7 +54,7 @@ def begin_compensation(
 
 def publish_compensation(run_id: uuid.UUID) -> None:
     current_app.send_task(
-        "provisioning.compensate", args=[str(run_id)], priority=admission.current_priority() or None
+        TaskName.COMPENSATE, args=[str(run_id)], priority=admission.current_priority() or None
     )
 
 
@@ -114,7 +116,7 @@ def _settle(tenant: Tenant, run: Run, failed: list[Allocation | AllocationIntent
             f"{a.kind} {a.external_id} ({a.release_error})" for a in failed
         )
         record_event(
-            type="tenant.provisioning.compensation_failed",
+            type=EventType.COMPENSATION_FAILED,
             tenant_id=tenant.id,
             run_id=run.id,
             actor=SYSTEM,
@@ -127,7 +129,7 @@ def _settle(tenant: Tenant, run: Run, failed: list[Allocation | AllocationIntent
         )
     else:
         record_event(
-            type="tenant.provisioning.compensation_completed",
+            type=EventType.COMPENSATION_COMPLETED,
             tenant_id=tenant.id,
             run_id=run.id,
             actor=SYSTEM,
@@ -152,7 +154,7 @@ def _settle(tenant: Tenant, run: Run, failed: list[Allocation | AllocationIntent
             update_fields=["state", "last_error", "failed_activity", "condition", "updated_at"]
         )
         record_event(
-            type="tenant.provisioning.cancelled",
+            type=EventType.PROVISIONING_CANCELLED,
             tenant_id=tenant.id,
             run_id=run.id,
             actor=SYSTEM,
@@ -167,7 +169,7 @@ def _settle(tenant: Tenant, run: Run, failed: list[Allocation | AllocationIntent
             update_fields=["state", "last_error", "failed_activity", "condition", "updated_at"]
         )
         record_event(
-            type="tenant.provisioning.failed",
+            type=EventType.PROVISIONING_FAILED,
             tenant_id=tenant.id,
             run_id=run.id,
             actor=SYSTEM,
@@ -180,7 +182,7 @@ def _settle(tenant: Tenant, run: Run, failed: list[Allocation | AllocationIntent
 
 def publish_decommission(tenant_id: uuid.UUID) -> None:
     current_app.send_task(
-        "provisioning.decommission",
+        TaskName.DECOMMISSION,
         args=[str(tenant_id)],
         priority=admission.current_priority() or None,
     )
@@ -229,5 +231,9 @@ def decommission_tenant(tenant_id: uuid.UUID | str) -> None:
             update_fields=["state", "decommissioned_at", "last_error", "condition", "updated_at"]
         )
         record_event(
-            type="tenant.decommissioned", tenant_id=tenant.id, run_id=None, actor=SYSTEM, data={}
+            type=EventType.TENANT_DECOMMISSIONED,
+            tenant_id=tenant.id,
+            run_id=None,
+            actor=SYSTEM,
+            data={},
         )

@@ -17,8 +17,9 @@ from django.db import InterfaceError, OperationalError, close_old_connections, t
 from django.db.models import Case, IntegerField, Value, When
 from django.utils import timezone
 
+from audit.events import EventType
 from audit.services import record_event
-from tenants.models import Tenant
+from tenants.models import lock_tenant
 
 from . import conditions
 from .models import KINDS, Allocation, AllocationIntent
@@ -122,7 +123,7 @@ def release_allocation(
             error = ""
             break
     with transaction.atomic():
-        tenant = Tenant.objects.select_for_update().filter(pk=allocation.tenant_id).first()
+        tenant = lock_tenant(allocation.tenant_id, must_exist=False)
         if error:
             Allocation.objects.filter(pk=allocation.pk, released_at__isnull=True).update(
                 release_error=error, release_attempts=allocation.release_attempts + tries
@@ -136,7 +137,7 @@ def release_allocation(
         )
         if updated:
             record_event(
-                type="tenant.resource.released",
+                type=EventType.RESOURCE_RELEASED,
                 tenant_id=allocation.tenant_id,
                 run_id=run_id,
                 actor=actor,
@@ -184,7 +185,7 @@ def release_intent(
         error = f"{type(exc).__name__}: {exc}"
         log.exception("release of %s crashed", intent)
     with transaction.atomic():
-        Tenant.objects.select_for_update().filter(pk=intent.tenant_id).first()
+        lock_tenant(intent.tenant_id, must_exist=False)
         still_open = AllocationIntent.objects.filter(pk=intent.pk, resolved_at__isnull=True)
         if error:
             still_open.update(release_error=error)
@@ -202,7 +203,7 @@ def release_intent(
             and released
         ):
             record_event(
-                type="tenant.resource.released",
+                type=EventType.RESOURCE_RELEASED,
                 tenant_id=intent.tenant_id,
                 run_id=run_id,
                 actor=actor,

@@ -18,8 +18,9 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 
+from audit.events import EventType
 from audit.services import SYSTEM, record_event
-from tenants.models import Tenant
+from tenants.models import Tenant, lock_tenant
 
 from .models import KINDS, Allocation, AllocationIntent, ResourceFinding
 from .providers import ProviderError, get_provider
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 LEAKED = ResourceFinding.Problem.LEAKED
 MISSING = ResourceFinding.Problem.MISSING
+_FINDING_EVENTS = {LEAKED: EventType.RESOURCE_LEAKED, MISSING: EventType.RESOURCE_MISSING}
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,7 @@ def _fix_leaked(finding: Finding, actor: str, report: FixReport) -> None:
     with transaction.atomic():
         # The lock every step takes to open an intent or record an allocation: while it is
         # held, nothing can start to claim this resource.
-        Tenant.objects.select_for_update().filter(pk=finding.tenant_id).first()
+        lock_tenant(finding.tenant_id, must_exist=False)
         if not _still_leaked(finding):
             report.skipped.append((finding, "no longer leaked"))
             return
@@ -147,7 +149,7 @@ def _fix_leaked(finding: Finding, actor: str, report: FixReport) -> None:
             return
         if known:
             record_event(
-                type="tenant.resource.released",
+                type=EventType.RESOURCE_RELEASED,
                 tenant_id=finding.tenant_id,
                 run_id=None,
                 actor=actor,
@@ -163,7 +165,7 @@ def _fix_leaked(finding: Finding, actor: str, report: FixReport) -> None:
 
 def _fix_missing(finding: Finding, actor: str, report: FixReport) -> None:
     with transaction.atomic():
-        Tenant.objects.select_for_update().filter(pk=finding.tenant_id).first()
+        lock_tenant(finding.tenant_id, must_exist=False)
         if not _still_missing(finding):
             report.skipped.append((finding, "no longer missing"))
             return
@@ -172,7 +174,7 @@ def _fix_missing(finding: Finding, actor: str, report: FixReport) -> None:
             released_at=timezone.now(), release_error=error
         )
         record_event(
-            type="tenant.resource.released",
+            type=EventType.RESOURCE_RELEASED,
             tenant_id=finding.tenant_id,
             run_id=None,
             actor=actor,
@@ -221,7 +223,7 @@ def record_findings(findings: list[Finding]) -> list[Finding]:
                 continue
             if _known_tenant(finding.tenant_id):
                 record_event(
-                    type=f"tenant.resource.{finding.problem}",
+                    type=_FINDING_EVENTS[finding.problem],
                     tenant_id=finding.tenant_id,
                     run_id=None,
                     actor=SYSTEM,

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import uuid
 
-from tenants.models import Tenant, TenantState
+from tenants.models import Tenant, TenantState, lock_tenant
+
+__all__ = ["lock_tenant"]  # every write of a run takes it (``tenants.models.lock_tenant``)
 
 from .models import LIVE_RUN_STATUSES, Run, RunStatus, StepExecution, StepStatus
 
@@ -17,11 +19,6 @@ def live_run(tenant: Tenant) -> Run | None:
     if tenant.workflow_id is None:
         return None
     return Run.objects.filter(pk=tenant.workflow_id, status__in=LIVE).first()
-
-
-def lock_tenant(tenant_id: uuid.UUID) -> Tenant:
-    """The tenant's row, locked until the transaction ends: every write of a run takes it."""
-    return Tenant.objects.select_for_update().get(pk=tenant_id)
 
 
 def load_step(step_id: int) -> StepExecution:

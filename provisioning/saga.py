@@ -29,6 +29,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from audit.events import EventType
 from audit.services import SYSTEM, batched, record_event
 from tenants.models import Condition, Tenant, TenantState
 
@@ -76,7 +77,7 @@ def start_run(tenant: Tenant, *, actor: str, faults: dict[str, str] | None = Non
     tenant.workflow_id = run.id
     tenant.condition = Condition.PROGRESSING
     record_event(
-        type="tenant.provisioning.started",
+        type=EventType.PROVISIONING_STARTED,
         tenant_id=tenant.id,
         run_id=run.id,
         actor=actor,
@@ -292,7 +293,7 @@ def _start_claimed(tenant: Tenant, step: StepExecution) -> _Claim | None:
     conditions.set_condition(tenant, Condition.PROGRESSING)
     if not redelivered:
         record_event(
-            type="tenant.provisioning.step_started",
+            type=EventType.STEP_STARTED,
             tenant_id=tenant.id,
             run_id=run.id,
             actor=SYSTEM,
@@ -300,7 +301,7 @@ def _start_claimed(tenant: Tenant, step: StepExecution) -> _Claim | None:
         )
     if held is not None:
         # Left by an earlier attempt, a reset or a redelivered try: reuse it.
-        _record_resource("reused", tenant, run, kind, held.external_id)
+        _record_resource(EventType.RESOURCE_REUSED, tenant, run, kind, held.external_id)
         _complete_step(tenant, step, reused=True, now=now)
         return None
     return _Claim(
@@ -345,7 +346,7 @@ def _record(step_id: int, token: uuid.UUID, kind: str | None, external_id: str |
                 tenant_id=tenant.id, run_id=run.id, kind=kind, external_id=external_id, now=now
             )
             if created:
-                _record_resource("allocated", tenant, run, kind, external_id)
+                _record_resource(EventType.RESOURCE_ALLOCATED, tenant, run, kind, external_id)
             elif allocation.external_id != external_id:
                 # A provider that is not idempotent made a second thing: keep the first,
                 # release this one once the transaction commits.
@@ -363,7 +364,9 @@ def _record(step_id: int, token: uuid.UUID, kind: str | None, external_id: str |
             _complete_step(tenant, step, reused=False, now=now)
         else:
             if allocation is not None and not created:
-                _record_resource("reused", tenant, run, kind, allocation.external_id)
+                _record_resource(
+                    EventType.RESOURCE_REUSED, tenant, run, kind, allocation.external_id
+                )
             reused = bool(allocation is not None and not created)
             _complete_step(tenant, step, reused=reused, now=now)
     if release_after is not None:
@@ -394,11 +397,13 @@ def _release_duplicate(tenant_id: uuid.UUID, kind: str, external_id: str) -> Non
         log.exception("could not release duplicate %s %s", kind, external_id)
 
 
-def _record_resource(what: str, tenant: Tenant, run: Run, kind: str, external_id: str) -> None:
+def _record_resource(
+    type: EventType, tenant: Tenant, run: Run, kind: str, external_id: str
+) -> None:
     """``tenant.resource.allocated`` (the provider made it) or ``.reused`` (the step found it
     held already: an earlier try, a reset, a redelivery)."""
     record_event(
-        type=f"tenant.resource.{what}",
+        type=type,
         tenant_id=tenant.id,
         run_id=run.id,
         actor=SYSTEM,
@@ -412,7 +417,7 @@ def _complete_step(tenant: Tenant, step: StepExecution, *, reused: bool, now: da
     started = step.started_at or now
     duration_ms = int((now - started).total_seconds() * 1000)
     record_event(
-        type="tenant.provisioning.step_completed",
+        type=EventType.STEP_COMPLETED,
         tenant_id=tenant.id,
         run_id=run.id,
         actor=SYSTEM,
@@ -449,7 +454,7 @@ def _complete_step(tenant: Tenant, step: StepExecution, *, reused: bool, now: da
         status=RunStatus.COMPLETED, finished_at=now, heartbeat_at=now, current_step=""
     )
     record_event(
-        type="tenant.provisioning.completed",
+        type=EventType.PROVISIONING_COMPLETED,
         tenant_id=tenant.id,
         run_id=run.id,
         actor=SYSTEM,
@@ -466,7 +471,7 @@ def _step_failed(step_id: int, token: uuid.UUID, error: str, *, permanent: bool)
             return
         run = step.run
         record_event(
-            type="tenant.provisioning.step_failed",
+            type=EventType.STEP_FAILED,
             tenant_id=tenant.id,
             run_id=run.id,
             actor=SYSTEM,

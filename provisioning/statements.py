@@ -282,6 +282,54 @@ def record_answer(
 
 # --- advance and dispatch ------------------------------------------------------------------
 
+
+def new_try(*, token: uuid.UUID, due: datetime, clear_error: bool = False) -> dict[str, Any]:
+    """What giving a step a new try writes, as ``update()`` keywords: the one definition, used
+    by ``mark_dispatched`` (first try, retry after a backoff), the watchdog's redispatch of a
+    try whose worker died, and, as SQL, ``advance``'s next step (``_NEW_TRY_SET``).
+
+    A new token fences off every earlier try; the try counts; the clocks of the last try are
+    cleared. ``clear_error``: a lost try left no error of its own, and an empty error is what
+    tells "lost" from "retrying" (a retry keeps the failed try's error on show).
+    """
+    fields: dict[str, Any] = {
+        "status": StepStatus.DISPATCHED,
+        "token": token,
+        "tries": F("tries") + 1,
+        "due_at": due,
+        "started_at": None,
+        "heartbeat_at": None,
+        "finished_at": None,
+    }
+    if clear_error:
+        fields["error"] = ""
+    return fields
+
+
+def _new_try_sql() -> str:
+    """``new_try`` as a SET clause, with ``%(dispatched)s``, ``%(token)s`` and ``%(now)s`` for
+    its values (the statement's parameters)."""
+    token, due = uuid.UUID(int=1), datetime(2000, 1, 1)  # noqa: DTZ001 - placeholders only
+    parts = []
+    for field, value in new_try(token=token, due=due).items():
+        column = getattr(STEP, field)
+        if value is None:
+            parts.append(f"{column} = NULL")
+        elif field == "tries":  # F("tries") + 1
+            parts.append(f"{column} = {column} + 1")
+        elif value is token:
+            parts.append(f"{column} = %(token)s")
+        elif value is due:
+            parts.append(f"{column} = %(now)s")
+        elif value == StepStatus.DISPATCHED:
+            parts.append(f"{column} = %(dispatched)s")
+        else:
+            raise ValueError(f"new_try's {field} has no SQL form")
+    return ", ".join(parts)
+
+
+_NEW_TRY_SET = _new_try_sql()
+
 _ADVANCE_SQL = f"""
 WITH done AS (
     UPDATE {STEP}
@@ -291,9 +339,7 @@ WITH done AS (
 ),
 next_try AS (
     UPDATE {STEP}
-    SET {STEP.status} = %(dispatched)s, {STEP.token} = %(token)s,
-        {STEP.tries} = {STEP.tries} + 1, {STEP.due_at} = %(now)s,
-        {STEP.started_at} = NULL, {STEP.heartbeat_at} = NULL, {STEP.finished_at} = NULL
+    SET {_NEW_TRY_SET}
     WHERE {STEP.id} = %(next)s
 )
 UPDATE {RUN} SET {RUN.current_step} = %(next_name)s, {RUN.heartbeat_at} = %(now)s
@@ -332,14 +378,6 @@ def mark_dispatched(
     step_id: int, *, run_id: uuid.UUID, name: str, token: uuid.UUID, due: datetime, now: datetime
 ) -> None:
     """Give a step the try ``token``, due at ``due``, and make it its run's current step."""
-    StepExecution.objects.filter(pk=step_id).update(
-        status=StepStatus.DISPATCHED,
-        token=token,
-        tries=F("tries") + 1,
-        due_at=due,
-        started_at=None,
-        heartbeat_at=None,
-        finished_at=None,
-    )
+    StepExecution.objects.filter(pk=step_id).update(**new_try(token=token, due=due))
     # The run's heartbeat too: its next beat is the step's claim, which writes only the step.
     Run.objects.filter(pk=run_id).update(current_step=name, heartbeat_at=now)

@@ -10,6 +10,7 @@ from celery import shared_task
 from celery.app.task import Task
 
 from audit.checkpoints import take_checkpoint
+from controlplane.task_names import TaskName, step_task_name
 from observability.pulse import record_watchdog_pass
 from tenants.models import TenantCount
 
@@ -23,23 +24,23 @@ def _make_step_task(name: str) -> Task:
 
     run_step.__name__ = name
     run_step.__qualname__ = name
-    return shared_task(name=f"provisioning.steps.{name}", acks_late=True)(run_step)
+    return shared_task(name=step_task_name(name), acks_late=True)(run_step)
 
 
 STEP_TASKS: dict[str, Task] = {name: _make_step_task(name) for name in STEPS}
 
 
-@shared_task(name="provisioning.compensate", acks_late=True)
+@shared_task(name=TaskName.COMPENSATE, acks_late=True)
 def compensate(run_id: str) -> None:
     compensation.compensate_run(run_id)
 
 
-@shared_task(name="provisioning.decommission", acks_late=True)
+@shared_task(name=TaskName.DECOMMISSION, acks_late=True)
 def decommission(tenant_id: str) -> None:
     compensation.decommission_tenant(tenant_id)
 
 
-@shared_task(name="provisioning.watchdog", acks_late=False, ignore_result=True)
+@shared_task(name=TaskName.WATCHDOG, acks_late=False, ignore_result=True)
 def run_watchdog() -> dict[str, int]:
     report = watchdog.run_watchdog()
     # Fold the fleet counts' deltas (tenants.models.TenantCount) while we are here: a periodic
@@ -54,7 +55,7 @@ def run_watchdog() -> dict[str, int]:
     }
 
 
-@shared_task(name="provisioning.reconcile", acks_late=False, ignore_result=True)
+@shared_task(name=TaskName.RECONCILE, acks_late=False, ignore_result=True)
 def run_reconciliation() -> dict[str, int]:
     from . import reconcile
 

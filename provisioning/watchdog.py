@@ -33,10 +33,11 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from audit.events import EventType
 from audit.services import SYSTEM, record_event
-from tenants.models import Condition, Tenant, TenantState
+from tenants.models import Condition, Tenant, TenantState, lock_tenant
 
-from . import admission, broker, compensation, conditions, runs
+from . import admission, broker, compensation, conditions, runs, statements
 from .broker import publish_step
 from .models import Run, RunStatus, StepExecution, StepStatus
 
@@ -105,7 +106,7 @@ def _dead_tries(now: datetime, cutoff: datetime, report: WatchdogReport) -> None
     stale = _live_steps().filter(status=StepStatus.RUNNING, heartbeat_at__lt=cutoff)
     for step in stale.select_related("run"):
         with transaction.atomic():
-            tenant = Tenant.objects.select_for_update().get(pk=step.run.tenant_id)
+            tenant = lock_tenant(step.run.tenant_id)
             if tenant.workflow_id != step.run_id or tenant.state != TenantState.PROVISIONING:
                 continue
             last = step.heartbeat_at or now
@@ -118,21 +119,14 @@ def _dead_tries(now: datetime, cutoff: datetime, report: WatchdogReport) -> None
             claimed = StepExecution.objects.filter(
                 pk=step.pk, token=step.token, status=StepStatus.RUNNING, heartbeat_at__lt=cutoff
             ).update(
-                token=new_token,
-                tries=step.tries + 1,
-                status=StepStatus.DISPATCHED,
-                due_at=now,
-                started_at=None,
-                heartbeat_at=None,
-                # The lost try left no error; an earlier failed try's is in the audit
-                # log. An empty error is what tells "lost" from "retrying".
-                error="",
+                # The lost try left no error; an earlier failed try's is in the audit log.
+                **statements.new_try(token=new_token, due=now, clear_error=True)
             )
             if not claimed:
                 continue
             conditions.set_condition(tenant, Condition.LOST)
             record_event(
-                type="tenant.provisioning.step_redispatched",
+                type=EventType.STEP_REDISPATCHED,
                 tenant_id=tenant.id,
                 run_id=step.run_id,
                 actor=SYSTEM,
@@ -236,7 +230,7 @@ def _flag_stalled(tenant: Tenant, step: StepExecution, seconds: float, now: date
     tenant.condition = Condition.STALLED
     tenant.save(update_fields=["last_error", "condition", "updated_at"])
     record_event(
-        type="tenant.provisioning.stalled",
+        type=EventType.PROVISIONING_STALLED,
         tenant_id=tenant.id,
         run_id=step.run_id,
         actor=SYSTEM,
@@ -266,7 +260,7 @@ def _orphaned_handles(now: datetime, report: WatchdogReport) -> None:
     )
     for tenant in orphaned:
         with transaction.atomic():
-            locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
+            locked = lock_tenant(tenant.pk)
             if locked.state != TenantState.PROVISIONING or locked.last_error:
                 continue
             if runs.live_run(locked) is not None:
@@ -277,7 +271,7 @@ def _orphaned_handles(now: datetime, report: WatchdogReport) -> None:
             locked.condition = Condition.ORPHANED
             locked.save(update_fields=["last_error", "condition", "updated_at"])
             record_event(
-                type="tenant.provisioning.orphaned_handle",
+                type=EventType.ORPHANED_HANDLE,
                 tenant_id=locked.id,
                 run_id=locked.workflow_id,
                 actor=SYSTEM,

@@ -24,7 +24,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -36,16 +36,19 @@ from django.views.decorators.http import require_http_methods
 from controlplane.admin import ReadOnlyAdmin
 
 from . import approvals, bulk, operations, selectors
+from .actors import Actor
 from .errors import OperationError
 from .formats import queued_text, seconds_text, stamp_text
 from .models import SLUG_HELP, ApprovalRequest, ApprovalStatus, Condition, Tenant
 from .operations import (
     OPERATIONS,
     Operation,
+    create_tenant,
     permitted_names,
 )
+from .permission_names import PermissionName
 from .selectors import tenant_detail, tenant_events
-from .services import Actor, create_tenant
+from .vocabulary import StepDisplay
 
 # How many of a tenant's audit events the change page shows (the newest, oldest first).
 EVENTS_SHOWN = 100
@@ -111,11 +114,13 @@ class ConditionFilter(admin.SimpleListFilter):
         value = self.value()
         if not value:
             return queryset
-        if value == "attention":
-            filters = selectors.TenantFilters(needs_attention=True)
-        elif value in Condition.values:
-            filters = selectors.TenantFilters(conditions=(value,))
-        else:
+        try:
+            if value == "attention":
+                filters = selectors.TenantFilters.parse(needs_attention=True)
+            else:
+                filters = selectors.TenantFilters.parse(condition=value)
+        except OperationError as exc:
+            messages.error(request, exc.message)
             return queryset.none()
         return queryset.filter(pk__in=selectors.tenant_list(filters).values("pk"))
 
@@ -133,7 +138,7 @@ class TenantAdmin(admin.ModelAdmin):
     ]
     list_filter = ["state", ConditionFilter, "plan", "created_at"]
     search_fields = ["slug", "name", "admin_email"]
-    search_help_text = "Slug, name, admin e-mail, or a tenant's full id."
+    search_help_text = "A phrase in the slug, name or admin e-mail, or a tenant's full id."
     date_hierarchy = "created_at"
     ordering = ["-created_at", "-id"]
     list_per_page = 50
@@ -231,14 +236,16 @@ class TenantAdmin(admin.ModelAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Tenant], search_term: str
     ) -> tuple[QuerySet[Tenant], bool]:
-        # A full id finds its tenant exactly; icontains on a UUID column is neither portable
-        # nor what an operator pasting an id from a log means.
-        term = search_term.strip()
+        # The tenant list's one ``q``: the phrase in slug, name or admin e-mail, or a full id
+        # (Django's own search would split words, so "corp acme" found "Acme Corp" here only).
         try:
-            tenant_id = uuid.UUID(term)
-        except ValueError:
-            return super().get_search_results(request, queryset, search_term)
-        return queryset.filter(Q(pk=tenant_id) | Q(slug=term)), False
+            filters = selectors.TenantFilters.parse(q=search_term)
+        except OperationError as exc:
+            messages.error(request, exc.message)
+            return queryset.none(), False
+        if not filters.q:
+            return queryset, False
+        return queryset.filter(pk__in=selectors.tenant_list(filters).values("pk")), False
 
     # --- add (through create_tenant) ----------------------------------------------------------
 
@@ -501,7 +508,7 @@ def _heartbeat_text(detail: selectors.TenantDetail) -> str:
     if seconds is None or run is None:
         return ""
     current = next((v for v in detail.step_views if v.name == run.current_step), None)
-    if current is not None and current.status == "dispatched":
+    if current is not None and current.status == StepDisplay.DISPATCHED:
         return queued_text(current.queued_seconds)
     return f"last heartbeat {seconds_text(seconds)} ago"
 
@@ -513,7 +520,7 @@ def _may_use_admin(request: HttpRequest) -> bool:
     the services, which check the operation's permission again.
     """
     user = request.user
-    return bool(user.is_active and (user.is_staff or user.has_perm("tenants.view_tenant")))
+    return bool(user.is_active and (user.is_staff or user.has_perm(PermissionName.VIEW_TENANT)))
 
 
 admin.site.has_permission = _may_use_admin

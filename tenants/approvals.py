@@ -20,11 +20,13 @@ from django.db import transaction
 from django.db.models import Case, QuerySet, Value, When
 from django.utils import timezone
 
+from audit.events import EventType
 from audit.services import SYSTEM, record_event
 
 from . import services
+from .actors import Actor
 from .bulk import bulk
-from .errors import OperationError
+from .errors import ErrorCode, OperationError
 from .models import ApprovalRequest, ApprovalStatus, Tenant
 from .operations import (
     BULK,
@@ -37,7 +39,6 @@ from .operations import (
     success_message,
 )
 from .selectors import find_tenant
-from .services import Actor
 
 A = ApprovalStatus
 
@@ -76,7 +77,8 @@ def get_decision(name: str) -> Decision:
         return DECISIONS[name]
     except KeyError:
         raise OperationError(
-            "not_found", f"No decision is called {name!r}; use one of {', '.join(DECISIONS)}."
+            ErrorCode.NOT_FOUND,
+            f"No decision is called {name!r}; use one of {', '.join(DECISIONS)}.",
         ) from None
 
 
@@ -101,7 +103,7 @@ def decided_message(request: ApprovalRequest) -> str:
 
 
 def _bad(field_name: str, message: str) -> OperationError:
-    return OperationError("validation_error", message, {field_name: [message]})
+    return OperationError(ErrorCode.VALIDATION_ERROR, message, {field_name: [message]})
 
 
 def approval_list(
@@ -137,12 +139,12 @@ def get_request(approval_id: Any, *, lock: bool = False) -> ApprovalRequest:
         pk = uuid.UUID(str(approval_id))
     except ValueError:
         raise OperationError(
-            "not_found", f"No approval request has the id {approval_id!r}."
+            ErrorCode.NOT_FOUND, f"No approval request has the id {approval_id!r}."
         ) from None
     rows = ApprovalRequest.objects.select_for_update() if lock else ApprovalRequest.objects
     found = rows.filter(pk=pk).first()
     if found is None:
-        raise OperationError("not_found", f"No approval request has the id {approval_id}.")
+        raise OperationError(ErrorCode.NOT_FOUND, f"No approval request has the id {approval_id}.")
     return found
 
 
@@ -157,7 +159,7 @@ def waiting_for(tenant_id: Any, operation: str) -> ApprovalRequest:
     )
     if found is None:
         raise OperationError(
-            "invalid_state",
+            ErrorCode.INVALID_STATE,
             f"No {get_operation(operation).verb} of this tenant waits for approval.",
         )
     return found
@@ -212,14 +214,16 @@ def approve(approval_id: Any, *, actor: Actor, reason: Any = None) -> ApprovalRe
             _settle(request, A.EXPIRED, by=None, outcome="it expired before it was approved.")
             return request
         if actor.person == request.requested_by:
-            raise OperationError("approver_is_author", own_request_reason(op, request.requested_by))
+            raise OperationError(
+                ErrorCode.APPROVER_IS_AUTHOR, own_request_reason(op, request.requested_by)
+            )
         _settle(request, A.APPROVED, by=actor, outcome="", reason=reason)
         status, outcome = _run_as_author(request, op)
         request.status, request.outcome = status, outcome
         request.save(update_fields=["status", "outcome"])
         if status == A.REFUSED:
             record_event(
-                type="operation.approval_refused",
+                type=EventType.APPROVAL_REFUSED,
                 tenant_id=request.tenant_id,
                 actor=request.requested_actor,
                 data={**approval_data(request), "error": outcome},
@@ -266,16 +270,16 @@ def expire_approvals(now: datetime | None = None) -> int:
 def _require_waiting(request: ApprovalRequest) -> None:
     if request.status != A.WAITING:
         raise OperationError(
-            "invalid_state",
+            ErrorCode.INVALID_STATE,
             f"This request is {request.status}; only a waiting request can be decided.",
             {"status": request.status},
         )
 
 
 PHASE_EVENTS = {
-    A.APPROVED: ("operation.approval_granted", "granted"),
-    A.WITHDRAWN: ("operation.approval_withdrawn", "withdrawn"),
-    A.EXPIRED: ("operation.approval_expired", "expired"),
+    A.APPROVED: (EventType.APPROVAL_GRANTED, "granted"),
+    A.WITHDRAWN: (EventType.APPROVAL_WITHDRAWN, "withdrawn"),
+    A.EXPIRED: (EventType.APPROVAL_EXPIRED, "expired"),
 }
 
 
@@ -317,7 +321,7 @@ def author_of(request: ApprovalRequest) -> Actor:
     user = request.requested_user
     if user is None:
         raise OperationError(
-            "permission_denied", f"{request.requested_by}'s account no longer exists."
+            ErrorCode.PERMISSION_DENIED, f"{request.requested_by}'s account no longer exists."
         )
     return Actor(label=request.requested_actor, user=get_user_model().objects.get(pk=user.pk))
 

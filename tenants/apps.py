@@ -13,3 +13,11 @@ class TenantsConfig(AppConfig):
         from .operations import approval_policy
 
         approval_policy()
+
+        # The audit feed's ``tenant`` filter names tenants by slug or id; audit imports no
+        # tenant, so the tenants app hands it the directory that answers.
+        from audit.selectors import use_tenant_directory
+
+        from .selectors import AuditTenantDirectory
+
+        use_tenant_directory(AuditTenantDirectory())

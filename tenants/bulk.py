@@ -19,8 +19,8 @@ from provisioning.admission import bulk_lane
 from provisioning.models import Allocation, Run
 
 from . import services
-from .errors import OperationError
-from .models import ApprovalRequest, Plan, Tenant, TenantState
+from .errors import ErrorCode, OperationError
+from .models import ApprovalRequest, Tenant, TenantState
 from .operations import (
     BULK,
     Operation,
@@ -32,14 +32,13 @@ from .operations import (
     preview_of,
     success_message,
 )
-from .selectors import tenant_queryset
+from .selectors import TenantFilters, tenant_list
 from .services import Actor
 
 S = TenantState
 
 BULK_DEFAULT_LIMIT = 100
 BULK_MAX_LIMIT = 1000
-BULK_FILTER_KEYS = ("state", "condition", "needs_attention", "plan", "q")
 
 
 # What an outcome says on a screen (the API and ``--json`` keep the codes).
@@ -118,7 +117,7 @@ class BulkResult:
 
 
 def _bad(field_name: str, message: str) -> OperationError:
-    return OperationError("validation_error", message, {field_name: [message]})
+    return OperationError(ErrorCode.VALIDATION_ERROR, message, {field_name: [message]})
 
 
 def _clean_limit(limit: Any) -> int:
@@ -148,26 +147,13 @@ def _clean_ids(ids: Any) -> list[uuid.UUID]:
     return list(clean)
 
 
-def _clean_filters(filters: Any) -> dict[str, Any]:
-    if not isinstance(filters, dict):
-        raise _bad("filter", "filter must be an object.")
-    unknown = sorted(set(filters) - set(BULK_FILTER_KEYS))
-    if unknown:
-        raise _bad("filter", f"Unknown filter {', '.join(map(str, unknown))}.")
-    clean = {k: v for k, v in filters.items() if v not in (None, "")}
-    if "state" in clean and clean["state"] not in S.values:
-        raise _bad("filter", f"state must be one of {', '.join(S.values)}.")
-    if "plan" in clean and clean["plan"] not in Plan.values:
-        raise _bad("filter", f"plan must be one of {', '.join(Plan.values)}.")
-    if "needs_attention" in clean and not isinstance(clean["needs_attention"], bool):
-        raise _bad("filter", "needs_attention must be true or false.")
-    for key in ("condition", "q"):
-        if key in clean and (not isinstance(clean[key], str) or len(clean[key]) > 200):
-            raise _bad("filter", f"{key} must be text of at most 200 characters.")
-    if not clean:
-        # An empty filter would mean every tenant: say so rather than guess.
+def _clean_filters(filters: Any) -> TenantFilters:
+    """The tenant list's own parser (same keys, messages and limits as every list), plus the
+    one rule of a bulk: an empty filter would mean every tenant, so it is refused."""
+    parsed = TenantFilters.from_mapping(filters)
+    if not parsed.active:
         raise _bad("filter", "Give at least one filter (or ids).")
-    return clean
+    return parsed
 
 
 def bulk(
@@ -200,7 +186,7 @@ def bulk(
         raise _bad("dry_run", "dry_run must be true or false.")
     if (ids is None) == (filters is None):
         raise OperationError(
-            "validation_error",
+            ErrorCode.VALIDATION_ERROR,
             "Give either ids or filter, not both and not neither.",
             {"ids": ["Give ids or filter."]},
         )
@@ -213,7 +199,7 @@ def bulk(
         matched = len(tenants)
         tenants = tenants[:limit]
     else:
-        qs = tenant_queryset(_clean_filters(filters))
+        qs = tenant_list(_clean_filters(filters)).order_by("-created_at", "-id")
         matched = qs.count()
         tenants = list(qs[:limit])
     result = BulkResult(action=op.name, dry_run=dry_run, matched=matched)
@@ -234,7 +220,9 @@ def bulk(
         for tenant in tenants:
             result.results.append(_bulk_one(op, tenant, actor, reason, approved))
     result.results.extend(
-        BulkOutcome(id=i, slug="", outcome="refused", code="not_found", message="No such tenant.")
+        BulkOutcome(
+            id=i, slug="", outcome="refused", code=ErrorCode.NOT_FOUND, message="No such tenant."
+        )
         for i in missing
     )
     return result

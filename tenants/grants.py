@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .permission_names import PermissionName
+
 ROLE_NAMES = ("viewer", "operator", "admin")  # each role has everything the one before has
 
 
@@ -22,8 +24,9 @@ class Grant:
     app_label: str = "tenants"
 
     @property
-    def permission(self) -> str:
-        return f"{self.app_label}.{self.codename}"
+    def permission(self) -> PermissionName:
+        """The permission's name; one missing from ``PermissionName`` fails at import."""
+        return PermissionName(f"{self.app_label}.{self.codename}")
 
     @property
     def roles(self) -> tuple[str, ...]:

@@ -32,6 +32,18 @@ SLUG_HELP = (
 )
 
 
+def normalise_slug(value: str, *, lookup: bool = False) -> str:
+    """A slug as typed: the one normalisation of a slug in every door (API, console, admin,
+    commands). Spaces around it are what a copy and paste adds, so they are trimmed. A slug
+    given to create a tenant or to confirm a decommission is otherwise checked as typed (an
+    uppercase letter, an inner space or an underscore is refused by ``validate_slug`` or the
+    confirmation, never rewritten into another slug). A slug given to find a tenant
+    (``lookup``: ``tenant show ACME``, ``?slug=``, ``?tenant=``) is lowercased too: no tenant
+    has an uppercase slug, so that can only be what was meant."""
+    value = value.strip()
+    return value.lower() if lookup else value
+
+
 def validate_slug(value: str) -> None:
     if not 3 <= len(value) <= 63:
         raise ValidationError("A slug has 3 to 63 characters.", code="slug_length")
@@ -404,3 +416,18 @@ class TenantCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.state}/{self.condition} {self.n:+d}"
+
+
+def lock_tenant(tenant_id: uuid.UUID | str, *, must_exist: bool = True) -> Tenant | None:
+    """The tenant's row, locked (``SELECT … FOR UPDATE``) until the transaction ends.
+
+    The one lock that orders everything done to a tenant: an operation, a step recording what
+    it allocated, the watchdog, a release, reconciliation. Whoever holds it sees the tenant's
+    state and handle as they are, and nobody else changes them before the commit. Call it
+    inside ``transaction.atomic()``. ``must_exist=False`` answers None for a tenant that is
+    gone (its row deleted) instead of raising ``Tenant.DoesNotExist``.
+    """
+    rows = Tenant.objects.select_for_update().filter(pk=tenant_id)
+    if must_exist:
+        return rows.get()
+    return rows.first()

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import unicodedata
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -14,10 +14,23 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
+from audit.models import Event
+from audit.selectors import TenantDirectory
+from controlplane.filters import (
+    Problems,
+    boolean,
+    choices,
+    filter_error,
+    known_keys,
+    one_of,
+    text,
+)
+from provisioning.display import (
+    kinds_released,
+    step_status,
+)
 from provisioning.models import (
-    STEP_KIND,
     Allocation,
     ResourceFinding,
     Run,
@@ -26,7 +39,7 @@ from provisioning.models import (
     StepStatus,
 )
 
-from .errors import OperationError
+from .errors import ErrorCode, OperationError
 from .formats import queued_text
 from .models import (
     IN_FLIGHT,
@@ -38,6 +51,7 @@ from .models import (
     Tenant,
     TenantCount,
     TenantState,
+    normalise_slug,
 )
 from .operations import (
     OPERATIONS,
@@ -48,13 +62,14 @@ from .operations import (
 )
 from .search import text_match
 from .services import load_tenant
+from .vocabulary import Recommended
 
 S = TenantState
 
 
 @dataclass
 class Recommendation:
-    action: str  # wait, cancel, reset, retry, decommission, none
+    action: Recommended
     reason: str
 
 
@@ -127,7 +142,8 @@ def available_actions(tenant: Tenant, run: Run | None) -> list[str]:
 def approvers(operation: str, requested_by: str) -> list[str]:
     """Who may approve a request of ``operation``: active users with its permission (their own
     or a group's, or superusers), other than its author (one query)."""
-    app_label, codename = get_operation(operation).permission.split(".")
+    permission = get_operation(operation).permission
+    app_label, codename = permission.app_label, permission.codename
     perm = Permission.objects.filter(content_type__app_label=app_label, codename=codename)
     return list(
         get_user_model()
@@ -223,6 +239,7 @@ def get_tenant(tenant_id: uuid.UUID | str) -> Tenant:
 
 def find_tenant(ref: str) -> Tenant:
     """A tenant named by id or by slug (the live one, else the newest decommissioned)."""
+    ref = normalise_slug(ref, lookup=True)
     try:
         return get_tenant(uuid.UUID(ref))
     except (ValueError, OperationError):
@@ -232,7 +249,7 @@ def find_tenant(ref: str) -> Tenant:
         or Tenant.objects.filter(slug=ref).order_by("-created_at").first()
     )
     if tenant is None:
-        raise OperationError("not_found", f"No tenant has the slug or id {ref!r}.")
+        raise OperationError(ErrorCode.NOT_FOUND, f"No tenant has the slug or id {ref!r}.")
     return tenant
 
 
@@ -250,11 +267,11 @@ def tenant_detail(
     try:
         tid = uuid.UUID(str(tenant_id))
     except ValueError:
-        raise OperationError("not_found", f"No tenant has the id {tenant_id!r}.") from None
+        raise OperationError(ErrorCode.NOT_FOUND, f"No tenant has the id {tenant_id!r}.") from None
     open_findings = ResourceFinding.objects.filter(tenant_id=OuterRef("pk"), resolved_at=None)
     tenant = Tenant.objects.annotate(has_drift=Exists(open_findings)).filter(pk=tid).first()
     if tenant is None:
-        raise OperationError("not_found", f"No tenant has the id {tenant_id}.")
+        raise OperationError(ErrorCode.NOT_FOUND, f"No tenant has the id {tenant_id}.")
     # The handle's run, else the latest: its steps, each with the run (every run has its steps,
     # written with it), in one query.
     if tenant.workflow_id is not None:
@@ -305,6 +322,245 @@ def tenant_detail(
     )
 
 
+@dataclass
+class Situation:
+    """What the reset runbook's decision table reads: the tenant, its handle run and the step
+    at work, the heartbeat and the limits. ``failures`` is read only when a row asks."""
+
+    tenant: Tenant
+    run: Run | None
+    current: StepExecution | None
+    seconds_since_heartbeat: float | None
+    now: datetime
+    timeout: float
+    max_tries: int
+    step_timeout: float
+
+    @property
+    def state(self) -> str:
+        return self.tenant.state
+
+    @property
+    def provisioning(self) -> bool:
+        return self.tenant.state == S.PROVISIONING
+
+    @property
+    def pending(self) -> bool:
+        return self.tenant.state == S.PENDING
+
+    @property
+    def elapsed(self) -> float:
+        return (self.now - self.run.started_at).total_seconds() if self.run else 0.0
+
+    @property
+    def queued(self) -> bool:
+        return self.current is not None and self.current.status == StepStatus.DISPATCHED
+
+    @property
+    def failures(self) -> int:
+        """Failed runs that stopped at the same step as the last one."""
+        if not hasattr(self, "_failures"):
+            self._failures = self.tenant.runs.filter(
+                status=RunStatus.FAILED, failed_step=self.tenant.failed_activity
+            ).count()
+        return self._failures
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row of the decision table: when it applies, what to do, and the sentence why."""
+
+    name: str
+    when: Callable[[Situation], bool]
+    action: Recommended
+    reason: Callable[[Situation], str]
+
+
+def _queued_for(s: Situation) -> str:
+    return queued_text(queued_seconds(s.current, s.now) or 0.0) if s.current else ""
+
+
+R = Recommended
+# The reset runbook as data, read top to bottom: the first row whose ``when`` holds decides.
+# Every row has a test (tests/tenants/test_recommend_table.py).
+RECOMMENDATIONS: tuple[Rule, ...] = (
+    Rule(
+        "decommissioned",
+        lambda s: s.state == S.DECOMMISSIONED,
+        R.NONE,
+        lambda s: "The tenant is decommissioned; its slug is free again.",
+    ),
+    Rule(
+        "decommission_failed",
+        lambda s: bool(s.tenant.decommission_requested_at and s.tenant.last_error),
+        R.DECOMMISSION,
+        lambda s: (
+            "Decommission could not release everything; ask for it again once the cause is fixed."
+        ),
+    ),
+    Rule(
+        "decommissioning",
+        lambda s: bool(s.tenant.decommission_requested_at),
+        R.WAIT,
+        lambda s: "Decommission is releasing the tenant's resources.",
+    ),
+    Rule(
+        "wedged",
+        lambda s: s.provisioning and bool(s.tenant.last_error),
+        R.RESET,
+        lambda s: (
+            "The run is wedged (a recorded error with the tenant still provisioning): "
+            "reset clears it, then retry."
+        ),
+    ),
+    Rule(
+        "handle_unchecked",
+        lambda s: s.provisioning and s.run is None,
+        R.WAIT,
+        lambda s: "The watchdog is checking the workflow handle.",
+    ),
+    Rule(
+        "cancelling",
+        lambda s: s.provisioning and s.run.status == RunStatus.CANCELLING,
+        R.WAIT,
+        lambda s: "Cancellation is rolling back what was allocated.",
+    ),
+    Rule(
+        "rolling_back",
+        lambda s: s.provisioning and s.run.compensating,
+        R.WAIT,
+        lambda s: f"{s.run.failed_step} failed; the run is rolling back.",
+    ),
+    # A try sent again (lost, or failed with tries left) has no heartbeat of its own yet:
+    # say what is happening rather than how long the last try has been silent.
+    Rule(
+        "lost",
+        lambda s: s.provisioning and s.tenant.condition == Condition.LOST and bool(s.current),
+        R.WAIT,
+        lambda s: (
+            f"{s.current.name}: the step's try was lost; resending "
+            f"(try {s.current.tries} of {s.max_tries}). If this try is lost too the watchdog "
+            "flags the run as stalled."
+        ),
+    ),
+    Rule(
+        "retrying",
+        lambda s: s.provisioning and s.tenant.condition == Condition.RETRYING and bool(s.current),
+        R.WAIT,
+        lambda s: (
+            f"{s.current.name} failed a try ({s.current.error or 'no message'}); retrying "
+            f"after a pause (try {s.current.tries} of {s.max_tries})."
+        ),
+    ),
+    Rule(
+        "waiting_for_provider",
+        lambda s: s.provisioning and s.queued and bool(s.current.waiting_for),
+        R.WAIT,
+        lambda s: (
+            f"{s.current.name} is {_queued_for(s)}, waiting for {s.current.waiting_for}. "
+            "Waiting spends no try."
+        ),
+    ),
+    # Queued: load, not failure. No heartbeat is expected until a worker starts it.
+    Rule(
+        "queued",
+        lambda s: s.provisioning and s.queued,
+        R.WAIT,
+        lambda s: (
+            f"{s.run.current_step} is {_queued_for(s)}, try {s.current.tries}. Waiting "
+            "in the queue spends no try."
+        ),
+    ),
+    Rule(
+        "silent",
+        lambda s: (
+            s.provisioning
+            and s.seconds_since_heartbeat is not None
+            and s.seconds_since_heartbeat > s.timeout
+        ),
+        R.WAIT,
+        lambda s: (
+            f"No heartbeat for {s.seconds_since_heartbeat:.0f}s (timeout {s.timeout:g}s); "
+            "the watchdog will dispatch the step again or flag the run as stalled."
+        ),
+    ),
+    Rule(
+        "long_running",
+        lambda s: s.provisioning and s.elapsed > s.step_timeout,
+        R.CANCEL,
+        lambda s: (
+            f"The run has been going for {s.elapsed / 60:.0f} minutes while heartbeating; "
+            "if you no longer want it, cancel."
+        ),
+    ),
+    Rule(
+        "running",
+        lambda s: s.provisioning,
+        R.WAIT,
+        lambda s: f"{s.run.current_step} is running (try {s.current.tries if s.current else 1}).",
+    ),
+    Rule(
+        "release_failed",
+        lambda s: (
+            s.pending
+            and bool(s.tenant.last_error)
+            and s.tenant.condition == Condition.RELEASE_FAILED
+        ),
+        R.RESET,
+        lambda s: (
+            "A release kept failing and the resource is still held (see Allocations). "
+            "Once the cause is fixed: reset clears the error and keeps what is held, so a retry "
+            "reuses it; or decommission, which tries the release again."
+        ),
+    ),
+    Rule(
+        "error_blocks_retry",
+        lambda s: s.pending and bool(s.tenant.last_error),
+        R.RESET,
+        lambda s: "A recorded error blocks retry: reset, then retry.",
+    ),
+    Rule(
+        "cancelled",
+        lambda s: s.pending and s.run is not None and s.run.status == RunStatus.CANCELLED,
+        R.RETRY,
+        lambda s: (
+            "Provisioning was cancelled and everything it allocated was released. Retry "
+            "provisioning if this tenant is still wanted (a new attempt starts from the "
+            "beginning); decommission it if not (its slug becomes free)."
+        ),
+    ),
+    Rule(
+        "idle",
+        lambda s: s.pending,
+        R.RETRY,
+        lambda s: "Nothing is running; retry starts provisioning.",
+    ),
+    Rule(
+        "given_up",
+        lambda s: s.state == S.FAILED and s.failures >= 3,
+        R.DECOMMISSION,
+        lambda s: (
+            f"{s.tenant.failed_activity} has failed in {s.failures} attempts; if you "
+            "have given up, decommission."
+        ),
+    ),
+    Rule(
+        "failed_cleanly",
+        lambda s: s.state == S.FAILED,
+        R.RETRY,
+        lambda s: (
+            f"{s.tenant.failed_activity or 'A step'} failed cleanly and "
+            "everything was rolled back: retry."
+        ),
+    ),
+    Rule("settled", lambda s: True, R.NONE, lambda s: "Nothing needs doing."),
+)
+
+
+def deciding_rule(situation: Situation) -> Rule:
+    return next(rule for rule in RECOMMENDATIONS if rule.when(situation))
+
+
 def recommend(
     tenant: Tenant,
     run: Run | None,
@@ -312,115 +568,23 @@ def recommend(
     *,
     steps: list[StepExecution] | None = None,
 ) -> Recommendation:
-    """The decision table of the reset runbook, read off the live situation."""
-    timeout = settings.CONTROLPLANE_HEARTBEAT_TIMEOUT
-    max_tries = settings.CONTROLPLANE_STEP_MAX_TRIES
+    """The decision table of the reset runbook (``RECOMMENDATIONS``), read off the live
+    situation."""
     current = None
     if run is not None:
         current = next((s for s in steps or [] if s.name == run.current_step), None)
-    if tenant.state == S.DECOMMISSIONED:
-        return Recommendation("none", "The tenant is decommissioned; its slug is free again.")
-    if tenant.decommission_requested_at:
-        if tenant.last_error:
-            return Recommendation(
-                "decommission",
-                "Decommission could not release everything; "
-                "ask for it again once the cause is fixed.",
-            )
-        return Recommendation("wait", "Decommission is releasing the tenant's resources.")
-    if tenant.state == S.PROVISIONING:
-        if tenant.last_error:
-            return Recommendation(
-                "reset",
-                "The run is wedged (a recorded error with the tenant still provisioning): "
-                "reset clears it, then retry.",
-            )
-        if run is None:
-            return Recommendation("wait", "The watchdog is checking the workflow handle.")
-        if run.status == RunStatus.CANCELLING:
-            return Recommendation("wait", "Cancellation is rolling back what was allocated.")
-        if run.compensating:
-            return Recommendation("wait", f"{run.failed_step} failed; the run is rolling back.")
-        # A try sent again (lost, or failed with tries left) has no heartbeat of its own yet:
-        # say what is happening rather than how long the last try has been silent.
-        if tenant.condition == Condition.LOST and current is not None:
-            return Recommendation(
-                "wait",
-                f"{current.name}: the step's try was lost; resending "
-                f"(try {current.tries} of {max_tries}). If this try is lost too the watchdog "
-                "flags the run as stalled.",
-            )
-        if tenant.condition == Condition.RETRYING and current is not None:
-            return Recommendation(
-                "wait",
-                f"{current.name} failed a try ({current.error or 'no message'}); retrying "
-                f"after a pause (try {current.tries} of {max_tries}).",
-            )
-        if current is not None and current.status == StepStatus.DISPATCHED and current.waiting_for:
-            waited = queued_seconds(current, timezone.now()) or 0.0
-            return Recommendation(
-                "wait",
-                f"{current.name} is {queued_text(waited)}, waiting for {current.waiting_for}. "
-                "Waiting spends no try.",
-            )
-        if current is not None and current.status == StepStatus.DISPATCHED:
-            # Queued: load, not failure. No heartbeat is expected until a worker starts it.
-            waited = queued_seconds(current, timezone.now()) or 0.0
-            return Recommendation(
-                "wait",
-                f"{run.current_step} is {queued_text(waited)}, try {current.tries}. Waiting "
-                "in the queue spends no try.",
-            )
-        if seconds_since_heartbeat is not None and seconds_since_heartbeat > timeout:
-            return Recommendation(
-                "wait",
-                f"No heartbeat for {seconds_since_heartbeat:.0f}s (timeout {timeout:g}s); the "
-                "watchdog will dispatch the step again or flag the run as stalled.",
-            )
-        elapsed = (timezone.now() - run.started_at).total_seconds()
-        if elapsed > settings.CONTROLPLANE_STEP_TIMEOUT:
-            return Recommendation(
-                "cancel",
-                f"The run has been going for {elapsed / 60:.0f} minutes while heartbeating; if "
-                "you no longer want it, cancel.",
-            )
-        return Recommendation(
-            "wait", f"{run.current_step} is running (try {current.tries if current else 1})."
-        )
-    if tenant.state == S.PENDING:
-        if tenant.last_error and tenant.condition == Condition.RELEASE_FAILED:
-            return Recommendation(
-                "reset",
-                "A release kept failing and the resource is still held (see Allocations). Once "
-                "the cause is fixed: reset clears the error and keeps what is held, so a retry "
-                "reuses it; or decommission, which tries the release again.",
-            )
-        if tenant.last_error:
-            return Recommendation("reset", "A recorded error blocks retry: reset, then retry.")
-        if run is not None and run.status == RunStatus.CANCELLED:
-            return Recommendation(
-                "retry",
-                "Provisioning was cancelled and everything it allocated was released. Retry "
-                "provisioning if this tenant is still wanted (a new attempt starts from the "
-                "beginning); decommission it if not (its slug becomes free).",
-            )
-        return Recommendation("retry", "Nothing is running; retry starts provisioning.")
-    if tenant.state == S.FAILED:
-        failures = tenant.runs.filter(
-            status=RunStatus.FAILED, failed_step=tenant.failed_activity
-        ).count()
-        if failures >= 3:
-            return Recommendation(
-                "decommission",
-                f"{tenant.failed_activity} has failed in {failures} attempts; if you have given "
-                "up, decommission.",
-            )
-        return Recommendation(
-            "retry",
-            f"{tenant.failed_activity or 'A step'} failed cleanly and "
-            "everything was rolled back: retry.",
-        )
-    return Recommendation("none", "Nothing needs doing.")
+    situation = Situation(
+        tenant=tenant,
+        run=run,
+        current=current,
+        seconds_since_heartbeat=seconds_since_heartbeat,
+        now=timezone.now(),
+        timeout=settings.CONTROLPLANE_HEARTBEAT_TIMEOUT,
+        max_tries=settings.CONTROLPLANE_STEP_MAX_TRIES,
+        step_timeout=settings.CONTROLPLANE_STEP_TIMEOUT,
+    )
+    rule = deciding_rule(situation)
+    return Recommendation(rule.action, rule.reason(situation))
 
 
 @dataclass(frozen=True)
@@ -458,53 +622,27 @@ def fleet_counts() -> FleetCounts:
 
 
 def tenant_events(tenant_id: uuid.UUID) -> QuerySet[Any]:
-    from audit.models import Event
-
     return Event.objects.filter(tenant_id=tenant_id)
 
 
-def tenant_queryset(filters: dict[str, Any] | None = None) -> QuerySet[Tenant]:
-    """The tenants a bulk operation's filter names (state, plan, q, condition,
-    needs_attention), newest first: the tenant-list selector below, so a filter means the same
-    as on every list."""
-    return tenant_list(TenantFilters.parse(**(filters or {}))).order_by("-created_at", "-id")
-
-
-# --- lists: one selector each for the tenant list and the audit feed -----------------------
+# --- the tenant list: one selector every door asks -----------------------------------------
 #
-# Every door (API, console, commands, admin) parses its own input into these filters and asks
-# the same selector, so ``q``, a slug or a type prefix means the same thing wherever it is typed.
+# Every door (API, console, commands, admin, a bulk operation's ``filter``) hands what it was
+# given to ``TenantFilters.parse`` and asks ``tenant_list``, so a filter means the same and a bad
+# one is refused with the same message wherever it is typed (``controlplane.filters``).
+#
+# ``q`` is one phrase: a tenant matches when its slug, name or admin e-mail contains the whole
+# of it (any case), or when ``q`` is its id pasted whole. ``corp acme`` does not find "Acme
+# Corp" in any door (the admin's word-splitting search is replaced by this one).
 
 TEXT_MAX = 200
-
-
-def clean_text(value: Any, max_length: int = TEXT_MAX) -> str:
-    """A value fit to filter on: text, trimmed, bounded, without control characters (a NUL in
-    a search box is never meant, and PostgreSQL refuses it in a query)."""
-    if value is None:
-        return ""
-    text = "".join(ch for ch in str(value) if unicodedata.category(ch) not in ("Cc", "Cs"))
-    return text.strip()[:max_length]
-
-
-def _bool(value: Any, field_name: str) -> bool:
-    if value is None or value == "" or isinstance(value, bool):
-        return bool(value)
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off"):
-        return False
-    raise OperationError(
-        "validation_error",
-        f"{field_name} must be true or false.",
-        {field_name: ["Must be true or false."]},
-    )
+# What a bulk operation's ``filter`` and every list door accept.
+TENANT_FILTER_KEYS = ("state", "plan", "condition", "needs_attention", "q", "slug")
 
 
 @dataclass(frozen=True)
 class TenantFilters:
-    state: str = ""
+    states: tuple[str, ...] = ()
     plan: str = ""
     conditions: tuple[str, ...] = ()
     needs_attention: bool = False
@@ -522,51 +660,40 @@ class TenantFilters:
         q: Any = None,
         slug: Any = None,
     ) -> TenantFilters:
-        """Check every filter at once; raise ``validation_error`` naming each bad one.
+        """Check every filter at once; raise one ``validation_error`` naming each bad one.
 
-        ``condition`` is one condition, a comma list, or a list of them.
+        ``state`` and ``condition`` are one value, a comma list, or a list of them.
         """
-        errors: dict[str, list[str]] = {}
-        state_ = clean_text(state, 40)
-        if state_ and state_ not in S.values:
-            errors["state"] = [f"Unknown state {state_!r}; states are {', '.join(S.values)}."]
-        plan_ = clean_text(plan, 40)
-        if plan_ and plan_ not in Plan.values:
-            errors["plan"] = [f"Unknown plan {plan_!r}; plans are {', '.join(Plan.values)}."]
-        raw = condition if isinstance(condition, list | tuple) else [condition]
-        wanted: list[str] = []
-        for part in raw:
-            for name in clean_text(part, 400).split(","):
-                name = name.strip()
-                if name and name not in wanted:
-                    wanted.append(name)
-        unknown = [c for c in wanted if c not in Condition.values]
-        if unknown:
-            errors["condition"] = [
-                f"Unknown condition {', '.join(map(repr, unknown))}; conditions are "
-                f"{', '.join(Condition.values)}."
-            ]
-        try:
-            attention = _bool(needs_attention, "needs_attention")
-        except OperationError as exc:
-            errors.update(exc.details)
-            attention = False
-        if errors:
-            raise OperationError("validation_error", "Some filters are not valid.", errors)
-        return cls(
-            state=state_,
-            plan=plan_,
-            conditions=tuple(wanted),
-            needs_attention=attention,
-            q=clean_text(q),
-            # Slugs are lowercase; what was typed around one is not part of it.
-            slug=clean_text(slug, 63).lower(),
+        problems: Problems = {}
+        parsed = cls(
+            states=choices(state, "state", S.values, "state", problems),
+            plan=one_of(plan, "plan", Plan.values, "plan", problems),
+            conditions=choices(condition, "condition", Condition.values, "condition", problems),
+            needs_attention=boolean(needs_attention, "needs_attention", problems),
+            q=text(q, "q", TEXT_MAX, problems),
+            slug=normalise_slug(text(slug, "slug", 63, problems), lookup=True),
         )
+        if problems:
+            raise filter_error(problems)
+        return parsed
+
+    @classmethod
+    def from_mapping(cls, given: Any) -> TenantFilters:
+        """A filter given as an object (a bulk operation's ``filter``): the same keys and the
+        same checks as a list's query string; an unknown key is refused."""
+        if not isinstance(given, dict):
+            raise filter_error({"filter": ["filter must be an object."]})
+        known_keys(given, TENANT_FILTER_KEYS)
+        return cls.parse(**given)
+
+    @property
+    def state(self) -> str:
+        return ",".join(self.states)
 
     @property
     def active(self) -> bool:
         return bool(
-            self.state
+            self.states
             or self.plan
             or self.conditions
             or self.needs_attention
@@ -578,13 +705,13 @@ class TenantFilters:
 def tenant_list(filters: TenantFilters | None = None) -> QuerySet[Tenant]:
     """Tenants matching ``filters`` (unordered: each door pages it by its own keyset).
 
-    ``q`` matches slug, name or admin e-mail anywhere (case-insensitive; pg_trgm indexes back
-    it on PostgreSQL, see ``tenants.search``), or a tenant's id pasted whole.
+    ``q`` matches slug, name or admin e-mail containing it (case-insensitive; pg_trgm indexes
+    back it on PostgreSQL, see ``tenants.search``), or a tenant's id pasted whole.
     """
     filters = filters or TenantFilters()
     qs = Tenant.objects.all()
-    if filters.state:
-        qs = qs.filter(state=filters.state)
+    if filters.states:
+        qs = qs.filter(state__in=filters.states)
     if filters.plan:
         qs = qs.filter(plan=filters.plan)
     if filters.conditions:
@@ -601,161 +728,34 @@ def tenant_list(filters: TenantFilters | None = None) -> QuerySet[Tenant]:
     return qs
 
 
-# Step-level chatter: what a saga does many times per run. Hidden on request in the feed.
-STEP_CHATTER: tuple[str, ...] = (
-    "tenant.provisioning.step_started",
-    "tenant.provisioning.step_completed",
-    "tenant.resource.allocated",
-    "tenant.resource.reused",
-    "tenant.resource.released",
-)
+class AuditTenantDirectory(TenantDirectory):
+    """What the audit app asks about tenants (plugged in by ``tenants/apps.py``)."""
 
-
-@dataclass(frozen=True)
-class AuditFilters:
-    type: str = ""
-    tenant: str = ""  # an id or a slug
-    actor: str = ""
-    since: datetime | None = None
-    hide_steps: bool = False
-
-    @classmethod
-    def parse(
-        cls,
-        *,
-        type: Any = None,
-        tenant: Any = None,
-        actor: Any = None,
-        since: Any = None,
-        hide_steps: Any = None,
-    ) -> AuditFilters:
-        """Check the feed's filters; ``since`` is ISO 8601 (UTC when it names no zone)."""
-        errors: dict[str, list[str]] = {}
-        moment: datetime | None = None
-        if isinstance(since, datetime):
-            moment = since
-        elif clean_text(since, 40):
-            text = clean_text(since, 40)
-            try:
-                moment = parse_datetime(text)
-            except ValueError:  # well-formed but impossible, like month 13
-                moment = None
-            if moment is None:
-                errors["since"] = [f"{text!r} is not a date and time; use e.g. 2026-05-17T09:30."]
-        if moment is not None:
-            if timezone.is_naive(moment):
-                moment = moment.replace(tzinfo=UTC)
-            try:
-                moment = moment.astimezone(UTC)
-            except OverflowError:
-                errors["since"] = ["Out of range."]
-                moment = None
+    def ids_for(self, ref: str) -> list[uuid.UUID]:
+        """An id (of a tenant, or of one whose events remain), or a slug (every tenant that
+        ever had it)."""
         try:
-            hide = _bool(hide_steps, "hide_steps")
-        except OperationError as exc:
-            errors.update(exc.details)
-            hide = False
-        if errors:
-            raise OperationError("validation_error", "Some filters are not valid.", errors)
-        return cls(
-            type=clean_text(type, 80),
-            tenant=clean_text(tenant, 100).lower(),
-            actor=clean_text(actor, 200),
-            since=moment,
-            hide_steps=hide,
-        )
-
-
-def audit_feed(filters: AuditFilters | None = None) -> QuerySet[Any]:
-    """The audit feed matching ``filters`` (unordered; the doors page it newest first).
-
-    ``type`` is a whole type or a dotted prefix; ``tenant`` an id or a slug (every tenant that
-    ever had it); ``actor`` an exact actor (``user:ada``) or, without a colon, a name under any
-    prefix (``ada`` finds ``user:ada`` and ``token:ada``).
-    """
-    from audit.models import Event
-
-    filters = filters or AuditFilters()
-    qs = Event.objects.all()
-    if filters.type:
-        qs = qs.of_type(filters.type)
-    if filters.tenant:
-        try:
-            qs = qs.filter(tenant_id=uuid.UUID(filters.tenant))
+            tenant_id = uuid.UUID(ref)
         except ValueError:
-            qs = qs.filter(tenant_id__in=Tenant.objects.filter(slug=filters.tenant).values("pk"))
-    if filters.actor:
-        if ":" in filters.actor or filters.actor == "system":
-            qs = qs.filter(actor=filters.actor)
-        else:
-            qs = qs.filter(actor__in=[f"user:{filters.actor}", f"token:{filters.actor}"])
-    if filters.since is not None:
-        qs = qs.filter(occurred_at__gte=filters.since)
-    if filters.hide_steps:
-        qs = qs.exclude(type__in=STEP_CHATTER)
-    return qs
+            newest_first = Tenant.objects.filter(slug=normalise_slug(ref, lookup=True))
+            newest_first = newest_first.order_by("-created_at", "-id")
+            return list(newest_first.values_list("pk", flat=True))
+        known = (
+            Tenant.objects.filter(pk=tenant_id).exists()
+            or Event.objects.filter(tenant_id=tenant_id).exists()
+        )
+        return [tenant_id] if known else []
+
+    def slugs(self, tenant_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+        return dict(Tenant.objects.filter(pk__in=set(tenant_ids)).values_list("id", "slug"))
+
+    def all_ids(self) -> QuerySet[Any]:
+        return Tenant.objects.values_list("pk", flat=True)
 
 
 # --- step statuses and run history ----------------------------------------------------------
 
-# The one step-status vocabulary every door shows (console, API, admin, commands). It is the
-# saga's own status read in the light of its run: a run that is no longer live never shows a
-# step as running or dispatched.
-STEP_STATUSES: tuple[str, ...] = (
-    "waiting",
-    "dispatched",
-    "running",
-    "stalled",
-    "completed",
-    "failed",
-    "skipped",
-    "abandoned",
-    "compensated",
-)
-
-
-def step_status(step: StepExecution, run: Run, released_kinds: set[str]) -> str:
-    """What an operator reads for one step of one run.
-
-    ``released_kinds`` are the kinds of allocation this run made or reused that are released
-    now: a completed step of a rolled-back (or rolling-back) run whose allocation went is
-    ``compensated``. A step cut off by a cancel, a reset or a failure elsewhere is
-    ``abandoned``; the current step of a run the watchdog flagged is ``stalled``.
-    """
-    live = run.status in (RunStatus.RUNNING, RunStatus.CANCELLING)
-    kind = STEP_KIND.get(step.name)
-    if step.status == StepStatus.COMPLETED:
-        if kind in released_kinds and run.status != RunStatus.COMPLETED:
-            return "compensated"
-        return "completed"
-    if step.status in (StepStatus.DISPATCHED, StepStatus.RUNNING):
-        if not live or run.status == RunStatus.CANCELLING or run.compensating:
-            return "abandoned"
-        if run.stalled_at is not None:
-            return "stalled"
-        return str(step.status)
-    if step.status == StepStatus.SKIPPED:
-        # Set when a run settles; a step that had begun a try was cut off, not skipped.
-        return "abandoned" if step.tries else "skipped"
-    if step.status == StepStatus.WAITING and not live:
-        return "skipped"
-    return str(step.status)
-
-
-# A run's status as every door's screen shows it. The saga's own word stays in the API and
-# the database; on a screen, a run the watchdog flagged is "stalled" (its status is still
-# "running": the handle is held until an operator resets it), and a run set aside by a reset
-# or a decommission is "abandoned" ("orphaned" is the word of a tenant's condition, which a
-# page shows beside it and means something else: a handle without its run).
-RUN_STATUS_WORDS: dict[str, str] = {RunStatus.ORPHANED: "abandoned"}
-
-
-def run_status_word(run: Run) -> str:
-    """What an operator reads for a run: ``stalled`` for a live run the watchdog flagged,
-    ``abandoned`` for one a reset or a decommission set aside, else the run's status."""
-    if run.status in (RunStatus.RUNNING, RunStatus.CANCELLING) and run.stalled_at is not None:
-        return "stalled"
-    return RUN_STATUS_WORDS.get(run.status, str(run.status))
+# The step and run words every door shows live in ``provisioning/display.py``.
 
 
 @dataclass
@@ -796,19 +796,6 @@ class RunView:
         return getattr(self.run, name)
 
 
-def _released_kinds(run: Run, allocations: list[Allocation]) -> set[str]:
-    return {
-        a.kind
-        for a in allocations
-        if a.released_at is not None and (a.allocated_by_id == run.id or a.released_by_id == run.id)
-    }
-
-
-def released_kinds(run: Run) -> set[str]:
-    """The kinds of allocation ``run`` made or released that are released now (one query)."""
-    return _released_kinds(run, list(Allocation.objects.filter(tenant_id=run.tenant_id)))
-
-
 def step_views(
     run: Run,
     steps: list[StepExecution],
@@ -816,7 +803,7 @@ def step_views(
     *,
     now: datetime | None = None,
 ) -> list[StepView]:
-    released = _released_kinds(run, allocations)
+    released = kinds_released(run, allocations)
     now = now or timezone.now()
     live = run.status == RunStatus.RUNNING and not run.compensating
     return [

@@ -10,64 +10,26 @@ from __future__ import annotations
 import unicodedata
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from audit.services import SYSTEM, record_event
+from audit.events import EventType
+from audit.services import record_event
 from provisioning import compensation, conditions, runs, saga
 from provisioning.faults import parse_faults, validate_faults
 from provisioning.models import Run, RunStatus
 
-from .errors import OperationError
+from .actors import Actor
+from .errors import ErrorCode, OperationError
 from .grants import GRANTS
-from .models import Condition, Plan, Tenant, TenantState, validate_slug
+from .models import Condition, Plan, Tenant, TenantState, lock_tenant, normalise_slug, validate_slug
 
 S = TenantState
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who acts: the audit label, and the user whose permissions apply (None: trusted)."""
-
-    label: str
-    user: Any = None
-
-    @classmethod
-    def for_user(cls, user: Any) -> Actor:
-        return cls(label=f"user:{user.get_username()}", user=user)
-
-    @classmethod
-    def for_token(cls, token_name: str, user: Any) -> Actor:
-        return cls(label=f"token:{token_name}", user=user)
-
-    @classmethod
-    def system(cls) -> Actor:
-        return cls(label=SYSTEM)
-
-    @classmethod
-    def shell(cls, name: str) -> Actor:
-        """Someone at the server's shell: trusted like the database itself."""
-        return cls(label=f"user:{name}")
-
-    @property
-    def person(self) -> str:
-        """Who this is as a person: a token acts for its user, so four eyes compares users."""
-        if self.user is not None:
-            return str(self.user.get_username())
-        return self.label.split(":", 1)[-1]
-
-    def require(self, perm: str, what: str) -> None:
-        if self.user is None:
-            return
-        if isinstance(self.user, AnonymousUser) or not self.user.has_perm(perm):
-            raise OperationError("permission_denied", f"You do not have permission to {what}.")
 
 
 # --- reading the situation ------------------------------------------------------------------
@@ -172,11 +134,10 @@ def load_tenant(tenant_id: uuid.UUID | str, *, lock: bool = False) -> Tenant:
     try:
         tid = uuid.UUID(str(tenant_id))
     except ValueError:
-        raise OperationError("not_found", f"No tenant has the id {tenant_id!r}.") from None
-    rows = Tenant.objects.select_for_update() if lock else Tenant.objects.all()
-    tenant = rows.filter(pk=tid).first()
+        raise OperationError(ErrorCode.NOT_FOUND, f"No tenant has the id {tenant_id!r}.") from None
+    tenant = lock_tenant(tid, must_exist=False) if lock else Tenant.objects.filter(pk=tid).first()
     if tenant is None:
-        raise OperationError("not_found", f"No tenant has the id {tenant_id}.")
+        raise OperationError(ErrorCode.NOT_FOUND, f"No tenant has the id {tenant_id}.")
     return tenant
 
 
@@ -189,7 +150,7 @@ def _refuse_unless(
 ) -> None:
     reason = guard(tenant, run)
     if reason is not None:
-        raise OperationError("invalid_state", reason, {"state": tenant.state})
+        raise OperationError(ErrorCode.INVALID_STATE, reason, {"state": tenant.state})
 
 
 REASON_MAX_LENGTH = 500
@@ -213,7 +174,7 @@ def clean_reason(reason: Any) -> str:
         elif any(unicodedata.category(ch) in ("Cc", "Cs") and ch not in "\n\t\r" for ch in reason):
             problem = "Control characters are not allowed in a reason."
     if problem:
-        raise OperationError("validation_error", problem, {"reason": [problem]})
+        raise OperationError(ErrorCode.VALIDATION_ERROR, problem, {"reason": [problem]})
     return str(reason)
 
 
@@ -252,6 +213,7 @@ def validate_tenant_fields(*, slug: Any, name: Any, plan: Any, admin_email: Any)
                 "characters such as U+200B) are not allowed."
             )
     if not errors.get("slug"):
+        slug = normalise_slug(slug)
         try:
             validate_slug(slug)
             clean["slug"] = slug
@@ -278,7 +240,7 @@ def validate_tenant_fields(*, slug: Any, name: Any, plan: Any, admin_email: Any)
         except ValidationError:
             errors["admin_email"] = ["Enter a valid e-mail address."]
     if errors:
-        raise OperationError("validation_error", "Some fields are not valid.", errors)
+        raise OperationError(ErrorCode.VALIDATION_ERROR, "Some fields are not valid.", errors)
     return clean
 
 
@@ -287,12 +249,12 @@ def clean_faults(faults: Any) -> dict[str, str]:
     try:
         faults = parse_faults(faults)
     except ValueError as exc:
-        raise OperationError("validation_error", str(exc), {"faults": [str(exc)]}) from None
+        raise OperationError(ErrorCode.VALIDATION_ERROR, str(exc), {"faults": [str(exc)]}) from None
     if not faults:
         return {}
     if not settings.CONTROLPLANE_FAULT_INJECTION:
         raise OperationError(
-            "validation_error",
+            ErrorCode.VALIDATION_ERROR,
             "Fault injection is off (CONTROLPLANE_FAULT_INJECTION).",
             {
                 "faults": [
@@ -305,7 +267,9 @@ def clean_faults(faults: Any) -> dict[str, str]:
         try:
             return validate_faults(faults)
         except ValueError as exc:
-            raise OperationError("validation_error", str(exc), {"faults": [str(exc)]}) from None
+            raise OperationError(
+                ErrorCode.VALIDATION_ERROR, str(exc), {"faults": [str(exc)]}
+            ) from None
     # Every bad step at once, not the first one only.
     problems: list[str] = []
     clean: dict[str, str] = {}
@@ -315,7 +279,7 @@ def clean_faults(faults: Any) -> dict[str, str]:
         except ValueError as exc:
             problems.append(str(exc))
     if problems:
-        raise OperationError("validation_error", "; ".join(problems), {"faults": problems})
+        raise OperationError(ErrorCode.VALIDATION_ERROR, "; ".join(problems), {"faults": problems})
     return clean
 
 
@@ -349,10 +313,10 @@ def create_tenant(
     except OperationError as exc:
         errors.update(exc.details)
     if errors:
-        raise OperationError("validation_error", "Some fields are not valid.", errors)
+        raise OperationError(ErrorCode.VALIDATION_ERROR, "Some fields are not valid.", errors)
     if not isinstance(start, bool):
         raise OperationError(
-            "validation_error",
+            ErrorCode.VALIDATION_ERROR,
             "start must be true or false.",
             {"start": ["Must be true or false."]},
         )
@@ -362,7 +326,7 @@ def create_tenant(
                 raise _slug_taken(fields["slug"])
             tenant = Tenant.objects.create(**fields)
             record_event(
-                type="tenant.created",
+                type=EventType.TENANT_CREATED,
                 tenant_id=tenant.id,
                 actor=actor.label,
                 data={"slug": tenant.slug, "plan": tenant.plan, "start": start},
@@ -380,7 +344,7 @@ def create_tenant(
 
 def _slug_taken(slug: str) -> OperationError:
     return OperationError(
-        "slug_taken",
+        ErrorCode.SLUG_TAKEN,
         f"The slug '{slug}' is already used by a tenant that is not decommissioned.",
         {"slug": ["This slug is already in use."]},
     )
@@ -409,7 +373,7 @@ def retry_provisioning(
         _refuse_unless(why_not_retry, tenant, run)
         tenant.retry()
         record_event(
-            type="tenant.provisioning.retry_requested",
+            type=EventType.PROVISIONING_RETRY_REQUESTED,
             tenant_id=tenant.id,
             run_id=run.id if run else None,
             actor=actor.label,
@@ -446,10 +410,10 @@ def cancel_provisioning(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str
         run = _handle_run(tenant)
         _refuse_unless(why_not_cancel, tenant, run)
         if run is None:  # the guard refuses this; the check keeps the type checker honest
-            raise OperationError("invalid_state", "There is no live run to cancel.")
+            raise OperationError(ErrorCode.INVALID_STATE, "There is no live run to cancel.")
         tenant.request_cancel()
         record_event(
-            type="tenant.provisioning.cancel_requested",
+            type=EventType.CANCEL_REQUESTED,
             tenant_id=tenant.id,
             run_id=run.id,
             actor=actor.label,
@@ -474,7 +438,7 @@ def reset_provisioning(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str 
             _refuse_unless(why_not_reset, tenant, run)
             old_handle = tenant.workflow_id
             record_event(
-                type="tenant.provisioning.reset_started",
+                type=EventType.RESET_STARTED,
                 tenant_id=tenant.id,
                 run_id=old_handle,
                 actor=actor.label,
@@ -497,7 +461,7 @@ def reset_provisioning(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str 
             )
             conditions.refresh_condition(tenant)
             record_event(
-                type="tenant.provisioning.reset_completed",
+                type=EventType.RESET_COMPLETED,
                 tenant_id=tenant.id,
                 run_id=old_handle,
                 actor=actor.label,
@@ -508,26 +472,31 @@ def reset_provisioning(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str 
     except Exception as exc:
         with transaction.atomic():
             record_event(
-                type="tenant.provisioning.reset_failed",
+                type=EventType.RESET_FAILED,
                 tenant_id=uuid.UUID(str(tenant_id)),
                 actor=actor.label,
                 data={"error": f"{type(exc).__name__}: {exc}"},
             )
-        raise OperationError("reset_failed", f"Reset failed: {exc}") from exc
+        raise OperationError(ErrorCode.RESET_FAILED, f"Reset failed: {exc}") from exc
     return tenant
 
 
 def suspend_tenant(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str = "") -> Tenant:
     """Suspend an active tenant: it keeps everything it holds; Resume makes it active again."""
     return _simple_transition(
-        tenant_id, actor, why_not_suspend, "suspend", "tenant.suspended", clean_reason(reason)
+        tenant_id,
+        actor,
+        why_not_suspend,
+        "suspend",
+        EventType.TENANT_SUSPENDED,
+        clean_reason(reason),
     )
 
 
 def resume_tenant(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str = "") -> Tenant:
     """Resume a suspended tenant: it becomes active again, with what it held."""
     return _simple_transition(
-        tenant_id, actor, why_not_resume, "resume", "tenant.resumed", clean_reason(reason)
+        tenant_id, actor, why_not_resume, "resume", EventType.TENANT_RESUMED, clean_reason(reason)
     )
 
 
@@ -571,7 +540,7 @@ def decommission_tenant(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str
         _refuse_unless(why_not_decommission, tenant, _handle_run(tenant))
         _start_decommission(
             tenant,
-            event="tenant.decommission_requested",
+            event=EventType.DECOMMISSION_REQUESTED,
             actor=actor,
             data=_with_reason({"from_state": tenant.state}, reason),
         )

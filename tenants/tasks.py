@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from controlplane.task_names import TaskName
+
 from . import approvals
 
 
-@shared_task(name="tenants.expire_approvals", acks_late=False, ignore_result=True)
+@shared_task(name=TaskName.EXPIRE_APPROVALS, acks_late=False, ignore_result=True)
 def expire_approvals() -> int:
     return approvals.expire_approvals()

@@ -24,6 +24,7 @@ from django.utils import timezone
 from audit.models import Event
 
 from .models import Delivery, pattern_matches
+from .publish import publish_delivery
 
 _lock = threading.Lock()
 # (monotonic time the list expires, [(subscription id, patterns)])
@@ -69,7 +70,5 @@ def on_event_recorded(sender: Any, event: Event, **kwargs: Any) -> None:
 
 
 def _publish(ids: list[str]) -> None:
-    from .tasks import deliver
-
     for delivery_id in ids:
-        deliver.delay(delivery_id)
+        publish_delivery(delivery_id)

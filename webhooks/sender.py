@@ -34,6 +34,7 @@ from observability.logs import bound
 
 from .guard import AddressRefused, Target, resolve
 from .models import Delivery, DeliveryAttempt, DeliveryStatus, Subscription
+from .publish import publish_delivery
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +197,7 @@ def _finish(
         if updated and status == DeliveryStatus.PENDING:
             delay = max(0.0, (next_at - finished).total_seconds())
             pk = str(delivery.pk)
-            transaction.on_commit(lambda: _publish(pk, delay), robust=True)
+            transaction.on_commit(lambda: publish_delivery(pk, delay), robust=True)
     if ok:
         log.info("webhook delivered", extra={"delivery_id": str(delivery.pk)})
     else:
@@ -207,12 +208,6 @@ def _finish(
             extra={"delivery_id": str(delivery.pk)},
         )
     return status
-
-
-def _publish(delivery_id: str, countdown: float = 0) -> None:
-    from .tasks import deliver as deliver_task
-
-    deliver_task.apply_async(args=[delivery_id], countdown=countdown or None)
 
 
 @dataclass
@@ -258,5 +253,5 @@ def sweep(now: datetime | None = None) -> SweepReport:
             if claimed:
                 report.republished.append(str(pk))
         if claimed:
-            _publish(str(pk))
+            publish_delivery(str(pk))
     return report

@@ -12,9 +12,11 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from audit.services import EVENT_TYPES
+from tenants.errors import ErrorCode
 
 from .guard import AddressRefused, normalise, resolve
 from .models import Delivery, DeliveryStatus, Subscription, pattern_matches
+from .publish import publish_delivery
 
 PATTERN_RE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
 MAX_PATTERNS = 50
@@ -43,19 +45,20 @@ def parse_patterns(raw: str | Iterable[str]) -> list[str]:
             continue
         if not PATTERN_RE.match(pattern):
             raise WebhookError(
-                "invalid_pattern",
+                ErrorCode.INVALID_PATTERN,
                 f"{pattern!r} is not an event type or a dotted prefix (like tenant.provisioning).",
             )
         if not any(pattern_matches(pattern, t) for t in EVENT_TYPES):
             raise WebhookError(
-                "invalid_pattern", f"{pattern!r} matches no audit event type (see docs/api.md)."
+                ErrorCode.INVALID_PATTERN,
+                f"{pattern!r} matches no audit event type (see docs/api.md).",
             )
         if pattern not in patterns:
             patterns.append(pattern)
     if not patterns:
-        raise WebhookError("invalid_pattern", "Name at least one event type or prefix.")
+        raise WebhookError(ErrorCode.INVALID_PATTERN, "Name at least one event type or prefix.")
     if len(patterns) > MAX_PATTERNS:
-        raise WebhookError("invalid_pattern", f"At most {MAX_PATTERNS} patterns.")
+        raise WebhookError(ErrorCode.INVALID_PATTERN, f"At most {MAX_PATTERNS} patterns.")
     return patterns
 
 
@@ -63,12 +66,12 @@ def check_url(url: str) -> str:
     """The URL, checked by the address guard; raise ``WebhookError`` when refused."""
     url = (url or "").strip()
     if len(url) > 2000:
-        raise WebhookError("invalid_url", "A webhook URL has at most 2000 characters.")
+        raise WebhookError(ErrorCode.INVALID_URL, "A webhook URL has at most 2000 characters.")
     try:
         url = normalise(url)
         resolve(url)
     except AddressRefused as exc:
-        raise WebhookError("invalid_url", str(exc)) from None
+        raise WebhookError(ErrorCode.INVALID_URL, str(exc)) from None
     return url
 
 
@@ -76,7 +79,7 @@ def check_secret(secret: str | None) -> str:
     if secret is None or secret == "":
         return new_secret()
     if len(secret) < 16 or len(secret) > 200 or not secret.isprintable():
-        raise WebhookError("invalid_secret", "A secret has 16 to 200 printable characters.")
+        raise WebhookError(ErrorCode.INVALID_SECRET, "A secret has 16 to 200 printable characters.")
     return secret
 
 
@@ -105,10 +108,12 @@ def find_subscription(subscription_id: int | str) -> Subscription:
     try:
         pk = int(str(subscription_id).lstrip("#"))
     except ValueError:
-        raise WebhookError("not_found", f"No webhook subscription #{subscription_id}.") from None
+        raise WebhookError(
+            ErrorCode.NOT_FOUND, f"No webhook subscription #{subscription_id}."
+        ) from None
     found = Subscription.objects.filter(pk=pk).first()
     if found is None:
-        raise WebhookError("not_found", f"No webhook subscription #{pk}.")
+        raise WebhookError(ErrorCode.NOT_FOUND, f"No webhook subscription #{pk}.")
     return found
 
 
@@ -120,7 +125,7 @@ def redeliver(*, delivery_id: uuid.UUID | str) -> Delivery:
     """Send the delivery's event again as a new delivery (a new id, a fresh set of tries)."""
     original = Delivery.objects.filter(pk=delivery_id).first()
     if original is None:
-        raise WebhookError("not_found", f"No delivery {delivery_id}.")
+        raise WebhookError(ErrorCode.NOT_FOUND, f"No delivery {delivery_id}.")
     with transaction.atomic():
         copy = Delivery.objects.create(
             subscription_id=original.subscription_id,
@@ -131,11 +136,5 @@ def redeliver(*, delivery_id: uuid.UUID | str) -> Delivery:
             redelivery_of=original,
         )
         delivery_id = str(copy.id)
-
-        def publish() -> None:
-            from .tasks import deliver
-
-            deliver.delay(delivery_id)
-
-        transaction.on_commit(publish, robust=True)
+        transaction.on_commit(lambda: publish_delivery(delivery_id), robust=True)
     return copy

@@ -9,8 +9,8 @@ from django.urls import reverse
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
+from provisioning.display import run_status_word
 from tenants.formats import seconds_text, stamp_text
-from tenants.selectors import run_status_word
 
 register = template.Library()
 

@@ -10,8 +10,8 @@ from django import template
 from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString, mark_safe
 
+from provisioning.display import run_status_word
 from tenants.formats import stamp_text
-from tenants.selectors import run_status_word
 
 register = template.Library()
 

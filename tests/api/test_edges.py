@@ -88,7 +88,7 @@ def test_messages_carry_no_pydantic_prefix(as_viewer):
     response = as_viewer.get("/audit", {"since": "12345"})
     assert response.status_code == 422
     said = error_of(response)["details"]["since"]
-    assert said == ["not an ISO 8601 date-time; use e.g. 2026-05-17T09:30:00Z"]
+    assert said == ["since '12345' is not an ISO 8601 date-time; use e.g. 2026-05-17T09:30:00Z."]
 
 
 def test_the_413_message_names_the_limit_not_a_setting(as_operator, settings):

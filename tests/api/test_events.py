@@ -7,6 +7,7 @@ import uuid
 import pytest
 from django.utils import timezone
 
+from api.tokens import recent_tokens
 from audit.models import Event
 from tests import factories as f
 
@@ -159,13 +160,22 @@ def test_a_user_who_may_see_tenants_but_not_events(operator, django_user_model):
     assert client.get("/audit").status_code == 403
 
 
-def test_feed_reads_a_fixed_number_of_queries(as_viewer, django_assert_max_num_queries):
+def test_feed_reads_a_fixed_number_of_queries(as_viewer, django_assert_num_queries):
     tenant = f.active_tenant()
-    as_viewer.get("/audit")
-    with django_assert_max_num_queries(4):
-        as_viewer.get("/audit", {"type": "tenant.provisioning", "tenant": str(tenant.id)})
-    with django_assert_max_num_queries(5):
-        as_viewer.get(f"/tenants/{tenant.id}/events")
+    assert as_viewer.get("/audit").status_code == 200
+    # token, permissions, the tenant filter's tenant, the page of events (cold)
+    recent_tokens.forget_all()
+    with django_assert_num_queries(4):
+        response = as_viewer.get(
+            "/audit", {"type": "tenant.provisioning", "tenant": str(tenant.id)}
+        )
+    assert response.status_code == 200
+    assert response.json()["items"]
+    # token, permissions (tenants, then events: one read), the tenant, the page of events
+    recent_tokens.forget_all()
+    with django_assert_num_queries(4):
+        response = as_viewer.get(f"/tenants/{tenant.id}/events")
+    assert response.status_code == 200
 
 
 @pytest.mark.parametrize("since", ["0.0", "1700000000", "-5"])

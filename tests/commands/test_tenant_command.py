@@ -144,7 +144,7 @@ def test_list_filters_by_state_and_prints_json(fast_saga):
 
 
 def test_list_refuses_an_unknown_state_or_plan():
-    assert refused("list", "--state", "sleeping").startswith("Unknown state sleeping")
+    assert refused("list", "--state", "sleeping").startswith("Unknown state 'sleeping'")
     assert "Unknown plan 'gold'" in refused("list", "--plan", "gold")
 
 

@@ -77,7 +77,7 @@ def test_a_bad_since_is_explained_not_an_error(client, viewer, make_state) -> No
     login(client, viewer)
     response = client.get("/audit/?since=yesterday-ish")
     assert response.status_code == 200
-    assert "is not a date and time" in response.content.decode()
+    assert "is not an ISO 8601 date-time" in response.content.decode()
     assert len(ids(response)) == Event.objects.count()
 
 
@@ -140,16 +140,18 @@ def test_event_data_with_markup_is_escaped(client, viewer, roles) -> None:
 
 
 def test_query_count_does_not_grow_with_events(
-    client, viewer, make_state, django_assert_max_num_queries
+    client, viewer, make_state, django_assert_num_queries
 ) -> None:
     tenant = make_state("active")
     login(client, viewer)
-    client.get("/audit/")
-    with django_assert_max_num_queries(6) as few:
-        client.get("/audit/")
+    assert client.get("/audit/").status_code == 200
+    # session, user, permissions, the page of events, the slugs of its tenants
+    with django_assert_num_queries(5):
+        assert client.get("/audit/").status_code == 200
     flip(tenant, 40)
     for i in range(20):
         new_tenant(f"more-{i}", start=False)
-    with django_assert_max_num_queries(len(few.captured_queries)):
+    with django_assert_num_queries(5):
         response = client.get("/audit/")
+    assert response.status_code == 200
     assert len(ids(response)) == 50

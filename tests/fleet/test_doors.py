@@ -9,6 +9,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
+from api.tokens import recent_tokens
 from provisioning.models import Run
 from tenants import selectors
 from tenants.errors import OperationError
@@ -79,10 +80,11 @@ def test_api_refuses_an_unknown_condition_with_422(viewer):
     assert set(error["details"]) == {"condition"}
 
 
-def test_api_filtered_list_has_a_fixed_query_count(fleet, viewer, django_assert_max_num_queries):
+def test_api_filtered_list_has_a_fixed_query_count(fleet, viewer, django_assert_num_queries):
     api = client_for(viewer)
-    api.get("/tenants", {"needs_attention": "true"})
-    with django_assert_max_num_queries(4):
+    assert api.get("/tenants", {"needs_attention": "true"}).status_code == 200
+    recent_tokens.forget_all()  # cold: the token and its permissions are read
+    with django_assert_num_queries(4):
         response = api.get("/tenants", {"needs_attention": "true", "q": "tenant"})
     assert response.status_code == 200
 

@@ -253,7 +253,7 @@ def test_bulk_by_filter_is_bounded_by_limit(fast_saga):
         ({"ids": ["x"], "filters": {"state": "active"}}, "ids"),
         ({"ids": []}, "ids"),
         ({"ids": ["not-an-id"]}, "ids"),
-        ({"filters": {"state": "sleepy"}}, "filter"),
+        ({"filters": {"state": "sleepy"}}, "state"),  # as every list names it
         ({"filters": {"colour": "red"}}, "filter"),
         ({"filters": {}}, "filter"),
         ({"filters": {"state": "active"}, "limit": 0}, "limit"),

@@ -20,7 +20,9 @@ from django.utils import timezone
 from audit.checkpoints import CheckpointFileError, parse, verify_checkpoints
 from audit.keys import current_key
 from audit.models import GLOBAL_CHAIN, Event, EventChain
+from audit.selectors import AUDIT_FILTER_KEYS, AuditFilters, audit_feed, tenant_directory
 from audit.services import unkeyed_events, verify_chains
+from controlplane.errors import OperationError
 from controlplane.formats import StampJSONEncoder, stamp_text
 
 # How far back --follow looks again on every poll. Event ids come from a sequence taken at
@@ -41,6 +43,11 @@ class Command(BaseCommand):
         tail.add_argument("--tenant", help="only this tenant's events (slug or id)")
         tail.add_argument(
             "--type", help="a whole type or a dotted prefix, like tenant.provisioning"
+        )
+        tail.add_argument("--actor", help="user:NAME, token:NAME, system, or a bare name")
+        tail.add_argument("--since", help="ISO 8601 (UTC when no zone): events at or after")
+        tail.add_argument(
+            "--hide-steps", action="store_true", help="hide step and resource chatter"
         )
         tail.add_argument("--limit", "-n", type=int, default=20, help="how many to show (20)")
         tail.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -106,24 +113,15 @@ class Command(BaseCommand):
             return
 
     def _filtered(self, options: dict[str, Any]) -> QuerySet[Event]:
-        events = Event.objects.all()
-        if options["tenant"]:
-            events = events.filter(tenant_id=self._tenant_id(options["tenant"]))
-        return events.of_type(options["type"] or "")
+        # The same parser and selector as the API's /audit and the console's feed.
+        return audit_feed(self._filters(**{k: options.get(k) for k in AUDIT_FILTER_KEYS}))
 
-    def _tenant_id(self, ref: str) -> uuid.UUID:
-        # A door may read the tenants app; the audit domain itself never imports it.
-        from tenants.errors import OperationError
-        from tenants.selectors import find_tenant
-
+    @staticmethod
+    def _filters(**given: Any) -> AuditFilters:
         try:
-            return find_tenant(ref).id
+            return AuditFilters.parse(**given)
         except OperationError as exc:
-            # A tenant row may be gone while its events remain: a well-formed id still filters.
-            try:
-                return uuid.UUID(ref)
-            except ValueError:
-                raise CommandError(exc.message) from None
+            raise CommandError(exc.message) from None
 
     def _print(self, events: list[Event], *, json_lines: bool) -> None:
         if not events:
@@ -144,14 +142,15 @@ class Command(BaseCommand):
     @staticmethod
     def _slugs(tenant_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
         """Slugs for a page of events in one query, so a line names its tenant readably."""
-        from tenants.models import Tenant
-
-        return dict(Tenant.objects.filter(pk__in=tenant_ids).values_list("id", "slug"))
+        return tenant_directory().slugs(tenant_ids)
 
     # --- verify ---------------------------------------------------------------------------
 
     def verify(self, options: dict[str, Any]) -> None:
-        tenant_id = self._tenant_id(options["tenant"]) if options["tenant"] else None
+        tenant_id = None
+        if options["tenant"]:
+            # Named as the feed's filter names it; a slug used twice means its newest tenant.
+            tenant_id = self._filters(tenant=options["tenant"]).tenant_ids[0]
         records = self._checkpoints(options["checkpoint"])
         checked, problems = verify_chains(tenant_id=tenant_id)
         chains = EventChain.objects.all()
@@ -197,11 +196,8 @@ class Command(BaseCommand):
     def _tenants_without_a_chain() -> list[str]:
         """Every tenant's first event (tenant.created) starts its chain: a tenant with no chain
         lost its events, e.g. to a TRUNCATE with the triggers off. Found without a checkpoint."""
-        from tenants.models import Tenant
-
-        orphans = Tenant.objects.exclude(pk__in=EventChain.objects.values("tenant_id")).values_list(
-            "pk", flat=True
-        )
+        chained = EventChain.objects.values("tenant_id")
+        orphans = tenant_directory().all_ids().exclude(pk__in=chained)
         return [
             f"tenant {pk} event #1: the tenant has no audit chain (its events are gone)"
             for pk in orphans[:100]

@@ -11,8 +11,9 @@ from django.test.utils import override_settings
 
 from provisioning import compensation, saga
 from provisioning.models import StepExecution, StepStatus
+from tenants.actors import Actor
 from tenants.models import Tenant
-from tenants.services import Actor, create_tenant, suspend_tenant
+from tenants.operations import create_tenant, perform
 
 DEMO = [
     # slug, name, plan, how far
@@ -53,7 +54,7 @@ class Command(BaseCommand):
                 if target == "failed":
                     compensation.compensate_run(tenant.workflow_id)
                 if target == "suspended":
-                    suspend_tenant(tenant_id=tenant.id, actor=actor)
+                    perform("suspend", tenant_id=tenant.id, actor=actor)
         self.stdout.write(f"Seeded {len(DEMO)} demo tenants.")
 
     def _drive(self, tenant: Tenant) -> None:

@@ -18,13 +18,14 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 
-from provisioning.models import STEPS
+from provisioning.models import STEPS, RunStatus
 from tenants import approvals, bulk, operations
+from tenants.actors import Actor
 from tenants.bulk import BULK_DEFAULT_LIMIT, BULK_MAX_LIMIT
 from tenants.errors import OperationError
 from tenants.formats import stamp_text
 from tenants.models import NEEDS_ATTENTION, Condition, Tenant, TenantState
-from tenants.operations import CREATE, OPERATIONS
+from tenants.operations import CREATE, OPERATIONS, create_tenant
 from tenants.selectors import (
     TenantDetail,
     TenantFilters,
@@ -32,7 +33,7 @@ from tenants.selectors import (
     tenant_detail,
     tenant_list,
 )
-from tenants.services import Actor, create_tenant
+from tenants.serializers import detail_dict, tenant_dict
 
 
 def default_actor() -> str:
@@ -41,79 +42,6 @@ def default_actor() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return os.environ.get("USER") or "shell"
-
-
-def tenant_dict(tenant: Tenant) -> dict[str, Any]:
-    """The tenant's fields, as the contract names them."""
-    return {
-        "id": tenant.id,
-        "slug": tenant.slug,
-        "name": tenant.name,
-        "plan": tenant.plan,
-        "admin_email": tenant.admin_email,
-        "state": tenant.state,
-        "condition": tenant.condition,
-        "needs_attention": tenant.needs_attention,
-        "workflow_id": tenant.workflow_id,
-        "last_error": tenant.last_error,
-        "failed_activity": tenant.failed_activity,
-        "decommission_requested_at": tenant.decommission_requested_at,
-        "awaiting_approval": tenant.waiting_operations,
-        "created_at": tenant.created_at,
-        "updated_at": tenant.updated_at,
-        "activated_at": tenant.activated_at,
-        "decommissioned_at": tenant.decommissioned_at,
-    }
-
-
-def detail_dict(detail: TenantDetail) -> dict[str, Any]:
-    """The tenant with its run, steps, held allocations and what may be done next."""
-    run = detail.run
-    return {
-        **tenant_dict(detail.tenant),
-        "run": None
-        if run is None
-        else {
-            "id": run.id,
-            "attempt": run.attempt,
-            "status": run.status,
-            "compensating": run.compensating,
-            "current_step": run.current_step,
-            "started_at": run.started_at,
-            "finished_at": run.finished_at,
-            "heartbeat_at": run.heartbeat_at,
-            "stalled_at": run.stalled_at,
-            "error": run.error,
-            "failed_step": run.failed_step,
-            "steps": [
-                {
-                    "name": step.name,
-                    "status": step.status,
-                    "tries": step.tries,
-                    "reused": step.reused,
-                    "started_at": step.started_at,
-                    "finished_at": step.finished_at,
-                    "duration_ms": step.duration_ms,
-                    "error": step.error,
-                }
-                for step in detail.step_views
-            ],
-        },
-        "allocations": [
-            {
-                "kind": a.kind,
-                "external_id": a.external_id,
-                "allocated_at": a.allocated_at,
-                "release_error": a.release_error,
-            }
-            for a in detail.allocations
-        ],
-        "available_actions": detail.available_actions,
-        "actions": [a.as_dict() for a in detail.actions],
-        "recommended_action": detail.recommendation.action,
-        "recommendation": detail.recommendation.reason,
-        "seconds_since_heartbeat": detail.seconds_since_heartbeat,
-    }
 
 
 def dumps(value: Any, *, indent: int | None = 2) -> str:
@@ -132,6 +60,8 @@ def one_line(exc: OperationError) -> str:
         for field, messages in exc.details.items():
             if isinstance(messages, list | tuple):
                 text = " ".join(str(m) for m in messages)
+                if text in exc.message:  # a filter's message already says it
+                    continue
                 parts.append(f"{field}: {text}".rstrip("."))
     return squeeze("; ".join(parts) + ".")
 
@@ -422,23 +352,17 @@ class Command(BaseCommand):
             self.stdout.write(dumps(tenant_dict(tenant)))
 
     def list(self, options: dict[str, Any]) -> None:
-        states = [s.strip() for value in options["state"] for s in value.split(",") if s.strip()]
-        unknown = [s for s in states if s not in TenantState.values]
-        if unknown:
-            raise CommandError(
-                f"Unknown state {', '.join(unknown)}; choose from {', '.join(TenantState.values)}."
-            )
         if not 1 <= options["limit"] <= 10_000:
             raise CommandError("--limit must be between 1 and 10000.")
+        # The same parser and selector as every other list (states too: no filter of its own).
         filters = TenantFilters.parse(
+            state=options["state"],
             plan=options["plan"],
             condition=options["condition"],
             needs_attention=options["needs_attention"],
             q=options["q"],
         )
         tenants = tenant_list(filters).order_by("-created_at", "-id")
-        if states:
-            tenants = tenants.filter(state__in=states)
         rows = list(tenants[: options["limit"]])
         if options["json"]:
             self.stdout.write(dumps([tenant_dict(t) for t in rows]))
@@ -627,7 +551,7 @@ def progress_line(detail: TenantDetail, elapsed: float) -> str:
     if detail.decommissioning:
         parts.append("releasing resources")
     elif run is not None and run.is_live:
-        if run.status == "cancelling" or run.compensating:
+        if run.status == RunStatus.CANCELLING or run.compensating:
             parts.append(f"rolling back ({run.status})")
         elif run.current_step:
             step = next((s for s in detail.steps if s.name == run.current_step), None)
