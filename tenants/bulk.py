@@ -208,7 +208,7 @@ def bulk(
         if ids is not None:
             selection["ids"] = [str(i) for i in _clean_ids(ids)]
         else:
-            selection["filter"] = _clean_filters(filters)
+            selection["filter"] = _clean_filters(filters).as_mapping()
         with transaction.atomic():
             result.approval = open_approval(
                 op, actor=actor, tenant=None, reason=reason, selection=selection

@@ -686,6 +686,18 @@ class TenantFilters:
         known_keys(given, TENANT_FILTER_KEYS)
         return cls.parse(**given)
 
+    def as_mapping(self) -> dict[str, Any]:
+        """The filters given, as ``from_mapping`` reads them back (what an approval keeps)."""
+        given = {
+            "state": self.state,
+            "plan": self.plan,
+            "condition": ",".join(self.conditions),
+            "needs_attention": self.needs_attention,
+            "q": self.q,
+            "slug": self.slug,
+        }
+        return {k: v for k, v in given.items() if v}
+
     @property
     def state(self) -> str:
         return ",".join(self.states)
