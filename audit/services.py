@@ -52,6 +52,14 @@ EVENT_TYPES = frozenset(
         "tenant.decommission_withdrawn",
         "tenant.resource.leaked",
         "tenant.resource.missing",
+        # A plan change (a run of kind plan_change): its start and its three ends, and the
+        # ledger's record of each allocation it changes and of each change it reverts.
+        "tenant.plan_change.started",
+        "tenant.plan_change.completed",
+        "tenant.plan_change.cancelled",
+        "tenant.plan_change.failed",
+        "tenant.resource.changed",
+        "tenant.resource.change_reverted",
     }
 )
 # Events about no tenant (their own chain, GLOBAL_CHAIN): failed and refused logins.

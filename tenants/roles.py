@@ -11,6 +11,7 @@ VIEW = [
     ("provisioning", "view_stepexecution"),
     ("provisioning", "view_allocation"),
     ("provisioning", "view_resourcefinding"),
+    ("provisioning", "view_allocationchange"),
 ]
 OPERATE = [
     ("tenants", "add_tenant"),
@@ -19,6 +20,7 @@ OPERATE = [
     ("tenants", "retry_provisioning"),
     ("tenants", "suspend_tenant"),
     ("tenants", "resume_tenant"),
+    ("tenants", "change_plan_tenant"),
 ]
 ADMINISTER = [("tenants", "decommission_tenant")]
 ROLES: dict[str, list[tuple[str, str]]] = {

@@ -24,7 +24,7 @@ from django_fsm import can_proceed
 from audit.services import SYSTEM, record_event
 from provisioning import compensation, conditions, runs, saga
 from provisioning.faults import parse_faults, validate_faults
-from provisioning.models import Run, RunStatus
+from provisioning.models import PLAN_CHANGE_STEPS, STEPS, Run, RunKind, RunStatus
 
 from .errors import OperationError
 from .models import Condition, Plan, Tenant, TenantState, validate_slug
@@ -78,11 +78,18 @@ class Actor:
 
 
 def why_not_cancel(tenant: Tenant, run: Run | None) -> str | None:
-    if tenant.state != S.PROVISIONING:
-        return f"Cancel applies only while provisioning; this tenant is {tenant.state}."
+    if tenant.state not in (S.PROVISIONING, S.UPDATING):
+        return (
+            "Cancel applies only while provisioning or changing plan; this tenant is "
+            f"{tenant.state}."
+        )
     if run is None or run.status not in (RunStatus.RUNNING, RunStatus.CANCELLING):
+        if tenant.state == S.UPDATING:
+            return "There is no live plan change to cancel."
         return "There is no live run to cancel; reset the tenant instead."
     if run.status == RunStatus.CANCELLING:
+        if tenant.state == S.UPDATING:
+            return "This plan change is already being cancelled."
         return "This provisioning is already being cancelled."
     if run.compensating:
         return "This run failed and is already rolling back."
@@ -132,11 +139,39 @@ def why_not_resume(tenant: Tenant, run: Run | None) -> str | None:
     return None
 
 
+def why_not_change_plan(tenant: Tenant, run: Run | None) -> str | None:
+    if tenant.decommission_requested_at:
+        return "The tenant is being decommissioned."
+    if tenant.state == S.UPDATING:
+        return "A plan change is already under way; wait for it, or cancel it."
+    if tenant.state != S.ACTIVE:
+        return f"Only an active tenant can change plan; this one is {tenant.state}."
+    return None
+
+
+def clean_plan(plan: Any, tenant: Tenant | None = None) -> str:
+    """The plan a change asks for: one of the plans (else ``validation_error``), and not the
+    tenant's own (else ``invalid_state``, with the reason)."""
+    if not isinstance(plan, str) or plan not in Plan.values:
+        shown = "nothing" if plan in (None, "") else repr(plan)
+        problem = f"Choose a plan: one of {', '.join(Plan.values)} (got {shown})."
+        raise OperationError("validation_error", problem, {"plan": [problem]})
+    if tenant is not None and plan == tenant.plan:
+        raise OperationError(
+            "invalid_state",
+            f"This tenant is already on the {plan} plan; choose another plan.",
+            {"state": tenant.state, "plan": plan},
+        )
+    return plan
+
+
 def why_not_decommission(tenant: Tenant, run: Run | None) -> str | None:
     if tenant.state == S.DECOMMISSIONED:
         return "The tenant is already decommissioned."
     if tenant.state == S.PROVISIONING:
         return "A provisioning tenant cannot be decommissioned; cancel it first."
+    if tenant.state == S.UPDATING:
+        return "The tenant is changing plan; wait for it, or cancel the change first."
     if tenant.decommission_requested_at and not tenant.last_error:
         return "Decommission is already in progress."
     return None
@@ -278,7 +313,7 @@ def validate_tenant_fields(*, slug: Any, name: Any, plan: Any, admin_email: Any)
     return clean
 
 
-def clean_faults(faults: Any) -> dict[str, str]:
+def clean_faults(faults: Any, steps: tuple[str, ...] = STEPS) -> dict[str, str]:
     # Text in the one syntax every door takes (step=fault pairs or a JSON object).
     try:
         faults = parse_faults(faults)
@@ -299,7 +334,7 @@ def clean_faults(faults: Any) -> dict[str, str]:
         )
     if not isinstance(faults, dict):
         try:
-            return validate_faults(faults)
+            return validate_faults(faults, steps)
         except ValueError as exc:
             raise OperationError("validation_error", str(exc), {"faults": [str(exc)]}) from None
     # Every bad step at once, not the first one only.
@@ -307,7 +342,7 @@ def clean_faults(faults: Any) -> dict[str, str]:
     clean: dict[str, str] = {}
     for step, fault in faults.items():
         try:
-            clean.update(validate_faults({step: fault}))
+            clean.update(validate_faults({step: fault}, steps))
         except ValueError as exc:
             problems.append(str(exc))
     if problems:
@@ -453,6 +488,52 @@ def cancel_provisioning(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str
         )
         compensation.begin_compensation(tenant, run, actor=actor.label)
         tenant.save(update_fields=["updated_at"])
+    return tenant
+
+
+def change_plan(
+    *,
+    tenant_id: uuid.UUID | str,
+    actor: Actor,
+    plan: Any = None,
+    faults: Any = None,
+    reason: str = "",
+) -> Tenant:
+    """Move an active tenant to another plan: a ``plan_change`` run changes, step by step,
+    what the plan decides (database size, billing plan) while the tenant is ``updating``.
+
+    Under the tenant's lock: the state must be active and the plan another; the tenant moves
+    to updating (clearing a failed change's error), run N+1 of kind ``plan_change`` is created,
+    ``tenant.plan_change.started`` (``data.from``, ``data.to``) recorded and its first step
+    dispatched on commit. ``tenant.plan`` changes only when the run's last step completes.
+    """
+    reason = clean_reason(reason)
+    plan = clean_plan(plan)
+    faults_given = clean_faults(faults, PLAN_CHANGE_STEPS)
+    with transaction.atomic():
+        tenant = _locked(tenant_id)
+        _refuse_unless(why_not_change_plan, tenant, _handle_run(tenant))
+        clean_plan(plan, tenant)
+        old = tenant.plan
+        tenant.start_change()
+        saga.start_run(
+            tenant,
+            actor=actor.label,
+            faults=faults_given,
+            kind=RunKind.PLAN_CHANGE,
+            params={"from": old, "to": plan},
+            event_data=_with_reason({"from": old, "to": plan}, reason),
+        )
+        tenant.save(
+            update_fields=[
+                "state",
+                "workflow_id",
+                "last_error",
+                "failed_activity",
+                "condition",
+                "updated_at",
+            ]
+        )
     return tenant
 
 

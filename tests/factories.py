@@ -183,3 +183,20 @@ ALLOWED_ACTIONS: dict[str, set[str]] = {
 }
 # The console tests' make_state names some situations differently.
 CONSOLE_KINDS = {"pending_error": "pending_with_error", "stalled": "provisioning_stalled"}
+
+
+def updating_tenant(plan: str = "growth", faults: Any = None, **fields: Any) -> Tenant:
+    """An active tenant whose plan change (to ``plan``) has started and not run a step yet."""
+    from tenants.services import change_plan
+
+    fields.setdefault("plan", "starter" if plan != "starter" else "growth")
+    tenant = active_tenant(**fields)
+    change_plan(tenant_id=tenant.id, actor=ACTOR, plan=plan, faults=faults)
+    return reload(tenant)
+
+
+def change_failed_tenant(plan: str = "growth", **fields: Any) -> Tenant:
+    """Active on its old plan after a plan change that failed at ``change_billing_plan``."""
+    tenant = updating_tenant(plan=plan, faults={"change_billing_plan": "fail"}, **fields)
+    run_until_compensation(tenant)
+    return reload(tenant)
