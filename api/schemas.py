@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from ninja import Schema
 from pydantic import AfterValidator, ConfigDict, Field
 
-from provisioning.models import STEPS, RunStatus
+from provisioning.models import PLAN_CHANGE_STEPS, STEPS, RunKind, RunStatus
 from tenants.models import (
     NEEDS_ATTENTION,
     RESERVED_SLUGS,
@@ -43,7 +43,7 @@ def _storable(value: str) -> str:
 
 Text = Annotated[str, AfterValidator(_storable)]
 ACTIONS = list(OPERATIONS)
-RECOMMENDATIONS = ["wait", "cancel", "reset", "retry", "decommission", "none"]
+RECOMMENDATIONS = ["wait", "cancel", "reset", "retry", "decommission", "change_plan", "none"]
 
 
 class StrictBody(Schema):
@@ -118,6 +118,22 @@ class RetryIn(ActionIn):
     )
 
 
+class ChangePlanIn(ActionIn):
+    """The body of change_plan: the plan to move to, and (fault injection) its steps' faults."""
+
+    plan: Text | None = Field(
+        default=None,
+        description="The plan to move to (required); not the tenant's own.",
+        json_schema_extra={"enum": list(Plan.values)},
+    )
+    faults: dict[Text, Text] | Text | None = Field(
+        default=None,
+        description="Fault injection for the plan change's run (only when "
+        "CONTROLPLANE_FAULT_INJECTION is on): an object, or step=fault pairs in a string.",
+        json_schema_extra={"propertyNames": {"enum": list(PLAN_CHANGE_STEPS)}},
+    )
+
+
 class TenantOut(Schema):
     id: uuid.UUID
     slug: str
@@ -174,9 +190,18 @@ class StepOut(Schema):
     )
 
 
+RUN_KIND_FIELD = Field(
+    description="provision (a tenant's provisioning runs) or plan_change.",
+    json_schema_extra={"enum": list(RunKind.values)},
+)
+RUN_PARAMS_FIELD = Field(description='What the kind needs: a plan change\'s {"from", "to"}.')
+
+
 class RunOut(Schema):
     id: uuid.UUID
     attempt: int
+    kind: str = RUN_KIND_FIELD
+    params: dict[str, Any] = RUN_PARAMS_FIELD
     status: RunStatus
     current_step: str
     compensating: bool
@@ -247,6 +272,11 @@ class PreviewOut(Schema):
     awaiting_approval: bool = Field(
         description="Four eyes: the decommission will wait for a different admin's approval."
     )
+    changes: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="change_plan: what changes, each {what, from, to} (the plan, the "
+        "database size, the billing plan).",
+    )
 
 
 class BulkFilter(StrictBody):
@@ -270,6 +300,14 @@ class BulkIn(StrictBody):
         default=None,
         description="At most this many tenants (default 100, at most 1000).",
         json_schema_extra={"minimum": 1, "maximum": 1000},
+    )
+
+
+class BulkChangePlanIn(BulkIn):
+    plan: Text | None = Field(
+        default=None,
+        description="change_plan: the plan to move every chosen tenant to (required).",
+        json_schema_extra={"enum": list(Plan.values)},
     )
 
 
@@ -299,6 +337,8 @@ class RunAllocationOut(Schema):
 class RunHistoryOut(Schema):
     id: uuid.UUID
     attempt: int
+    kind: str = RUN_KIND_FIELD
+    params: dict[str, Any] = RUN_PARAMS_FIELD
     status: RunStatus
     actor: str
     started_at: datetime

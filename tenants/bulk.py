@@ -19,7 +19,15 @@ from provisioning.models import Allocation, Run
 from . import services
 from .errors import OperationError
 from .models import Plan, Tenant, TenantState
-from .operations import Operation, Preview, get_operation, perform, preview_of, success_message
+from .operations import (
+    Operation,
+    Preview,
+    get_operation,
+    operation_options,
+    perform,
+    preview_of,
+    success_message,
+)
 from .selectors import tenant_queryset
 from .services import Actor
 
@@ -153,6 +161,7 @@ def bulk(
     dry_run: bool = False,
     reason: Any = None,
     limit: Any = None,
+    options: Any = None,
 ) -> BulkResult:
     """One operation over many tenants: chosen by ``ids`` or by ``filters``, at most ``limit``.
 
@@ -164,6 +173,10 @@ def bulk(
     op = get_operation(name)
     actor.require(op.permission, op.verb)
     reason = services.clean_reason(reason)
+    # The row's own arguments (change_plan's plan), checked once for the whole request.
+    given = operation_options(op, options)
+    if "plan" in given:
+        services.clean_plan(given["plan"])
     limit = _clean_limit(limit)
     if not isinstance(dry_run, bool):
         raise _bad("dry_run", "dry_run must be true or false.")
@@ -187,10 +200,10 @@ def bulk(
         tenants = list(qs[:limit])
     result = BulkResult(action=op.name, dry_run=dry_run, matched=matched)
     if dry_run:
-        result.results = _bulk_previews(op, tenants)
+        result.results = _bulk_previews(op, tenants, given)
     else:
         for tenant in tenants:
-            result.results.append(_bulk_one(op, tenant, actor, reason))
+            result.results.append(_bulk_one(op, tenant, actor, reason, given))
     result.results.extend(
         BulkOutcome(id=i, slug="", outcome="refused", code="not_found", message="No such tenant.")
         for i in missing
@@ -198,17 +211,23 @@ def bulk(
     return result
 
 
-def _bulk_one(op: Operation, tenant: Tenant, actor: Actor, reason: str) -> BulkOutcome:
+def _bulk_one(
+    op: Operation, tenant: Tenant, actor: Actor, reason: str, options: dict[str, Any]
+) -> BulkOutcome:
     try:
         # Bulk work yields to work started for one tenant (provisioning.admission).
         with bulk_lane():
-            done = perform(op.name, tenant_id=tenant.pk, actor=actor, reason=reason)
+            done = perform(
+                op.name, tenant_id=tenant.pk, actor=actor, reason=reason, options=options
+            )
     except OperationError as exc:
         return BulkOutcome(tenant.pk, tenant.slug, "refused", exc.code, exc.message)
     return BulkOutcome(tenant.pk, tenant.slug, "accepted", "", success_message(op, done))
 
 
-def _bulk_previews(op: Operation, tenants: Iterable[Tenant]) -> list[BulkOutcome]:
+def _bulk_previews(
+    op: Operation, tenants: Iterable[Tenant], options: dict[str, Any]
+) -> list[BulkOutcome]:
     tenants = list(tenants)
     handles = {t.workflow_id for t in tenants if t.workflow_id}
     runs = {r.pk: r for r in Run.objects.filter(pk__in=handles)} if handles else {}
@@ -222,7 +241,7 @@ def _bulk_previews(op: Operation, tenants: Iterable[Tenant]) -> list[BulkOutcome
     for t in tenants:
         run = runs.get(t.workflow_id) if t.workflow_id else None
         try:
-            p = preview_of(op, t, run, held[t.pk])
+            p = preview_of(op, t, run, held[t.pk], options)
         except OperationError as exc:
             outcomes.append(BulkOutcome(t.pk, t.slug, "refused", exc.code, exc.message))
         else:

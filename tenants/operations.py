@@ -12,17 +12,18 @@ operation's rule again.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
 
-from provisioning.models import Allocation, Run
+from provisioning.kinds import plan_change_preview
+from provisioning.models import PLAN_CHANGE_STEPS, STEPS, Allocation, Run
 
 from . import services
 from .errors import OperationError
-from .models import Tenant, TenantState
+from .models import Plan, Tenant, TenantState
 from .services import Actor
 
 S = TenantState
@@ -43,6 +44,12 @@ class Operation:
     done: str  # the message once accepted; {slug} is the tenant's slug
     summary: str  # one line for the API document and the command's help
     takes_faults: bool = False
+    # The steps its faults may name (the run it starts), when it takes faults.
+    fault_steps: tuple[str, ...] = STEPS
+    # Arguments beyond reason/faults, by name (change_plan: ``plan``). Every door reads them
+    # from here: a body field of that name, a ``--plan`` option, a field on the confirmation.
+    # Each is passed to the service as a keyword, and to ``preview_extra`` for the preview.
+    options: tuple[str, ...] = ()
     confirm_by_slug: bool = False  # the operator types the slug to confirm
     # The state the tenant is in while the work runs, when it is not already there and the
     # end state is not certain (a retry provisions again: Active only if the new run succeeds).
@@ -164,8 +171,40 @@ OPERATIONS: dict[str, Operation] = {
             summary="Decommission (release everything; the slug is free again)",
             confirm_by_slug=True,
         ),
+        Operation(
+            name="change_plan",
+            label="Change plan",
+            permission="tenants.change_plan_tenant",
+            guard=services.why_not_change_plan,
+            service=services.change_plan,
+            end_state=S.ACTIVE,
+            releases=False,
+            events=(
+                "tenant.plan_change.started",
+                "tenant.resource.changed",
+                "tenant.plan_change.completed",
+            ),
+            confirmation="Change this tenant's plan? It is Updating while its database is "
+            "resized and its billing plan changed, then Active on the new plan. Cancel, or a "
+            "failure, reverts every change: it stays on its current plan.",
+            done="The plan change of {slug} started: it is Updating, then Active on the new plan.",
+            summary="Change an active tenant's plan (database size, billing plan; cancel reverts)",
+            takes_faults=True,
+            fault_steps=PLAN_CHANGE_STEPS,
+            options=("plan",),
+            via_state=S.UPDATING,
+        ),
     )
 }
+
+# What cancelling a plan change records (it reverts; nothing is released).
+CANCEL_CHANGE_EVENTS = (
+    "tenant.provisioning.cancel_requested",
+    "tenant.provisioning.compensation_started",
+    "tenant.resource.change_reverted",
+    "tenant.provisioning.compensation_completed",
+    "tenant.plan_change.cancelled",
+)
 
 # Four eyes: what the decommission's preview and messages say instead when it must wait.
 APPROVAL_EVENTS = ("tenant.decommission_requested", "tenant.decommission_approved")
@@ -236,6 +275,53 @@ def moved_on_note(previewed: set[str], releases: list[Allocation]) -> str:
 # --- performing ---------------------------------------------------------------------------
 
 
+def _no_faults(op: Operation) -> OperationError:
+    takers = " and ".join(o.name for o in OPERATIONS.values() if o.takes_faults)
+    return OperationError(
+        "validation_error",
+        f"{op.label} takes no faults.",
+        {"faults": [f"Only {takers} take faults."]},
+    )
+
+
+def operation_options(op: Operation, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The row's own arguments (``op.options``) from what a door gathered; an argument the
+    operation does not take, given a value, is refused."""
+    given = {k: v for k, v in (options or {}).items() if v not in (None, "")}
+    unknown = sorted(set(given) - set(op.options))
+    if unknown:
+        raise OperationError(
+            "validation_error",
+            f"{op.label} takes no {', '.join(unknown)}.",
+            {k: [f"{op.label} takes no {k}."] for k in unknown},
+        )
+    return {name: (options or {}).get(name) for name in op.options}
+
+
+def given_options(op: Operation, data: Any) -> dict[str, str]:
+    """The row's own arguments (``Operation.options``) as a form or a query string gave them."""
+    return {name: data.get(name, "") for name in op.options if data.get(name, "")}
+
+
+def option_fields(op: Operation, tenant: Tenant, given: dict[str, str]) -> list[dict[str, Any]]:
+    """A confirmation's field per option (console and admin): change_plan's plan, offering
+    every plan but the tenant's own, the first of them chosen until the operator chooses."""
+    fields = []
+    for name in op.options:
+        if name == "plan":
+            others = [(value, label) for value, label in Plan.choices if value != tenant.plan]
+            value = given.get(name) or (others[0][0] if others else "")
+            fields.append(
+                {
+                    "name": name,
+                    "label": f"New plan (now {tenant.plan})",
+                    "choices": others,
+                    "value": value,
+                }
+            )
+    return fields
+
+
 def perform(
     name: str,
     *,
@@ -243,19 +329,20 @@ def perform(
     actor: Actor,
     reason: Any = None,
     faults: Any = None,
+    options: Mapping[str, Any] | None = None,
 ) -> Tenant:
-    """Perform one operation: the caller's permission, then the service (state, reason, work)."""
+    """Perform one operation: the caller's permission, then the service (state, reason, work).
+
+    ``options`` carries the row's own arguments (``Operation.options``: change_plan's
+    ``plan``), whatever door gathered them."""
     op = get_operation(name)
     _require(op, actor)
     kwargs: dict[str, Any] = {"tenant_id": tenant_id, "actor": actor, "reason": reason}
     if op.takes_faults:
         kwargs["faults"] = faults
     elif faults:
-        raise OperationError(
-            "validation_error",
-            f"{op.label} takes no faults.",
-            {"faults": ["Only retry takes faults."]},
-        )
+        raise _no_faults(op)
+    kwargs.update(operation_options(op, options))
     return op.service(**kwargs)
 
 
@@ -288,6 +375,9 @@ class Preview:
     keep: list[Allocation]
     events: list[str]
     awaiting_approval: bool = False
+    # What it changes besides the state (change_plan: the plan, the database size, the
+    # billing plan, each from -> to); empty for the others.
+    changes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def operation(self) -> Operation:
@@ -304,6 +394,7 @@ class Preview:
             "keep": [_allocation(a) for a in self.keep],
             "events": self.events,
             "awaiting_approval": self.awaiting_approval,
+            **({"changes": self.changes} if self.changes else {}),
         }
 
     @property
@@ -322,6 +413,11 @@ class Preview:
         )
         if self.awaiting_approval:
             text += "; waits for a second admin's approval"
+        for change in self.changes:
+            text += (
+                f"; {change['what']} {change.get('from_text', change['from'])} → "
+                f"{change.get('to_text', change['to'])}"
+            )
         return text + "."
 
 
@@ -329,10 +425,39 @@ def _allocation(a: Allocation) -> dict[str, Any]:
     return {"kind": a.kind, "external_id": a.external_id}
 
 
-def preview_of(op: Operation, tenant: Tenant, run: Run | None, held: list[Allocation]) -> Preview:
+def preview_of(
+    op: Operation,
+    tenant: Tenant,
+    run: Run | None,
+    held: list[Allocation],
+    options: Mapping[str, Any] | None = None,
+) -> Preview:
     why = op.guard(tenant, run)
     if why is not None:
         raise OperationError("invalid_state", why, {"state": tenant.state})
+    if op.name == "change_plan":
+        plan = services.clean_plan((options or {}).get("plan"), tenant)
+        return Preview(
+            action=op.name,
+            tenant=tenant,
+            from_state=tenant.state,
+            to_state=op.end_state,
+            release=[],
+            keep=list(held),
+            events=list(op.events),
+            changes=plan_change_preview(tenant.plan, plan),
+        )
+    if op.name == "cancel" and tenant.state == S.UPDATING:
+        # Cancelling a plan change releases nothing: it reverts what the change changed.
+        return Preview(
+            action=op.name,
+            tenant=tenant,
+            from_state=tenant.state,
+            to_state=S.ACTIVE,
+            release=[],
+            keep=list(held),
+            events=list(CANCEL_CHANGE_EVENTS),
+        )
     events = list(op.events)
     awaiting = False
     if op.name == "decommission" and services.approval_required():
@@ -365,6 +490,7 @@ def preview(
     actor: Actor,
     reason: Any = None,
     faults: Any = None,
+    options: Mapping[str, Any] | None = None,
 ) -> Preview:
     """What ``perform`` would do, refused exactly as it would be; reads only.
 
@@ -375,13 +501,12 @@ def preview(
     _require(op, actor)
     services.clean_reason(reason)
     if op.takes_faults:
-        services.clean_faults(faults)
+        services.clean_faults(faults, op.fault_steps)
     elif faults:
-        raise OperationError(
-            "validation_error",
-            f"{op.label} takes no faults.",
-            {"faults": ["Only retry takes faults."]},
-        )
+        raise _no_faults(op)
+    given = operation_options(op, options)
+    if "plan" in given:
+        services.clean_plan(given["plan"])  # a bad plan is a 422 before the state's 409
     tenant = services.load_tenant(tenant_id)
     run = services.handle_run(tenant)
     held = list(
@@ -389,4 +514,4 @@ def preview(
             "-allocated_at", "-id"
         )
     )
-    return preview_of(op, tenant, run, held)
+    return preview_of(op, tenant, run, held, given)

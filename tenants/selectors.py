@@ -16,6 +16,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from provisioning.kinds import STEP_CHANGES
 from provisioning.models import (
     STEP_KIND,
     Allocation,
@@ -169,7 +170,7 @@ class TenantDetail:
         return not (
             self.run is not None
             and self.run.status in (RunStatus.RUNNING, RunStatus.CANCELLING)
-            and self.tenant.state == S.PROVISIONING
+            and self.tenant.state in (S.PROVISIONING, S.UPDATING)
             and not self.run.stalled_at
         )
 
@@ -285,7 +286,16 @@ def recommend(
                 "ask for it again once the cause is fixed.",
             )
         return Recommendation("wait", "Decommission is releasing the tenant's resources.")
-    if tenant.state == S.PROVISIONING:
+    if tenant.state == S.UPDATING and tenant.last_error:
+        return Recommendation(
+            "cancel",
+            "The plan change is stuck (a recorded error while updating): cancel reverts, newest "
+            "first, what it changed; the tenant stays active on its old plan. Then change plan "
+            "again if still wanted.",
+        )
+    if tenant.state == S.UPDATING and run is not None and run.status == RunStatus.CANCELLING:
+        return Recommendation("wait", "Cancellation is reverting what the plan change changed.")
+    if tenant.state in (S.PROVISIONING, S.UPDATING):
         if tenant.last_error:
             return Recommendation(
                 "reset",
@@ -376,6 +386,13 @@ def recommend(
             "retry",
             f"{tenant.failed_activity or 'A step'} failed cleanly and "
             "everything was rolled back: retry.",
+        )
+    if tenant.state == S.ACTIVE and tenant.condition == Condition.CHANGE_FAILED:
+        return Recommendation(
+            "change_plan",
+            f"The last plan change failed ({tenant.last_error.splitlines()[0]}); every step "
+            f"was reverted and the tenant is active on its {tenant.plan} plan. Change plan "
+            "again once the cause is fixed (starting a change clears this).",
         )
     return Recommendation("none", "Nothing needs doing.")
 
@@ -684,6 +701,8 @@ def step_status(step: StepExecution, run: Run, released_kinds: set[str]) -> str:
     if step.status == StepStatus.COMPLETED:
         if kind in released_kinds and run.status != RunStatus.COMPLETED:
             return "compensated"
+        if step.name in STEP_CHANGES and run.status in (RunStatus.CANCELLED, RunStatus.FAILED):
+            return "compensated"  # a plan change's step: its change was reverted
         return "completed"
     if step.status in (StepStatus.DISPATCHED, StepStatus.RUNNING):
         if not live or run.status == RunStatus.CANCELLING or run.compensating:

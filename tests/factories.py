@@ -168,18 +168,22 @@ SITUATIONS: dict[str, Callable[[Any], Tenant]] = {
     "decommissioned": lambda s: decommissioned_tenant(),
     "cancelled": lambda s: cancelled_tenant(),
     "decommissioning": lambda s: decommissioning_tenant(),
+    "updating": lambda s: updating_tenant(),
+    "change_failed": lambda s: change_failed_tenant(),
 }
 ALLOWED_ACTIONS: dict[str, set[str]] = {
     "pending": {"retry", "decommission"},
     "pending_with_error": {"reset", "decommission"},
     "provisioning": {"cancel"},
     "provisioning_stalled": {"cancel", "reset"},
-    "active": {"suspend", "decommission"},
+    "active": {"suspend", "decommission", "change_plan"},
     "failed": {"retry", "decommission"},
     "suspended": {"resume", "decommission"},
     "decommissioned": set(),
     "cancelled": {"retry", "decommission"},
     "decommissioning": set(),
+    "updating": {"cancel"},
+    "change_failed": {"suspend", "decommission", "change_plan"},
 }
 # The console tests' make_state names some situations differently.
 CONSOLE_KINDS = {"pending_error": "pending_with_error", "stalled": "provisioning_stalled"}

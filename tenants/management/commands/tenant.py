@@ -18,12 +18,12 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 
-from provisioning.models import STEPS
+from provisioning.kinds import kind_of
 from tenants import bulk, operations
 from tenants.bulk import BULK_DEFAULT_LIMIT, BULK_MAX_LIMIT
 from tenants.errors import OperationError
 from tenants.formats import stamp_text
-from tenants.models import NEEDS_ATTENTION, Condition, Tenant, TenantState
+from tenants.models import NEEDS_ATTENTION, Condition, Plan, Tenant, TenantState
 from tenants.operations import APPROVED_MESSAGE, OPERATIONS, WITHDRAWN_MESSAGE
 from tenants.selectors import (
     TenantDetail,
@@ -192,10 +192,19 @@ class Command(BaseCommand):
         show.add_argument("--json", action="store_true", help="print a JSON object")
 
         for operation in OPERATIONS.values():
-            op = sub.add_parser(operation.name, help=operation.summary)
+            # change_plan is spelled change-plan on the command line (change_plan works too).
+            spelled = operation.name.replace("_", "-")
+            aliases = [operation.name] if spelled != operation.name else []
+            op = sub.add_parser(spelled, aliases=aliases, help=operation.summary)
             op.add_argument("tenant", help="slug or id")
             if operation.takes_faults:
                 self._add_faults(op)
+            if "plan" in operation.options:
+                op.add_argument(
+                    "--plan",
+                    default=None,
+                    help=f"the plan to move to ({', '.join(Plan.values)}); required",
+                )
             self._add_actor(op)
             self._add_wait(op)
             self._add_reason(op)
@@ -228,6 +237,12 @@ class Command(BaseCommand):
             help="only tenants that need an operator",
         )
         many.add_argument("--plan", help="only tenants on this plan")
+        many.add_argument(
+            "--to-plan",
+            dest="to_plan",
+            default=None,
+            help="change_plan: the plan to move every chosen tenant to",
+        )
         many.add_argument("--q", help="only tenants whose slug, name or e-mail contains this")
         many.add_argument(
             "--limit",
@@ -283,7 +298,7 @@ class Command(BaseCommand):
     # --- dispatch -------------------------------------------------------------------------
 
     def handle(self, *args: Any, **options: Any) -> None:
-        subcommand = options["subcommand"]
+        subcommand = options["subcommand"].replace("-", "_")
         try:
             if subcommand == "create":
                 self.create(options)
@@ -328,6 +343,7 @@ class Command(BaseCommand):
         }
         if op.takes_faults:
             kwargs["faults"] = self._faults(options)
+        kwargs["options"] = {name: options.get(name) for name in op.options}
         if options["dry_run"]:
             preview = operations.preview(action, **kwargs)
             if options["json"]:
@@ -338,6 +354,11 @@ class Command(BaseCommand):
                 self.stdout.write(f"  release  {a.kind:<9} {a.external_id}")
             for a in preview.keep:
                 self.stdout.write(f"  keep     {a.kind:<9} {a.external_id}")
+            for c in preview.changes:
+                self.stdout.write(
+                    f"  change   {c['what']}: {c.get('from_text', c['from'])} -> "
+                    f"{c.get('to_text', c['to'])}"
+                )
             self.stdout.write(f"  events   {', '.join(preview.events)}")
             self.stdout.write("Nothing was changed.")
             return
@@ -369,6 +390,9 @@ class Command(BaseCommand):
         }
         if options["needs_attention"]:
             filters["needs_attention"] = True
+        op = OPERATIONS[options["operation"]]
+        if options.get("to_plan") and "plan" not in op.options:
+            raise CommandError(f"--to-plan goes with change_plan, not {op.name}.")
         result = bulk.bulk(
             options["operation"],
             actor=self._actor(options),
@@ -376,6 +400,7 @@ class Command(BaseCommand):
             dry_run=not options["yes"],
             reason=options["reason"],
             limit=options["limit"],
+            options={"plan": options.get("to_plan")} if "plan" in op.options else None,
         )
         if options["json"]:
             self.stdout.write(dumps(result.as_dict()))
@@ -608,9 +633,10 @@ def progress_line(detail: TenantDetail, elapsed: float) -> str:
             parts.append(f"rolling back ({run.status})")
         elif run.current_step:
             step = next((s for s in detail.steps if s.name == run.current_step), None)
-            position = STEPS.index(run.current_step) + 1 if run.current_step in STEPS else 0
+            steps = kind_of(run).steps
+            position = steps.index(run.current_step) + 1 if run.current_step in steps else 0
             tries = f" (try {step.tries})" if step is not None and step.tries > 1 else ""
-            parts.append(f"step {position}/{len(STEPS)} {run.current_step}{tries}")
+            parts.append(f"step {position}/{len(steps)} {run.current_step}{tries}")
         if run.stalled_at:
             parts.append("stalled")
     parts.append(f"{elapsed:.1f}s")
