@@ -438,7 +438,7 @@ def _confirm_page(
             "op": op,
             "preview": preview,
             "detail_url": detail_url,
-            "previewed": ",".join(str(a.pk) for a in preview.release),
+            "previewed": ",".join(str(a.pk) for a in preview.release) if preview else "",
             "reason": reason,
             "typed_slug": typed_slug,
             "slug_error": slug_error,
