@@ -21,6 +21,7 @@ RECOMMENDATION_LABELS: dict[str, str] = {
     "reset": "Reset, then retry",
     "retry": "Retry",
     "decommission": "Decommission",
+    "change_plan": "Change plan again",
     "none": "Nothing to do",
 }
 

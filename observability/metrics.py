@@ -42,7 +42,8 @@ from prometheus_client.registry import Collector
 
 from audit.models import Event
 from provisioning import admission
-from provisioning.models import STEP_KIND, STEPS, RunStatus, StepExecution, StepStatus
+from provisioning.kinds import ALL_STEPS
+from provisioning.models import STEP_KIND, RunStatus, StepExecution, StepStatus
 from tenants import selectors
 from tenants.models import NEEDS_ATTENTION, TenantState
 
@@ -90,6 +91,10 @@ OPERATION_EVENTS: dict[str, tuple[str, str]] = {
     "tenant.resumed": ("resume", "completed"),
     "tenant.decommission_requested": ("decommission", "accepted"),
     "tenant.decommissioned": ("decommission", "completed"),
+    "tenant.plan_change.started": ("change_plan", "accepted"),
+    "tenant.plan_change.completed": ("change_plan", "completed"),
+    "tenant.plan_change.cancelled": ("change_plan", "cancelled"),
+    "tenant.plan_change.failed": ("change_plan", "failed"),
 }
 
 # tenants by state and needing attention (one read), step durations, step failures,
@@ -150,7 +155,7 @@ def step_duration_rows() -> dict[str, dict[str, Any]]:
 
 def step_failures() -> dict[str, int]:
     """Failed tries per step, from ``tenant.provisioning.step_failed`` events."""
-    counts = dict.fromkeys(STEPS, 0)
+    counts = dict.fromkeys(ALL_STEPS, 0)
     rows = (
         Event.objects.order_by()
         .filter(type="tenant.provisioning.step_failed")
@@ -229,7 +234,7 @@ class ControlPlaneCollector(Collector):
             labels=["step"],
         )
         rows = step_duration_rows()
-        for step in STEPS:
+        for step in ALL_STEPS:  # every saga kind's steps (provisioning.kinds)
             row = rows.get(step)
             cumulative = row["cumulative"] if row else [0] * (len(STEP_DURATION_BUCKETS) + 1)
             buckets = [(_le(b), cumulative[i]) for i, b in enumerate(STEP_DURATION_BUCKETS)]

@@ -204,3 +204,11 @@ def change_failed_tenant(plan: str = "growth", **fields: Any) -> Tenant:
     tenant = updating_tenant(plan=plan, faults={"change_billing_plan": "fail"}, **fields)
     run_until_compensation(tenant)
     return reload(tenant)
+
+
+def options_for(action: str, tenant: Tenant) -> dict[str, str]:
+    """The arguments an operation's row declares (``Operation.options``), filled for
+    ``tenant``: change_plan gets a plan other than the tenant's own."""
+    if action != "change_plan":
+        return {}
+    return {"plan": "enterprise" if tenant.plan != "enterprise" else "starter"}

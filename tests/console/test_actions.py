@@ -102,7 +102,11 @@ def test_decommission_needs_the_typed_slug(client, admin_user, make_state) -> No
 @pytest.mark.parametrize(
     ("kind", "action", "reason"),
     [
-        ("active", "cancel", "Cancel applies only while provisioning; this tenant is active."),
+        (
+            "active",
+            "cancel",
+            "Cancel applies only while provisioning or changing plan; this tenant is active.",
+        ),
         ("pending", "reset", "Reset is for a provisioning with a recorded error"),
         ("provisioning", "retry", "Retry applies to failed or pending tenants"),
         ("pending", "suspend", "Only an active tenant can be suspended"),
