@@ -75,6 +75,8 @@ def detail_dict(detail: TenantDetail) -> dict[str, Any]:
         else {
             "id": run.id,
             "attempt": run.attempt,
+            "kind": run.kind,
+            "params": run.params,
             "status": run.status,
             "compensating": run.compensating,
             "current_step": run.current_step,
@@ -500,7 +502,10 @@ class Command(BaseCommand):
         if run is not None:
             flags = " rolling back" if run.compensating else ""
             flags += " STALLED" if run.stalled_at else ""
-            write(f"  run          attempt {run.attempt}, {run.status}{flags} ({run.id})")
+            what = run.get_kind_display().lower()
+            if run.params.get("to"):
+                what += f" {run.params.get('from')} -> {run.params.get('to')}"
+            write(f"  run          {what}, attempt {run.attempt}, {run.status}{flags} ({run.id})")
             steps = [
                 (
                     step.name,
