@@ -371,7 +371,9 @@ class Command(BaseCommand):
         if waiting:
             # Four eyes: nothing moves until another admin approves; there is nothing to wait for.
             options["wait"] = False
-        self._finish(op.end_state, tenant, options)
+        # Cancelling a plan change ends active (reverted); a change ends on the plan asked for.
+        expected = TenantState.ACTIVE if tenant.state == TenantState.UPDATING else op.end_state
+        self._finish(expected, tenant, options, plan=kwargs["options"].get("plan"))
 
     def decide(self, decision: str, options: dict[str, Any]) -> None:
         tenant = find_tenant(options["tenant"])
@@ -425,10 +427,16 @@ class Command(BaseCommand):
         if not result.dry_run and result.count("refused"):
             raise CommandError(f"{result.count('refused')} refused.", returncode=2)
 
-    def _finish(self, expected: str, tenant: Tenant, options: dict[str, Any]) -> None:
+    def _finish(
+        self, expected: str, tenant: Tenant, options: dict[str, Any], *, plan: str | None = None
+    ) -> None:
         if options["wait"]:
             detail = self.wait(
-                tenant, expected=expected, timeout=options["timeout"], quiet=options["json"]
+                tenant,
+                expected=expected,
+                timeout=options["timeout"],
+                quiet=options["json"],
+                plan=plan,
             )
             tenant = detail.tenant
         if options["json"]:
@@ -539,7 +547,13 @@ class Command(BaseCommand):
     # --- waiting ----------------------------------------------------------------------------
 
     def wait(
-        self, tenant: Tenant, *, expected: str, timeout: float, quiet: bool = False
+        self,
+        tenant: Tenant,
+        *,
+        expected: str,
+        timeout: float,
+        quiet: bool = False,
+        plan: str | None = None,
     ) -> TenantDetail:
         """Show a live progress line until the tenant settles; refuse the wrong ending.
 
@@ -584,6 +598,16 @@ class Command(BaseCommand):
             self.stderr.write("")
         t = detail.tenant
         took = time.monotonic() - started
+        if plan and t.state == expected and t.plan != plan:
+            # A plan change that failed (or was cancelled) ends active too, on the old plan.
+            why = t.last_error or "the change was cancelled"
+            took = time.monotonic() - started
+            raise CommandError(
+                squeeze(
+                    f"{t.slug} ended {t.state} on its old plan {t.plan}, not {plan}, after "
+                    f"{took:.1f}s: {why}"
+                )
+            )
         if t.state != expected:
             reason = t.last_error or detail.recommendation.reason
             where = f" in {t.failed_activity}" if t.failed_activity else ""
