@@ -289,8 +289,7 @@ def tenant_detail(request: HtmxHttpRequest, tenant_id: uuid.UUID) -> HttpRespons
     current = context["run"].id if context["run"] is not None else None
     context["history"] = [
         {"run": r, "steps": rows_for(r.steps)}
-        for r in selectors.tenant_runs(context["tenant"])
-        if r.run.id != current
+        for r in selectors.tenant_runs(context["tenant"], except_run=current)
     ]
     return render(request, "tenants/detail.html", context)
 

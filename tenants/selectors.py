@@ -815,14 +815,19 @@ def step_views(
     ]
 
 
-def tenant_runs(tenant: Tenant | uuid.UUID | str) -> list[RunView]:
-    """Every run of the tenant, newest first, with steps and what each allocated and released
-    (three queries whatever the number of runs, plus one when given an id)."""
+def tenant_runs(
+    tenant: Tenant | uuid.UUID | str, *, except_run: uuid.UUID | None = None
+) -> list[RunView]:
+    """Every run of the tenant (but ``except_run``, the one a page already shows), newest
+    first, with steps and what each allocated and released: three queries whatever the number
+    of runs, one when there is none, plus one when given an id."""
     if not isinstance(tenant, Tenant):
         tenant = get_tenant(tenant)
-    runs = list(Run.objects.filter(tenant=tenant).order_by("-attempt"))
+    runs = list(Run.objects.filter(tenant=tenant).exclude(pk=except_run).order_by("-attempt"))
+    if not runs:
+        return []
     steps: dict[uuid.UUID, list[StepExecution]] = {r.id: [] for r in runs}
-    for s in StepExecution.objects.filter(run__tenant=tenant).order_by("run", "position"):
+    for s in StepExecution.objects.filter(run_id__in=steps).order_by("run", "position"):
         steps[s.run_id].append(s)
     allocations = list(Allocation.objects.filter(tenant=tenant).order_by("allocated_at", "id"))
     return [
