@@ -19,6 +19,15 @@ from . import keys
 from .models import GLOBAL_CHAIN, Event, EventChain
 from .signals import event_recorded
 
+APPROVAL_EVENT_TYPES = frozenset(
+    {
+        "operation.approval_requested",
+        "operation.approval_granted",  # then the operation runs as its author
+        "operation.approval_refused",  # granted, but the checks of that moment said no
+        "operation.approval_withdrawn",
+        "operation.approval_expired",
+    }
+)
 EVENT_TYPES = frozenset(
     {
         "tenant.created",
@@ -50,6 +59,8 @@ EVENT_TYPES = frozenset(
         # Four eyes (CONTROLPLANE_DECOMMISSION_APPROVAL): a second admin approves or withdraws.
         "tenant.decommission_approved",
         "tenant.decommission_withdrawn",
+        # The approval policy (tenants.approvals): about one tenant, or a bulk selection.
+        *APPROVAL_EVENT_TYPES,
         "tenant.resource.leaked",
         "tenant.resource.missing",
         # A plan change (a run of kind plan_change): its start and its three ends, and the
@@ -65,6 +76,8 @@ EVENT_TYPES = frozenset(
 # Events about no tenant (their own chain, GLOBAL_CHAIN): failed and refused logins.
 # And the checkpoints of the chain heads (``take_checkpoint``), sent to webhooks as well.
 GLOBAL_EVENT_TYPES = frozenset({"auth.login_failed", "auth.locked_out", "audit.checkpoint"})
+# An approval of a bulk operation concerns no one tenant: those go to the global chain too.
+TENANTLESS_EVENT_TYPES = GLOBAL_EVENT_TYPES | APPROVAL_EVENT_TYPES
 EVENT_TYPES = EVENT_TYPES | GLOBAL_EVENT_TYPES
 
 SYSTEM = "system"
@@ -130,7 +143,7 @@ def record_event(
         raise ValueError(f"unknown audit event type {type!r}")
     # Round-trip through JSON so what is hashed is exactly what is stored and read back.
     clean = json.loads(json.dumps(data or {}, cls=DjangoJSONEncoder))
-    if tenant_id is None and type not in GLOBAL_EVENT_TYPES:
+    if tenant_id is None and type not in TENANTLESS_EVENT_TYPES:
         raise ValueError(f"a {type!r} event needs a tenant_id")
     chain_key = tenant_id if tenant_id is not None else GLOBAL_CHAIN
     occurred_at = timezone.now()

@@ -19,6 +19,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.CELERY_DB_REUSE_MAX = int(os.environ.get("CELERY_DB_REUSE_MAX", "100"))
 app.autodiscover_tasks(["provisioning"])
 app.autodiscover_tasks(["webhooks"])
+app.autodiscover_tasks(["tenants"])  # the approval policy's expiry pass
 observability_celery.install(app)
 
 

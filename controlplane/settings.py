@@ -402,9 +402,25 @@ for _audit_key in [CONTROLPLANE_AUDIT_KEY, *CONTROLPLANE_AUDIT_RETIRED_KEYS]:
             "32 characters; make one with "
             "`python -c 'import secrets; print(secrets.token_hex(32))'`."
         )
-# --- Four eyes ------------------------------------------------------------------------------
-# With it on, a decommission asked by one admin waits until a different admin approves it.
+# --- The approval policy (tenants.operations.approval_policy) --------------------------------
+# Operations (comma list of the table's names, and `bulk` for any bulk operation) that wait for
+# a different person with the same permission to approve them; a request expires after the TTL.
+# Names are checked against the table when first used (an unknown one is ImproperlyConfigured).
+CONTROLPLANE_APPROVAL_REQUIRED = tuple(
+    name.strip()
+    for name in env_str("CONTROLPLANE_APPROVAL_REQUIRED", "").split(",")
+    if name.strip()
+)
+CONTROLPLANE_APPROVAL_TTL = env_float("CONTROLPLANE_APPROVAL_TTL", 86400)
+if CONTROLPLANE_APPROVAL_TTL <= 0:
+    raise ImproperlyConfigured("CONTROLPLANE_APPROVAL_TTL is a number of seconds above 0.")
+# The older four-eyes switch: on, it means CONTROLPLANE_APPROVAL_REQUIRED=decommission.
 CONTROLPLANE_DECOMMISSION_APPROVAL = env_bool("CONTROLPLANE_DECOMMISSION_APPROVAL", default=False)
+CELERY_BEAT_SCHEDULE["approvals"] = {
+    "task": "tenants.expire_approvals",
+    "schedule": CONTROLPLANE_WATCHDOG_INTERVAL,
+    "options": {"expires": max(1.0, CONTROLPLANE_WATCHDOG_INTERVAL)},
+}
 # A refused request (403) logs one line, not a traceback (issue 8).
 LOGGING.setdefault("filters", {})["refusal_on_one_line"] = {
     "()": "controlplane.logfilters.RefusalOnOneLine"
@@ -439,6 +455,7 @@ CELERY_TASK_ROUTES = {
     "provisioning.compensate": {"queue": CONTROLPLANE_CONTROL_QUEUE},
     "provisioning.decommission": {"queue": CONTROLPLANE_CONTROL_QUEUE},
     "provisioning.watchdog": {"queue": CONTROLPLANE_CONTROL_QUEUE},
+    "tenants.expire_approvals": {"queue": CONTROLPLANE_CONTROL_QUEUE},
 }
 
 # Django's own PostgreSQL connection pool (psycopg_pool), off unless DATABASE_POOL=1: a sync

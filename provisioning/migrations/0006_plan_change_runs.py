@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('provisioning', '0005_step_republished'),
-        ('tenants', '0009_plan_change_updating'),
+        ('tenants', '0010_plan_change_updating'),
     ]
 
     operations = [

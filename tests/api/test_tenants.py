@@ -37,7 +37,7 @@ TENANT_FIELDS = {
     "activated_at",
     "decommissioned_at",
     "decommission_requested_at",
-    "decommission_asked_by",
+    "awaiting_approval",
 }
 
 

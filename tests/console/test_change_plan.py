@@ -74,7 +74,7 @@ def test_wrong_state_and_viewers(client, operator, viewer, fast_saga):
     login(client, operator)
     response = client.get(f"/tenants/{tenant.pk}/change_plan/")
     assert response.status_code == 302
-    assert "Only an active tenant can change plan" in said(response)[-1]
+    assert "Change plan applies to active tenants only" in said(response)[-1]
     active = f.active_tenant(plan="growth")
     login(client, viewer)
     assert client.get(f"/tenants/{active.pk}/change_plan/").status_code == 403
@@ -126,4 +126,4 @@ def test_the_admin_button_confirms_with_the_plan(client, operator, fast_saga):
     assert fresh(tenant).state == "updating"
     refused = client.post(url, {"plan": "enterprise"})
     assert refused.status_code == 302
-    assert any("already under way" in m for m in said(refused))
+    assert any("applies to active tenants only; this one is updating" in m for m in said(refused))

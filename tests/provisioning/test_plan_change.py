@@ -188,7 +188,7 @@ def test_refusals_change_nothing(fast_saga):
     n = Event.objects.count()
     with pytest.raises(OperationError) as twice:
         change_plan(tenant_id=updating.id, actor=ACTOR, plan="enterprise")
-    assert "already under way" in twice.value.message
+    assert "applies to active tenants only; this one is updating" in twice.value.message
     assert Event.objects.count() == n
     assert f.reload(tenant).state == "active"
     assert Run.objects.filter(tenant=tenant).count() == 1

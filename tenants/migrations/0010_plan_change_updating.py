@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tenants', '0008_tenant_counts'),
+        ('tenants', '0009_approval_requests'),
     ]
 
     operations = [
