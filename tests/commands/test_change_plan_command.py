@@ -57,7 +57,7 @@ def test_refusals_are_one_line_and_change_nothing(fast_saga):
     assert "Choose a plan" in refused("change-plan", "acme")
     assert "Choose a plan" in refused("change-plan", "acme", "--plan", "gold")
     assert "already on the starter plan" in refused("change-plan", "acme", "--plan", "starter")
-    assert "Only an active tenant" in refused("change-plan", "paused", "--plan", "growth")
+    assert "applies to active tenants only" in refused("change-plan", "paused", "--plan", "growth")
     assert "unknown step" in refused(
         "change-plan", "acme", "--plan", "growth", "--faults", "create_database=fail"
     )
