@@ -16,7 +16,7 @@ from ninja import Schema
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field
 
 from provisioning.display import STEP_STATUSES
-from provisioning.models import STEPS, RunStatus
+from provisioning.models import PLAN_CHANGE_STEPS, STEPS, RunKind, RunStatus
 from tenants.models import (
     NEEDS_ATTENTION,
     RESERVED_SLUGS,
@@ -125,6 +125,22 @@ class RetryIn(ActionIn):
     )
 
 
+class ChangePlanIn(ActionIn):
+    """The body of change_plan: the plan to move to, and (fault injection) its steps' faults."""
+
+    plan: Text | None = Field(
+        default=None,
+        description="The plan to move to (required); not the tenant's own.",
+        json_schema_extra={"enum": list(Plan.values)},
+    )
+    faults: dict[Text, Text] | Text | None = Field(
+        default=None,
+        description="Fault injection for the plan change's run (only when "
+        "CONTROLPLANE_FAULT_INJECTION is on): an object, or step=fault pairs in a string.",
+        json_schema_extra={"propertyNames": {"enum": list(PLAN_CHANGE_STEPS)}},
+    )
+
+
 class TenantOut(Schema):
     id: uuid.UUID
     slug: str
@@ -182,9 +198,18 @@ class StepOut(Schema):
     )
 
 
+RUN_KIND_FIELD = Field(
+    description="provision (a tenant's provisioning runs) or plan_change.",
+    json_schema_extra={"enum": list(RunKind.values)},
+)
+RUN_PARAMS_FIELD = Field(description='What the kind needs: a plan change\'s {"from", "to"}.')
+
+
 class RunOut(Schema):
     id: uuid.UUID
     attempt: int
+    kind: str = RUN_KIND_FIELD
+    params: dict[str, Any] = RUN_PARAMS_FIELD
     status: RunStatus
     current_step: str
     compensating: bool
@@ -292,6 +317,11 @@ class PreviewOut(Schema):
     awaiting_approval: bool = Field(
         description="The approval policy: it will wait for a different person's approval."
     )
+    changes: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="change_plan: what changes, each {what, from, to} (the plan, the "
+        "database size, the billing plan).",
+    )
 
 
 # A bulk operation's ``filter`` is checked by the tenant list's own parser
@@ -332,6 +362,14 @@ class BulkIn(StrictBody):
     )
 
 
+class BulkChangePlanIn(BulkIn):
+    plan: Text | None = Field(
+        default=None,
+        description="change_plan: the plan to move every chosen tenant to (required).",
+        json_schema_extra={"enum": list(Plan.values)},
+    )
+
+
 class BulkResultOut(Schema):
     id: uuid.UUID | None
     slug: str
@@ -362,6 +400,8 @@ class RunAllocationOut(Schema):
 class RunHistoryOut(Schema):
     id: uuid.UUID
     attempt: int
+    kind: str = RUN_KIND_FIELD
+    params: dict[str, Any] = RUN_PARAMS_FIELD
     status: RunStatus
     actor: str
     started_at: datetime

@@ -32,8 +32,10 @@ from .schemas import (
     ApprovalIn,
     ApprovalList,
     ApprovalOut,
+    BulkChangePlanIn,
     BulkIn,
     BulkOut,
+    ChangePlanIn,
     ErrorOut,
     EventPage,
     PreviewOut,
@@ -223,6 +225,8 @@ def tenant_runs(request: HttpRequest, tenant_id: str) -> dict[str, Any]:
                     for f in (
                         "id",
                         "attempt",
+                        "kind",
+                        "params",
                         "status",
                         "actor",
                         "started_at",
@@ -251,21 +255,27 @@ def _operate(
 ) -> Status[Any]:
     fields = payload.model_dump(exclude_unset=True) if payload is not None else {}
     dry_run = fields.pop("dry_run", False)
+    # The row's own arguments (Operation.options: change_plan's plan) travel as ``options``.
+    op = OPERATIONS[action]
+    body = dict(fields)
+    options = {name: fields.pop(name) for name in op.options if name in fields}
 
     def operation() -> tuple[int, dict[str, Any]]:
         actor = caller(request).actor
         if dry_run:
             return 200, operations.preview(
-                action, tenant_id=tenant_id, actor=actor, **fields
+                action, tenant_id=tenant_id, actor=actor, options=options, **fields
             ).as_dict()
-        tenant = operations.perform(action, tenant_id=tenant_id, actor=actor, **fields)
+        tenant = operations.perform(
+            action, tenant_id=tenant_id, actor=actor, options=options, **fields
+        )
         return 202, tenant_json(tenant)
 
     if dry_run:
         # A preview writes nothing, not even an idempotency record.
-        status, data = run_once(request, key=None, body=fields, operation=operation)[0]
+        status, data = run_once(request, key=None, body=body, operation=operation)[0]
         return Status(status, data)
-    return answer(request, response, key=key, body=fields, operation=operation)
+    return answer(request, response, key=key, body=body, operation=operation)
 
 
 ACTION_RESPONSES: dict[int, Any] = {200: PreviewOut, 202: TenantOut, **WRITE_ERRORS}
@@ -273,9 +283,21 @@ BULK_RESPONSES: dict[int, Any] = {200: BulkOut, **WRITE_ERRORS}
 
 
 def _action_view(op: Operation) -> Callable[..., Status[Any]]:
-    # Only an operation that takes faults (retry) has them in its body schema. (Two functions:
-    # ninja reads the annotations by name, so the body type cannot be a local variable.)
-    if op.takes_faults:
+    # Only an operation that takes faults (retry) has them in its body schema, and only one
+    # with options (change_plan) has those. (Separate functions: ninja reads the annotations
+    # by name, so the body type cannot be a local variable.)
+    if op.options:
+
+        def view(
+            request: HttpRequest,
+            response: HttpResponse,
+            tenant_id: str,
+            payload: ChangePlanIn = OptionalBody,
+            idempotency_key: str | None = IdempotencyKey,
+        ) -> Status[Any]:
+            return _operate(request, response, op.name, tenant_id, payload, idempotency_key)
+
+    elif op.takes_faults:
 
         def view(
             request: HttpRequest,
@@ -308,26 +330,46 @@ def _bulk_view(op: Operation) -> Callable[..., Status[Any]]:
         payload: BulkIn,
         idempotency_key: str | None = IdempotencyKey,
     ) -> Status[Any]:
-        fields = payload.model_dump(exclude_unset=True)
-        if "filter" in fields and fields["filter"] is not None:
-            fields["filter"] = {k: v for k, v in fields["filter"].items() if v is not None}
+        return _bulk(request, response, op, payload, idempotency_key)
 
-        def operation() -> tuple[int, dict[str, Any]]:
-            result = bulk.bulk(
-                op.name,
-                actor=caller(request).actor,
-                ids=fields.get("ids"),
-                filters=fields.get("filter"),
-                dry_run=fields.get("dry_run", False),
-                reason=fields.get("reason"),
-                limit=fields.get("limit"),
-            )
-            return 200, result.as_dict()
+    def view_with_options(
+        request: HttpRequest,
+        response: HttpResponse,
+        payload: BulkChangePlanIn,
+        idempotency_key: str | None = IdempotencyKey,
+    ) -> Status[Any]:
+        return _bulk(request, response, op, payload, idempotency_key)
 
-        return answer(request, response, key=idempotency_key, body=fields, operation=operation)
+    chosen = view_with_options if op.options else view
+    chosen.__name__ = chosen.__qualname__ = f"bulk_{op.name}"
+    return chosen
 
-    view.__name__ = view.__qualname__ = f"bulk_{op.name}"
-    return view
+
+def _bulk(
+    request: HttpRequest,
+    response: HttpResponse,
+    op: Operation,
+    payload: BulkIn,
+    idempotency_key: str | None,
+) -> Status[Any]:
+    fields = payload.model_dump(exclude_unset=True)
+    if "filter" in fields and fields["filter"] is not None:
+        fields["filter"] = {k: v for k, v in fields["filter"].items() if v is not None}
+
+    def operation() -> tuple[int, dict[str, Any]]:
+        result = bulk.bulk(
+            op.name,
+            actor=caller(request).actor,
+            ids=fields.get("ids"),
+            filters=fields.get("filter"),
+            dry_run=fields.get("dry_run", False),
+            reason=fields.get("reason"),
+            limit=fields.get("limit"),
+            options={name: fields[name] for name in op.options if name in fields},
+        )
+        return 200, result.as_dict()
+
+    return answer(request, response, key=idempotency_key, body=fields, operation=operation)
 
 
 # The bulk routes come first: /tenants/bulk/cancel must not be read as a tenant called "bulk".

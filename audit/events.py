@@ -55,6 +55,15 @@ class EventType(StrEnum):
     DECOMMISSION_APPROVED = "tenant.decommission_approved"
     DECOMMISSION_WITHDRAWN = "tenant.decommission_withdrawn"
 
+    # A plan change (a run of kind plan_change): its start and its three ends, and the ledger's
+    # record of each allocation it changes and of each change it reverts.
+    PLAN_CHANGE_STARTED = "tenant.plan_change.started"
+    PLAN_CHANGE_COMPLETED = "tenant.plan_change.completed"
+    PLAN_CHANGE_CANCELLED = "tenant.plan_change.cancelled"
+    PLAN_CHANGE_FAILED = "tenant.plan_change.failed"
+    RESOURCE_CHANGED = "tenant.resource.changed"
+    RESOURCE_CHANGE_REVERTED = "tenant.resource.change_reverted"
+
     # The approval policy (``tenants/approvals.py``): about one tenant, or a bulk selection.
     APPROVAL_REQUESTED = "operation.approval_requested"
     APPROVAL_GRANTED = "operation.approval_granted"  # then the operation runs as its author

@@ -341,13 +341,29 @@ def _perform(
     # What the confirmation page listed as released; the saga may have moved on since.
     previewed = request.POST.get("previewed")
     now_releases = _releases_now(op, tenant, actor) if previewed is not None else []
+    options = operations.given_options(op, request.POST)
     try:
-        done = operations.perform(op.name, tenant_id=tenant.pk, actor=actor, reason=reason)
+        done = operations.perform(
+            op.name, tenant_id=tenant.pk, actor=actor, reason=reason, options=options
+        )
     except OperationError as exc:
         if exc.code == ErrorCode.PERMISSION_DENIED:
             raise PermissionDenied(exc.message) from None
         if exc.code == ErrorCode.NOT_FOUND:
             raise Http404(exc.message) from None
+        if exc.code == "validation_error" and op.options:
+            # A bad option (an unknown plan): the confirmation again, saying what is wrong.
+            return _confirm_page(
+                request,
+                op,
+                tenant,
+                actor,
+                detail_url,
+                status=422,
+                reason=reason,
+                options=options,
+                option_error=exc.message,
+            )
         now = selectors.get_tenant(tenant.pk)
         if seen_state and seen_state != now.state:
             # The page was stale: someone (or the saga) moved the tenant since it loaded.
@@ -388,14 +404,26 @@ def _confirm_page(
     reason: str = "",
     typed_slug: str = "",
     slug_error: str = "",
+    options: dict[str, str] | None = None,
+    option_error: str = "",
 ) -> HttpResponse:
+    if options is None:
+        options = operations.given_options(op, request.GET)
+    fields = operations.option_fields(op, tenant, options)
+    chosen = {f["name"]: f["value"] for f in fields}
+    preview = None
     try:
-        preview = operations.preview(op.name, tenant_id=tenant.pk, actor=actor)
+        preview = operations.preview(op.name, tenant_id=tenant.pk, actor=actor, options=chosen)
     except OperationError as exc:
         if exc.code == ErrorCode.PERMISSION_DENIED:
             raise PermissionDenied(exc.message) from None
-        messages.error(request, f"{op.label} is not possible now: {exc.message}")
-        return redirect(detail_url)
+        if not (
+            op.options and exc.code in (ErrorCode.VALIDATION_ERROR, ErrorCode.INVALID_STATE)
+        ) or (op.guard(tenant, operations.handle_run(tenant)) is not None):
+            messages.error(request, f"{op.label} is not possible now: {exc.message}")
+            return redirect(detail_url)
+        # The state allows it; the option chosen does not (the tenant's own plan, say).
+        option_error = option_error or exc.message
     return render(
         request,
         "tenants/confirm.html",
@@ -404,10 +432,12 @@ def _confirm_page(
             "op": op,
             "preview": preview,
             "detail_url": detail_url,
-            "previewed": ",".join(str(a.pk) for a in preview.release),
+            "previewed": ",".join(str(a.pk) for a in preview.release) if preview else "",
             "reason": reason,
             "typed_slug": typed_slug,
             "slug_error": slug_error,
+            "option_fields": fields,
+            "option_error": option_error,
         },
         status=status,
     )
@@ -515,6 +545,7 @@ def tenant_bulk(request: HtmxHttpRequest) -> HttpResponse:
         return redirect(back)
     confirmed = request.POST.get("confirm") == "yes"
     reason = request.POST.get("reason", "")
+    options = operations.given_options(op, request.POST)
     try:
         result = bulk.bulk(
             op.name,
@@ -523,6 +554,7 @@ def tenant_bulk(request: HtmxHttpRequest) -> HttpResponse:
             dry_run=not confirmed,
             reason=reason,
             limit=bulk.BULK_MAX_LIMIT,
+            options=options,
         )
     except OperationError as exc:
         if exc.code == ErrorCode.PERMISSION_DENIED:
@@ -541,6 +573,7 @@ def tenant_bulk(request: HtmxHttpRequest) -> HttpResponse:
             "result": result,
             "ids": [str(r.id) for r in result.results if r.id and r.outcome == "would_accept"],
             "reason": reason,
+            "options": options,
             "would_accept": result.count("would_accept"),
             "question": bulk.question(op, result.count("would_accept")),
             "accepted": result.count("accepted"),

@@ -43,7 +43,8 @@ from prometheus_client.registry import Collector
 from audit.events import EventType
 from audit.models import Event
 from provisioning import admission
-from provisioning.models import STEP_KIND, STEPS, RunStatus, StepExecution, StepStatus
+from provisioning.kinds import ALL_STEPS
+from provisioning.models import STEP_KIND, RunStatus, StepExecution, StepStatus
 from tenants import selectors
 from tenants.models import NEEDS_ATTENTION, TenantState
 
@@ -91,6 +92,10 @@ OPERATION_EVENTS: dict[str, tuple[str, str]] = {
     EventType.TENANT_RESUMED: ("resume", "completed"),
     EventType.DECOMMISSION_REQUESTED: ("decommission", "accepted"),
     EventType.TENANT_DECOMMISSIONED: ("decommission", "completed"),
+    EventType.PLAN_CHANGE_STARTED: ("change_plan", "accepted"),
+    EventType.PLAN_CHANGE_COMPLETED: ("change_plan", "completed"),
+    EventType.PLAN_CHANGE_CANCELLED: ("change_plan", "cancelled"),
+    EventType.PLAN_CHANGE_FAILED: ("change_plan", "failed"),
 }
 
 # tenants by state and needing attention (one read), step durations, step failures,
@@ -151,7 +156,7 @@ def step_duration_rows() -> dict[str, dict[str, Any]]:
 
 def step_failures() -> dict[str, int]:
     """Failed tries per step, from ``tenant.provisioning.step_failed`` events."""
-    counts = dict.fromkeys(STEPS, 0)
+    counts = dict.fromkeys(ALL_STEPS, 0)
     rows = (
         Event.objects.order_by()
         .filter(type=EventType.STEP_FAILED)
@@ -233,7 +238,7 @@ class ControlPlaneCollector(Collector):
             labels=["step"],
         )
         rows = step_duration_rows()
-        for step in STEPS:
+        for step in ALL_STEPS:  # every saga kind's steps (provisioning.kinds)
             row = rows.get(step)
             cumulative = row["cumulative"] if row else [0] * (len(STEP_DURATION_BUCKETS) + 1)
             buckets = [(_le(b), cumulative[i]) for i, b in enumerate(STEP_DURATION_BUCKETS)]

@@ -67,12 +67,13 @@ class RunAdmin(ReadOnlyAdmin):
         "id",
         "tenant_link",
         "attempt",
+        "kind",
         "status",
         "current_step",
         "started_at",
         "finished_at",
     ]
-    list_filter = ["status", "compensating", "started_at"]
+    list_filter = ["kind", "status", "compensating", "started_at"]
     list_select_related = ["tenant"]
     search_fields = ["tenant__slug", "failed_step", "actor"]
     date_hierarchy = "started_at"
@@ -81,6 +82,8 @@ class RunAdmin(ReadOnlyAdmin):
         "id",
         "tenant_link",
         "attempt",
+        "kind",
+        "params",
         "status",
         "compensating",
         "current_step",

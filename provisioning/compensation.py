@@ -1,12 +1,15 @@
 """Rolling a run back (after a cancel or a step out of tries), and decommissioning.
 
-Both release, newest first, everything the tenant holds, calling providers outside any
-transaction and taking the tenant's lock only to record each result and to settle.
+How a run rolls back is its kind's (``provisioning.kinds``): a provisioning run releases,
+newest first, everything the tenant holds; a plan change reverts, newest first, the changes it
+made to held allocations. Both call providers outside any transaction and take the tenant's
+lock only to record each result and to settle (``SETTLE``, per kind).
 """
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from celery import current_app
 from django.db import transaction
@@ -18,7 +21,15 @@ from controlplane.task_names import TaskName
 from tenants.models import Condition, Tenant, TenantState
 
 from . import admission, conditions, ledger, runs
-from .models import Allocation, AllocationIntent, Run, RunStatus, StepExecution, StepStatus
+from .kinds import WORKING_STATE, kind_of
+from .models import (
+    AllocationChange,
+    Run,
+    RunKind,
+    RunStatus,
+    StepExecution,
+    StepStatus,
+)
 from .runs import LIVE
 
 
@@ -42,7 +53,11 @@ def begin_compensation(
         actor=actor,
         data={
             "reason": "failed" if failed_step else "cancelled",
-            "held": ledger.held_allocations(tenant.id).count(),
+            "held": (
+                ledger.held_allocations(tenant.id).count()
+                if kind_of(run).rollback == "release"
+                else ledger.unreverted_changes(run.id).count()
+            ),
         },
     )
     conditions.set_condition(
@@ -61,7 +76,7 @@ def publish_compensation(run_id: uuid.UUID) -> None:
 def _compensating(tenant: Tenant, run: Run) -> bool:
     return (
         tenant.workflow_id == run.id
-        and tenant.state == TenantState.PROVISIONING
+        and tenant.state == WORKING_STATE[run.kind]
         and (
             run.status == RunStatus.CANCELLING
             or (run.status == RunStatus.RUNNING and run.compensating)
@@ -89,32 +104,41 @@ def compensate_run(run_id: uuid.UUID | str) -> None:
         if not still_ours():
             return
         run = Run.objects.get(pk=run_id)
-        failed = ledger.release_all(
-            run.tenant_id,
-            run_id=run_id,
-            actor=SYSTEM,
-            heartbeat=beat,
-            should_stop=lambda: not still_ours(),
-        )
+        reverting = kind_of(run).rollback == "revert"
+        failed: list[Any]
+        if reverting:
+            failed = ledger.revert_all(
+                run_id, actor=SYSTEM, heartbeat=beat, should_stop=lambda: not still_ours()
+            )
+        else:
+            failed = ledger.release_all(
+                run.tenant_id,
+                run_id=run_id,
+                actor=SYSTEM,
+                heartbeat=beat,
+                should_stop=lambda: not still_ours(),
+            )
         with transaction.atomic():
             tenant = runs.lock_tenant(run.tenant_id)
             run = Run.objects.get(pk=run_id)
             if not _compensating(tenant, run):
                 return
-            if ledger.outstanding(tenant.id, failed):
+            if reverting:
+                late = ledger.unreverted_changes(run.id).exclude(pk__in=[c.pk for c in failed])
+                if late.exists():
+                    continue  # a late step applied one: go round again, outside the lock
+            elif ledger.outstanding(tenant.id, failed):
                 continue  # a late step added one: go round again, outside the lock
             _settle(tenant, run, failed)
             return
 
 
-def _settle(tenant: Tenant, run: Run, failed: list[Allocation | AllocationIntent]) -> None:
+def _settle(tenant: Tenant, run: Run, failed: list[Any]) -> None:
     now = timezone.now()
     cancelled = run.status == RunStatus.CANCELLING
     note = ""
     if failed:
-        note = "Could not release: " + "; ".join(
-            f"{a.kind} {a.external_id} ({a.release_error})" for a in failed
-        )
+        note = _failed_note(failed)
         record_event(
             type=EventType.COMPENSATION_FAILED,
             tenant_id=tenant.id,
@@ -122,8 +146,7 @@ def _settle(tenant: Tenant, run: Run, failed: list[Allocation | AllocationIntent
             actor=SYSTEM,
             data={
                 "failed": [
-                    {"kind": a.kind, "external_id": a.external_id, "error": a.release_error}
-                    for a in failed
+                    {"kind": a.kind, "external_id": _named(a), "error": _error(a)} for a in failed
                 ]
             },
         )
@@ -144,6 +167,31 @@ def _settle(tenant: Tenant, run: Run, failed: list[Allocation | AllocationIntent
     StepExecution.objects.filter(
         run=run, status__in=[StepStatus.WAITING, StepStatus.DISPATCHED, StepStatus.RUNNING]
     ).update(status=StepStatus.SKIPPED, token=None)
+    SETTLE[run.kind](tenant, run, cancelled=cancelled, failed=bool(failed), note=note)
+
+
+def _named(a: Any) -> str:
+    return a.allocation.external_id if isinstance(a, AllocationChange) else a.external_id
+
+
+def _error(a: Any) -> str:
+    return a.revert_error if isinstance(a, AllocationChange) else a.release_error
+
+
+def _failed_note(failed: list[Any]) -> str:
+    if isinstance(failed[0], AllocationChange):
+        return "Could not revert: " + "; ".join(
+            f"{c.kind} {c.attribute} back to {c.before!r} ({c.revert_error})" for c in failed
+        )
+    return "Could not release: " + "; ".join(
+        f"{a.kind} {a.external_id} ({a.release_error})" for a in failed
+    )
+
+
+def _settle_provision(
+    tenant: Tenant, run: Run, *, cancelled: bool, failed: bool, note: str
+) -> None:
+    """A provisioning run rolled back: pending after a cancel, failed after a failure."""
     if cancelled:
         tenant.finish_cancel()
         tenant.last_error = note
@@ -175,6 +223,42 @@ def _settle(tenant: Tenant, run: Run, failed: list[Allocation | AllocationIntent
             actor=SYSTEM,
             data={"failed_activity": run.failed_step, "error": run.error},
         )
+
+
+def _settle_plan_change(
+    tenant: Tenant, run: Run, *, cancelled: bool, failed: bool, note: str
+) -> None:
+    """A plan change rolled back: active on its old plan (``tenant.plan`` never moved). A
+    failure, or a revert that failed, leaves its error recorded: ``change_failed``."""
+    if cancelled:
+        tenant.finish_cancel_change()
+        tenant.last_error = note
+        tenant.failed_activity = ""
+    else:
+        tenant.fail_change()
+        tenant.failed_activity = run.failed_step
+        tenant.last_error = (
+            f"The change from {run.params.get('from')} to {run.params.get('to')} failed at "
+            f"{run.failed_step}: {run.error}" + (f"\n{note}" if note else "")
+        )
+    tenant.condition = Condition.CHANGE_FAILED if tenant.last_error else Condition.OK
+    tenant.save(update_fields=["state", "last_error", "failed_activity", "condition", "updated_at"])
+    data: dict[str, Any] = {"from": run.params.get("from"), "to": run.params.get("to")}
+    if cancelled:
+        data["reverted_all"] = not failed
+    else:
+        data.update(failed_activity=run.failed_step, error=run.error)
+    record_event(
+        type=EventType.PLAN_CHANGE_CANCELLED if cancelled else EventType.PLAN_CHANGE_FAILED,
+        tenant_id=tenant.id,
+        run_id=run.id,
+        actor=SYSTEM,
+        data=data,
+    )
+
+
+# How a run of each kind settles once rolled back (provisioning.kinds).
+SETTLE = {RunKind.PROVISION: _settle_provision, RunKind.PLAN_CHANGE: _settle_plan_change}
 
 
 # --- decommission ---------------------------------------------------------------------------

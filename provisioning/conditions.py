@@ -51,7 +51,7 @@ def derive_condition(
         return C.OK
     if tenant.decommission_requested_at is not None and not tenant.last_error:
         return C.DECOMMISSIONING
-    if tenant.state == S.PROVISIONING:
+    if tenant.state in (S.PROVISIONING, S.UPDATING):
         if tenant.last_error:
             # The watchdog records an error on a provisioning tenant for two reasons only.
             if run is not None and run.stalled_at is not None and run.status in LIVE_RUN_STATUSES:
@@ -69,18 +69,23 @@ def derive_condition(
         return C.RELEASE_FAILED
     if tenant.state == S.FAILED:
         return C.FAILED
+    if tenant.state == S.ACTIVE and tenant.last_error:
+        # Only a plan change that failed (or could not revert) leaves an error on an active
+        # tenant; the next change clears it.
+        return C.CHANGE_FAILED
     return C.OK
 
 
 def compute_condition(tenant: Tenant) -> str:
     """Read the inputs of ``derive_condition`` for one tenant (at most three queries)."""
     run = step = None
-    if tenant.state == S.PROVISIONING and tenant.workflow_id is not None:
+    working = tenant.state in (S.PROVISIONING, S.UPDATING)
+    if working and tenant.workflow_id is not None:
         run = Run.objects.filter(pk=tenant.workflow_id).first()
         if run is not None and run.current_step:
             step = StepExecution.objects.filter(run=run, name=run.current_step).first()
     release_failed = False
-    if tenant.state != S.PROVISIONING:
+    if not working:
         release_failed = (
             Allocation.objects.filter(tenant_id=tenant.pk, released_at__isnull=True)
             .exclude(release_error="")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from .kinds import STEP_CHANGES
 from .models import STEP_KIND, Allocation, Run, RunStatus, StepExecution, StepStatus
 
 
@@ -43,6 +44,8 @@ def step_status(step: StepExecution, run: Run, released_kinds: set[str]) -> str:
     if step.status == StepStatus.COMPLETED:
         if kind in released_kinds and run.status != RunStatus.COMPLETED:
             return StepDisplay.COMPENSATED
+        if step.name in STEP_CHANGES and run.status in (RunStatus.CANCELLED, RunStatus.FAILED):
+            return StepDisplay.COMPENSATED  # a plan change's step: its change was reverted
         return StepDisplay.COMPLETED
     if step.status in (StepStatus.DISPATCHED, StepStatus.RUNNING):
         if not live or run.status == RunStatus.CANCELLING or run.compensating:

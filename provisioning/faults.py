@@ -53,16 +53,17 @@ def parse_faults(raw: object) -> object:
     return faults
 
 
-def validate_faults(faults: object) -> dict[str, str]:
-    """Check a ``faults`` map; raise ValueError naming what is wrong."""
+def validate_faults(faults: object, steps: tuple[str, ...] = STEPS) -> dict[str, str]:
+    """Check a ``faults`` map for a run of ``steps`` (provisioning's unless told); raise
+    ValueError naming what is wrong."""
     if faults is None:
         return {}
     if not isinstance(faults, dict):
         raise ValueError("faults must be an object mapping step names to faults")
     clean: dict[str, str] = {}
     for step, fault in faults.items():
-        if step not in STEPS:
-            raise ValueError(f"unknown step {step!r}; steps are {', '.join(STEPS)}")
+        if step not in steps:
+            raise ValueError(f"unknown step {step!r}; steps are {', '.join(steps)}")
         if not isinstance(fault, str):
             raise ValueError(f"fault for {step} must be a string")
         if fault.startswith("slow:"):

@@ -22,7 +22,7 @@ from audit.services import record_event
 from tenants.models import lock_tenant
 
 from . import conditions
-from .models import KINDS, Allocation, AllocationIntent
+from .models import KINDS, Allocation, AllocationChange, AllocationIntent
 from .providers import ProviderError, get_provider
 
 log = logging.getLogger(__name__)
@@ -243,3 +243,108 @@ def release_all(
         if not release_intent(intent_id, run_id=run_id, actor=actor, heartbeat=heartbeat):
             failed.append(AllocationIntent.objects.get(pk=intent_id))
     return failed
+
+
+# --- changes to held allocations (provisioning.kinds: ``Change``) ---------------------------
+
+
+def unreverted_changes(run_id: UUID):
+    """The run's changes not yet reverted (intents included), newest first."""
+    return (
+        AllocationChange.objects.filter(run_id=run_id)
+        .exclude(status=AllocationChange.Status.REVERTED)
+        .order_by("-created_at", "-id")
+    )
+
+
+def revert_change(
+    change_id: int,
+    *,
+    run_id: UUID | None,
+    actor: str,
+    heartbeat: Callable[[], None] | None = None,
+) -> bool:
+    """Put back what a change replaced (provider called outside any transaction, tries with
+    backoff); True once reverted. A revert that keeps failing stays on the row
+    (``revert_error``), the change unreverted: it is shown, never dropped."""
+    change = AllocationChange.objects.select_related("allocation").filter(pk=change_id).first()
+    if change is None or change.status == AllocationChange.Status.REVERTED:
+        return True
+    provider = get_provider(change.kind)
+    tries = max(1, settings.CONTROLPLANE_RELEASE_MAX_TRIES)
+    error = ""
+    for attempt in range(1, tries + 1):
+        if heartbeat:
+            heartbeat()
+        try:
+            provider.change(
+                change.tenant_id, change.allocation.external_id, change.attribute, change.before
+            )
+        except ProviderError as exc:
+            error = str(exc)
+            log.warning("revert of %s failed (try %s): %s", change, attempt, error)
+            if exc.permanent:
+                break
+            if attempt < tries:
+                time.sleep(settings.CONTROLPLANE_RETRY_BACKOFF * 2 ** (attempt - 1) / 4)
+            continue
+        except (OperationalError, InterfaceError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            close_old_connections()
+            continue
+        except Exception as exc:  # noqa: BLE001 - a provider bug must not lose the row
+            error = f"{type(exc).__name__}: {exc}"
+            log.exception("revert of %s crashed", change)
+            break
+        else:
+            error = ""
+            break
+    with transaction.atomic():
+        lock_tenant(change.tenant_id, must_exist=False)
+        row = AllocationChange.objects.filter(pk=change.pk).exclude(
+            status=AllocationChange.Status.REVERTED
+        )
+        if error:
+            row.update(revert_error=error)
+            return False
+        # Only the status this read saw: a late answer that applied it again meanwhile keeps
+        # it unreverted, for the rollback's next round.
+        if row.filter(status=change.status).update(
+            status=AllocationChange.Status.REVERTED, reverted_at=timezone.now(), revert_error=""
+        ):
+            record_event(
+                type=EventType.RESOURCE_CHANGE_REVERTED,
+                tenant_id=change.tenant_id,
+                run_id=run_id,
+                actor=actor,
+                data={
+                    "kind": change.kind,
+                    "external_id": change.allocation.external_id,
+                    "attribute": change.attribute,
+                    "from": change.after,
+                    "to": change.before,
+                },
+            )
+    return True
+
+
+def revert_all(
+    run_id: UUID,
+    *,
+    actor: str,
+    heartbeat: Callable[[], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[AllocationChange]:
+    """Revert every change of the run, newest first; returns what failed (each tried once per
+    call; the ledger is read again after each, so a late change is caught too)."""
+    failed: list[AllocationChange] = []
+    attempted: set[int] = set()
+    while True:
+        if should_stop and should_stop():
+            return failed
+        nxt = unreverted_changes(run_id).exclude(pk__in=attempted).first()
+        if nxt is None:
+            return failed
+        attempted.add(nxt.pk)
+        if not revert_change(nxt.pk, run_id=run_id, actor=actor, heartbeat=heartbeat):
+            failed.append(AllocationChange.objects.select_related("allocation").get(pk=nxt.pk))

@@ -38,6 +38,21 @@ COMPENSATION: dict[str, str] = {
 }
 
 
+# The plan change's steps (run kind ``plan_change``; see provisioning.kinds). Step names are
+# unique across kinds, so a step's name alone says what it does.
+PLAN_CHANGE_STEPS: tuple[str, ...] = (
+    "validate_change",
+    "resize_database",
+    "change_billing_plan",
+    "apply_plan",
+)
+
+
+class RunKind(models.TextChoices):
+    PROVISION = "provision", "Provision"
+    PLAN_CHANGE = "plan_change", "Plan change"
+
+
 class RunStatus(models.TextChoices):
     RUNNING = "running", "Running"
     CANCELLING = "cancelling", "Cancelling"
@@ -60,6 +75,10 @@ class Run(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="runs")
     attempt = models.PositiveIntegerField()
+    # Which saga the run is (provisioning.kinds): its steps, its working state, how it ends.
+    kind = models.CharField(max_length=20, choices=RunKind.choices, default=RunKind.PROVISION)
+    # What the kind needs beyond the tenant: for a plan change ``{"from": P, "to": Q}``.
+    params = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.RUNNING)
     # Set when a step ran out of tries: the run is rolling back before it becomes failed.
     compensating = models.BooleanField(default=False)
@@ -233,6 +252,47 @@ class AllocationIntent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} intent ({self.outcome or 'open'})"
+
+
+class AllocationChange(models.Model):
+    """The ledger's record of a change to a held allocation (a resized database, a billing
+    account moved to another plan): which attribute, from what to what, by which run.
+
+    Written as an *intent* (``intended``) under the tenant's lock before the provider is called,
+    ``applied`` once its answer is recorded, ``reverted`` once a rollback put ``before`` back.
+    A run that is cancelled or fails reverts, newest first, every change of its own that is not
+    ``reverted`` (intents included: the call may have landed), so the allocations a tenant
+    holds afterwards are exactly what they were before the run.
+    """
+
+    class Status(models.TextChoices):
+        INTENDED = "intended", "Intended"
+        APPLIED = "applied", "Applied"
+        REVERTED = "reverted", "Reverted"
+
+    id = models.BigAutoField(primary_key=True)
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="changes")
+    allocation = models.ForeignKey(Allocation, on_delete=models.PROTECT, related_name="changes")
+    run = models.ForeignKey(Run, on_delete=models.PROTECT, related_name="changes")
+    step = models.CharField(max_length=64)
+    kind = models.CharField(max_length=20)
+    attribute = models.CharField(max_length=40)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.INTENDED)
+    created_at = models.DateTimeField(auto_now_add=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    reverted_at = models.DateTimeField(null=True, blank=True)
+    revert_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "step"], name="allocation_change_run_step"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.attribute} {self.before!r} -> {self.after!r} ({self.status})"
 
 
 class ProviderStart(models.Model):

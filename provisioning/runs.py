@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import uuid
 
-from tenants.models import Tenant, TenantState, lock_tenant
+from tenants.models import Tenant, lock_tenant
 
 __all__ = ["lock_tenant"]  # every write of a run takes it (``tenants.models.lock_tenant``)
 
+from .kinds import WORKING_STATE
 from .models import LIVE_RUN_STATUSES, Run, RunStatus, StepExecution, StepStatus
 
 LIVE = LIVE_RUN_STATUSES
@@ -30,7 +31,7 @@ def fenced(tenant: Tenant, step: StepExecution, token: uuid.UUID) -> bool:
     run = step.run
     return (
         tenant.workflow_id == run.id
-        and tenant.state == TenantState.PROVISIONING
+        and tenant.state == WORKING_STATE[run.kind]
         and run.status == RunStatus.RUNNING
         and not run.compensating
         and step.token == token

@@ -19,10 +19,12 @@ Execution of one step has three phases:
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -37,11 +39,12 @@ from . import admission, compensation, conditions, ledger, runs, statements
 from .broker import publish_step
 from .faults import apply_fault
 from .heartbeat import Aborted, Heartbeat
+from .kinds import KINDS, STEP_ALLOCATES, STEP_CHANGES, Change, kind_of
 from .models import (
-    STEP_KIND,
-    STEPS,
     Allocation,
+    AllocationChange,
     Run,
+    RunKind,
     RunStatus,
     StepExecution,
     StepStatus,
@@ -53,37 +56,51 @@ log = logging.getLogger(__name__)
 # --- starting and dispatching ---------------------------------------------------------------
 
 
-def start_run(tenant: Tenant, *, actor: str, faults: dict[str, str] | None = None) -> Run:
-    """Create a run for a tenant just moved to provisioning and dispatch its first step.
+def start_run(
+    tenant: Tenant,
+    *,
+    actor: str,
+    faults: dict[str, str] | None = None,
+    kind: str = RunKind.PROVISION,
+    params: dict[str, Any] | None = None,
+    event_data: dict[str, Any] | None = None,
+) -> Run:
+    """Create a run of ``kind`` for a tenant just moved to the kind's working state
+    (provisioning, updating) and dispatch its first step.
 
     Called inside the transaction that holds the tenant's row lock and moved it, which is also
-    the one that writes ``workflow_id``: a provisioning tenant always has its handle.
+    the one that writes ``workflow_id``: a tenant at work always has its handle. Records
+    ``<kind's prefix>.started`` with ``data.attempt`` and ``event_data``.
     """
+    saga_kind = KINDS[kind]
+    steps = saga_kind.steps
     attempt = (Run.objects.filter(tenant=tenant).aggregate(m=Max("attempt"))["m"] or 0) + 1
     now = timezone.now()
     run = Run.objects.create(
         tenant=tenant,
         attempt=attempt,
+        kind=kind,
+        params=params or {},
         actor=actor,
         faults=faults or {},
-        current_step=STEPS[0],
+        current_step=steps[0],
         heartbeat_at=now,
         priority=admission.current_priority(),
     )
     StepExecution.objects.bulk_create(
-        StepExecution(run=run, name=name, position=i) for i, name in enumerate(STEPS)
+        StepExecution(run=run, name=name, position=i) for i, name in enumerate(steps)
     )
-    # Both saved by the caller, in the save that moves the tenant to provisioning.
+    # Both saved by the caller, in the save that moves the tenant to its working state.
     tenant.workflow_id = run.id
     tenant.condition = Condition.PROGRESSING
     record_event(
-        type=EventType.PROVISIONING_STARTED,
+        type=saga_kind.started_event,
         tenant_id=tenant.id,
         run_id=run.id,
         actor=actor,
-        data={"attempt": attempt},
+        data={**(event_data or {}), "attempt": attempt},
     )
-    first = StepExecution.objects.get(run=run, name=STEPS[0])
+    first = StepExecution.objects.get(run=run, name=steps[0])
     dispatch_step(first, priority=run.priority)
     return run
 
@@ -139,6 +156,12 @@ class _Claim:
     fault: str
     spec: TenantSpec
     slot: int | None = None  # the provider slot this try holds (provisioning.admission)
+    # A step that changes a held allocation (provisioning.kinds.Change): the ledger's record
+    # of the change (its intent, written by the claim) and what it changes.
+    change_id: int | None = None
+    change_external_id: str = ""
+    change_value: Any = None
+    params: dict[str, Any] | None = None
 
 
 @dataclass
@@ -165,7 +188,7 @@ def execute_step(step_id: int, token: str | uuid.UUID) -> None:
         log.info("step %s stalls (fault injection)", claim.name)
         return
     external_id: str | None = None
-    kind = STEP_KIND.get(claim.name)
+    kind = STEP_ALLOCATES.get(claim.name)
     try:
         outcome = _work(claim, token, kind)
         if outcome is None:
@@ -173,6 +196,8 @@ def execute_step(step_id: int, token: str | uuid.UUID) -> None:
         failed, external_id = outcome
         if failed is not None:
             _step_failed(step_id, token, failed.message, permanent=failed.permanent)
+        elif claim.change_id is not None:
+            _record_change(step_id, token, claim.change_id, external_id)
         else:
             _record(step_id, token, kind, external_id)
     finally:
@@ -205,8 +230,15 @@ def _work(
             hb.check()
             if kind is not None:
                 external_id = get_provider(kind).allocate(claim.spec)
-            elif claim.name == "validate_request":
-                _validate_request(claim.spec)
+            elif claim.change_id is not None:
+                change = STEP_CHANGES[claim.name]
+                before = get_provider(change.kind).change(
+                    claim.tenant_id, claim.change_external_id, change.attribute, claim.change_value
+                )
+                # Carried back to the record as text: what the allocation held before.
+                external_id = json.dumps(before)
+            elif claim.name in _CHECKS:
+                _CHECKS[claim.name](claim.spec, claim.params or {})
     except Aborted:
         log.info("step %s of run %s stopped: the run is no longer live", claim.name, claim.run_id)
         return None
@@ -218,7 +250,7 @@ def _work(
     return None, external_id
 
 
-def _validate_request(spec: TenantSpec) -> None:
+def _validate_request(spec: TenantSpec, params: dict[str, Any]) -> None:
     from django.core.exceptions import ValidationError
     from django.core.validators import validate_email
 
@@ -231,6 +263,25 @@ def _validate_request(spec: TenantSpec) -> None:
         raise ProviderError("; ".join(exc.messages), permanent=True) from exc
     if spec.plan not in Plan.values:
         raise ProviderError(f"unknown plan {spec.plan!r}", permanent=True)
+
+
+def _validate_change(spec: TenantSpec, params: dict[str, Any]) -> None:
+    from tenants.models import Plan
+
+    old, new = params.get("from"), params.get("to")
+    if new not in Plan.values:
+        raise ProviderError(f"unknown plan {new!r}", permanent=True)
+    if old != spec.plan:
+        raise ProviderError(
+            f"the tenant is on {spec.plan!r}, not {old!r}: the change is out of date",
+            permanent=True,
+        )
+    if new == old:
+        raise ProviderError(f"the tenant is already on {new!r}", permanent=True)
+
+
+# The read-only checks of every kind, by step name (provisioning.kinds: ``checks``).
+_CHECKS = {"validate_request": _validate_request, "validate_change": _validate_change}
 
 
 def _claim(step_id: int, token: uuid.UUID) -> _Claim | _Waiting | None:
@@ -253,7 +304,7 @@ def _claim(step_id: int, token: uuid.UUID) -> _Claim | _Waiting | None:
                 # stale, so that a dead worker's redelivered try still runs (the same try).
                 _look_again(step, token, now)
                 return None
-            kind = STEP_KIND.get(step.name)
+            kind = STEP_ALLOCATES.get(step.name)
             if kind in admission.limits() and not ledger.holds(tenant.id, kind):
                 # A provider with limits: start only with a slot and within the rate; else
                 # stay queued (this try, spending nothing) until woken.
@@ -284,7 +335,7 @@ def _start_claimed(tenant: Tenant, step: StepExecution) -> _Claim | None:
     if not redelivered:
         step.started_at = now
     step.status = StepStatus.RUNNING
-    kind = STEP_KIND.get(step.name)
+    kind = STEP_ALLOCATES.get(step.name)
     # For a step that allocates: what the tenant holds of its kind, or (nothing held) the
     # intent is on the ledger before the provider is called, so that if this worker dies
     # after the call and before its answer is recorded, a rollback still finds what it made.
@@ -304,7 +355,7 @@ def _start_claimed(tenant: Tenant, step: StepExecution) -> _Claim | None:
         _record_resource(EventType.RESOURCE_REUSED, tenant, run, kind, held.external_id)
         _complete_step(tenant, step, reused=True, now=now)
         return None
-    return _Claim(
+    claim = _Claim(
         step_id=step.pk,
         run_id=run.id,
         tenant_id=tenant.id,
@@ -312,7 +363,53 @@ def _start_claimed(tenant: Tenant, step: StepExecution) -> _Claim | None:
         tries=step.tries,
         fault=str(run.faults.get(step.name, "")),
         spec=_spec(tenant),
+        params=run.params,
     )
+    change = STEP_CHANGES.get(step.name)
+    if change is not None:
+        return _claim_change(claim, tenant, run, step, change, now)
+    return claim
+
+
+def _claim_change(
+    claim: _Claim,
+    tenant: Tenant,
+    run: Run,
+    step: StepExecution,
+    change: Change,
+    now: datetime,
+) -> _Claim | None:
+    """A step that changes a held allocation: its intent goes on the ledger before the
+    provider is called (kept as it is when an earlier try of the step wrote it)."""
+    allocation = ledger.held_allocations(tenant.id).filter(kind=change.kind).first()
+    if allocation is None:
+        # Nothing to change: a permanent failure, rolled back like any other.
+        transaction.on_commit(
+            lambda: _step_failed(
+                step.pk,
+                step.token,
+                f"the tenant holds no {change.kind} allocation to change",
+                permanent=True,
+            ),
+            robust=True,
+        )
+        return None
+    record, _ = AllocationChange.objects.get_or_create(
+        run=run,
+        step=step.name,
+        defaults={
+            "tenant_id": tenant.id,
+            "allocation": allocation,
+            "kind": change.kind,
+            "attribute": change.attribute,
+            "before": change.before(run.params),
+            "after": change.value(run.params),
+        },
+    )
+    claim.change_id = record.pk
+    claim.change_external_id = allocation.external_id
+    claim.change_value = record.after
+    return claim
 
 
 def _alive(step: StepExecution, now: datetime) -> bool:
@@ -423,8 +520,9 @@ def _complete_step(tenant: Tenant, step: StepExecution, *, reused: bool, now: da
         actor=SYSTEM,
         data={"step": step.name, "reused": reused, "duration_ms": duration_ms},
     )
-    if step.name != "mark_active":
-        next_name = STEPS[step.position + 1]
+    saga_kind = kind_of(run)
+    if step.position + 1 < len(saga_kind.steps):
+        next_name = saga_kind.steps[step.position + 1]
         next_id = step.next_id
         token = uuid.uuid4()
         statements.advance(
@@ -435,6 +533,11 @@ def _complete_step(tenant: Tenant, step: StepExecution, *, reused: bool, now: da
     StepExecution.objects.filter(pk=step.pk).update(
         status=StepStatus.COMPLETED, reused=reused, finished_at=now, heartbeat_at=now, error=""
     )
+    FINISH[run.kind](tenant, run, now)
+
+
+def _finish_provision(tenant: Tenant, run: Run, now: datetime) -> None:
+    """The last step of a provisioning run: the tenant is active."""
     tenant.complete()
     tenant.activated_at = now
     tenant.last_error = ""
@@ -490,3 +593,82 @@ def _step_failed(step_id: int, token: uuid.UUID, error: str, *, permanent: bool)
         compensation.begin_compensation(
             tenant, run, actor=SYSTEM, failed_step=step.name, error=error
         )
+
+
+def _finish_plan_change(tenant: Tenant, run: Run, now: datetime) -> None:
+    """The last step of a plan change: the tenant is active on its new plan."""
+    tenant.complete_change()
+    tenant.plan = run.params["to"]
+    tenant.last_error = ""
+    tenant.failed_activity = ""
+    tenant.condition = Condition.OK
+    tenant.save(
+        update_fields=["state", "plan", "last_error", "failed_activity", "condition", "updated_at"]
+    )
+    Run.objects.filter(pk=run.id).update(
+        status=RunStatus.COMPLETED, finished_at=now, heartbeat_at=now, current_step=""
+    )
+    record_event(
+        type=EventType.PLAN_CHANGE_COMPLETED,
+        tenant_id=tenant.id,
+        run_id=run.id,
+        actor=SYSTEM,
+        data={
+            "from": run.params.get("from"),
+            "to": run.params.get("to"),
+            "total_duration_seconds": round((now - run.started_at).total_seconds(), 3),
+        },
+    )
+
+
+# How a run of each kind ends once its last step is done (provisioning.kinds).
+FINISH = {RunKind.PROVISION: _finish_provision, RunKind.PLAN_CHANGE: _finish_plan_change}
+
+
+def _record_change(step_id: int, token: uuid.UUID, change_id: int, answer: str | None) -> None:
+    """Record a change step's answer: the change is applied (whatever the run has become:
+    the ledger first), then, if the fence still holds, the step completes. A run whose
+    rollback already finished gets this late change reverted at once."""
+    revert_after = False
+    with transaction.atomic(), batched():
+        locked = statements.lock_step(step_id)
+        if locked is None:
+            return
+        tenant, step = locked
+        run = step.run
+        now = timezone.now()
+        record = AllocationChange.objects.select_related("allocation").get(pk=change_id)
+        first_before = record.status == AllocationChange.Status.INTENDED
+        updates: dict[str, Any] = {"status": AllocationChange.Status.APPLIED, "applied_at": now}
+        if first_before and answer is not None:
+            # What the provider said it held before the first applied try: what a revert puts
+            # back (a later try of the same step would read the new value).
+            updates["before"] = json.loads(answer)
+        if record.status != AllocationChange.Status.APPLIED:
+            AllocationChange.objects.filter(pk=change_id).update(**updates)
+            record_event(
+                type=EventType.RESOURCE_CHANGED,
+                tenant_id=tenant.id,
+                run_id=run.id,
+                actor=SYSTEM,
+                data={
+                    "kind": record.kind,
+                    "external_id": record.allocation.external_id,
+                    "attribute": record.attribute,
+                    "from": updates.get("before", record.before),
+                    "to": record.after,
+                },
+            )
+        if runs.fenced(tenant, step, token):
+            _complete_step(tenant, step, reused=False, now=now)
+        else:
+            # A run still rolling back reads the ledger again before it settles; a live run's
+            # newer try applies the change itself. Only a finished run leaves it to us.
+            revert_after = run.status in (
+                RunStatus.CANCELLED,
+                RunStatus.FAILED,
+                RunStatus.ORPHANED,
+            )
+            log.info("late answer from step %s of run %s: change recorded", step.name, run.id)
+    if revert_after:
+        ledger.revert_change(change_id, run_id=run.id, actor=SYSTEM)

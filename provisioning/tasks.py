@@ -15,7 +15,7 @@ from observability.pulse import record_watchdog_pass
 from tenants.models import TenantCount
 
 from . import compensation, saga, watchdog
-from .models import STEPS
+from .kinds import ALL_STEPS
 
 
 def _make_step_task(name: str) -> Task:
@@ -27,7 +27,7 @@ def _make_step_task(name: str) -> Task:
     return shared_task(name=step_task_name(name), acks_late=True)(run_step)
 
 
-STEP_TASKS: dict[str, Task] = {name: _make_step_task(name) for name in STEPS}
+STEP_TASKS: dict[str, Task] = {name: _make_step_task(name) for name in ALL_STEPS}
 
 
 @shared_task(name=TaskName.COMPENSATE, acks_late=True)

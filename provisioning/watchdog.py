@@ -39,7 +39,8 @@ from tenants.models import Condition, Tenant, TenantState, lock_tenant
 
 from . import admission, broker, compensation, conditions, runs, statements
 from .broker import publish_step
-from .models import Run, RunStatus, StepExecution, StepStatus
+from .kinds import WORKING_STATE, kind_of
+from .models import Run, RunKind, RunStatus, StepExecution, StepStatus
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ def _dead_tries(now: datetime, cutoff: datetime, report: WatchdogReport) -> None
     for step in stale.select_related("run"):
         with transaction.atomic():
             tenant = lock_tenant(step.run.tenant_id)
-            if tenant.workflow_id != step.run_id or tenant.state != TenantState.PROVISIONING:
+            if tenant.workflow_id != step.run_id or tenant.state != WORKING_STATE[step.run.kind]:
                 continue
             last = step.heartbeat_at or now
             seconds = round((now - last).total_seconds(), 1)
@@ -223,9 +224,11 @@ def _flag_stalled(tenant: Tenant, step: StepExecution, seconds: float, now: date
     ).update(stalled_at=now)
     if not claimed:
         return False
+    saga_kind = kind_of(step.run)
+    what = "Provisioning" if saga_kind.name == RunKind.PROVISION else "The plan change"
     tenant.last_error = (
-        f"Provisioning is stalled at {step.name}: no heartbeat for {seconds:g}s after "
-        f"{step.tries} tries. Reset, then retry."
+        f"{what} is stalled at {step.name}: no heartbeat for {seconds:g}s after "
+        f"{step.tries} tries. {saga_kind.stalled_advice}"
     )
     tenant.condition = Condition.STALLED
     tenant.save(update_fields=["last_error", "condition", "updated_at"])

@@ -340,6 +340,7 @@ def _run_as_author(request: ApprovalRequest, op: Operation) -> tuple[str, str]:
                     filters=selection.get("filter"),
                     reason=request.reason,
                     limit=selection.get("limit"),
+                    options=selection.get("options"),
                     approved=True,
                 )
                 return A.APPROVED, result.tally()

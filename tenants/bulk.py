@@ -28,6 +28,7 @@ from .operations import (
     approval_required,
     get_operation,
     open_approval,
+    operation_options,
     perform,
     preview_of,
     success_message,
@@ -165,6 +166,7 @@ def bulk(
     dry_run: bool = False,
     reason: Any = None,
     limit: Any = None,
+    options: Any = None,
     approved: bool = False,
 ) -> BulkResult:
     """One operation over many tenants: chosen by ``ids`` or by ``filters``, at most ``limit``.
@@ -181,6 +183,10 @@ def bulk(
     op = get_operation(name)
     actor.require(op.permission, op.verb)
     reason = services.clean_reason(reason)
+    # The row's own arguments (change_plan's plan), checked once for the whole request.
+    given = operation_options(op, options)
+    if "plan" in given:
+        services.clean_plan(given["plan"])
     limit = _clean_limit(limit)
     if not isinstance(dry_run, bool):
         raise _bad("dry_run", "dry_run must be true or false.")
@@ -209,16 +215,18 @@ def bulk(
             selection["ids"] = [str(i) for i in _clean_ids(ids)]
         else:
             selection["filter"] = _clean_filters(filters).as_mapping()
+        if given:
+            selection["options"] = given  # change_plan's plan, for when it runs
         with transaction.atomic():
             result.approval = open_approval(
                 op, actor=actor, tenant=None, reason=reason, selection=selection
             )
         return result
     if dry_run:
-        result.results = _bulk_previews(op, tenants)
+        result.results = _bulk_previews(op, tenants, given)
     else:
         for tenant in tenants:
-            result.results.append(_bulk_one(op, tenant, actor, reason, approved))
+            result.results.append(_bulk_one(op, tenant, actor, reason, given, approved))
     result.results.extend(
         BulkOutcome(
             id=i, slug="", outcome="refused", code=ErrorCode.NOT_FOUND, message="No such tenant."
@@ -229,20 +237,32 @@ def bulk(
 
 
 def _bulk_one(
-    op: Operation, tenant: Tenant, actor: Actor, reason: str, approved: bool
+    op: Operation,
+    tenant: Tenant,
+    actor: Actor,
+    reason: str,
+    options: dict[str, Any],
+    approved: bool,
 ) -> BulkOutcome:
     try:
         # Bulk work yields to work started for one tenant (provisioning.admission).
         with bulk_lane():
             done = perform(
-                op.name, tenant_id=tenant.pk, actor=actor, reason=reason, approved=approved
+                op.name,
+                tenant_id=tenant.pk,
+                actor=actor,
+                reason=reason,
+                options=options,
+                approved=approved,
             )
     except OperationError as exc:
         return BulkOutcome(tenant.pk, tenant.slug, "refused", exc.code, exc.message)
     return BulkOutcome(tenant.pk, tenant.slug, "accepted", "", success_message(op, done))
 
 
-def _bulk_previews(op: Operation, tenants: Iterable[Tenant]) -> list[BulkOutcome]:
+def _bulk_previews(
+    op: Operation, tenants: Iterable[Tenant], options: dict[str, Any]
+) -> list[BulkOutcome]:
     tenants = list(tenants)
     handles = {t.workflow_id for t in tenants if t.workflow_id}
     runs = {r.pk: r for r in Run.objects.filter(pk__in=handles)} if handles else {}
@@ -256,7 +276,7 @@ def _bulk_previews(op: Operation, tenants: Iterable[Tenant]) -> list[BulkOutcome
     for t in tenants:
         run = runs.get(t.workflow_id) if t.workflow_id else None
         try:
-            p = preview_of(op, t, run, held[t.pk])
+            p = preview_of(op, t, run, held[t.pk], options)
         except OperationError as exc:
             outcomes.append(BulkOutcome(t.pk, t.slug, "refused", exc.code, exc.message))
         else:

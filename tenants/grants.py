@@ -47,6 +47,7 @@ GRANTS: dict[str, Grant] = {
     "suspend": Grant("suspend_tenant", "Can suspend a tenant", "operator"),
     "resume": Grant("resume_tenant", "Can resume a tenant", "operator"),
     "decommission": Grant("decommission_tenant", "Can decommission a tenant", "admin"),
+    "change_plan": Grant("change_plan_tenant", "Can change a tenant's plan", "operator"),
 }
 
 

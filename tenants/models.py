@@ -16,7 +16,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Length
 from django.utils import timezone
-from django_fsm import FSMField, FSMModelMixin, transition
+from django_fsm import RETURN_VALUE, FSMField, FSMModelMixin, transition
 
 from .grants import model_permissions
 
@@ -63,6 +63,9 @@ class TenantState(models.TextChoices):
     ACTIVE = "active", "Active"
     FAILED = "failed", "Failed"
     SUSPENDED = "suspended", "Suspended"
+    # A live tenant whose plan is being changed by a ``plan_change`` run: it serves on its old
+    # plan until the run completes, and is ``active`` again whatever the run's outcome.
+    UPDATING = "updating", "Updating"
     DECOMMISSIONED = "decommissioned", "Decommissioned"
 
 
@@ -83,6 +86,9 @@ class Condition(models.TextChoices):
     RELEASE_FAILED = "release_failed", "Release failed"
     DECOMMISSIONING = "decommissioning", "Decommissioning"
     FAILED = "failed", "Failed"
+    # An active tenant whose last plan change failed (its error recorded, every step reverted):
+    # until a change succeeds, or an operator starts one again.
+    CHANGE_FAILED = "change_failed", "Plan change failed"
     OK = "ok", "OK"
 
 
@@ -92,6 +98,7 @@ NEEDS_ATTENTION: tuple[str, ...] = (
     Condition.ORPHANED,
     Condition.RELEASE_FAILED,
     Condition.FAILED,
+    Condition.CHANGE_FAILED,
 )
 # Moving by itself: the console list keeps refreshing while any tenant is in one of these.
 IN_FLIGHT: tuple[str, ...] = (
@@ -108,6 +115,15 @@ class Plan(models.TextChoices):
     STARTER = "starter", "Starter"
     GROWTH = "growth", "Growth"
     ENTERPRISE = "enterprise", "Enterprise"
+
+
+# What a plan decides, beyond its name (which is also the billing plan): the size of the
+# tenant's database. A plan change moves each of these from the old plan's value to the new's.
+PLAN_DATABASE_GB: dict[str, int] = {
+    Plan.STARTER: 1,
+    Plan.GROWTH: 10,
+    Plan.ENTERPRISE: 100,
+}
 
 
 S = TenantState
@@ -160,7 +176,7 @@ class Tenant(FSMModelMixin, models.Model):
             models.CheckConstraint(condition=Q(plan__in=Plan.values), name="tenant_plan_known"),
             models.CheckConstraint(condition=Q(state__in=S.values), name="tenant_state_known"),
             models.CheckConstraint(
-                condition=~Q(state=S.PROVISIONING) | Q(workflow_id__isnull=False),
+                condition=~Q(state__in=[S.PROVISIONING, S.UPDATING]) | Q(workflow_id__isnull=False),
                 name="tenant_provisioning_has_handle",
             ),
         ]
@@ -214,11 +230,12 @@ class Tenant(FSMModelMixin, models.Model):
 
     @transition(
         field=state,
-        source=S.PROVISIONING,
-        target=S.PROVISIONING,
+        source=[S.PROVISIONING, S.UPDATING],
+        target=RETURN_VALUE(S.PROVISIONING, S.UPDATING),
     )
-    def request_cancel(self) -> None:
-        """Cancel is asked for; the tenant stays provisioning while compensation runs."""
+    def request_cancel(self) -> str:
+        """Cancel is asked for; the tenant stays where it is while compensation runs."""
+        return str(self.state)
 
     @transition(field=state, source=S.PROVISIONING, target=S.PENDING)
     def finish_cancel(self) -> None:
@@ -240,6 +257,27 @@ class Tenant(FSMModelMixin, models.Model):
 
     @transition(field=state, source=S.PROVISIONING, target=S.FAILED)
     def fail(self) -> None:
+        pass
+
+    # A plan change: active -> updating, and back to active whatever the run's outcome (on
+    # the new plan once it completes, on the old one after a cancel or a failure).
+
+    @transition(field=state, source=S.ACTIVE, target=S.UPDATING)
+    def start_change(self) -> None:
+        # Starting a change again is how an operator clears a failed one.
+        self.last_error = ""
+        self.failed_activity = ""
+
+    @transition(field=state, source=S.UPDATING, target=S.ACTIVE)
+    def complete_change(self) -> None:
+        pass
+
+    @transition(field=state, source=S.UPDATING, target=S.ACTIVE)
+    def finish_cancel_change(self) -> None:
+        pass
+
+    @transition(field=state, source=S.UPDATING, target=S.ACTIVE)
+    def fail_change(self) -> None:
         pass
 
     @transition(

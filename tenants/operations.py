@@ -12,8 +12,8 @@ operation's rule again.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -26,13 +26,14 @@ from django.utils import timezone
 
 from audit.events import EventType
 from audit.services import record_event
-from provisioning.models import Allocation, Run
+from provisioning.kinds import plan_change_preview
+from provisioning.models import PLAN_CHANGE_STEPS, STEPS, Allocation, Run
 
 from . import services
 from .actors import Actor
 from .errors import ErrorCode, OperationError
 from .grants import GRANTS
-from .models import ApprovalRequest, Tenant, TenantState
+from .models import ApprovalRequest, Plan, Tenant, TenantState
 
 S = TenantState
 Guard = Callable[[Tenant, Run | None], str | None]
@@ -51,6 +52,12 @@ class Operation:
     done: str  # the message once accepted; {slug} is the tenant's slug
     summary: str  # one line for the API document and the command's help
     takes_faults: bool = False
+    # The steps its faults may name (the run it starts), when it takes faults.
+    fault_steps: tuple[str, ...] = STEPS
+    # Arguments beyond reason/faults, by name (change_plan: ``plan``). Every door reads them
+    # from here: a body field of that name, a ``--plan`` option, a field on the confirmation.
+    # Each is passed to the service as a keyword, and to ``preview_extra`` for the preview.
+    options: tuple[str, ...] = ()
     confirm_by_slug: bool = False  # the operator types the slug to confirm
     # The state the tenant is in while the work runs, when it is not already there and the
     # end state is not certain (a retry provisions again: Active only if the new run succeeds).
@@ -192,8 +199,39 @@ OPERATIONS: dict[str, Operation] = {
                 ("withdrawn", EventType.DECOMMISSION_WITHDRAWN),
             ),
         ),
+        Operation(
+            name="change_plan",
+            label="Change plan",
+            guard=services.why_not_change_plan,
+            service=services.change_plan,
+            end_state=S.ACTIVE,
+            releases=False,
+            events=(
+                EventType.PLAN_CHANGE_STARTED,
+                EventType.RESOURCE_CHANGED,
+                EventType.PLAN_CHANGE_COMPLETED,
+            ),
+            confirmation="Change this tenant's plan? It is Updating while its database is "
+            "resized and its billing plan changed, then Active on the new plan. Cancel, or a "
+            "failure, reverts every change: it stays on its current plan.",
+            done="The plan change of {slug} started: it is Updating, then Active on the new plan.",
+            summary="Change an active tenant's plan (database size, billing plan; cancel reverts)",
+            takes_faults=True,
+            fault_steps=PLAN_CHANGE_STEPS,
+            options=("plan",),
+            via_state=S.UPDATING,
+        ),
     )
 }
+
+# What cancelling a plan change records (it reverts; nothing is released).
+CANCEL_CHANGE_EVENTS = (
+    EventType.CANCEL_REQUESTED,
+    EventType.COMPENSATION_STARTED,
+    EventType.RESOURCE_CHANGE_REVERTED,
+    EventType.COMPENSATION_COMPLETED,
+    EventType.PLAN_CHANGE_CANCELLED,
+)
 
 
 @dataclass(frozen=True)
@@ -334,7 +372,7 @@ def _ask_approval(op: Operation, *, tenant_id: Any, actor: Actor, inputs: dict[s
     reason = services.clean_reason(inputs.get("reason"))
     options = {k: v for k, v in inputs.items() if k != "reason" and v not in (None, "", {})}
     if "faults" in options:
-        options["faults"] = services.clean_faults(options["faults"])
+        options["faults"] = services.clean_faults(options["faults"], op.fault_steps)
     with transaction.atomic():
         tenant = services.load_tenant(tenant_id, lock=True)
         why = op.check(tenant, services.handle_run(tenant))
@@ -404,6 +442,53 @@ def moved_on_note(previewed: set[str], releases: list[Allocation]) -> str:
 # --- performing ---------------------------------------------------------------------------
 
 
+def _no_faults(op: Operation) -> OperationError:
+    takers = " and ".join(o.name for o in OPERATIONS.values() if o.takes_faults)
+    return OperationError(
+        ErrorCode.VALIDATION_ERROR,
+        f"{op.label} takes no faults.",
+        {"faults": [f"Only {takers} take faults."]},
+    )
+
+
+def operation_options(op: Operation, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The row's own arguments (``op.options``) from what a door gathered; an argument the
+    operation does not take, given a value, is refused."""
+    given = {k: v for k, v in (options or {}).items() if v not in (None, "")}
+    unknown = sorted(set(given) - set(op.options))
+    if unknown:
+        raise OperationError(
+            ErrorCode.VALIDATION_ERROR,
+            f"{op.label} takes no {', '.join(unknown)}.",
+            {k: [f"{op.label} takes no {k}."] for k in unknown},
+        )
+    return {name: (options or {}).get(name) for name in op.options}
+
+
+def given_options(op: Operation, data: Any) -> dict[str, str]:
+    """The row's own arguments (``Operation.options``) as a form or a query string gave them."""
+    return {name: data.get(name, "") for name in op.options if data.get(name, "")}
+
+
+def option_fields(op: Operation, tenant: Tenant, given: dict[str, str]) -> list[dict[str, Any]]:
+    """A confirmation's field per option (console and admin): change_plan's plan, offering
+    every plan but the tenant's own, the first of them chosen until the operator chooses."""
+    fields = []
+    for name in op.options:
+        if name == "plan":
+            others = [(value, label) for value, label in Plan.choices if value != tenant.plan]
+            value = given.get(name) or (others[0][0] if others else "")
+            fields.append(
+                {
+                    "name": name,
+                    "label": f"New plan (now {tenant.plan})",
+                    "choices": others,
+                    "value": value,
+                }
+            )
+    return fields
+
+
 def perform(
     name: str,
     *,
@@ -411,12 +496,15 @@ def perform(
     actor: Actor,
     reason: Any = None,
     faults: Any = None,
+    options: Mapping[str, Any] | None = None,
     approved: bool = False,
 ) -> Tenant:
     """Perform one operation: the caller's permission, then the service (state, reason, work).
 
-    Under the approval policy (and not ``approved`` already), the operation is not performed
-    but waits as an ``ApprovalRequest``; the returned tenant carries it as ``approval``.
+    ``options`` carries the row's own arguments (``Operation.options``: change_plan's
+    ``plan``), whatever door gathered them. Under the approval policy (and not ``approved``
+    already), the operation is not performed but waits as an ``ApprovalRequest`` (which keeps
+    its inputs, options included); the returned tenant carries it as ``approval``.
     """
     op = get_operation(name)
     _require(op, actor)
@@ -425,19 +513,20 @@ def perform(
     if op.takes_faults:
         inputs["faults"] = faults
     elif faults:
-        raise OperationError(
-            ErrorCode.VALIDATION_ERROR,
-            f"{op.label} takes no faults.",
-            {"faults": ["Only retry takes faults."]},
-        )
+        raise _no_faults(op)
+    given = operation_options(op, options)
     if not approved and approval_required(op.name):
+        if given:
+            inputs["options"] = given
         return _ask_approval(op, tenant_id=tenant_id, actor=actor, inputs=inputs)
-    return op.service(tenant_id=tenant_id, actor=actor, **inputs)
+    return op.service(tenant_id=tenant_id, actor=actor, **inputs, **given)
 
 
 # Create has no tenant to guard yet, so it is not a row of the table; the doors reach it here
 # (no door imports ``tenants.services``), and it checks ``add_tenant`` itself.
 create_tenant = services.create_tenant
+# The run an operation would act on (what a door asks before offering an option's field).
+handle_run = services.handle_run
 
 
 # --- previewing ---------------------------------------------------------------------------
@@ -455,6 +544,9 @@ class Preview:
     keep: list[Allocation]
     events: list[str]
     awaiting_approval: bool = False
+    # What it changes besides the state (change_plan: the plan, the database size, the
+    # billing plan, each from -> to); empty for the others.
+    changes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def operation(self) -> Operation:
@@ -471,6 +563,7 @@ class Preview:
             "keep": [_allocation(a) for a in self.keep],
             "events": self.events,
             "awaiting_approval": self.awaiting_approval,
+            **({"changes": self.changes} if self.changes else {}),
         }
 
     @property
@@ -489,6 +582,11 @@ class Preview:
         )
         if self.awaiting_approval:
             text += "; waits for a second person's approval"
+        for change in self.changes:
+            text += (
+                f"; {change['what']} {change.get('from_text', change['from'])} → "
+                f"{change.get('to_text', change['to'])}"
+            )
         return text + "."
 
 
@@ -496,10 +594,39 @@ def _allocation(a: Allocation) -> dict[str, Any]:
     return {"kind": a.kind, "external_id": a.external_id}
 
 
-def preview_of(op: Operation, tenant: Tenant, run: Run | None, held: list[Allocation]) -> Preview:
+def preview_of(
+    op: Operation,
+    tenant: Tenant,
+    run: Run | None,
+    held: list[Allocation],
+    options: Mapping[str, Any] | None = None,
+) -> Preview:
     why = op.check(tenant, run)
     if why is not None:
         raise OperationError(ErrorCode.INVALID_STATE, why, {"state": tenant.state})
+    if op.name == "change_plan":
+        plan = services.clean_plan((options or {}).get("plan"), tenant)
+        return Preview(
+            action=op.name,
+            tenant=tenant,
+            from_state=tenant.state,
+            to_state=op.end_state,
+            release=[],
+            keep=list(held),
+            events=list(op.events),
+            changes=plan_change_preview(tenant.plan, plan),
+        )
+    if op.name == "cancel" and tenant.state == S.UPDATING:
+        # Cancelling a plan change releases nothing: it reverts what the change changed.
+        return Preview(
+            action=op.name,
+            tenant=tenant,
+            from_state=tenant.state,
+            to_state=S.ACTIVE,
+            release=[],
+            keep=list(held),
+            events=list(CANCEL_CHANGE_EVENTS),
+        )
     events = list(op.events)
     awaiting = approval_required(op.name)
     if awaiting:
@@ -533,6 +660,7 @@ def preview(
     actor: Actor,
     reason: Any = None,
     faults: Any = None,
+    options: Mapping[str, Any] | None = None,
 ) -> Preview:
     """What ``perform`` would do, refused exactly as it would be; reads only.
 
@@ -543,13 +671,12 @@ def preview(
     _require(op, actor)
     services.clean_reason(reason)
     if op.takes_faults:
-        services.clean_faults(faults)
+        services.clean_faults(faults, op.fault_steps)
     elif faults:
-        raise OperationError(
-            ErrorCode.VALIDATION_ERROR,
-            f"{op.label} takes no faults.",
-            {"faults": ["Only retry takes faults."]},
-        )
+        raise _no_faults(op)
+    given = operation_options(op, options)
+    if "plan" in given:
+        services.clean_plan(given["plan"])  # a bad plan is a 422 before the state's 409
     tenant = services.load_tenant(tenant_id)
     run = services.handle_run(tenant)
     held = list(
@@ -557,4 +684,4 @@ def preview(
             "-allocated_at", "-id"
         )
     )
-    return preview_of(op, tenant, run, held)
+    return preview_of(op, tenant, run, held, given)

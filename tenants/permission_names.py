@@ -20,6 +20,7 @@ class PermissionName(StrEnum):
     SUSPEND_TENANT = "tenants.suspend_tenant"
     RESUME_TENANT = "tenants.resume_tenant"
     DECOMMISSION_TENANT = "tenants.decommission_tenant"
+    CHANGE_PLAN_TENANT = "tenants.change_plan_tenant"
     VIEW_EVENT = "audit.view_event"
     VIEW_RUN = "provisioning.view_run"
     VIEW_STEPEXECUTION = "provisioning.view_stepexecution"

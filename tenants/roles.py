@@ -14,6 +14,7 @@ VIEW = [
     ("provisioning", "view_allocation"),
     ("provisioning", "view_resourcefinding"),
     ("tenants", "view_approvalrequest"),
+    ("provisioning", "view_allocationchange"),
 ]
 # Every role sees everything; what each may do is read from the table's rows (``tenants.grants``).
 ROLES: dict[str, list[tuple[str, str]]] = {role: VIEW + granted_to(role) for role in ROLE_NAMES}

@@ -228,7 +228,7 @@ class TenantDetail:
         return not (
             self.run is not None
             and self.run.status in (RunStatus.RUNNING, RunStatus.CANCELLING)
-            and self.tenant.state == S.PROVISIONING
+            and self.tenant.state in (S.PROVISIONING, S.UPDATING)
             and not self.run.stalled_at
         )
 
@@ -342,7 +342,12 @@ class Situation:
 
     @property
     def provisioning(self) -> bool:
-        return self.tenant.state == S.PROVISIONING
+        """A run is at work: a provisioning, or a plan change (``updating``)."""
+        return self.tenant.state in (S.PROVISIONING, S.UPDATING)
+
+    @property
+    def updating(self) -> bool:
+        return self.tenant.state == S.UPDATING
 
     @property
     def pending(self) -> bool:
@@ -403,6 +408,22 @@ RECOMMENDATIONS: tuple[Rule, ...] = (
         lambda s: bool(s.tenant.decommission_requested_at),
         R.WAIT,
         lambda s: "Decommission is releasing the tenant's resources.",
+    ),
+    Rule(
+        "change_stuck",
+        lambda s: s.updating and bool(s.tenant.last_error),
+        R.CANCEL,
+        lambda s: (
+            "The plan change is stuck (a recorded error while updating): cancel reverts, newest "
+            "first, what it changed; the tenant stays active on its old plan. Then change plan "
+            "again if still wanted."
+        ),
+    ),
+    Rule(
+        "change_cancelling",
+        lambda s: s.updating and s.run is not None and s.run.status == RunStatus.CANCELLING,
+        R.WAIT,
+        lambda s: "Cancellation is reverting what the plan change changed.",
     ),
     Rule(
         "wedged",
@@ -551,6 +572,16 @@ RECOMMENDATIONS: tuple[Rule, ...] = (
         lambda s: (
             f"{s.tenant.failed_activity or 'A step'} failed cleanly and "
             "everything was rolled back: retry."
+        ),
+    ),
+    Rule(
+        "change_failed",
+        lambda s: s.state == S.ACTIVE and s.tenant.condition == Condition.CHANGE_FAILED,
+        R.CHANGE_PLAN,
+        lambda s: (
+            f"The last plan change failed ({s.tenant.last_error.splitlines()[0]}); every step "
+            f"was reverted and the tenant is active on its {s.tenant.plan} plan. Change plan "
+            "again once the cause is fixed (starting a change clears this)."
         ),
     ),
     Rule("settled", lambda s: True, R.NONE, lambda s: "Nothing needs doing."),

@@ -33,6 +33,8 @@ TENANT_FIELDS = (
 RUN_FIELDS = (
     "id",
     "attempt",
+    "kind",
+    "params",
     "status",
     "current_step",
     "compensating",

@@ -22,7 +22,7 @@ from audit.events import EventType
 from audit.services import record_event
 from provisioning import compensation, conditions, runs, saga
 from provisioning.faults import parse_faults, validate_faults
-from provisioning.models import Run, RunStatus
+from provisioning.models import PLAN_CHANGE_STEPS, STEPS, Run, RunKind, RunStatus
 
 from .actors import Actor
 from .errors import ErrorCode, OperationError
@@ -55,7 +55,8 @@ def wrong_state(tenant: Tenant, *, transition: str, operation: str) -> str | Non
         return None
     allowed = " or ".join([", ".join(sources[:-1]), sources[-1]] if len(sources) > 1 else sources)
     return (
-        f"{operation.capitalize()} applies to {allowed} tenants only; this one is {tenant.state}."
+        f"{operation.replace('_', ' ').capitalize()} applies to {allowed} tenants only; "
+        f"this one is {tenant.state}."
     )
 
 
@@ -63,8 +64,12 @@ def why_not_cancel(tenant: Tenant, run: Run | None) -> str | None:
     if why := wrong_state(tenant, transition="request_cancel", operation="cancel"):
         return why
     if run is None or run.status not in (RunStatus.RUNNING, RunStatus.CANCELLING):
+        if tenant.state == S.UPDATING:
+            return "There is no live plan change to cancel."
         return "There is no live run to cancel; reset the tenant instead."
     if run.status == RunStatus.CANCELLING:
+        if tenant.state == S.UPDATING:
+            return "This plan change is already being cancelled."
         return "This provisioning is already being cancelled."
     if run.compensating:
         return "This run failed and is already rolling back."
@@ -108,6 +113,29 @@ def why_not_resume(tenant: Tenant, run: Run | None) -> str | None:
     if tenant.decommission_requested_at:
         return "The tenant is being decommissioned."
     return wrong_state(tenant, transition="resume", operation="resume")
+
+
+def why_not_change_plan(tenant: Tenant, run: Run | None) -> str | None:
+    if tenant.decommission_requested_at:
+        return "The tenant is being decommissioned."
+    # Updating is refused here too: a plan change is already under way (cancel it, or wait).
+    return wrong_state(tenant, transition="start_change", operation="change_plan")
+
+
+def clean_plan(plan: Any, tenant: Tenant | None = None) -> str:
+    """The plan a change asks for: one of the plans (else ``validation_error``), and not the
+    tenant's own (else ``invalid_state``, with the reason)."""
+    if not isinstance(plan, str) or plan not in Plan.values:
+        shown = "nothing" if plan in (None, "") else repr(plan)
+        problem = f"Choose a plan: one of {', '.join(Plan.values)} (got {shown})."
+        raise OperationError(ErrorCode.VALIDATION_ERROR, problem, {"plan": [problem]})
+    if tenant is not None and plan == tenant.plan:
+        raise OperationError(
+            ErrorCode.INVALID_STATE,
+            f"This tenant is already on the {plan} plan; choose another plan.",
+            {"state": tenant.state, "plan": plan},
+        )
+    return plan
 
 
 def why_not_decommission(tenant: Tenant, run: Run | None) -> str | None:
@@ -244,7 +272,7 @@ def validate_tenant_fields(*, slug: Any, name: Any, plan: Any, admin_email: Any)
     return clean
 
 
-def clean_faults(faults: Any) -> dict[str, str]:
+def clean_faults(faults: Any, steps: tuple[str, ...] = STEPS) -> dict[str, str]:
     # Text in the one syntax every door takes (step=fault pairs or a JSON object).
     try:
         faults = parse_faults(faults)
@@ -265,7 +293,7 @@ def clean_faults(faults: Any) -> dict[str, str]:
         )
     if not isinstance(faults, dict):
         try:
-            return validate_faults(faults)
+            return validate_faults(faults, steps)
         except ValueError as exc:
             raise OperationError(
                 ErrorCode.VALIDATION_ERROR, str(exc), {"faults": [str(exc)]}
@@ -275,7 +303,7 @@ def clean_faults(faults: Any) -> dict[str, str]:
     clean: dict[str, str] = {}
     for step, fault in faults.items():
         try:
-            clean.update(validate_faults({step: fault}))
+            clean.update(validate_faults({step: fault}, steps))
         except ValueError as exc:
             problems.append(str(exc))
     if problems:
@@ -421,6 +449,52 @@ def cancel_provisioning(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str
         )
         compensation.begin_compensation(tenant, run, actor=actor.label)
         tenant.save(update_fields=["updated_at"])
+    return tenant
+
+
+def change_plan(
+    *,
+    tenant_id: uuid.UUID | str,
+    actor: Actor,
+    plan: Any = None,
+    faults: Any = None,
+    reason: str = "",
+) -> Tenant:
+    """Move an active tenant to another plan: a ``plan_change`` run changes, step by step,
+    what the plan decides (database size, billing plan) while the tenant is ``updating``.
+
+    Under the tenant's lock: the state must be active and the plan another; the tenant moves
+    to updating (clearing a failed change's error), run N+1 of kind ``plan_change`` is created,
+    ``tenant.plan_change.started`` (``data.from``, ``data.to``) recorded and its first step
+    dispatched on commit. ``tenant.plan`` changes only when the run's last step completes.
+    """
+    reason = clean_reason(reason)
+    plan = clean_plan(plan)
+    faults_given = clean_faults(faults, PLAN_CHANGE_STEPS)
+    with transaction.atomic():
+        tenant = _locked(tenant_id)
+        _refuse_unless(why_not_change_plan, tenant, _handle_run(tenant))
+        clean_plan(plan, tenant)
+        old = tenant.plan
+        tenant.start_change()
+        saga.start_run(
+            tenant,
+            actor=actor.label,
+            faults=faults_given,
+            kind=RunKind.PLAN_CHANGE,
+            params={"from": old, "to": plan},
+            event_data=_with_reason({"from": old, "to": plan}, reason),
+        )
+        tenant.save(
+            update_fields=[
+                "state",
+                "workflow_id",
+                "last_error",
+                "failed_activity",
+                "condition",
+                "updated_at",
+            ]
+        )
     return tenant
 
 

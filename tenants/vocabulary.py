@@ -22,6 +22,7 @@ class Recommended(StrEnum):
     RESET = "reset"
     RETRY = "retry"
     DECOMMISSION = "decommission"
+    CHANGE_PLAN = "change_plan"  # a change failed: change the plan again (or leave it)
     NONE = "none"
 
     @property
@@ -35,5 +36,6 @@ _RECOMMENDED_LABELS = {
     Recommended.RESET: "Reset, then retry",
     Recommended.RETRY: "Retry",
     Recommended.DECOMMISSION: "Decommission",
+    Recommended.CHANGE_PLAN: "Change plan again",
     Recommended.NONE: "Nothing to do",
 }

@@ -168,18 +168,47 @@ SITUATIONS: dict[str, Callable[[Any], Tenant]] = {
     "decommissioned": lambda s: decommissioned_tenant(),
     "cancelled": lambda s: cancelled_tenant(),
     "decommissioning": lambda s: decommissioning_tenant(),
+    "updating": lambda s: updating_tenant(),
+    "change_failed": lambda s: change_failed_tenant(),
 }
 ALLOWED_ACTIONS: dict[str, set[str]] = {
     "pending": {"retry", "decommission"},
     "pending_with_error": {"reset", "decommission"},
     "provisioning": {"cancel"},
     "provisioning_stalled": {"cancel", "reset"},
-    "active": {"suspend", "decommission"},
+    "active": {"suspend", "decommission", "change_plan"},
     "failed": {"retry", "decommission"},
     "suspended": {"resume", "decommission"},
     "decommissioned": set(),
     "cancelled": {"retry", "decommission"},
     "decommissioning": set(),
+    "updating": {"cancel"},
+    "change_failed": {"suspend", "decommission", "change_plan"},
 }
 # The console tests' make_state names some situations differently.
 CONSOLE_KINDS = {"pending_error": "pending_with_error", "stalled": "provisioning_stalled"}
+
+
+def updating_tenant(plan: str = "growth", faults: Any = None, **fields: Any) -> Tenant:
+    """An active tenant whose plan change (to ``plan``) has started and not run a step yet."""
+    from tenants.services import change_plan
+
+    fields.setdefault("plan", "starter" if plan != "starter" else "growth")
+    tenant = active_tenant(**fields)
+    change_plan(tenant_id=tenant.id, actor=ACTOR, plan=plan, faults=faults)
+    return reload(tenant)
+
+
+def change_failed_tenant(plan: str = "growth", **fields: Any) -> Tenant:
+    """Active on its old plan after a plan change that failed at ``change_billing_plan``."""
+    tenant = updating_tenant(plan=plan, faults={"change_billing_plan": "fail"}, **fields)
+    run_until_compensation(tenant)
+    return reload(tenant)
+
+
+def options_for(action: str, tenant: Tenant) -> dict[str, str]:
+    """The arguments an operation's row declares (``Operation.options``), filled for
+    ``tenant``: change_plan gets a plan other than the tenant's own."""
+    if action != "change_plan":
+        return {}
+    return {"plan": "enterprise" if tenant.plan != "enterprise" else "starter"}

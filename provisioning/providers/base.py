@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 
@@ -54,6 +55,16 @@ class Provider:
     def lookup(self, tenant_id: UUID) -> str | None:
         """The ``external_id`` of what exists for this tenant, or None."""
         raise NotImplementedError
+
+    def read(self, tenant_id: UUID, external_id: str, attribute: str) -> Any:
+        """The current value of a changeable attribute of what ``external_id`` names (None:
+        never set, the default it was made with)."""
+        raise ProviderError(f"{self.kind} has no attribute {attribute!r}", permanent=True)
+
+    def change(self, tenant_id: UUID, external_id: str, attribute: str, value: Any) -> Any:
+        """Set ``attribute`` to ``value`` (None: back to the default) and return the value it
+        had. Idempotent: asked again, it changes nothing more."""
+        raise ProviderError(f"{self.kind} cannot change {attribute!r}", permanent=True)
 
     def inventory(self) -> Iterable[tuple[UUID | None, str]]:
         """Every resource this provider holds for the control plane, as (tenant id or None

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from django.db import DatabaseError, connection
+
+from tenants.models import PLAN_DATABASE_GB
 
 from .base import Provider, ProviderError, TenantSpec, parse_uuid
 
@@ -27,6 +30,12 @@ class SchemaDatabase(Provider):
                     f'CREATE TABLE IF NOT EXISTS "{name}".tenant_meta '
                     "(key text PRIMARY KEY, value text NOT NULL)"
                 )
+                # Made at its plan's size (a plan change resizes it; provisioning.kinds).
+                cursor.execute(
+                    f'INSERT INTO "{name}".tenant_meta (key, value) VALUES (%s, %s) '  # noqa: S608
+                    "ON CONFLICT (key) DO NOTHING",
+                    ["size_gb", str(PLAN_DATABASE_GB.get(tenant.plan, 1))],
+                )
         except DatabaseError as exc:
             raise ProviderError(f"could not create schema {name}: {exc}") from exc
         return name
@@ -41,6 +50,47 @@ class SchemaDatabase(Provider):
                 cursor.execute(f'DROP SCHEMA IF EXISTS "{external_id}" CASCADE')
         except DatabaseError as exc:
             raise ProviderError(f"could not drop schema {external_id}: {exc}") from exc
+
+    # A plan change resizes the database: the size is a row of the schema's tenant_meta (a
+    # real server would resize a volume); no row means the size it was created with.
+
+    def read(self, tenant_id: UUID, external_id: str, attribute: str) -> Any:
+        self._check(tenant_id, external_id, attribute)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f'SELECT value FROM "{external_id}".tenant_meta WHERE key = %s',  # noqa: S608
+                    [attribute],
+                )
+                row = cursor.fetchone()
+        except DatabaseError as exc:
+            raise ProviderError(f"could not read {external_id}: {exc}") from exc
+        return None if row is None else int(row[0])
+
+    def change(self, tenant_id: UUID, external_id: str, attribute: str, value: Any) -> Any:
+        before = self.read(tenant_id, external_id, attribute)
+        try:
+            with connection.cursor() as cursor:
+                if value is None:
+                    cursor.execute(
+                        f'DELETE FROM "{external_id}".tenant_meta WHERE key = %s',  # noqa: S608
+                        [attribute],
+                    )
+                else:
+                    cursor.execute(
+                        f'INSERT INTO "{external_id}".tenant_meta (key, value) VALUES (%s, %s) '  # noqa: S608
+                        "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                        [attribute, str(int(value))],
+                    )
+        except DatabaseError as exc:
+            raise ProviderError(f"could not resize {external_id}: {exc}") from exc
+        return before
+
+    def _check(self, tenant_id: UUID, external_id: str, attribute: str) -> None:
+        if external_id != self.schema_name(tenant_id):
+            raise ProviderError(f"{external_id!r} is not this tenant's", permanent=True)
+        if attribute != "size_gb":
+            raise ProviderError(f"a database has no attribute {attribute!r}", permanent=True)
 
     def exists(self, external_id: str) -> bool:
         with connection.cursor() as cursor:

@@ -6,12 +6,13 @@ same: idempotent per tenant, the record's id as ``external_id``.
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from django.db import IntegrityError, models, transaction
 
 from ..models import AdminInvite, BillingAccount, DnsRecord
-from .base import Provider, TenantSpec
+from .base import Provider, ProviderError, TenantSpec
 
 
 class _RecordProvider(Provider):
@@ -59,6 +60,24 @@ class BillingRecords(_RecordProvider):
 
     def fields(self, tenant: TenantSpec) -> dict[str, str]:
         return {"plan": tenant.plan}
+
+    def _account(self, tenant_id: UUID, external_id: str, attribute: str) -> Any:
+        if attribute != "plan":
+            raise ProviderError(f"a billing account has no attribute {attribute!r}", permanent=True)
+        account = BillingAccount.objects.filter(pk=int(external_id), tenant_id=tenant_id).first()
+        if account is None:
+            raise ProviderError(f"billing account {external_id} is gone", permanent=True)
+        return account
+
+    def read(self, tenant_id: UUID, external_id: str, attribute: str) -> Any:
+        return self._account(tenant_id, external_id, attribute).plan
+
+    def change(self, tenant_id: UUID, external_id: str, attribute: str, value: Any) -> Any:
+        before = self._account(tenant_id, external_id, attribute).plan
+        BillingAccount.objects.filter(pk=int(external_id), tenant_id=tenant_id).update(
+            plan=str(value)
+        )
+        return before
 
 
 class InviteRecords(_RecordProvider):

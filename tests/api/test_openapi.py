@@ -56,6 +56,7 @@ def test_every_operation_answers_what_its_schema_says(as_admin, fast_saga):
     failed = f.failed_tenant()
     provisioning = f.provisioning_tenant()
     stalled = f.stalled_tenant(fast_saga)
+    changing = f.active_tenant()
     # Four eyes on, with four decommissions asked by another admin: to approve and to withdraw,
     # through the approvals endpoints and through the older per-tenant ones.
     fast_saga.CONTROLPLANE_DECOMMISSION_APPROVAL = True
@@ -67,7 +68,8 @@ def test_every_operation_answers_what_its_schema_says(as_admin, fast_saga):
     bulk_calls = {
         ("post", f"/api/v1/tenants/bulk/{name}"): (
             lambda name=name: as_admin.post(
-                f"/tenants/bulk/{name}", {"ids": [str(tenant.id)], "dry_run": True}
+                f"/tenants/bulk/{name}",
+                {"ids": [str(tenant.id)], "dry_run": True, **f.options_for(name, tenant)},
             )
         )
         for name in OPERATIONS
@@ -110,6 +112,9 @@ def test_every_operation_answers_what_its_schema_says(as_admin, fast_saga):
         ),
         ("post", "/api/v1/tenants/{tenant_id}/decommission"): lambda: as_admin.post(
             f"/tenants/{tenant.id}/decommission"
+        ),
+        ("post", "/api/v1/tenants/{tenant_id}/change_plan"): lambda: as_admin.post(
+            f"/tenants/{changing.id}/change_plan", f.options_for("change_plan", changing)
         ),
         ("get", "/api/v1/tenants/{tenant_id}/events"): lambda: as_admin.get(
             f"/tenants/{tenant.id}/events", {"limit": 2}

@@ -36,11 +36,11 @@ def test_detail_lists_every_action_with_why_not(as_viewer, as_operator, as_admin
     tenant = f.active_tenant()
     for client, permitted in (
         (as_viewer, set()),
-        (as_operator, {"cancel", "reset", "retry", "suspend", "resume"}),
+        (as_operator, {"cancel", "reset", "retry", "suspend", "resume", "change_plan"}),
         (as_admin, set(OPERATIONS)),
     ):
         body = client.get(f"/tenants/{tenant.id}").json()
-        assert body["available_actions"] == ["suspend", "decommission"]
+        assert body["available_actions"] == ["suspend", "decommission", "change_plan"]
         assert [a["name"] for a in body["actions"]] == list(OPERATIONS)
         for a in body["actions"]:
             assert a["label"] == OPERATIONS[a["name"]].label

@@ -244,7 +244,7 @@ def test_detail_shows_run_steps_allocations_and_what_can_be_done(as_viewer):
         "billing",
         "invite",
     }
-    assert body["available_actions"] == ["suspend", "decommission"]
+    assert body["available_actions"] == ["suspend", "decommission", "change_plan"]
     assert body["recommended_action"] == "none"
     assert body["recommended_reason"]
 

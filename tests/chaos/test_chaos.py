@@ -31,8 +31,10 @@ from audit.services import verify_chains
 from provisioning import reconcile
 from provisioning.models import (
     KINDS,
+    PLAN_CHANGE_STEPS,
     STEPS,
     Allocation,
+    AllocationChange,
     AllocationIntent,
     Run,
     RunStatus,
@@ -41,10 +43,11 @@ from provisioning.models import (
 from provisioning.providers import get_provider
 from provisioning.watchdog import run_watchdog
 from tenants.errors import OperationError
-from tenants.models import Tenant
+from tenants.models import PLAN_DATABASE_GB, Tenant
 from tenants.services import (
     Actor,
     cancel_provisioning,
+    change_plan,
     create_tenant,
     decommission_tenant,
     reset_provisioning,
@@ -85,13 +88,15 @@ pytestmark = [
 ACTOR = Actor.shell("chaos")
 # The states an operation is tried on (it may still be refused: a recorded error, a race).
 CANDIDATES = {
-    "cancel": {"provisioning"},
+    "cancel": {"provisioning", "updating"},
     "reset": {"provisioning", "pending"},
     "retry": {"failed", "pending"},
     "decommission": {"active", "failed", "pending", "suspended"},
     "suspend": {"active"},
     "resume": {"suspended"},
+    "change_plan": {"active"},
 }
+PLANS = ["starter", "growth", "enterprise"]
 SETTLED = {"active", "suspended", "decommissioned", "failed", "pending"}
 # Faults a new run may carry: mostly none; ``stall`` is the only one allowed to end in a stall.
 FAULTS = [None] * 6 + ["fail_once", "fail", "slow:1", "stall"]
@@ -162,21 +167,32 @@ class Operator:
             return
         for _ in range(4):  # an operation some tenant's state may allow
             op = self.rng.choice(
-                ["cancel", "reset", "retry", "retry", "decommission", "suspend", "resume"]
+                [
+                    "cancel",
+                    "reset",
+                    "retry",
+                    "retry",
+                    "decommission",
+                    "suspend",
+                    "resume",
+                    "change_plan",
+                    "change_plan",
+                ]
             )
             tenant = self.pick(CANDIDATES[op])
             if tenant is not None:
                 break
         else:
             return
-        faults = self.faults() if op == "retry" else None
+        steps = PLAN_CHANGE_STEPS[:-1] if op == "change_plan" else STEPS[1:-1]
+        faults = self.faults(steps) if op in ("retry", "change_plan") else None
         self.operate(op, tenant, faults)
 
-    def faults(self) -> dict[str, str] | None:
+    def faults(self, steps: tuple[str, ...] = STEPS[1:-1]) -> dict[str, str] | None:
         fault = self.rng.choice(FAULTS)
         if fault is None:
             return None
-        return {self.rng.choice(STEPS[1:-1]): fault}
+        return {self.rng.choice(steps): fault}
 
     def create(self, created: list[str]) -> None:
         with self.tally.lock:
@@ -201,8 +217,11 @@ class Operator:
             self.tally.server_errors.append(f"create {slug}: {type(exc).__name__}: {exc}")
 
     def operate(self, op: str, tenant: Tenant, faults: dict[str, str] | None) -> None:
+        plan = self.rng.choice([p for p in PLANS if p != tenant.plan])
         if self.client is not None:
             body: dict[str, Any] = {"faults": faults} if faults else {}
+            if op == "change_plan":
+                body["plan"] = plan
             response = self.client.post(
                 f"/api/v1/tenants/{tenant.id}/{op}",
                 data=json.dumps(body),
@@ -224,10 +243,13 @@ class Operator:
             "decommission": decommission_tenant,
             "suspend": suspend_tenant,
             "resume": resume_tenant,
+            "change_plan": change_plan,
         }[op]
         kwargs: dict[str, Any] = {"tenant_id": tenant.id, "actor": ACTOR}
-        if op == "retry" and faults:
+        if op in ("retry", "change_plan") and faults:
             kwargs["faults"] = faults
+        if op == "change_plan":
+            kwargs["plan"] = plan
         try:
             service(**kwargs)
             self.tally.count(op, "accepted")
@@ -244,8 +266,8 @@ def moving() -> list[str]:
     for tenant in Tenant.objects.all():
         if tenant.last_error:
             continue
-        if tenant.state == "provisioning":
-            busy.append(f"{tenant.slug}: provisioning")
+        if tenant.state in ("provisioning", "updating"):
+            busy.append(f"{tenant.slug}: {tenant.state}")
         elif tenant.decommission_requested_at and tenant.state != "decommissioned":
             busy.append(f"{tenant.slug}: decommissioning")
     return busy
@@ -291,6 +313,24 @@ def check_invariants(tally: Tally) -> list[str]:
                 )
         elif releases_all and len(held) != len(unreleasable):
             bad.append(f"{name}: {tenant.state} still holding {sorted(kinds)}")
+        # A plan change cancelled or failed leaves the old plan's allocations exactly: the same
+        # rows (above) with the plan's values, every change of those runs reverted.
+        unreverted = AllocationChange.objects.filter(
+            tenant=tenant, run__status__in=[RunStatus.CANCELLED, RunStatus.FAILED]
+        ).exclude(status=AllocationChange.Status.REVERTED)
+        if unreverted.filter(revert_error="").exists():
+            bad.append(f"{name}: a cancelled or failed plan change left a change unreverted")
+        by_kind = {a.kind: a.external_id for a in held}
+        if (
+            tenant.state in ("active", "suspended")
+            and "database" in by_kind
+            and "billing" in by_kind
+            and not unreverted.exists()
+        ):
+            size = get_provider("database").read(tenant.id, by_kind["database"], "size_gb")
+            billing = get_provider("billing").read(tenant.id, by_kind["billing"], "plan")
+            if (size, billing) != (PLAN_DATABASE_GB[tenant.plan], tenant.plan):
+                bad.append(f"{name}: on {tenant.plan} with database {size} GB, billing {billing}")
         open_intents = AllocationIntent.objects.filter(tenant=tenant, resolved_at__isnull=True)
         if tenant.state in ("failed", "decommissioned") and open_intents.exists():
             bad.append(f"{name}: {tenant.state} with open intents")
@@ -304,11 +344,12 @@ def check_invariants(tally: Tally) -> list[str]:
                     "type", flat=True
                 )
             )
-            need = {"tenant.provisioning.started"}
+            prefix = "tenant.plan_change" if run.kind == "plan_change" else "tenant.provisioning"
+            need = {f"{prefix}.started"}
             need |= {
-                RunStatus.COMPLETED: {"tenant.provisioning.completed"},
-                RunStatus.CANCELLED: {"tenant.provisioning.cancelled"},
-                RunStatus.FAILED: {"tenant.provisioning.failed"},
+                RunStatus.COMPLETED: {f"{prefix}.completed"},
+                RunStatus.CANCELLED: {f"{prefix}.cancelled"},
+                RunStatus.FAILED: {f"{prefix}.failed"},
             }.get(run.status, set())
             if run.stalled_at:
                 need.add("tenant.provisioning.stalled")

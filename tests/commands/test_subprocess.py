@@ -189,3 +189,35 @@ def test_create_wait_exits_non_zero_when_the_saga_fails(celery_worker, settings)
     retry = manage(settings, "tenant", "retry", "acme", "--wait", timeout=120)
     assert retry.returncode == 0, retry.stderr
     assert "acme is active" in retry.stdout
+
+
+@pytest.mark.worker
+def test_change_plan_wait_through_a_real_worker(celery_worker, settings):
+    """change-plan --wait: a change completes (exit 0, active on the new plan); one failed by a
+    fault exits 1 and leaves the tenant active on its old plan, its error named."""
+    created = manage(settings, *CREATE, "--admin-email", "ops@acme.test", "--wait", timeout=120)
+    assert created.returncode == 0, created.stderr
+    done = manage(
+        settings, "tenant", "change-plan", "acme", "--plan", "growth", "--wait", timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "acme is active" in done.stdout
+    assert Tenant.objects.get(slug="acme").plan == "growth"
+    failed = manage(
+        settings,
+        "tenant",
+        "change-plan",
+        "acme",
+        "--plan",
+        "enterprise",
+        "--faults",
+        "resize_database=fail",
+        "--wait",
+        timeout=120,
+    )
+    assert failed.returncode == 1
+    last = failed.stderr.strip().splitlines()[-1]
+    assert "ended active on its old plan growth, not enterprise" in last
+    assert "injected failure in resize_database" in last
+    tenant = Tenant.objects.get(slug="acme")
+    assert (tenant.state, tenant.plan, tenant.condition) == ("active", "growth", "change_failed")

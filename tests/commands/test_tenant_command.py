@@ -187,7 +187,7 @@ def test_show_by_slug_or_id_with_json(fast_saga):
         "billing",
         "invite",
     }
-    assert data["available_actions"] == ["suspend", "decommission"]
+    assert data["available_actions"] == ["suspend", "decommission", "change_plan"]
     assert data["recommended_action"] == "none"
 
 

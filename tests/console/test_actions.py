@@ -102,7 +102,11 @@ def test_decommission_needs_the_typed_slug(client, admin_user, make_state) -> No
 @pytest.mark.parametrize(
     ("kind", "action", "reason"),
     [
-        ("active", "cancel", "Cancel applies to provisioning tenants only; this one is active."),
+        (
+            "active",
+            "cancel",
+            "Cancel applies to provisioning or updating tenants only; this one is active.",
+        ),
         ("pending", "reset", "Reset is for a provisioning with a recorded error"),
         ("provisioning", "retry", "Retry applies to failed or pending tenants only"),
         ("pending", "suspend", "Suspend applies to active tenants only"),

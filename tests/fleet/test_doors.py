@@ -29,7 +29,7 @@ def fleet(fast_saga):
     return {name: make(fast_saga) for name, make in f.SITUATIONS.items()}
 
 
-ATTENTION = {"pending_with_error", "provisioning_stalled", "failed"}
+ATTENTION = {"pending_with_error", "provisioning_stalled", "failed", "change_failed"}
 
 
 # --- the selector -----------------------------------------------------------------------------
@@ -144,7 +144,7 @@ def test_a_reset_run_shows_its_cut_off_step_abandoned(fast_saga, viewer):
 def test_console_list_shows_conditions_and_the_attention_chip(fleet, client, viewer):
     login(client, viewer)
     body = client.get("/tenants/").content.decode()
-    assert 'data-attention-count="3"' in body
+    assert 'data-attention-count="4"' in body
     assert 'data-condition="stalled"' in body and "Needs attention" in body
     wanted = {f.reload(fleet[n]).slug for n in ATTENTION}
     # The API's parameter name, and the console's earlier one that bookmarks may still carry.

@@ -31,6 +31,8 @@ EXPECTED = {
     "decommissioned": "ok",
     "cancelled": "ok",
     "decommissioning": "decommissioning",
+    "updating": "progressing",
+    "change_failed": "change_failed",
 }
 
 
@@ -180,3 +182,26 @@ def test_claiming_a_step_writes_nothing_more_for_the_condition(
     writes = [q["sql"] for q in captured.captured_queries if "condition" in q["sql"]]
     assert not [w for w in writes if w.startswith("UPDATE")], writes
     assert condition(tenant) == Condition.PROGRESSING
+
+
+def test_a_plan_change_keeps_the_condition_exact(fast_saga):
+    """Updating: progressing, rolling back after a failure, change_failed once reverted, and
+    back to ok when the next change completes."""
+    tenant = f.updating_tenant(faults={"change_billing_plan": "fail"})
+    assert condition(tenant) == "progressing"
+    exact()
+    run_id = f.reload(tenant).workflow_id
+    drive(run_id)
+    assert condition(tenant) == "rolling_back"
+    exact()
+    drive_compensation(run_id)
+    assert condition(tenant) == "change_failed"
+    assert f.reload(tenant).needs_attention
+    exact()
+    from tenants.services import change_plan
+
+    change_plan(tenant_id=tenant.id, actor=f.ACTOR, plan="growth")
+    assert condition(tenant) == "progressing"
+    drive(f.reload(tenant).workflow_id)
+    assert condition(tenant) == "ok"
+    exact()

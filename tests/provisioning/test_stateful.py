@@ -9,6 +9,7 @@ out. Deterministic: ``derandomize=True`` and bounded examples and steps.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,8 +24,10 @@ from audit.services import verify_chains
 from provisioning import compensation, saga
 from provisioning.models import (
     KINDS,
+    PLAN_CHANGE_STEPS,
     STEPS,
     Allocation,
+    AllocationChange,
     AllocationIntent,
     Run,
     StepExecution,
@@ -33,9 +36,10 @@ from provisioning.models import (
 from provisioning.providers import get_provider
 from provisioning.watchdog import run_watchdog
 from tenants.errors import OperationError
-from tenants.models import Tenant
+from tenants.models import PLAN_DATABASE_GB, Tenant
 from tenants.services import (
     cancel_provisioning,
+    change_plan,
     create_tenant,
     decommission_tenant,
     reset_provisioning,
@@ -44,10 +48,12 @@ from tenants.services import (
     suspend_tenant,
 )
 
-from ..conftest import drive_compensation
+from ..conftest import drive, drive_compensation
 from ..factories import ACTOR
 
 pytestmark = pytest.mark.django_db
+# What the examples reached, so the test can say it exercised the plan change's outcomes.
+SEEN: Counter[str] = Counter()
 
 OPERATIONS = {
     "cancel": cancel_provisioning,
@@ -56,10 +62,17 @@ OPERATIONS = {
     "suspend": suspend_tenant,
     "resume": resume_tenant,
     "decommission": decommission_tenant,
+    "change_plan": change_plan,
 }
 FAULT = st.one_of(
     st.none(),
     st.tuples(st.sampled_from(STEPS[1:-1]), st.sampled_from(["fail", "fail_once", "stall"])),
+)
+CHANGE_FAULT = st.one_of(
+    st.none(),
+    st.tuples(
+        st.sampled_from(PLAN_CHANGE_STEPS[:-1]), st.sampled_from(["fail", "fail_once", "stall"])
+    ),
 )
 
 
@@ -72,10 +85,13 @@ class Model:
     # Pending after a reset keeps its allocations; every other pending holds none.
     may_hold: bool = False
     faults: dict[str, str] = field(default_factory=dict)
+    plan: str = "starter"
+    target: str = ""  # the plan a live change moves to
 
-    def allows(self, op: str) -> bool:
+    def allows(self, op: str, plan: str = "") -> bool:
         return {
-            "cancel": self.state == "provisioning",
+            "cancel": self.state in ("provisioning", "updating"),
+            "change_plan": self.state == "active" and plan != self.plan,
             "reset": self.state in ("pending", "provisioning") and self.error,
             "retry": self.state == "failed" or (self.state == "pending" and not self.error),
             "suspend": self.state == "active",
@@ -116,6 +132,24 @@ class Contract(RuleBasedStateMachine):
 
     serial = 0
 
+    @rule(plan=st.sampled_from(["starter", "growth", "enterprise"]))
+    def create_active(self, plan: str) -> None:
+        """A tenant provisioned to the end at once: what plan changes start from."""
+        if len(self.tenants) >= 6:
+            return
+        Contract.serial += 1
+        tenant = create_tenant(
+            actor=ACTOR,
+            slug=f"prop-{Contract.serial:05d}",
+            name="Property",
+            plan=plan,
+            admin_email="p@example.test",
+            start=True,
+        )
+        drive(tenant.workflow_id)
+        self.tenants.append(tenant)
+        self.model[tenant.id] = Model(state="active", plan=plan)
+
     @rule(index=st.integers(0, 50), steps=st.integers(1, 4))
     def advance(self, index: int, steps: int) -> None:
         """Step outcomes: run the next dispatched steps of the tenant's run, in this process."""
@@ -142,6 +176,20 @@ class Contract(RuleBasedStateMachine):
         if run is not None and run.compensating:
             drive_compensation(run.id)
         after = Tenant.objects.get(pk=tenant.id).state
+        if before == "updating":
+            assert after in ("updating", "active")
+            if after == "active":
+                row = Tenant.objects.get(pk=tenant.id)
+                SEEN["change completed" if row.plan == model.target else "change failed"] += 1
+                if row.plan == model.target:  # completed
+                    assert not set(model.faults.values()) & {"fail", "stall"}, model.faults
+                    model.plan, model.error = model.target, False
+                else:  # failed, reverted: on the old plan, its error recorded
+                    assert row.plan == model.plan
+                    assert "fail" in model.faults.values(), model.faults
+                    model.error = True
+                model.state = "active"
+            return
         if before != "provisioning":
             assert after == before, f"a step moved a {before} tenant to {after}"
             return
@@ -151,6 +199,7 @@ class Contract(RuleBasedStateMachine):
         if after == "failed":
             assert "fail" in model.faults.values(), model.faults
             model.may_hold = False
+            model.error = True  # a failed tenant records its error (last_error)
         model.state = after
 
     @rule()
@@ -168,8 +217,21 @@ class Contract(RuleBasedStateMachine):
                 self.model[run.tenant_id].error = True
         assert not {str(t) for t in self.model} & set(report.orphaned_handles)
 
-    @rule(op=st.sampled_from(sorted(OPERATIONS)), index=st.integers(0, 50), fault=FAULT)
-    def operate(self, op: str, index: int, fault: tuple[str, str] | None) -> None:
+    @rule(
+        op=st.sampled_from(sorted(OPERATIONS)),
+        index=st.integers(0, 50),
+        fault=FAULT,
+        plan=st.sampled_from(["starter", "growth", "enterprise"]),
+        change_fault=CHANGE_FAULT,
+    )
+    def operate(
+        self,
+        op: str,
+        index: int,
+        fault: tuple[str, str] | None,
+        plan: str,
+        change_fault: tuple[str, str] | None,
+    ) -> None:
         tenant = self.pick(index)
         if tenant is None:
             return
@@ -177,9 +239,12 @@ class Contract(RuleBasedStateMachine):
         before = Tenant.objects.get(pk=tenant.id)
         kwargs: dict[str, Any] = {"tenant_id": tenant.id, "actor": ACTOR}
         faults = dict([fault]) if fault and op == "retry" else {}
+        if op == "change_plan":
+            kwargs["plan"] = plan
+            faults = dict([change_fault]) if change_fault else {}
         if faults:
             kwargs["faults"] = faults
-        if not model.allows(op):
+        if not model.allows(op, plan):
             with pytest.raises(OperationError) as refused:
                 OPERATIONS[op](**kwargs)
             assert refused.value.code == "invalid_state", refused.value.code
@@ -191,9 +256,15 @@ class Contract(RuleBasedStateMachine):
             ), f"a refused {op} changed the tenant"
             return
         OPERATIONS[op](**kwargs)
-        if op == "cancel":
+        SEEN[f"{op} accepted" + (" while updating" if model.state == "updating" else "")] += 1
+        if op == "cancel" and model.state == "updating":
+            drive_compensation(before.workflow_id)
+            model.state, model.error = "active", False  # on its old plan, reverted
+        elif op == "cancel":
             drive_compensation(before.workflow_id)
             model.state, model.error, model.may_hold = "pending", False, False
+        elif op == "change_plan":
+            model.state, model.error, model.target, model.faults = "updating", False, plan, faults
         elif op == "reset":
             model.state, model.error, model.may_hold = "pending", False, True
         elif op == "retry":
@@ -206,6 +277,22 @@ class Contract(RuleBasedStateMachine):
             compensation.decommission_tenant(tenant.id)
             model.state, model.error, model.may_hold = "decommissioned", False, False
 
+    @rule(
+        index=st.integers(0, 50),
+        plan=st.sampled_from(["starter", "growth", "enterprise"]),
+        change_fault=CHANGE_FAULT,
+    )
+    def change(self, index: int, plan: str, change_fault: tuple[str, str] | None) -> None:
+        """Change plan, more often than the other operations, on an active tenant when there
+        is one (its outcomes are the newest); and, when the index is odd, at once a few of its
+        steps, so that changes complete, fail and are cancelled mid-way."""
+        active = [i for i, t in enumerate(self.tenants) if self.model[t.id].state == "active"]
+        if active:
+            index = active[index % len(active)]
+        self.operate("change_plan", index, None, plan, change_fault)
+        if index % 2:
+            self.advance(index, 1 + index % 4)
+
     @invariant()
     def the_contract_holds(self) -> None:
         for tenant in self.tenants:
@@ -213,12 +300,27 @@ class Contract(RuleBasedStateMachine):
             row = Tenant.objects.get(pk=tenant.id)
             assert row.state == model.state, (row.slug, row.state, model)
             assert bool(row.last_error) == model.error, (row.slug, row.last_error, model)
-            assert (row.state == "provisioning") <= (row.workflow_id is not None)
+            assert (row.state in ("provisioning", "updating")) <= (row.workflow_id is not None)
+            assert row.plan == model.plan, (row.slug, row.plan, model)
             held = list(Allocation.objects.filter(tenant=tenant, released_at__isnull=True))
             kinds = [a.kind for a in held]
             assert len(kinds) == len(set(kinds)), f"{row.slug}: duplicate held {kinds}"
-            if row.state in ("active", "suspended"):
+            if row.state in ("active", "suspended", "updating"):
                 assert sorted(kinds) == sorted(KINDS), (row.slug, kinds)
+            if row.state in ("active", "suspended"):
+                # No change under way: what the plan decides is the plan's, exactly (after a
+                # change cancelled or failed, the old plan's).
+                by_kind = {a.kind: a.external_id for a in held}
+                size = get_provider("database").read(tenant.id, by_kind["database"], "size_gb")
+                billing = get_provider("billing").read(tenant.id, by_kind["billing"], "plan")
+                assert (size, billing) == (PLAN_DATABASE_GB[row.plan], row.plan), row.slug
+                assert (
+                    not AllocationChange.objects.filter(
+                        tenant=tenant, run__status__in=["cancelled", "failed"]
+                    )
+                    .exclude(status="reverted")
+                    .exists()
+                ), f"{row.slug}: an unreverted change"
             if row.state in ("failed", "decommissioned") or (
                 row.state == "pending" and not model.may_hold
             ):
@@ -247,14 +349,20 @@ def django_settings() -> Any:
 
 
 def test_operations_and_step_outcomes_follow_the_contract(fast_saga: Any):
+    SEEN.clear()
     run_state_machine_as_test(
         Contract,
         settings=settings(
             derandomize=True,
             database=None,
-            max_examples=10,
+            max_examples=15,
             stateful_step_count=25,
             deadline=None,
             suppress_health_check=list(HealthCheck),
         ),
     )
+    # The plan change was exercised: started, and ended each way (the invariant then checked
+    # the old plan's allocations exactly after each cancel and failure).
+    assert SEEN["change_plan accepted"] and SEEN["change completed"], SEEN
+    assert SEEN["cancel accepted while updating"], SEEN
+    print(dict(SEEN))

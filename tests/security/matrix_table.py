@@ -50,6 +50,7 @@ console       POST  /tenants/{tenant}/cancel/                                   
 console       POST  /tenants/{tenant}/reset/                                          | login    403      403      ok       ok       login    login    login    login
 console       POST  /tenants/{tenant}/retry/                                          | login    403      403      ok       ok       login    login    login    login
 console       POST  /tenants/{tenant}/suspend/                                        | login    403      403      ok       ok       login    login    login    login
+console       POST  /tenants/{tenant}/change_plan/                                    | login    403      403      ok       ok       login    login    login    login
 console       POST  /tenants/{tenant}/resume/                                         | login    403      403      ok       ok       login    login    login    login
 console       POST  /tenants/{tenant}/decommission/                                   | login    403      403      403      ok       login    login    login    login
 console       POST  /tenants/{tenant}/no-such-action/                                 | login    403      404      404      404      login    login    login    login
@@ -58,6 +59,7 @@ console       GET   /tenants/{tenant}/cancel/                                   
 console       GET   /tenants/{tenant}/reset/                                          | login    403      403      ok       ok       login    login    login    login
 console       GET   /tenants/{tenant}/retry/                                          | login    403      403      ok       ok       login    login    login    login
 console       GET   /tenants/{tenant}/suspend/                                        | login    403      403      ok       ok       login    login    login    login
+console       GET   /tenants/{tenant}/change_plan/                                    | login    403      403      ok       ok       login    login    login    login
 console       GET   /tenants/{tenant}/resume/                                         | login    403      403      ok       ok       login    login    login    login
 console       GET   /tenants/{tenant}/decommission/                                   | login    403      403      403      ok       login    login    login    login
 # the approval policy: the approvals page; approve / withdraw a request (here a decommission asked
@@ -73,12 +75,14 @@ console       POST  /tenants/bulk/  cancel                                      
 console       POST  /tenants/bulk/  reset                                             | login    403      403      ok       ok       login    login    login    login
 console       POST  /tenants/bulk/  retry                                             | login    403      403      ok       ok       login    login    login    login
 console       POST  /tenants/bulk/  suspend                                           | login    403      403      ok       ok       login    login    login    login
+console       POST  /tenants/bulk/  change_plan                                       | login    403      403      ok       ok       login    login    login    login
 console       POST  /tenants/bulk/  resume                                            | login    403      403      ok       ok       login    login    login    login
 console       POST  /tenants/bulk/  decommission                                      | login    403      403      403      ok       login    login    login    login
 console       POST  /tenants/bulk/  cancel confirmed                                  | login    403      403      ok       ok       login    login    login    login
 console       POST  /tenants/bulk/  reset confirmed                                   | login    403      403      ok       ok       login    login    login    login
 console       POST  /tenants/bulk/  retry confirmed                                   | login    403      403      ok       ok       login    login    login    login
 console       POST  /tenants/bulk/  suspend confirmed                                 | login    403      403      ok       ok       login    login    login    login
+console       POST  /tenants/bulk/  change_plan confirmed                             | login    403      403      ok       ok       login    login    login    login
 console       POST  /tenants/bulk/  resume confirmed                                  | login    403      403      ok       ok       login    login    login    login
 console       POST  /tenants/bulk/  decommission confirmed                            | login    403      403      403      ok       login    login    login    login
 console       GET   /audit/                                                           | login    403      ok       ok       ok       login    login    login    login
@@ -96,6 +100,7 @@ api           POST  /api/v1/tenants/{tenant_id}/cancel                          
 api           POST  /api/v1/tenants/{tenant_id}/reset                                 | 401      403      403      ok       ok       403      403      ok       ok
 api           POST  /api/v1/tenants/{tenant_id}/retry                                 | 401      403      403      ok       ok       403      403      ok       ok
 api           POST  /api/v1/tenants/{tenant_id}/suspend                               | 401      403      403      ok       ok       403      403      ok       ok
+api           POST  /api/v1/tenants/{tenant_id}/change_plan                           | 401      403      403      ok       ok       403      403      ok       ok
 api           POST  /api/v1/tenants/{tenant_id}/resume                                | 401      403      403      ok       ok       403      403      ok       ok
 api           POST  /api/v1/tenants/{tenant_id}/decommission                          | 401      403      403      403      ok       403      403      403      ok
 api           GET   /api/v1/tenants/{tenant_id}/runs                                  | 401      403      ok       ok       ok       403      ok       ok       ok
@@ -108,6 +113,7 @@ api           POST  /api/v1/tenants/bulk/cancel                                 
 api           POST  /api/v1/tenants/bulk/reset                                        | 401      403      403      ok       ok       403      403      ok       ok
 api           POST  /api/v1/tenants/bulk/retry                                        | 401      403      403      ok       ok       403      403      ok       ok
 api           POST  /api/v1/tenants/bulk/suspend                                      | 401      403      403      ok       ok       403      403      ok       ok
+api           POST  /api/v1/tenants/bulk/change_plan                                  | 401      403      403      ok       ok       403      403      ok       ok
 api           POST  /api/v1/tenants/bulk/resume                                       | 401      403      403      ok       ok       403      403      ok       ok
 api           POST  /api/v1/tenants/bulk/decommission                                 | 401      403      403      403      ok       403      403      403      ok
 api           GET   /api/v1/tenants/{tenant_id}/events                                | 401      403      ok       ok       ok       403      ok       ok       ok
@@ -223,6 +229,7 @@ admin         POST  /admin/tenants/tenant/{tenant}/action/cancel/               
 admin         POST  /admin/tenants/tenant/{tenant}/action/reset/                      | login    login    refused  ok       ok       login    login    login    login
 admin         POST  /admin/tenants/tenant/{tenant}/action/retry/                      | login    login    refused  ok       ok       login    login    login    login
 admin         POST  /admin/tenants/tenant/{tenant}/action/suspend/                    | login    login    refused  ok       ok       login    login    login    login
+admin         POST  /admin/tenants/tenant/{tenant}/action/change_plan/                | login    login    refused  ok       ok       login    login    login    login
 admin         POST  /admin/tenants/tenant/{tenant}/action/resume/                     | login    login    refused  ok       ok       login    login    login    login
 admin         POST  /admin/tenants/tenant/{tenant}/action/decommission/               | login    login    refused  refused  ok       login    login    login    login
 # GET on an operation button: the confirmation page with its preview
@@ -230,6 +237,7 @@ admin         GET   /admin/tenants/tenant/{tenant}/action/cancel/               
 admin         GET   /admin/tenants/tenant/{tenant}/action/reset/                      | login    login    refused  ok       ok       login    login    login    login
 admin         GET   /admin/tenants/tenant/{tenant}/action/retry/                      | login    login    refused  ok       ok       login    login    login    login
 admin         GET   /admin/tenants/tenant/{tenant}/action/suspend/                    | login    login    refused  ok       ok       login    login    login    login
+admin         GET   /admin/tenants/tenant/{tenant}/action/change_plan/                | login    login    refused  ok       ok       login    login    login    login
 admin         GET   /admin/tenants/tenant/{tenant}/action/resume/                     | login    login    refused  ok       ok       login    login    login    login
 admin         GET   /admin/tenants/tenant/{tenant}/action/decommission/               | login    login    refused  refused  ok       login    login    login    login
 # the approval policy in the admin: requests are read only; approve / withdraw (the operation's
@@ -294,6 +302,8 @@ COMMANDS: dict[str, str] = {
     "tenant retry": "shell (trusted)",
     "tenant show": "shell (trusted)",
     "tenant suspend": "shell (trusted)",
+    "tenant change-plan": "shell (trusted)",
+    "tenant change_plan": "shell (trusted)",
     "tenant withdraw": "shell (trusted)",
     "webhook add": "shell (trusted)",
     "webhook list": "shell (trusted)",

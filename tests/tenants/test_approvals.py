@@ -300,6 +300,7 @@ TRANSITION = {
     "suspend": "suspend",
     "resume": "resume",
     "decommission": "decommission",
+    "change_plan": "start_change",
 }
 
 
@@ -380,7 +381,13 @@ def test_every_row_waits_then_runs_as_its_author_once_approved(fast_saga, action
     fast_saga.CONTROLPLANE_APPROVAL_REQUIRED = (action,)
     tenant = f.SITUATIONS[WHERE[action]](fast_saga)
     before = f.reload(tenant).state
-    asked = perform(action, tenant_id=tenant.id, actor=Actor.shell("alice"), reason="why")
+    asked = perform(
+        action,
+        tenant_id=tenant.id,
+        actor=Actor.shell("alice"),
+        reason="why",
+        options=f.options_for(action, tenant),  # change_plan's plan, kept by the request
+    )
     assert asked.approval.status == "waiting" and f.reload(tenant).state == before
     mark = Event.objects.order_by("-id").values_list("id", flat=True).first()
     with pytest.raises(OperationError):

@@ -55,7 +55,7 @@ def test_refused_operations_change_nothing(fast_saga, situation, action):
     tenant = BUILDERS[situation](fast_saga)
     before = snapshot(tenant)
     with pytest.raises(OperationError) as refused:
-        perform(action, tenant_id=tenant.id, actor=ACTOR)
+        perform(action, tenant_id=tenant.id, actor=ACTOR, options=f.options_for(action, tenant))
     assert refused.value.code == "invalid_state"
     assert refused.value.status == 409
     assert refused.value.message.endswith(".")
@@ -191,11 +191,17 @@ def test_decommission_releases_everything_then_frees_the_slug(fast_saga):
 
 def test_operations_on_unknown_tenants_are_not_found(fast_saga):
     for action in OPERATIONS:
+        options = {"plan": "growth"} if action == "change_plan" else {}
         with pytest.raises(OperationError) as missing:
-            perform(action, tenant_id="00000000-0000-0000-0000-000000000000", actor=ACTOR)
+            perform(
+                action,
+                tenant_id="00000000-0000-0000-0000-000000000000",
+                actor=ACTOR,
+                options=options,
+            )
         assert missing.value.code == "not_found", action
         with pytest.raises(OperationError) as garbage:
-            perform(action, tenant_id="not-a-uuid", actor=ACTOR)
+            perform(action, tenant_id="not-a-uuid", actor=ACTOR, options=options)
         assert garbage.value.code == "not_found", action
 
 

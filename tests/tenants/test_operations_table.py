@@ -33,6 +33,7 @@ FIRST_EVENT = {
     "suspend": "tenant.suspended",
     "resume": "tenant.resumed",
     "decommission": "tenant.decommission_requested",
+    "change_plan": "tenant.plan_change.started",
 }
 # A situation in which each operation is allowed.
 WHERE = {
@@ -42,6 +43,7 @@ WHERE = {
     "suspend": "active",
     "resume": "suspended",
     "decommission": "active",
+    "change_plan": "active",
 }
 
 
@@ -53,8 +55,16 @@ def writes(queries: CaptureQueriesContext) -> list[str]:
     ]
 
 
-def test_the_table_has_the_six_operations_in_the_contract_order():
-    assert list(OPERATIONS) == ["cancel", "reset", "retry", "suspend", "resume", "decommission"]
+def test_the_table_has_the_seven_operations_in_the_contract_order():
+    assert list(OPERATIONS) == [
+        "cancel",
+        "reset",
+        "retry",
+        "suspend",
+        "resume",
+        "decommission",
+        "change_plan",
+    ]
     for op in OPERATIONS.values():
         assert op.label and op.confirmation.endswith(("?", ".")) and "{slug}" in op.done
 
@@ -66,7 +76,13 @@ def test_the_table_has_the_six_operations_in_the_contract_order():
 def test_the_reason_is_recorded_on_the_first_event(fast_saga, action):
     tenant = f.SITUATIONS[WHERE[action]](fast_saga)
     mark = Event.objects.order_by("-id").values_list("id", flat=True).first()
-    perform(action, tenant_id=tenant.id, actor=ACTOR, reason="  ticket OPS-42  ")
+    perform(
+        action,
+        tenant_id=tenant.id,
+        actor=ACTOR,
+        reason="  ticket OPS-42  ",
+        options=f.options_for(action, tenant),
+    )
     first = Event.objects.filter(tenant_id=tenant.id, id__gt=mark).order_by("id").first()
     assert first.type == FIRST_EVENT[action]
     assert first.data["reason"] == "ticket OPS-42"
@@ -115,7 +131,13 @@ def test_a_preview_writes_nothing_and_refuses_as_the_operation_would(
             django_capture_on_commit_callbacks() as callbacks,
         ):
             try:
-                seen = preview(action, tenant_id=tenant.id, actor=ACTOR, reason="why")
+                seen = preview(
+                    action,
+                    tenant_id=tenant.id,
+                    actor=ACTOR,
+                    reason="why",
+                    options=f.options_for(action, tenant),
+                )
             except OperationError as exc:
                 seen = exc
         assert writes(queries) == [], (situation, action)
@@ -123,12 +145,16 @@ def test_a_preview_writes_nothing_and_refuses_as_the_operation_would(
         assert snapshot(tenant) == before
         allowed = action in f.ALLOWED_ACTIONS[situation]
         if allowed:
-            assert seen.to_state == OPERATIONS[action].end_state
+            # Cancelling a plan change reverts it: back to active, not pending.
+            cancels_a_change = action == "cancel" and situation == "updating"
+            assert seen.to_state == ("active" if cancels_a_change else OPERATIONS[action].end_state)
         else:
             assert isinstance(seen, OperationError)
             # The real operation refuses with the same code and sentence.
             with pytest.raises(OperationError) as real:
-                perform(action, tenant_id=tenant.id, actor=ACTOR)
+                perform(
+                    action, tenant_id=tenant.id, actor=ACTOR, options=f.options_for(action, tenant)
+                )
             assert (real.value.code, real.value.message) == (seen.code, seen.message)
 
 
@@ -164,7 +190,7 @@ def test_a_preview_checks_the_permission_first(fast_saga, viewer):
     ("role", "permitted"),
     [
         ("viewer", set()),
-        ("operator", {"cancel", "reset", "retry", "suspend", "resume"}),
+        ("operator", {"cancel", "reset", "retry", "suspend", "resume", "change_plan"}),
         ("admin_user", set(OPERATIONS)),
     ],
 )

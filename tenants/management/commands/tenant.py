@@ -18,13 +18,14 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 
-from provisioning.models import STEPS, RunStatus
+from provisioning.kinds import kind_of
+from provisioning.models import RunStatus
 from tenants import approvals, bulk, operations
 from tenants.actors import Actor
 from tenants.bulk import BULK_DEFAULT_LIMIT, BULK_MAX_LIMIT
 from tenants.errors import OperationError
 from tenants.formats import stamp_text
-from tenants.models import NEEDS_ATTENTION, Condition, Tenant, TenantState
+from tenants.models import NEEDS_ATTENTION, Condition, Plan, Tenant, TenantState
 from tenants.operations import CREATE, OPERATIONS, create_tenant
 from tenants.selectors import (
     TenantDetail,
@@ -123,10 +124,19 @@ class Command(BaseCommand):
         show.add_argument("--json", action="store_true", help="print a JSON object")
 
         for operation in OPERATIONS.values():
-            op = sub.add_parser(operation.name, help=operation.summary)
+            # change_plan is spelled change-plan on the command line (change_plan works too).
+            spelled = operation.name.replace("_", "-")
+            aliases = [operation.name] if spelled != operation.name else []
+            op = sub.add_parser(spelled, aliases=aliases, help=operation.summary)
             op.add_argument("tenant", help="slug or id")
             if operation.takes_faults:
                 self._add_faults(op)
+            if "plan" in operation.options:
+                op.add_argument(
+                    "--plan",
+                    default=None,
+                    help=f"the plan to move to ({', '.join(Plan.values)}); required",
+                )
             self._add_actor(op)
             self._add_wait(op)
             self._add_reason(op)
@@ -166,6 +176,12 @@ class Command(BaseCommand):
             help="only tenants that need an operator",
         )
         many.add_argument("--plan", help="only tenants on this plan")
+        many.add_argument(
+            "--to-plan",
+            dest="to_plan",
+            default=None,
+            help="change_plan: the plan to move every chosen tenant to",
+        )
         many.add_argument("--q", help="only tenants whose slug, name or e-mail contains this")
         many.add_argument(
             "--limit",
@@ -221,7 +237,7 @@ class Command(BaseCommand):
     # --- dispatch -------------------------------------------------------------------------
 
     def handle(self, *args: Any, **options: Any) -> None:
-        subcommand = options["subcommand"]
+        subcommand = options["subcommand"].replace("-", "_")
         try:
             if subcommand == "create":
                 self.create(options)
@@ -265,6 +281,7 @@ class Command(BaseCommand):
         }
         if op.takes_faults:
             kwargs["faults"] = self._faults(options)
+        kwargs["options"] = {name: options.get(name) for name in op.options}
         if options["dry_run"]:
             preview = operations.preview(action, **kwargs)
             if options["json"]:
@@ -275,6 +292,11 @@ class Command(BaseCommand):
                 self.stdout.write(f"  release  {a.kind:<9} {a.external_id}")
             for a in preview.keep:
                 self.stdout.write(f"  keep     {a.kind:<9} {a.external_id}")
+            for c in preview.changes:
+                self.stdout.write(
+                    f"  change   {c['what']}: {c.get('from_text', c['from'])} -> "
+                    f"{c.get('to_text', c['to'])}"
+                )
             self.stdout.write(f"  events   {', '.join(preview.events)}")
             self.stdout.write("Nothing was changed.")
             return
@@ -284,7 +306,9 @@ class Command(BaseCommand):
         if getattr(tenant, "approval", None) is not None:
             # Nothing moves until a second person approves: there is nothing to wait for.
             options["wait"] = False
-        self._finish(op.end_state, tenant, options)
+        # Cancelling a plan change ends active (reverted); a change ends on the plan asked for.
+        expected = TenantState.ACTIVE if tenant.state == TenantState.UPDATING else op.end_state
+        self._finish(expected, tenant, options, plan=kwargs["options"].get("plan"))
 
     def decide(self, decision: str, options: dict[str, Any]) -> None:
         tenant = find_tenant(options["tenant"])
@@ -307,6 +331,9 @@ class Command(BaseCommand):
         }
         if options["needs_attention"]:
             filters["needs_attention"] = True
+        op = OPERATIONS[options["operation"]]
+        if options.get("to_plan") and "plan" not in op.options:
+            raise CommandError(f"--to-plan goes with change_plan, not {op.name}.")
         result = bulk.bulk(
             options["operation"],
             actor=self._actor(options),
@@ -314,6 +341,7 @@ class Command(BaseCommand):
             dry_run=not options["yes"],
             reason=options["reason"],
             limit=options["limit"],
+            options={"plan": options.get("to_plan")} if "plan" in op.options else None,
         )
         if options["json"]:
             self.stdout.write(dumps(result.as_dict()))
@@ -342,10 +370,16 @@ class Command(BaseCommand):
         if not result.dry_run and result.count("refused"):
             raise CommandError(f"{result.count('refused')} refused.", returncode=2)
 
-    def _finish(self, expected: str, tenant: Tenant, options: dict[str, Any]) -> None:
+    def _finish(
+        self, expected: str, tenant: Tenant, options: dict[str, Any], *, plan: str | None = None
+    ) -> None:
         if options["wait"]:
             detail = self.wait(
-                tenant, expected=expected, timeout=options["timeout"], quiet=options["json"]
+                tenant,
+                expected=expected,
+                timeout=options["timeout"],
+                quiet=options["json"],
+                plan=plan,
             )
             tenant = detail.tenant
         if options["json"]:
@@ -413,7 +447,10 @@ class Command(BaseCommand):
         if run is not None:
             flags = " rolling back" if run.compensating else ""
             flags += " STALLED" if run.stalled_at else ""
-            write(f"  run          attempt {run.attempt}, {run.status}{flags} ({run.id})")
+            what = run.get_kind_display().lower()
+            if run.params.get("to"):
+                what += f" {run.params.get('from')} -> {run.params.get('to')}"
+            write(f"  run          {what}, attempt {run.attempt}, {run.status}{flags} ({run.id})")
             steps = [
                 (
                     step.name,
@@ -451,7 +488,13 @@ class Command(BaseCommand):
     # --- waiting ----------------------------------------------------------------------------
 
     def wait(
-        self, tenant: Tenant, *, expected: str, timeout: float, quiet: bool = False
+        self,
+        tenant: Tenant,
+        *,
+        expected: str,
+        timeout: float,
+        quiet: bool = False,
+        plan: str | None = None,
     ) -> TenantDetail:
         """Show a live progress line until the tenant settles; refuse the wrong ending.
 
@@ -496,6 +539,16 @@ class Command(BaseCommand):
             self.stderr.write("")
         t = detail.tenant
         took = time.monotonic() - started
+        if plan and t.state == expected and t.plan != plan:
+            # A plan change that failed (or was cancelled) ends active too, on the old plan.
+            why = t.last_error or "the change was cancelled"
+            took = time.monotonic() - started
+            raise CommandError(
+                squeeze(
+                    f"{t.slug} ended {t.state} on its old plan {t.plan}, not {plan}, after "
+                    f"{took:.1f}s: {why}"
+                )
+            )
         if t.state != expected:
             reason = t.last_error or detail.recommendation.reason
             where = f" in {t.failed_activity}" if t.failed_activity else ""
@@ -555,9 +608,10 @@ def progress_line(detail: TenantDetail, elapsed: float) -> str:
             parts.append(f"rolling back ({run.status})")
         elif run.current_step:
             step = next((s for s in detail.steps if s.name == run.current_step), None)
-            position = STEPS.index(run.current_step) + 1 if run.current_step in STEPS else 0
+            steps = kind_of(run).steps
+            position = steps.index(run.current_step) + 1 if run.current_step in steps else 0
             tries = f" (try {step.tries})" if step is not None and step.tries > 1 else ""
-            parts.append(f"step {position}/{len(STEPS)} {run.current_step}{tries}")
+            parts.append(f"step {position}/{len(steps)} {run.current_step}{tries}")
         if run.stalled_at:
             parts.append("stalled")
     parts.append(f"{elapsed:.1f}s")
