@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Header, Query, Status
 from pydantic import BeforeValidator
 
-from tenants import bulk, operations, selectors, services
+from tenants import bulk, operations, schedules, selectors, services
 from tenants.models import NEEDS_ATTENTION, Condition, Plan, Tenant, TenantState
 from tenants.operations import OPERATIONS, Operation
 
@@ -37,6 +37,8 @@ from .schemas import (
     PreviewOut,
     RetryIn,
     RunList,
+    ScheduledOut,
+    SchedulePage,
     TenantCreateIn,
     TenantDetailOut,
     TenantOut,
@@ -102,6 +104,10 @@ AttentionFilter = Query(
     None, description="true: only tenants needing an operator (" + ", ".join(NEEDS_ATTENTION) + ")"
 )
 SinceFilter = Query(None, description="ISO 8601; events at or after")
+ScheduleStatusFilter = Query(
+    None, max_length=20, description="scheduled, done, refused or cancelled"
+)
+OperationFilter = Query(None, max_length=40, description="an operation's name")
 
 
 def _iso_only(value: Any) -> Any:
@@ -283,9 +289,17 @@ def _operate(
 ) -> Status[Any]:
     fields = payload.model_dump(exclude_unset=True) if payload is not None else {}
     dry_run = fields.pop("dry_run", False)
+    at = fields.pop("at", None)
 
     def operation() -> tuple[int, dict[str, Any]]:
         actor = caller(request).actor
+        if at is not None and not dry_run:
+            scheduled = schedules.schedule_operation(
+                action, tenant_id=tenant_id, actor=actor, at=at, **fields
+            )
+            return 202, {"schedule": schedules.schedule_json(scheduled)}
+        if at is not None:
+            schedules.parse_at(at)  # a preview of a schedule refuses a bad time too
         if dry_run:
             return 200, operations.preview(
                 action, tenant_id=tenant_id, actor=actor, **fields
@@ -300,8 +314,12 @@ def _operate(
     return answer(request, response, key=key, body=fields, operation=operation)
 
 
-ACTION_RESPONSES: dict[int, Any] = {200: PreviewOut, 202: TenantOut, **WRITE_ERRORS}
-BULK_RESPONSES: dict[int, Any] = {200: BulkOut, **WRITE_ERRORS}
+ACTION_RESPONSES: dict[int, Any] = {
+    200: PreviewOut,
+    202: TenantOut | ScheduledOut,
+    **WRITE_ERRORS,
+}
+BULK_RESPONSES: dict[int, Any] = {200: BulkOut, 202: ScheduledOut, **WRITE_ERRORS}
 
 
 def _action_view(op: Operation) -> Callable[..., Status[Any]]:
@@ -345,6 +363,20 @@ def _bulk_view(op: Operation) -> Callable[..., Status[Any]]:
             fields["filter"] = {k: v for k, v in fields["filter"].items() if v is not None}
 
         def operation() -> tuple[int, dict[str, Any]]:
+            at = fields.get("at")
+            if at is not None and not fields.get("dry_run", False):
+                scheduled = schedules.schedule_bulk(
+                    op.name,
+                    actor=caller(request).actor,
+                    at=at,
+                    ids=fields.get("ids"),
+                    filters=fields.get("filter"),
+                    reason=fields.get("reason"),
+                    limit=fields.get("limit"),
+                )
+                return 202, {"schedule": schedules.schedule_json(scheduled)}
+            if at is not None:
+                schedules.parse_at(at)
             result = bulk.bulk(
                 op.name,
                 actor=caller(request).actor,
@@ -435,6 +467,54 @@ def _four_eyes(
         return 202, tenant_json(tenant)
 
     return answer(request, response, key=key, body=fields, operation=operation)
+
+
+# --- scheduled operations -------------------------------------------------------------------
+
+
+@api.get(
+    "/schedules",
+    response={200: SchedulePage, **READ_ERRORS},
+    tags=["schedules"],
+    summary="Scheduled operations, soonest first",
+    operation_id="list_schedules",
+)
+def list_schedules(
+    request: HttpRequest,
+    status: Text | None = ScheduleStatusFilter,
+    operation: Text | None = OperationFilter,
+    tenant: Text | None = TenantFilter,
+    limit: int = Limit,
+    cursor: Text | None = Cursor,
+) -> dict[str, Any]:
+    require_read(request, "tenants.view_schedule", "view scheduled operations")
+    filters = schedules.ScheduleFilters.parse(status=status, operation=operation, tenant=tenant)
+    rows, next_cursor = queries.schedules(filters, cursor=cursor, limit=limit)
+    return {"items": [schedules.schedule_json(s) for s in rows], "next_cursor": next_cursor}
+
+
+@api.get(
+    "/schedules/{schedule_id}",
+    response={200: ScheduledOut, 404: E, **READ_ERRORS},
+    tags=["schedules"],
+    summary="One scheduled operation",
+    operation_id="get_schedule",
+)
+def get_schedule(request: HttpRequest, schedule_id: str) -> dict[str, Any]:
+    require_read(request, "tenants.view_schedule", "view scheduled operations")
+    return {"schedule": schedules.schedule_json(schedules.get_schedule(schedule_id))}
+
+
+@api.delete(
+    "/schedules/{schedule_id}",
+    response={200: ScheduledOut, **WRITE_ERRORS},
+    tags=["schedules"],
+    summary="Cancel a scheduled operation before it runs (409 once it ran)",
+    operation_id="cancel_schedule",
+)
+def cancel_schedule(request: HttpRequest, schedule_id: str) -> dict[str, Any]:
+    s = schedules.cancel_schedule(schedule_id, actor=caller(request).actor)
+    return {"schedule": schedules.schedule_json(s)}
 
 
 # --- audit ----------------------------------------------------------------------------------

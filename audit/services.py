@@ -19,6 +19,9 @@ from . import keys
 from .models import GLOBAL_CHAIN, Event, EventChain
 from .signals import event_recorded
 
+SCHEDULE_EVENT_TYPES = frozenset(
+    {"operation.scheduled", "operation.schedule_cancelled", "operation.schedule_refused"}
+)
 EVENT_TYPES = frozenset(
     {
         "tenant.created",
@@ -52,11 +55,18 @@ EVENT_TYPES = frozenset(
         "tenant.decommission_withdrawn",
         "tenant.resource.leaked",
         "tenant.resource.missing",
+        # Pause / unpause of a live run (tenants.services.pause_run / unpause_run).
+        "tenant.run.paused",
+        "tenant.run.unpaused",
+        # Scheduled operations (tenants.schedules); a bulk schedule's go to the global chain.
+        *SCHEDULE_EVENT_TYPES,
     }
 )
 # Events about no tenant (their own chain, GLOBAL_CHAIN): failed and refused logins.
 # And the checkpoints of the chain heads (``take_checkpoint``), sent to webhooks as well.
-GLOBAL_EVENT_TYPES = frozenset({"auth.login_failed", "auth.locked_out", "audit.checkpoint"})
+GLOBAL_EVENT_TYPES = frozenset(
+    {"auth.login_failed", "auth.locked_out", "audit.checkpoint", *SCHEDULE_EVENT_TYPES}
+)
 EVENT_TYPES = EVENT_TYPES | GLOBAL_EVENT_TYPES
 
 SYSTEM = "system"
@@ -120,6 +130,9 @@ def record_event(
     """
     if type not in EVENT_TYPES:
         raise ValueError(f"unknown audit event type {type!r}")
+    extra = _annotations.get()
+    if extra:
+        data = {**extra, **(data or {})}
     # Round-trip through JSON so what is hashed is exactly what is stored and read back.
     clean = json.loads(json.dumps(data or {}, cls=DjangoJSONEncoder))
     if tenant_id is None and type not in GLOBAL_EVENT_TYPES:
@@ -151,6 +164,20 @@ def record_event(
 
 
 _batch: contextvars.ContextVar[list | None] = contextvars.ContextVar("audit_batch", default=None)
+_annotations: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "audit_annotations", default=None
+)
+
+
+@contextmanager
+def annotated(**data: Any) -> Iterator[None]:
+    """Every event recorded inside carries ``data`` too (a scheduled operation's events carry
+    ``data.schedule``, whichever service records them)."""
+    token = _annotations.set({**(_annotations.get() or {}), **data})
+    try:
+        yield
+    finally:
+        _annotations.reset(token)
 
 
 @contextmanager

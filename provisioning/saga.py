@@ -418,6 +418,17 @@ def _complete_step(tenant: Tenant, step: StepExecution, *, reused: bool, now: da
         actor=SYSTEM,
         data={"step": step.name, "reused": reused, "duration_ms": duration_ms},
     )
+    if step.name != "mark_active" and run.paused_at is not None:
+        # Paused: this step's answer is recorded, the next one becomes current but waits,
+        # undispatched, until unpause sends it (tenants.services.unpause_run).
+        StepExecution.objects.filter(pk=step.pk).update(
+            status=StepStatus.COMPLETED, reused=reused, finished_at=now, heartbeat_at=now, error=""
+        )
+        Run.objects.filter(pk=run.id).update(
+            current_step=STEPS[step.position + 1], heartbeat_at=now
+        )
+        conditions.set_condition(tenant, Condition.PAUSED)
+        return
     if step.name != "mark_active":
         next_name = STEPS[step.position + 1]
         next_id = step.next_id
@@ -473,6 +484,13 @@ def _step_failed(step_id: int, token: uuid.UUID, error: str, *, permanent: bool)
             data={"step": step.name, "error": error, "attempt": step.tries},
         )
         if not permanent and step.tries < settings.CONTROLPLANE_STEP_MAX_TRIES:
+            if run.paused_at is not None:
+                # Paused: the failed try is recorded; its next try waits for unpause.
+                StepExecution.objects.filter(pk=step.pk).update(
+                    error=error, status=StepStatus.WAITING, heartbeat_at=None
+                )
+                conditions.set_condition(tenant, Condition.PAUSED)
+                return
             StepExecution.objects.filter(pk=step.pk).update(error=error)
             backoff = settings.CONTROLPLANE_RETRY_BACKOFF * 2 ** (step.tries - 1)
             dispatch_step(step, countdown=backoff, priority=run.priority)

@@ -95,7 +95,7 @@ def _bad(field_name: str, message: str) -> OperationError:
     return OperationError("validation_error", message, {field_name: [message]})
 
 
-def _clean_limit(limit: Any) -> int:
+def clean_limit(limit: Any) -> int:
     if limit is None:
         return BULK_DEFAULT_LIMIT
     if isinstance(limit, bool) or not isinstance(limit, int):
@@ -105,7 +105,7 @@ def _clean_limit(limit: Any) -> int:
     return limit
 
 
-def _clean_ids(ids: Any) -> list[uuid.UUID]:
+def clean_ids(ids: Any) -> list[uuid.UUID]:
     if not isinstance(ids, list | tuple) or not ids:
         raise _bad("ids", "ids must be a non-empty list of tenant ids.")
     if len(ids) > BULK_MAX_LIMIT:
@@ -122,7 +122,7 @@ def _clean_ids(ids: Any) -> list[uuid.UUID]:
     return list(clean)
 
 
-def _clean_filters(filters: Any) -> dict[str, Any]:
+def clean_filters(filters: Any) -> dict[str, Any]:
     if not isinstance(filters, dict):
         raise _bad("filter", "filter must be an object.")
     unknown = sorted(set(filters) - set(BULK_FILTER_KEYS))
@@ -164,7 +164,7 @@ def bulk(
     op = get_operation(name)
     actor.require(op.permission, op.verb)
     reason = services.clean_reason(reason)
-    limit = _clean_limit(limit)
+    limit = clean_limit(limit)
     if not isinstance(dry_run, bool):
         raise _bad("dry_run", "dry_run must be true or false.")
     if (ids is None) == (filters is None):
@@ -175,14 +175,14 @@ def bulk(
         )
     missing: list[uuid.UUID] = []
     if ids is not None:
-        wanted = _clean_ids(ids)
+        wanted = clean_ids(ids)
         found = {t.pk: t for t in Tenant.objects.filter(pk__in=wanted)}
         missing = [i for i in wanted if i not in found]
         tenants = [found[i] for i in wanted if i in found]
         matched = len(tenants)
         tenants = tenants[:limit]
     else:
-        qs = tenant_queryset(_clean_filters(filters))
+        qs = tenant_queryset(clean_filters(filters))
         matched = qs.count()
         tenants = list(qs[:limit])
     result = BulkResult(action=op.name, dry_run=dry_run, matched=matched)

@@ -66,6 +66,8 @@ class Condition(models.TextChoices):
     ROLLING_BACK = "rolling_back", "Rolling back"
     RELEASE_FAILED = "release_failed", "Release failed"
     DECOMMISSIONING = "decommissioning", "Decommissioning"
+    # An operator paused the live run at a step boundary; nothing moves until unpause.
+    PAUSED = "paused", "Paused"
     FAILED = "failed", "Failed"
     OK = "ok", "OK"
 
@@ -95,6 +97,10 @@ class Plan(models.TextChoices):
 
 
 S = TenantState
+
+# The states a tenant is in while a run of it is live (pause, unpause and the watchdog read
+# this one tuple; a second kind of run adds its state here).
+LIVE_RUN_STATES: tuple[str, ...] = (S.PROVISIONING,)
 
 
 class Tenant(FSMModelMixin, models.Model):
@@ -169,6 +175,8 @@ class Tenant(FSMModelMixin, models.Model):
             ("suspend_tenant", "Can suspend a tenant"),
             ("resume_tenant", "Can resume a tenant"),
             ("decommission_tenant", "Can decommission a tenant"),
+            ("pause_run", "Can pause a tenant's live run"),
+            ("unpause_run", "Can unpause a tenant's paused run"),
         ]
 
     def __str__(self) -> str:
@@ -317,3 +325,65 @@ class TenantCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.state}/{self.condition} {self.n:+d}"
+
+
+# --- scheduled operations -------------------------------------------------------------------
+
+
+class ScheduleStatus(models.TextChoices):
+    SCHEDULED = "scheduled", "Scheduled"
+    DONE = "done", "Done"
+    REFUSED = "refused", "Refused"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Schedule(models.Model):
+    """An operation (on one tenant, or a bulk one) asked for now, to run at ``at``.
+
+    Run once by the beat's schedule pass (``tenants.schedules.run_due``) as its author, with
+    the author's permissions and the tenant's state at that moment, through the same
+    ``perform`` / ``bulk`` as every door. A refusal then is recorded (``refused``, with its
+    reason in ``outcome``), never an error. ``trusted`` marks a schedule made at the server's
+    shell (``manage.py``), whose author is no user of the database.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    operation = models.CharField(max_length=40)
+    actor = models.CharField(max_length=200)  # the audit label of the author
+    author = models.ForeignKey(
+        "auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    trusted = models.BooleanField(default=False)
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.PROTECT, null=True, blank=True, related_name="schedules"
+    )
+    bulk = models.BooleanField(default=False)
+    ids = models.JSONField(default=list, blank=True)
+    filter = models.JSONField(default=dict, blank=True)
+    limit = models.PositiveIntegerField(null=True, blank=True)
+    reason = models.TextField(blank=True, default="")
+    faults = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField()
+    status = models.CharField(
+        max_length=20, choices=ScheduleStatus.choices, default=ScheduleStatus.SCHEDULED
+    )
+    # What happened when it ran: {"code", "message"} (and for a bulk, its results).
+    outcome = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [
+            # The pass reads the few due ones among many finished.
+            models.Index(
+                fields=["at"],
+                condition=Q(status="scheduled"),
+                name="schedule_due_idx",
+            ),
+        ]
+        default_permissions = ("view",)
+
+    def __str__(self) -> str:
+        return f"{self.operation} at {self.at:%Y-%m-%d %H:%M}Z ({self.status})"

@@ -47,6 +47,9 @@ class Operation:
     # The state the tenant is in while the work runs, when it is not already there and the
     # end state is not certain (a retry provisions again: Active only if the new run succeeds).
     via_state: str = ""
+    # False when the work does not settle by itself (a paused run waits for unpause): the
+    # command's --wait has nothing to wait for.
+    settles: bool = True
 
     def done_message(self, slug: str) -> str:
         return self.done.format(slug=slug)
@@ -163,6 +166,35 @@ OPERATIONS: dict[str, Operation] = {
             done="Decommission of {slug} requested: its resources are being released.",
             summary="Decommission (release everything; the slug is free again)",
             confirm_by_slug=True,
+        ),
+        Operation(
+            name="pause",
+            label="Pause",
+            permission="tenants.pause_run",
+            guard=services.why_not_pause,
+            service=services.pause_run,
+            end_state=S.PROVISIONING,
+            releases=False,
+            events=("tenant.run.paused",),
+            confirmation="Pause this run? The step at work finishes and its answer is recorded; "
+            "no next step starts until Unpause. Cancel and reset still work.",
+            done="The run of {slug} is paused: no next step starts until it is unpaused.",
+            summary="Pause the live run at a step boundary (nothing moves until unpause)",
+            settles=False,
+        ),
+        Operation(
+            name="unpause",
+            label="Unpause",
+            permission="tenants.unpause_run",
+            guard=services.why_not_unpause,
+            service=services.unpause_run,
+            end_state=S.ACTIVE,
+            releases=False,
+            events=("tenant.run.unpaused",),
+            confirmation="Unpause this run? Its next step is sent now and the run goes on.",
+            done="The run of {slug} goes on: its next step was sent.",
+            summary="Unpause a paused run (its next step is sent)",
+            via_state=S.PROVISIONING,
         ),
     )
 }

@@ -6,6 +6,7 @@ from typing import Any
 
 VIEW = [
     ("tenants", "view_tenant"),
+    ("tenants", "view_schedule"),
     ("audit", "view_event"),
     ("provisioning", "view_run"),
     ("provisioning", "view_stepexecution"),
@@ -19,6 +20,8 @@ OPERATE = [
     ("tenants", "retry_provisioning"),
     ("tenants", "suspend_tenant"),
     ("tenants", "resume_tenant"),
+    ("tenants", "pause_run"),
+    ("tenants", "unpause_run"),
 ]
 ADMINISTER = [("tenants", "decommission_tenant")]
 ROLES: dict[str, list[tuple[str, str]]] = {

@@ -298,6 +298,12 @@ def recommend(
             return Recommendation("wait", "Cancellation is rolling back what was allocated.")
         if run.compensating:
             return Recommendation("wait", f"{run.failed_step} failed; the run is rolling back.")
+        if run.paused_at is not None:
+            return Recommendation(
+                "unpause",
+                f"{run.paused_by or 'An operator'} paused the run; nothing moves until unpause "
+                f"(next: {run.current_step}). Cancel still works.",
+            )
         # A try sent again (lost, or failed with tries left) has no heartbeat of its own yet:
         # say what is happening rather than how long the last try has been silent.
         if tenant.condition == Condition.LOST and current is not None:

@@ -33,6 +33,8 @@ FIRST_EVENT = {
     "suspend": "tenant.suspended",
     "resume": "tenant.resumed",
     "decommission": "tenant.decommission_requested",
+    "pause": "tenant.run.paused",
+    "unpause": "tenant.run.unpaused",
 }
 # A situation in which each operation is allowed.
 WHERE = {
@@ -42,6 +44,8 @@ WHERE = {
     "suspend": "active",
     "resume": "suspended",
     "decommission": "active",
+    "pause": "provisioning",
+    "unpause": "paused",
 }
 
 
@@ -53,8 +57,17 @@ def writes(queries: CaptureQueriesContext) -> list[str]:
     ]
 
 
-def test_the_table_has_the_six_operations_in_the_contract_order():
-    assert list(OPERATIONS) == ["cancel", "reset", "retry", "suspend", "resume", "decommission"]
+def test_the_table_has_the_operations_in_the_contract_order():
+    assert list(OPERATIONS) == [
+        "cancel",
+        "reset",
+        "retry",
+        "suspend",
+        "resume",
+        "decommission",
+        "pause",
+        "unpause",
+    ]
     for op in OPERATIONS.values():
         assert op.label and op.confirmation.endswith(("?", ".")) and "{slug}" in op.done
 
@@ -164,7 +177,7 @@ def test_a_preview_checks_the_permission_first(fast_saga, viewer):
     ("role", "permitted"),
     [
         ("viewer", set()),
-        ("operator", {"cancel", "reset", "retry", "suspend", "resume"}),
+        ("operator", {"cancel", "reset", "retry", "suspend", "resume", "pause", "unpause"}),
         ("admin_user", set(OPERATIONS)),
     ],
 )

@@ -197,7 +197,8 @@ class Command(BaseCommand):
             if operation.takes_faults:
                 self._add_faults(op)
             self._add_actor(op)
-            self._add_wait(op)
+            if operation.settles:
+                self._add_wait(op)
             self._add_reason(op)
             op.add_argument(
                 "--dry-run",
@@ -345,7 +346,7 @@ class Command(BaseCommand):
         waiting = bool(tenant.decommission_asked_by) and not tenant.decommission_requested_at
         if not options["json"]:
             self.stdout.write(operations.success_message(op, tenant))
-        if waiting:
+        if waiting or not op.settles:
             # Four eyes: nothing moves until another admin approves; there is nothing to wait for.
             options["wait"] = False
         self._finish(op.end_state, tenant, options)

@@ -1,0 +1,14 @@
+"""Celery tasks of the tenants app: the beat's schedule pass."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from . import schedules
+
+
+@shared_task(name="tenants.run_schedules", acks_late=False, ignore_result=True)
+def run_schedules() -> int:
+    """Run every scheduled operation whose time has come (at most once each; see
+    ``tenants.schedules.run_due``)."""
+    return len(schedules.run_due())
