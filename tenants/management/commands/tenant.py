@@ -19,7 +19,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 
 from provisioning.models import STEPS
-from tenants import bulk, operations
+from tenants import bulk, operations, schedules
 from tenants.bulk import BULK_DEFAULT_LIMIT, BULK_MAX_LIMIT
 from tenants.errors import OperationError
 from tenants.formats import stamp_text
@@ -200,6 +200,7 @@ class Command(BaseCommand):
             if operation.settles:
                 self._add_wait(op)
             self._add_reason(op)
+            self._add_at(op)
             op.add_argument(
                 "--dry-run",
                 action="store_true",
@@ -239,6 +240,7 @@ class Command(BaseCommand):
         many.add_argument("--dry-run", action="store_true", help="only preview (the default)")
         many.add_argument("--yes", action="store_true", help="really do it (without: preview)")
         self._add_reason(many)
+        self._add_at(many)
         self._add_actor(many)
         many.add_argument("--json", action="store_true", help="print the answer as JSON")
 
@@ -256,6 +258,15 @@ class Command(BaseCommand):
             "--reason",
             default=None,
             help="why (at most 500 characters), recorded as data.reason in the audit feed",
+        )
+
+    @staticmethod
+    def _add_at(parser: ArgumentParser) -> None:
+        parser.add_argument(
+            "--at",
+            default=None,
+            help="run it later, at this ISO 8601 time with an offset (2026-05-17T09:30:00+02:00); "
+            "it runs then as you, with the tenant's state at that moment",
         )
 
     @staticmethod
@@ -329,6 +340,14 @@ class Command(BaseCommand):
         }
         if op.takes_faults:
             kwargs["faults"] = self._faults(options)
+        if options["at"] is not None and not options["dry_run"]:
+            if options.get("wait"):
+                raise CommandError("--wait cannot go with --at: nothing happens before then.")
+            scheduled = schedules.schedule_operation(action, at=options["at"], **kwargs)
+            self._scheduled(scheduled, options)
+            return
+        if options["at"] is not None:
+            schedules.parse_at(options["at"])
         if options["dry_run"]:
             preview = operations.preview(action, **kwargs)
             if options["json"]:
@@ -370,6 +389,19 @@ class Command(BaseCommand):
         }
         if options["needs_attention"]:
             filters["needs_attention"] = True
+        if options["at"] is not None and options["yes"]:
+            scheduled = schedules.schedule_bulk(
+                options["operation"],
+                actor=self._actor(options),
+                at=options["at"],
+                filters=filters,
+                reason=options["reason"],
+                limit=options["limit"],
+            )
+            self._scheduled(scheduled, options)
+            return
+        if options["at"] is not None:
+            schedules.parse_at(options["at"])
         result = bulk.bulk(
             options["operation"],
             actor=self._actor(options),
@@ -398,6 +430,16 @@ class Command(BaseCommand):
                 )
         if not result.dry_run and result.count("refused"):
             raise CommandError(f"{result.count('refused')} refused.", returncode=2)
+
+    def _scheduled(self, scheduled: Any, options: dict[str, Any]) -> None:
+        if options["json"]:
+            self.stdout.write(dumps({"schedule": schedules.schedule_json(scheduled)}))
+            return
+        self.stdout.write(
+            f"Scheduled {OPERATIONS[scheduled.operation].label} of "
+            f"{schedules.tenants_of(scheduled)} at {stamp_text(scheduled.at)} "
+            f"(schedule {scheduled.id}); `manage.py schedule cancel {scheduled.id}` cancels it."
+        )
 
     def _finish(self, expected: str, tenant: Tenant, options: dict[str, Any]) -> None:
         if options["wait"]:
