@@ -31,7 +31,7 @@ from django_htmx.middleware import HtmxDetails
 from audit.models import Event
 from controlplane.formats import StampJSONEncoder, iso_text
 from provisioning.models import STEPS
-from tenants import bulk, operations, selectors
+from tenants import bulk, operations, schedules, selectors
 from tenants.errors import OperationError
 from tenants.models import SLUG_HELP, Condition, Plan, Tenant, TenantState
 from tenants.operations import (
@@ -343,6 +343,10 @@ def _perform(
                 ),
             )
 
+    at_text = request.POST.get("at", "").strip()
+    if at_text:
+        return _schedule(request, op, tenant, actor, detail_url, reason, at_text)
+
     seen_state = request.POST.get("seen_state", "")
     # What the confirmation page listed as released; the saga may have moved on since.
     previewed = request.POST.get("previewed")
@@ -372,6 +376,66 @@ def _perform(
     return redirect(detail_url)
 
 
+def _schedule(
+    request: HtmxHttpRequest,
+    op: Operation,
+    tenant: Tenant,
+    actor: Actor,
+    detail_url: str,
+    reason: str,
+    at_text: str,
+) -> HttpResponse:
+    """The confirmation asked for a time: store the operation to run then (nothing now)."""
+    offset = request.POST.get("tz_offset", "")
+    try:
+        at = schedules.at_from_form(at_text, offset)
+        scheduled = schedules.schedule_operation(
+            op.name, tenant_id=tenant.pk, actor=actor, at=at, reason=reason
+        )
+    except OperationError as exc:
+        if exc.code == "permission_denied":
+            raise PermissionDenied(exc.message) from None
+        if exc.code == "not_found":
+            raise Http404(exc.message) from None
+        if exc.details and "at" in exc.details:
+            return _confirm_page(
+                request,
+                op,
+                tenant,
+                actor,
+                detail_url,
+                status=422,
+                reason=reason,
+                at=at_text,
+                at_error=f"Nothing was scheduled: {exc.message}",
+            )
+        messages.error(request, f"{op.label} was not scheduled: {exc.message}")
+        return redirect(detail_url)
+    messages.success(
+        request,
+        f"{op.label} of {tenant.slug} is scheduled for {_when(scheduled.at, offset)}. "
+        "It runs then as you; cancel it from Schedules until then.",
+    )
+    return redirect(detail_url)
+
+
+def _offset(value: Any) -> int | None:
+    try:
+        minutes = int(str(value))
+    except ValueError:
+        return None
+    return minutes if -16 * 60 <= minutes <= 16 * 60 else None
+
+
+def _when(moment: Any, offset: Any) -> str:
+    """A moment in UTC, and at the operator's offset when the page sent it."""
+    text = f"{moment:%Y-%m-%d %H:%M} UTC"
+    minutes = _offset(offset)
+    if minutes:
+        text += f", {schedules.local_text(moment, minutes)} your time"
+    return text
+
+
 def _releases_now(op: Operation, tenant: Tenant, actor: Actor) -> list[Any]:
     """What the operation releases if done now (nothing when it would be refused: the
     operation itself then says why)."""
@@ -394,6 +458,8 @@ def _confirm_page(
     reason: str = "",
     typed_slug: str = "",
     slug_error: str = "",
+    at: str = "",
+    at_error: str = "",
 ) -> HttpResponse:
     try:
         preview = operations.preview(op.name, tenant_id=tenant.pk, actor=actor)
@@ -414,6 +480,9 @@ def _confirm_page(
             "reason": reason,
             "typed_slug": typed_slug,
             "slug_error": slug_error,
+            "at": at,
+            "at_error": at_error,
+            "tz_offset": request.POST.get("tz_offset", ""),
         },
         status=status,
     )
@@ -476,6 +545,29 @@ def tenant_bulk(request: HtmxHttpRequest) -> HttpResponse:
         return redirect(back)
     confirmed = request.POST.get("confirm") == "yes"
     reason = request.POST.get("reason", "")
+    at_text = request.POST.get("at", "").strip()
+    if confirmed and at_text:
+        offset = request.POST.get("tz_offset", "")
+        try:
+            scheduled = schedules.schedule_bulk(
+                op.name,
+                actor=Actor.for_user(request.user),
+                at=schedules.at_from_form(at_text, offset),
+                ids=ids,
+                reason=reason,
+                limit=bulk.BULK_MAX_LIMIT,
+            )
+        except OperationError as exc:
+            if exc.code == "permission_denied":
+                raise PermissionDenied(exc.message) from None
+            messages.error(request, f"{op.label} was not scheduled: {exc.message}")
+            return redirect(back)
+        messages.success(
+            request,
+            f"{op.label} of {len(ids)} tenant{'' if len(ids) == 1 else 's'} is scheduled for "
+            f"{_when(scheduled.at, offset)}.",
+        )
+        return redirect(reverse("console:schedule_list"))
     try:
         result = bulk.bulk(
             op.name,
@@ -504,6 +596,68 @@ def tenant_bulk(request: HtmxHttpRequest) -> HttpResponse:
             "refused": result.count("refused"),
         },
     )
+
+
+# --- scheduled operations -------------------------------------------------------------------
+
+SCHEDULES_PER_PAGE = 100
+
+
+@login_required
+@permission_required("tenants.view_schedule", "view scheduled operations")
+def schedule_list(request: HtmxHttpRequest) -> HttpResponse:
+    """Scheduled operations, soonest first, each with a cancel button while it waits. Times in
+    UTC, and in the operator's own time (console.js writes it from the browser's offset)."""
+    status = _param(request, "status", 20) or "scheduled"
+    if status == "all":
+        status = ""
+    try:
+        filters = schedules.ScheduleFilters.parse(status=status)
+    except OperationError as exc:
+        messages.error(request, exc.message)
+        filters = schedules.ScheduleFilters(status="scheduled")
+    rows = list(schedules.schedule_list(filters)[:SCHEDULES_PER_PAGE])
+    allowed = permitted_names(request.user)
+    return render(
+        request,
+        "tenants/schedules.html",
+        {
+            "rows": [
+                {
+                    "s": s,
+                    "label": OPERATIONS[s.operation].label if s.operation in OPERATIONS else "",
+                    "on": schedules.tenants_of(s),
+                    "may_cancel": s.status == "scheduled" and s.operation in allowed,
+                }
+                for s in rows
+            ],
+            "status": filters.status or "all",
+            "statuses": ["scheduled", "done", "refused", "cancelled", "all"],
+        },
+    )
+
+
+@login_required
+@require_POST
+@permission_required("tenants.view_schedule", "view scheduled operations")
+def schedule_cancel(request: HtmxHttpRequest, schedule_id: uuid.UUID) -> HttpResponse:
+    try:
+        s = schedules.cancel_schedule(
+            schedule_id, actor=Actor.for_user(request.user), reason=request.POST.get("reason")
+        )
+    except OperationError as exc:
+        if exc.code == "not_found":
+            raise Http404(exc.message) from None
+        if exc.code == "permission_denied":
+            raise PermissionDenied(exc.message) from None
+        messages.error(request, f"Not cancelled: {exc.message}")
+        return redirect("console:schedule_list")
+    messages.success(
+        request,
+        f"Cancelled: {OPERATIONS[s.operation].label} of {schedules.tenants_of(s)} at "
+        f"{s.at:%Y-%m-%d %H:%M} UTC will not run.",
+    )
+    return redirect("console:schedule_list")
 
 
 # --- audit feed -----------------------------------------------------------------------------

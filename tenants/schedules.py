@@ -95,6 +95,31 @@ def parse_at(value: Any, *, now: datetime | None = None) -> datetime:
     return moment
 
 
+def at_from_form(text: str, offset_minutes: Any = None, *, now: datetime | None = None) -> datetime:
+    """``at`` from the console's field: ISO 8601 with an offset, or a local time (a browser's
+    ``datetime-local`` value) read at the offset the page sent (the browser's, in minutes east
+    of UTC). A local time with no offset known is refused like any naive time."""
+    text = (text or "").strip()
+    moment = parse_datetime(text.replace(" ", "T", 1)) if text else None
+    if moment is not None and moment.tzinfo is None and offset_minutes not in (None, ""):
+        try:
+            minutes = int(str(offset_minutes))
+        except ValueError:
+            minutes = None
+        if minutes is not None and -16 * 60 <= minutes <= 16 * 60:
+            moment = moment.replace(tzinfo=timezone.get_fixed_timezone(minutes))
+            return parse_at(moment, now=now)
+    return parse_at(text, now=now)
+
+
+def local_text(moment: datetime, offset_minutes: int) -> str:
+    """A moment at an operator's offset: ``2026-05-17 11:30 (UTC+02:00)``."""
+    local = moment.astimezone(timezone.get_fixed_timezone(offset_minutes))
+    sign = "+" if offset_minutes >= 0 else "-"
+    hours, minutes = divmod(abs(offset_minutes), 60)
+    return f"{local:%Y-%m-%d %H:%M} (UTC{sign}{hours:02d}:{minutes:02d})"
+
+
 def _author_fields(actor: Actor) -> dict[str, Any]:
     return {"actor": actor.label, "author": actor.user, "trusted": actor.user is None}
 

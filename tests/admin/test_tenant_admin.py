@@ -425,7 +425,9 @@ def test_the_tenant_page_offers_only_the_operations(request, client, who, fast_s
     assert offered == {n: OPERATIONS[n].label for n in ("retry", "decommission")}
     disabled_button = r'data-unavailable="(\w+)">\s*<button [^>]*disabled[^>]*>([^<]+)<'
     disabled = dict(re.findall(disabled_button, html))
-    assert disabled == {n: OPERATIONS[n].label for n in ("cancel", "reset", "suspend", "resume")}
+    assert disabled == {
+        n: OPERATIONS[n].label for n in ("cancel", "reset", "suspend", "resume", "pause", "unpause")
+    }
     assert "Only an active tenant can be suspended" in html
     assert 'class="op-button danger" data-action="decommission"' in html  # it releases
 
