@@ -193,6 +193,10 @@ class RunOut(Schema):
     finished_at: datetime | None
     heartbeat_at: datetime | None
     stalled_at: datetime | None
+    paused_at: datetime | None = Field(
+        description="When an operator paused the run (null: not paused)."
+    )
+    paused_by: str = Field(default="", description="Who paused it.")
     seconds_since_heartbeat: float | None = Field(
         description="Since the last heartbeat of the step at work, while the run is live."
     )

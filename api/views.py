@@ -226,6 +226,8 @@ def get_tenant(request: HttpRequest, tenant_id: str) -> dict[str, Any]:
                     "finished_at",
                     "heartbeat_at",
                     "stalled_at",
+                    "paused_at",
+                    "paused_by",
                 )
             },
             "seconds_since_heartbeat": detail.seconds_since_heartbeat,
