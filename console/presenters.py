@@ -21,6 +21,7 @@ RECOMMENDATION_LABELS: dict[str, str] = {
     "reset": "Reset, then retry",
     "retry": "Retry",
     "decommission": "Decommission",
+    "unpause": "Unpause when ready",
     "none": "Nothing to do",
 }
 

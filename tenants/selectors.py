@@ -302,7 +302,7 @@ def recommend(
             return Recommendation(
                 "unpause",
                 f"{run.paused_by or 'An operator'} paused the run; nothing moves until unpause "
-                f"(next: {run.current_step}). Cancel still works.",
+                f"(at {run.current_step}). Cancel still works.",
             )
         # A try sent again (lost, or failed with tries left) has no heartbeat of its own yet:
         # say what is happening rather than how long the last try has been silent.
