@@ -289,7 +289,9 @@ def _start_claimed(tenant: Tenant, step: StepExecution) -> _Claim | None:
     # after the call and before its answer is recorded, a rollback still finds what it made.
     held = statements.start_try(step, tenant_id=tenant.id, kind=kind, now=now)
     # A try picked up: no longer retrying or lost (no write when already progressing).
-    conditions.set_condition(tenant, Condition.PROGRESSING)
+    conditions.set_condition(
+        tenant, Condition.PAUSED if run.paused_at is not None else Condition.PROGRESSING
+    )
     if not redelivered:
         record_event(
             type="tenant.provisioning.step_started",
