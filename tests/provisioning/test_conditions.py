@@ -31,6 +31,7 @@ EXPECTED = {
     "decommissioned": "ok",
     "cancelled": "ok",
     "decommissioning": "decommissioning",
+    "paused": "paused",
 }
 
 
