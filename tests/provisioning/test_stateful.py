@@ -175,7 +175,8 @@ class Contract(RuleBasedStateMachine):
             assert not set(model.faults.values()) & {"fail", "stall"}, model.faults
         if after == "failed":
             assert "fail" in model.faults.values(), model.faults
-            model.may_hold = False
+            # A failed tenant carries the step's error (the contract's "fail").
+            model.may_hold, model.error = False, True
         model.state = after
 
     @rule()
