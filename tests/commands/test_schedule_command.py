@@ -67,3 +67,24 @@ def test_schedule_list_refuses_a_bad_filter(db):
     with pytest.raises(CommandError, match="status"):
         run("schedule", "list", "--status", "soon")
     assert "No scheduled operations." in run("schedule", "list")
+
+
+def test_tenant_pause_and_unpause(fast_saga):
+    from provisioning.models import StepExecution
+
+    from ..conftest import drive
+
+    tenant = f.new_tenant()
+    out = run("tenant", "pause", tenant.slug, "--reason", "window", "--actor", "sam")
+    assert "paused" in out
+    assert Tenant.objects.get(pk=tenant.pk).condition == "paused"
+    with pytest.raises(CommandError, match="already paused"):
+        run("tenant", "pause", tenant.slug)
+    drive(tenant.workflow_id)  # the step at work finishes; nothing after it
+    assert not StepExecution.objects.filter(run_id=tenant.workflow_id, status="dispatched")
+    shown = run("tenant", "show", tenant.slug)
+    assert "paused" in shown
+    assert "goes on" in run("tenant", "unpause", tenant.slug)
+    drive(tenant.workflow_id)
+    assert Tenant.objects.get(pk=tenant.pk).state == "active"
+    assert Event.objects.filter(type="tenant.run.paused", actor="user:sam").exists()
