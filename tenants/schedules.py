@@ -192,7 +192,10 @@ def schedule_operation(
         )
     moment = parse_at(at)
     with transaction.atomic():
-        tenant = services.load_tenant(tenant_id)
+        # The tenant's row lock first, as every writer of a tenant takes it before its audit
+        # chain: the new row's foreign key would otherwise take a share lock on the tenant at
+        # commit, after the chain's, and deadlock with an operation holding the tenant.
+        tenant = services.load_tenant(tenant_id, lock=True)
         s = Schedule.objects.create(
             operation=op.name,
             tenant=tenant,
@@ -268,6 +271,8 @@ def cancel_schedule(schedule_id: uuid.UUID | str, *, actor: Actor, reason: Any =
                 f"This schedule is {s.status}; only one that has not run can be cancelled.",
                 {"status": s.status},
             )
+        if s.tenant_id is not None:
+            services.load_tenant(s.tenant_id, lock=True)  # before its audit chain, as above
         s.status = ScheduleStatus.CANCELLED
         s.cancelled_by = actor.label
         s.finished_at = timezone.now()
@@ -421,6 +426,10 @@ def _run_one(s: Schedule) -> None:
     s.status, s.outcome, s.finished_at = status, outcome, timezone.now()
     s.save(update_fields=["status", "outcome", "finished_at"])
     if status == ScheduleStatus.REFUSED:
+        if s.tenant_id is not None:
+            # A refusal rolled its savepoint back, and the tenant's lock with it: take it again
+            # before the tenant's audit chain, in the order every writer takes them.
+            services.load_tenant(s.tenant_id, lock=True)
         _scheduled_event(
             s,
             "operation.schedule_refused",

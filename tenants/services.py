@@ -94,10 +94,11 @@ def why_not_reset(tenant: Tenant, run: Run | None) -> str | None:
         return "The tenant is being decommissioned."
     if tenant.state not in (S.PENDING, S.PROVISIONING):
         return f"Reset applies to pending or provisioning tenants; this one is {tenant.state}."
-    if not tenant.last_error:
+    paused = run is not None and run.status == RunStatus.RUNNING and run.paused_at is not None
+    if not tenant.last_error and not paused:
         return (
-            "Reset is for a provisioning with a recorded error; this one has none. "
-            "Wait, cancel or retry instead."
+            "Reset is for a provisioning with a recorded error (or a paused run); this one has "
+            "none. Wait, cancel or retry instead."
         )
     return None
 

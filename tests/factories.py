@@ -186,7 +186,7 @@ ALLOWED_ACTIONS: dict[str, set[str]] = {
     "pending": {"retry", "decommission"},
     "pending_with_error": {"reset", "decommission"},
     "provisioning": {"cancel", "pause"},
-    "paused": {"cancel", "unpause"},
+    "paused": {"cancel", "unpause", "reset"},
     "provisioning_stalled": {"cancel", "reset"},
     "active": {"suspend", "decommission"},
     "failed": {"retry", "decommission"},

@@ -104,9 +104,11 @@ def test_the_watchdog_never_flags_a_paused_run(fast_saga):
 @pytest.mark.django_db
 def test_reset_still_works_on_a_paused_run(fast_saga):
     tenant = f.paused_tenant()
-    # Reset needs a recorded error: pause does not make one, so reset is refused with its reason.
-    with pytest.raises(OperationError):
-        perform("reset", tenant_id=tenant.id, actor=ACTOR)
+    # A paused run may be reset (abandoned, allocations kept) though it has no recorded error.
+    perform("reset", tenant_id=tenant.id, actor=ACTOR)
+    t = Tenant.objects.get(pk=tenant.pk)
+    assert (t.state, t.condition, t.workflow_id) == ("pending", "ok", None)
+    assert Allocation.objects.filter(tenant=tenant, released_at__isnull=True).count() == 1
     stalled = f.stalled_tenant(fast_saga)
     with pytest.raises(OperationError) as exc:
         perform("pause", tenant_id=stalled.id, actor=ACTOR)

@@ -96,7 +96,7 @@ class Model:
     def allows(self, op: str) -> bool:
         return {
             "cancel": self.state == "provisioning",
-            "reset": self.state in ("pending", "provisioning") and self.error,
+            "reset": self.state in ("pending", "provisioning") and (self.error or self.paused),
             "retry": self.state == "failed" or (self.state == "pending" and not self.error),
             "suspend": self.state == "active",
             "resume": self.state == "suspended",
