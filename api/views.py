@@ -515,6 +515,8 @@ def get_schedule(request: HttpRequest, schedule_id: str) -> dict[str, Any]:
     operation_id="cancel_schedule",
 )
 def cancel_schedule(request: HttpRequest, schedule_id: str) -> dict[str, Any]:
+    # Who may not see schedules learns nothing of one (not even that it exists).
+    require_read(request, "tenants.view_schedule", "view scheduled operations")
     s = schedules.cancel_schedule(schedule_id, actor=caller(request).actor)
     return {"schedule": schedules.schedule_json(s)}
 
