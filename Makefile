@@ -45,6 +45,11 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 
 bench: install
+	@if [ -z "$$DATABASE_URL" ] || [ -z "$$CELERY_BROKER_URL" ]; then \
+		echo "make bench measures on the servers it is given, and wipes them: set DATABASE_URL and"; \
+		echo "CELERY_BROKER_URL, e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/cp_bench"; \
+		echo "CELERY_BROKER_URL=redis://127.0.0.1:6379/10 make bench   (see docs/performance.md)"; \
+		exit 2; fi
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 reset:

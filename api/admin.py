@@ -13,7 +13,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from .models import ApiToken
-from .tokens import MAX_EXPIRY_DAYS, TokenError, check_name, issue_token
+from .tokens import MAX_EXPIRY_DAYS, TokenError, check_name, issue_token, recent_tokens
 
 
 class ApiTokenCreationForm(forms.ModelForm):
@@ -113,4 +113,5 @@ class ApiTokenAdmin(admin.ModelAdmin):
     @admin.action(description="Revoke selected tokens", permissions=["revoke"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        recent_tokens.forget_all()  # an UPDATE sends no post_save
         self.message_user(request, f"Revoked {count} token(s).", messages.SUCCESS)

@@ -13,19 +13,25 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from ninja import Schema
-from pydantic import AfterValidator, ConfigDict, Field
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field
 
 from provisioning.models import STEPS, RunStatus
 from tenants.models import (
     NEEDS_ATTENTION,
     RESERVED_SLUGS,
     SLUG_PATTERN,
+    ApprovalStatus,
     Condition,
     Plan,
     TenantState,
 )
 from tenants.operations import OPERATIONS
 from tenants.selectors import STEP_STATUSES
+
+
+def _words(value: Any) -> Any:
+    # ``Tenant.awaiting_approval`` is stored space-separated; the API shows a list.
+    return value.split() if isinstance(value, str) else value
 
 
 def _storable(value: str) -> str:
@@ -113,7 +119,7 @@ class ActionIn(StrictBody):
 
 
 class ApprovalIn(StrictBody):
-    """The body of a four-eyes approval or withdrawal: optional reason."""
+    """The body of an approval or a withdrawal: optional reason."""
 
     reason: Text | None = REASON_FIELD
 
@@ -144,8 +150,9 @@ class TenantOut(Schema):
     decommission_requested_at: datetime | None = Field(
         description="Set while a decommission is releasing the tenant's resources."
     )
-    decommission_asked_by: str = Field(
-        description="Four eyes: who asked for a decommission that waits for approval ('' if none)."
+    awaiting_approval: Annotated[list[str], BeforeValidator(_words)] = Field(
+        description="The operations of this tenant waiting for a second person's approval "
+        "(the approval policy; see GET /approvals)."
     )
     condition: Condition = Field(description="What the tenant needs from an operator.")
     needs_attention: bool = Field(
@@ -224,8 +231,9 @@ class TenantDetailOut(TenantOut):
         description="Every operation, in order, with whether it is available and permitted to "
         "the caller, and why not."
     )
-    decommission_request: DecommissionRequestOut | None = Field(
-        description="Four eyes: a decommission waiting for a second admin's approval."
+    approvals: list[WaitingApprovalOut] = Field(
+        description="Its operations waiting for a second person's approval, with who may "
+        "approve each (POST /approvals/{id}/approve)."
     )
 
 
@@ -237,10 +245,44 @@ class ActionOut(Schema):
     reason: str = Field(description='Why not, when either is false; "" when both are true.')
 
 
-class DecommissionRequestOut(Schema):
-    asked_by: str
-    asked_at: datetime | None
-    approvers: list[str] = Field(description="Admins other than the one who asked.")
+class WaitingApprovalOut(Schema):
+    id: uuid.UUID
+    operation: str
+    requested_by: str
+    requested_at: datetime
+    expires_at: datetime
+    reason: str
+    approvers: list[str] = Field(
+        description="Users with the operation's permission other than the one who asked."
+    )
+
+
+class ApprovalOut(Schema):
+    id: uuid.UUID
+    operation: str
+    bulk: bool = Field(description="A bulk operation: `selection` says which tenants.")
+    tenant_id: uuid.UUID | None
+    tenant_slug: str | None
+    selection: dict[str, Any] = Field(description='Bulk: {"ids"} or {"filter"}, and "limit".')
+    reason: str
+    options: dict[str, Any] = Field(description="The operation's other inputs (faults...).")
+    requested_by: str
+    requested_at: datetime
+    expires_at: datetime
+    status: str = Field(json_schema_extra={"enum": list(ApprovalStatus.values)})
+    decided_by: str
+    decided_at: datetime | None
+    outcome: str = Field(description="What happened once decided (a refusal's reason too).")
+
+
+class ApprovalList(Schema):
+    items: list[ApprovalOut] = Field(description="Waiting requests first, then newest first.")
+
+
+class BulkApprovalOut(Schema):
+    id: uuid.UUID
+    status: str
+    expires_at: datetime
 
 
 class AllocationRef(Schema):
@@ -258,7 +300,7 @@ class PreviewOut(Schema):
     keep: list[AllocationRef] = Field(description="Allocations it keeps.")
     events: list[str] = Field(description="The audit event types it will record.")
     awaiting_approval: bool = Field(
-        description="Four eyes: the decommission will wait for a different admin's approval."
+        description="The approval policy: it will wait for a different person's approval."
     )
 
 
@@ -299,6 +341,10 @@ class BulkOut(Schema):
     dry_run: bool
     matched: int = Field(description="How many tenants the ids or filter matched.")
     results: list[BulkResultOut]
+    approval: BulkApprovalOut | None = Field(
+        default=None,
+        description="Under the approval policy (bulk): the request that waits; nothing was done.",
+    )
 
 
 class RunAllocationOut(Schema):

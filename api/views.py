@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Header, Query, Status
 from pydantic import BeforeValidator
 
-from tenants import bulk, operations, schedules, selectors, services
+from tenants import approvals, bulk, operations, schedules, selectors, services
 from tenants.models import NEEDS_ATTENTION, Condition, Plan, Tenant, TenantState
 from tenants.operations import OPERATIONS, Operation
 
@@ -30,6 +30,8 @@ from .pagination import DEFAULT_LIMIT, MAX_LIMIT
 from .schemas import (
     ActionIn,
     ApprovalIn,
+    ApprovalList,
+    ApprovalOut,
     BulkIn,
     BulkOut,
     ErrorOut,
@@ -83,6 +85,9 @@ IdempotencyKey = Header(
 )
 Limit = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=f"1 to {MAX_LIMIT}")
 Cursor = Query(None, max_length=500, description="next_cursor of the previous page")
+ApprovalStatusFilter = Query(None, description="waiting, approved, withdrawn, expired or refused")
+ApprovalOperationFilter = Query(None, description="an operation's name, or bulk")
+ApprovalTenantFilter = Query(None, description="a tenant's slug or id")
 SlugFilter = Query(None, max_length=63, description="exact slug")
 TextFilter = Query(None, max_length=200, description="in slug, name or admin e-mail")
 TypeFilter = Query(
@@ -241,7 +246,23 @@ def get_tenant(request: HttpRequest, tenant_id: str) -> dict[str, Any]:
         "recommended_action": detail.recommendation.action,
         "recommended_reason": detail.recommendation.reason,
         "actions": [a.as_dict() for a in detail.actions],
-        "decommission_request": detail.decommission_request,
+        "approvals": [
+            {
+                **{
+                    f: getattr(w.request, f)
+                    for f in (
+                        "id",
+                        "operation",
+                        "requested_by",
+                        "requested_at",
+                        "expires_at",
+                        "reason",
+                    )
+                },
+                "approvers": w.approvers,
+            }
+            for w in detail.approvals
+        ],
     }
 
 
@@ -417,20 +438,53 @@ for _op in OPERATIONS.values():
     )(_action_view(_op))
 
 
-# Four eyes: a second admin approves a waiting decommission, or either admin withdraws it.
-FOUR_EYES: dict[str, tuple[Callable[..., Tenant], str]] = {
-    "approve": (
-        operations.approve_decommission,
-        "Four eyes: approve a decommission another admin asked for",
-    ),
-    "withdraw": (
-        operations.withdraw_decommission,
-        "Four eyes: withdraw a decommission that waits for approval",
-    ),
-}
+# --- the approval policy -------------------------------------------------------------------
 
 
-def _four_eyes_view(service: Callable[..., Tenant]) -> Callable[..., Status[Any]]:
+@api.get(
+    "/approvals",
+    response={200: ApprovalList, **READ_ERRORS},
+    tags=["approvals"],
+    summary="Operations waiting for a second person's approval (first), then decided ones",
+    operation_id="list_approvals",
+)
+def list_approvals(
+    request: HttpRequest,
+    status: Text | None = ApprovalStatusFilter,
+    operation: Text | None = ApprovalOperationFilter,
+    tenant: Text | None = ApprovalTenantFilter,
+    limit: int = Limit,
+) -> dict[str, Any]:
+    require_read(request, "tenants.view_tenant", "view tenants")
+    rows = approvals.approval_list(status=status, operation=operation, tenant=tenant)[:limit]
+    return {"items": [approvals.as_dict(r) for r in rows]}
+
+
+def _decision_view(decision: approvals.Decision) -> Callable[..., Status[Any]]:
+    def view(
+        request: HttpRequest,
+        response: HttpResponse,
+        approval_id: str,
+        payload: ApprovalIn = OptionalBody,
+        idempotency_key: str | None = IdempotencyKey,
+    ) -> Status[Any]:
+        fields = payload.model_dump(exclude_unset=True) if payload is not None else {}
+
+        def operation() -> tuple[int, dict[str, Any]]:
+            done = approvals.decide(
+                decision.name, approval_id, actor=caller(request).actor, **fields
+            )
+            return 200, as_json(ApprovalOut, approvals.as_dict(done))
+
+        return answer(request, response, key=idempotency_key, body=fields, operation=operation)
+
+    view.__name__ = view.__qualname__ = f"{decision.name}_approval"
+    return view
+
+
+def _alias_view(op: Operation, decision: approvals.Decision) -> Callable[..., Status[Any]]:
+    # The older per-tenant door of a row that keeps one (decommission's four eyes): the same
+    # decision on the tenant's waiting request of that operation.
     def view(
         request: HttpRequest,
         response: HttpResponse,
@@ -438,37 +492,38 @@ def _four_eyes_view(service: Callable[..., Tenant]) -> Callable[..., Status[Any]
         payload: ApprovalIn = OptionalBody,
         idempotency_key: str | None = IdempotencyKey,
     ) -> Status[Any]:
-        return _four_eyes(request, response, service, tenant_id, payload, idempotency_key)
+        fields = payload.model_dump(exclude_unset=True) if payload is not None else {}
 
-    view.__name__ = view.__qualname__ = service.__name__
+        def operation() -> tuple[int, dict[str, Any]]:
+            actor = caller(request).actor
+            actor.require(op.permission, f"{decision.name} a {op.verb}")
+            waiting = approvals.waiting_for(tenant_id, op.name)
+            approvals.decide(decision.name, waiting.pk, actor=actor, **fields)
+            return 202, tenant_json(selectors.get_tenant(tenant_id))
+
+        return answer(request, response, key=idempotency_key, body=fields, operation=operation)
+
+    view.__name__ = view.__qualname__ = f"{decision.name}_{op.name}"
     return view
 
 
-for _decision, (_service, _summary) in FOUR_EYES.items():
+for _decision in approvals.DECISIONS.values():
     api.post(
-        f"/tenants/{{tenant_id}}/decommission/{_decision}",
-        response={202: TenantOut, **WRITE_ERRORS},
-        tags=["operations"],
-        summary=_summary,
-        operation_id=_service.__name__,
-    )(_four_eyes_view(_service))
-
-
-def _four_eyes(
-    request: HttpRequest,
-    response: HttpResponse,
-    service: Callable[..., Tenant],
-    tenant_id: str,
-    payload: ApprovalIn | None,
-    key: str | None,
-) -> Status[Any]:
-    fields = payload.model_dump(exclude_unset=True) if payload is not None else {}
-
-    def operation() -> tuple[int, dict[str, Any]]:
-        tenant = service(tenant_id=tenant_id, actor=caller(request).actor, **fields)
-        return 202, tenant_json(tenant)
-
-    return answer(request, response, key=key, body=fields, operation=operation)
+        f"/approvals/{{approval_id}}/{_decision.name}",
+        response={200: ApprovalOut, **WRITE_ERRORS},
+        tags=["approvals"],
+        summary=_decision.summary,
+        operation_id=f"{_decision.name}_approval",
+    )(_decision_view(_decision))
+    for _op in OPERATIONS.values():
+        if _op.approval_aliases:
+            api.post(
+                f"/tenants/{{tenant_id}}/{_op.name}/{_decision.name}",
+                response={202: TenantOut, **WRITE_ERRORS},
+                tags=["operations"],
+                summary=f"{_decision.summary} — the {_op.verb} waiting for this tenant",
+                operation_id=f"{_decision.name}_{_op.name}",
+            )(_alias_view(_op, _decision))
 
 
 # --- scheduled operations -------------------------------------------------------------------

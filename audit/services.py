@@ -22,6 +22,15 @@ from .signals import event_recorded
 SCHEDULE_EVENT_TYPES = frozenset(
     {"operation.scheduled", "operation.schedule_cancelled", "operation.schedule_refused"}
 )
+APPROVAL_EVENT_TYPES = frozenset(
+    {
+        "operation.approval_requested",
+        "operation.approval_granted",  # then the operation runs as its author
+        "operation.approval_refused",  # granted, but the checks of that moment said no
+        "operation.approval_withdrawn",
+        "operation.approval_expired",
+    }
+)
 EVENT_TYPES = frozenset(
     {
         "tenant.created",
@@ -53,6 +62,8 @@ EVENT_TYPES = frozenset(
         # Four eyes (CONTROLPLANE_DECOMMISSION_APPROVAL): a second admin approves or withdraws.
         "tenant.decommission_approved",
         "tenant.decommission_withdrawn",
+        # The approval policy (tenants.approvals): about one tenant, or a bulk selection.
+        *APPROVAL_EVENT_TYPES,
         "tenant.resource.leaked",
         "tenant.resource.missing",
         # Pause / unpause of a live run (tenants.services.pause_run / unpause_run).
@@ -64,9 +75,10 @@ EVENT_TYPES = frozenset(
 )
 # Events about no tenant (their own chain, GLOBAL_CHAIN): failed and refused logins.
 # And the checkpoints of the chain heads (``take_checkpoint``), sent to webhooks as well.
-GLOBAL_EVENT_TYPES = frozenset(
-    {"auth.login_failed", "auth.locked_out", "audit.checkpoint", *SCHEDULE_EVENT_TYPES}
-)
+GLOBAL_EVENT_TYPES = frozenset({"auth.login_failed", "auth.locked_out", "audit.checkpoint"})
+# An approval or a schedule of a bulk operation concerns no one tenant: those go to the global
+# chain too.
+TENANTLESS_EVENT_TYPES = GLOBAL_EVENT_TYPES | APPROVAL_EVENT_TYPES | SCHEDULE_EVENT_TYPES
 EVENT_TYPES = EVENT_TYPES | GLOBAL_EVENT_TYPES
 
 SYSTEM = "system"
@@ -135,7 +147,7 @@ def record_event(
         data = {**extra, **(data or {})}
     # Round-trip through JSON so what is hashed is exactly what is stored and read back.
     clean = json.loads(json.dumps(data or {}, cls=DjangoJSONEncoder))
-    if tenant_id is None and type not in GLOBAL_EVENT_TYPES:
+    if tenant_id is None and type not in TENANTLESS_EVENT_TYPES:
         raise ValueError(f"a {type!r} event needs a tenant_id")
     chain_key = tenant_id if tenant_id is not None else GLOBAL_CHAIN
     occurred_at = timezone.now()

@@ -19,10 +19,11 @@ urlpatterns = [
     path("tenants/new/", views.tenant_new, name="tenant_new"),
     path("tenants/<uuid:tenant_id>/", views.tenant_detail, name="tenant_detail"),
     path("tenants/bulk/", views.tenant_bulk, name="tenant_bulk"),
+    path("approvals/", views.approval_list, name="approval_list"),
     path(
-        "tenants/<uuid:tenant_id>/decommission/<slug:decision>/",
-        views.decommission_approval,
-        name="decommission_approval",
+        "approvals/<uuid:approval_id>/<slug:decision>/",
+        views.approval_decide,
+        name="approval_decide",
     ),
     path(
         "tenants/<uuid:tenant_id>/<slug:action>/",

@@ -23,7 +23,7 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import urlencode
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
@@ -31,13 +31,12 @@ from django_htmx.middleware import HtmxDetails
 from audit.models import Event
 from controlplane.formats import StampJSONEncoder, iso_text
 from provisioning.models import STEPS
-from tenants import bulk, operations, schedules, selectors
+from tenants import approvals, bulk, operations, schedules, selectors
 from tenants.errors import OperationError
-from tenants.models import SLUG_HELP, Condition, Plan, Tenant, TenantState
+from tenants.models import SLUG_HELP, ApprovalStatus, Condition, Plan, Tenant, TenantState
 from tenants.operations import (
-    APPROVED_MESSAGE,
+    CREATE,
     OPERATIONS,
-    WITHDRAWN_MESSAGE,
     Operation,
     permitted_names,
 )
@@ -153,7 +152,7 @@ def tenant_list(request: HtmxHttpRequest) -> HttpResponse:
         "plans": Plan.choices,
         "conditions": Condition.choices,
         "sorts": [(k, v[2]) for k, v in TENANT_SORTS.items()],
-        "can_create": request.user.has_perm("tenants.add_tenant"),
+        "can_create": request.user.has_perm(CREATE.permission),
         # Bulk: the operations this user may apply to selected tenants.
         "operations": [op for op in OPERATIONS.values() if op.name in allowed],
         "live": live,
@@ -174,8 +173,8 @@ def tenant_list(request: HtmxHttpRequest) -> HttpResponse:
 @login_required
 @permission_required("tenants.view_tenant", "view tenants")
 def tenant_new(request: HtmxHttpRequest) -> HttpResponse:
-    if not request.user.has_perm("tenants.add_tenant"):
-        raise refusal("tenants.add_tenant", "create tenants")
+    if not request.user.has_perm(CREATE.permission):
+        raise refusal(CREATE.permission, "create tenants")
     values = {"slug": "", "name": "", "plan": Plan.STARTER, "admin_email": "", "faults": ""}
     errors: dict[str, list[str]] = {}
     error_message = ""
@@ -204,10 +203,7 @@ def tenant_new(request: HtmxHttpRequest) -> HttpResponse:
             # 422: the submission was understood and refused; the form comes back with reasons.
             status = 422
         else:
-            if start:
-                messages.success(request, f"Tenant {tenant.slug} created; provisioning started.")
-            else:
-                messages.success(request, f"Tenant {tenant.slug} created; it waits in Pending.")
+            messages.success(request, CREATE.done_message(tenant))
             return redirect("console:tenant_detail", tenant_id=tenant.pk)
     return render(
         request,
@@ -263,7 +259,6 @@ def _detail_context(request: HtmxHttpRequest, tenant_id: uuid.UUID) -> dict[str,
         "timeline": timeline,
         "actions": actions,
         "offered": [a for a in actions if a["available"] and a["permitted"]],
-        "may_decommission": "decommission" in permitted_names(request.user),
         "recommendation_label": RECOMMENDATION_LABELS.get(
             detail.recommendation.action, detail.recommendation.action
         ),
@@ -289,8 +284,7 @@ def tenant_detail(request: HtmxHttpRequest, tenant_id: uuid.UUID) -> HttpRespons
     current = context["run"].id if context["run"] is not None else None
     context["history"] = [
         {"run": r, "steps": rows_for(r.steps)}
-        for r in selectors.tenant_runs(context["tenant"])
-        if r.run.id != current
+        for r in selectors.tenant_runs(context["tenant"], except_run=current)
     ]
     return render(request, "tenants/detail.html", context)
 
@@ -370,7 +364,7 @@ def _perform(
             messages.error(request, f"{label} was refused: {exc.message}")
         return redirect(detail_url)
     message = operations.success_message(op, done)
-    if previewed is not None:
+    if previewed is not None and getattr(done, "approval", None) is None:
         message += operations.moved_on_note(set(previewed.split(",")) - {""}, now_releases)
     messages.success(request, message)
     return redirect(detail_url)
@@ -488,38 +482,81 @@ def _confirm_page(
     )
 
 
+# --- the approval policy -------------------------------------------------------------------
+
+APPROVALS_SHOWN = 100
+
+
+@login_required
+@permission_required("tenants.view_tenant", "view tenants")
+def approval_list(request: HtmxHttpRequest) -> HttpResponse:
+    """Requests waiting for a second person first (with their buttons), then the decided ones."""
+    status = _param(request, "status", 20)
+    problem = ""
+    try:
+        rows = approvals.approval_list(status=status or None)
+    except OperationError as exc:
+        problem, status = exc.message, ""
+        rows = approvals.approval_list()
+    rows = list(rows[:APPROVALS_SHOWN])
+    waiting = selectors.waiting_views(
+        [r for r in rows if r.status == ApprovalStatus.WAITING], request.user
+    )
+    return render(
+        request,
+        "approvals/list.html",
+        {
+            "waiting": waiting,
+            "decided": [r for r in rows if r.status != ApprovalStatus.WAITING],
+            "status": status,
+            "statuses": ApprovalStatus.choices,
+            "problem": problem,
+            "ttl_hours": settings.CONTROLPLANE_APPROVAL_TTL / 3600,
+            "policy": _policy_words(operations.approval_policy()),
+        },
+    )
+
+
+def _policy_words(policy: frozenset[str]) -> str:
+    """``Suspend, Decommission and any bulk operation`` (the table's labels, in its order)."""
+    words = [op.label for op in OPERATIONS.values() if op.name in policy]
+    if operations.BULK in policy:
+        words.append("any bulk operation")
+    if len(words) > 1:
+        return f"{', '.join(words[:-1])} and {words[-1]}"
+    return "".join(words)
+
+
 @login_required
 @require_POST
 @permission_required("tenants.view_tenant", "view tenants")
-def decommission_approval(
-    request: HtmxHttpRequest, tenant_id: uuid.UUID, decision: str
+def approval_decide(
+    request: HtmxHttpRequest, approval_id: uuid.UUID, decision: str
 ) -> HttpResponse:
-    """Four eyes: approve or withdraw a decommission that waits for a second admin."""
-    service = {
-        "approve": operations.approve_decommission,
-        "withdraw": operations.withdraw_decommission,
-    }.get(decision)
-    if service is None:
+    """Approve or withdraw a waiting request (``tenants.approvals`` checks who may)."""
+    if decision not in approvals.DECISIONS:
         raise Http404("No such decision.")
-    detail_url = reverse("console:tenant_detail", args=[tenant_id])
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        back = ""
+    back = back or reverse("console:approval_list")
     try:
-        tenant = service(
-            tenant_id=tenant_id,
+        done = approvals.decide(
+            decision,
+            approval_id,
             actor=Actor.for_user(request.user),
             reason=request.POST.get("reason", ""),
         )
     except OperationError as exc:
         if exc.code == "not_found":
             raise Http404(exc.message) from None
-        if exc.code == "permission_denied" and not request.user.has_perm(
-            OPERATIONS["decommission"].permission
-        ):
+        if exc.code == "permission_denied":
             raise PermissionDenied(exc.message) from None
         messages.error(request, exc.message)
-        return redirect(detail_url)
-    template = APPROVED_MESSAGE if decision == "approve" else WITHDRAWN_MESSAGE
-    messages.success(request, template.format(slug=tenant.slug))
-    return redirect(detail_url)
+        return redirect(back)
+    said = approvals.decided_message(done)
+    (messages.error if done.status in ("refused", "expired") else messages.success)(request, said)
+    return redirect(back)
 
 
 # --- bulk -----------------------------------------------------------------------------------
@@ -582,6 +619,10 @@ def tenant_bulk(request: HtmxHttpRequest) -> HttpResponse:
             raise PermissionDenied(exc.message) from None
         messages.error(request, f"{op.label}: {exc.message}")
         return redirect(back)
+    if result.approval is not None:
+        # The approval policy: nothing was done; the request waits on the approvals page.
+        messages.success(request, operations.waiting_message(op, result.approval.target))
+        return redirect("console:approval_list")
     return render(
         request,
         "tenants/bulk.html",

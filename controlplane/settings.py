@@ -362,6 +362,9 @@ AXES_IPWARE_META_PRECEDENCE_ORDER = (
 CONTROLPLANE_IDEMPOTENCY_KEYS_PER_CALLER = env_int("CONTROLPLANE_IDEMPOTENCY_KEYS_PER_CALLER", 1000)
 # API tokens expire after this many days unless issued with another expiry.
 CONTROLPLANE_API_TOKEN_DAYS = env_int("CONTROLPLANE_API_TOKEN_DAYS", 90)
+# How long a process keeps a bearer token it found, with its user and permission set, before it
+# reads them again (api.tokens._RecentTokens; 0: every request reads them).
+CONTROLPLANE_AUTH_CACHE_SECONDS = env_float("CONTROLPLANE_AUTH_CACHE_SECONDS", 1.0)
 # --- Observability: health, metrics, JSON logs (docs/operations.md, "Monitoring") ------------
 CONTROLPLANE_METRICS_PUBLIC = env_bool("CONTROLPLANE_METRICS_PUBLIC", default=False)
 CONTROLPLANE_LOG_FORMAT = env_str("CONTROLPLANE_LOG_FORMAT", "plain").strip().lower() or "plain"
@@ -407,9 +410,25 @@ for _audit_key in [CONTROLPLANE_AUDIT_KEY, *CONTROLPLANE_AUDIT_RETIRED_KEYS]:
             "32 characters; make one with "
             "`python -c 'import secrets; print(secrets.token_hex(32))'`."
         )
-# --- Four eyes ------------------------------------------------------------------------------
-# With it on, a decommission asked by one admin waits until a different admin approves it.
+# --- The approval policy (tenants.operations.approval_policy) --------------------------------
+# Operations (comma list of the table's names, and `bulk` for any bulk operation) that wait for
+# a different person with the same permission to approve them; a request expires after the TTL.
+# Names are checked against the table when first used (an unknown one is ImproperlyConfigured).
+CONTROLPLANE_APPROVAL_REQUIRED = tuple(
+    name.strip()
+    for name in env_str("CONTROLPLANE_APPROVAL_REQUIRED", "").split(",")
+    if name.strip()
+)
+CONTROLPLANE_APPROVAL_TTL = env_float("CONTROLPLANE_APPROVAL_TTL", 86400)
+if CONTROLPLANE_APPROVAL_TTL <= 0:
+    raise ImproperlyConfigured("CONTROLPLANE_APPROVAL_TTL is a number of seconds above 0.")
+# The older four-eyes switch: on, it means CONTROLPLANE_APPROVAL_REQUIRED=decommission.
 CONTROLPLANE_DECOMMISSION_APPROVAL = env_bool("CONTROLPLANE_DECOMMISSION_APPROVAL", default=False)
+CELERY_BEAT_SCHEDULE["approvals"] = {
+    "task": "tenants.expire_approvals",
+    "schedule": CONTROLPLANE_WATCHDOG_INTERVAL,
+    "options": {"expires": max(1.0, CONTROLPLANE_WATCHDOG_INTERVAL)},
+}
 # A refused request (403) logs one line, not a traceback (issue 8).
 LOGGING.setdefault("filters", {})["refusal_on_one_line"] = {
     "()": "controlplane.logfilters.RefusalOnOneLine"
@@ -445,6 +464,7 @@ CELERY_TASK_ROUTES = {
     "provisioning.decommission": {"queue": CONTROLPLANE_CONTROL_QUEUE},
     "provisioning.watchdog": {"queue": CONTROLPLANE_CONTROL_QUEUE},
     "tenants.run_schedules": {"queue": CONTROLPLANE_CONTROL_QUEUE},
+    "tenants.expire_approvals": {"queue": CONTROLPLANE_CONTROL_QUEUE},
 }
 
 # Django's own PostgreSQL connection pool (psycopg_pool), off unless DATABASE_POOL=1: a sync

@@ -168,6 +168,9 @@ def operations() -> dict[tuple[str, str], int]:
     rows = (
         Event.objects.order_by()
         .filter(type__in=list(OPERATION_EVENTS))
+        # A decommission waiting for approval records decommission_requested (the contract's
+        # four eyes) and again when it runs: count it once, when it runs.
+        .exclude(type="tenant.decommission_requested", data__has_key="awaiting_approval")
         .values("type")
         .annotate(n=Count("pk"))
     )

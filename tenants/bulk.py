@@ -13,13 +13,25 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import transaction
+
 from provisioning.admission import bulk_lane
 from provisioning.models import Allocation, Run
 
 from . import services
 from .errors import OperationError
-from .models import Plan, Tenant, TenantState
-from .operations import Operation, Preview, get_operation, perform, preview_of, success_message
+from .models import ApprovalRequest, Plan, Tenant, TenantState
+from .operations import (
+    BULK,
+    Operation,
+    Preview,
+    approval_required,
+    get_operation,
+    open_approval,
+    perform,
+    preview_of,
+    success_message,
+)
 from .selectors import tenant_queryset
 from .services import Actor
 
@@ -80,15 +92,29 @@ class BulkResult:
     matched: int
     results: list[BulkOutcome] = field(default_factory=list)
 
+    approval: ApprovalRequest | None = None  # under the policy: the request that waits
+
     def count(self, outcome: str) -> int:
         return sum(1 for r in self.results if r.outcome == outcome)
 
+    def tally(self) -> str:
+        """``3 accepted, 1 refused.`` (what an approved bulk's request records)."""
+        parts = [f"{self.count(o)} {OUTCOME_WORDS[o].lower()}" for o in ("accepted", "refused")]
+        return f"{', '.join(parts)} of {self.matched} matched."
+
     def as_dict(self) -> dict[str, Any]:
-        return {
+        answer: dict[str, Any] = {
             "dry_run": self.dry_run,
             "matched": self.matched,
             "results": [r.as_dict() for r in self.results],
         }
+        if self.approval is not None:
+            answer["approval"] = {
+                "id": str(self.approval.id),
+                "status": self.approval.status,
+                "expires_at": self.approval.expires_at,
+            }
+        return answer
 
 
 def _bad(field_name: str, message: str) -> OperationError:
@@ -153,6 +179,7 @@ def bulk(
     dry_run: bool = False,
     reason: Any = None,
     limit: Any = None,
+    approved: bool = False,
 ) -> BulkResult:
     """One operation over many tenants: chosen by ``ids`` or by ``filters``, at most ``limit``.
 
@@ -160,6 +187,10 @@ def bulk(
     request); then each tenant is handled on its own, in its own transaction with its own row
     lock and state check, so one refusal does not stop the others. A dry run reads the tenants,
     their handle runs and their held allocations in three queries and writes nothing.
+
+    Under the approval policy (``bulk`` in ``CONTROLPLANE_APPROVAL_REQUIRED``; not a dry run,
+    not ``approved`` already), nothing is done: the selection waits as one ``ApprovalRequest``
+    (``result.approval``), run as a whole once a second person approves it.
     """
     op = get_operation(name)
     actor.require(op.permission, op.verb)
@@ -186,11 +217,22 @@ def bulk(
         matched = qs.count()
         tenants = list(qs[:limit])
     result = BulkResult(action=op.name, dry_run=dry_run, matched=matched)
+    if not dry_run and not approved and approval_required(BULK):
+        selection: dict[str, Any] = {"limit": limit}
+        if ids is not None:
+            selection["ids"] = [str(i) for i in clean_ids(ids)]
+        else:
+            selection["filter"] = clean_filters(filters)
+        with transaction.atomic():
+            result.approval = open_approval(
+                op, actor=actor, tenant=None, reason=reason, selection=selection
+            )
+        return result
     if dry_run:
         result.results = _bulk_previews(op, tenants)
     else:
         for tenant in tenants:
-            result.results.append(_bulk_one(op, tenant, actor, reason))
+            result.results.append(_bulk_one(op, tenant, actor, reason, approved))
     result.results.extend(
         BulkOutcome(id=i, slug="", outcome="refused", code="not_found", message="No such tenant.")
         for i in missing
@@ -198,11 +240,15 @@ def bulk(
     return result
 
 
-def _bulk_one(op: Operation, tenant: Tenant, actor: Actor, reason: str) -> BulkOutcome:
+def _bulk_one(
+    op: Operation, tenant: Tenant, actor: Actor, reason: str, approved: bool
+) -> BulkOutcome:
     try:
         # Bulk work yields to work started for one tenant (provisioning.admission).
         with bulk_lane():
-            done = perform(op.name, tenant_id=tenant.pk, actor=actor, reason=reason)
+            done = perform(
+                op.name, tenant_id=tenant.pk, actor=actor, reason=reason, approved=approved
+            )
     except OperationError as exc:
         return BulkOutcome(tenant.pk, tenant.slug, "refused", exc.code, exc.message)
     return BulkOutcome(tenant.pk, tenant.slug, "accepted", "", success_message(op, done))

@@ -9,7 +9,7 @@ class OperationError(Exception):
     """An operation was refused. ``code`` is stable for machines, ``message`` is for people.
 
     Codes: ``invalid_state`` (409), ``slug_taken`` (409), ``validation_error`` (422),
-    ``not_found`` (404), ``permission_denied`` (403).
+    ``not_found`` (404), ``permission_denied`` (403), ``approver_is_author`` (403).
     """
 
     http_status = {
@@ -20,6 +20,8 @@ class OperationError(Exception):
         "permission_denied": 403,
         # The reset could not be completed as things stand; nothing was changed.
         "reset_failed": 409,
+        # The approval policy: the author of a request cannot approve it (a second person must).
+        "approver_is_author": 403,
     }
 
     def __init__(self, code: str, message: str, details: Any = None) -> None:

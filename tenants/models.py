@@ -10,11 +10,15 @@ from __future__ import annotations
 import re
 import uuid
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Length
+from django.utils import timezone
 from django_fsm import FSMField, FSMModelMixin, transition
+
+from .grants import model_permissions
 
 models.CharField.register_lookup(Length)
 
@@ -116,10 +120,10 @@ class Tenant(FSMModelMixin, models.Model):
     last_error = models.TextField(blank=True, default="")
     failed_activity = models.CharField(max_length=64, blank=True, default="")
     decommission_requested_at = models.DateTimeField(null=True, blank=True)
-    # Four eyes (CONTROLPLANE_DECOMMISSION_APPROVAL): who asked for a decommission that waits
-    # for a second admin, and when. Empty / null when none waits.
-    decommission_asked_by = models.CharField(max_length=150, blank=True, default="")
-    decommission_asked_at = models.DateTimeField(null=True, blank=True)
+    # The approval policy (``tenants.approvals``): the operations of this tenant that wait for a
+    # second person, space-separated ("" when none). Kept exact by the transactions that open
+    # and settle an ``ApprovalRequest`` (under this row's lock), so a guard knows without a query.
+    awaiting_approval = models.CharField(max_length=200, blank=True, default="")
     # Derived (see ``Condition``); written only through ``provisioning.conditions``.
     condition = models.CharField(
         max_length=20, choices=Condition.choices, default=Condition.OK, editable=False
@@ -168,19 +172,16 @@ class Tenant(FSMModelMixin, models.Model):
                 name="tenant_attention_created_idx",
             ),
         ]
-        permissions = [
-            ("cancel_provisioning", "Can cancel an in-flight provisioning"),
-            ("reset_provisioning", "Can reset a stuck provisioning"),
-            ("retry_provisioning", "Can retry provisioning"),
-            ("suspend_tenant", "Can suspend a tenant"),
-            ("resume_tenant", "Can resume a tenant"),
-            ("decommission_tenant", "Can decommission a tenant"),
-            ("pause_run", "Can pause a tenant's live run"),
-            ("unpause_run", "Can unpause a tenant's paused run"),
-        ]
+        # One per operation of the table, from its rows (``tenants.grants``).
+        permissions = model_permissions()
 
     def __str__(self) -> str:
         return self.slug
+
+    @property
+    def waiting_operations(self) -> list[str]:
+        """The operations of this tenant waiting for a second person's approval."""
+        return self.awaiting_approval.split()
 
     @property
     def needs_attention(self) -> bool:
@@ -258,6 +259,90 @@ class Tenant(FSMModelMixin, models.Model):
     )
     def decommission(self) -> None:
         pass
+
+
+# --- the approval policy ---------------------------------------------------------------------
+
+
+class ApprovalStatus(models.TextChoices):
+    WAITING = "waiting", "Waiting"
+    APPROVED = "approved", "Approved"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+    EXPIRED = "expired", "Expired"
+    REFUSED = "refused", "Refused"  # approved, but the checks of that moment refused it
+
+
+class ApprovalRequest(models.Model):
+    """An operation (on one tenant, or a bulk selection) waiting for a second person.
+
+    Opened by ``tenants.approvals`` when ``CONTROLPLANE_APPROVAL_REQUIRED`` names the
+    operation (or ``bulk``); settled once: approved (then run as its author with the checks of
+    that moment: ``refused`` when they say no), withdrawn, or expired by the periodic pass.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    operation = models.CharField(max_length=40)
+    # One tenant, or none for a bulk operation (then ``selection`` says which tenants).
+    tenant = models.ForeignKey(
+        Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="approvals"
+    )
+    selection = models.JSONField(default=dict, blank=True)  # bulk: {"ids"} or {"filter"}, "limit"
+    reason = models.TextField(blank=True, default="")
+    options = models.JSONField(default=dict, blank=True)  # the operation's inputs (faults...)
+    requested_by = models.CharField(max_length=150)  # the person (a token acts for its user)
+    requested_actor = models.CharField(max_length=200)  # the audit label: user:..., token:...
+    # The user whose permissions the operation runs with once approved (null: the shell).
+    requested_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    trusted = models.BooleanField(default=False)  # asked at the server's shell: runs trusted
+    requested_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    status = models.CharField(
+        max_length=20, choices=ApprovalStatus.choices, default=ApprovalStatus.WAITING
+    )
+    decided_by = models.CharField(max_length=150, blank=True, default="")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.TextField(blank=True, default="")  # what happened, in a sentence
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        default_permissions = ("view",)
+        indexes = [
+            models.Index(fields=["status", "expires_at"], name="approval_status_expiry_idx"),
+        ]
+        constraints = [
+            # One waiting request per operation and tenant: asking again is refused, not queued.
+            models.UniqueConstraint(
+                fields=["tenant", "operation"],
+                condition=Q(status="waiting", tenant__isnull=False),
+                name="approval_one_waiting_per_tenant_operation",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["waiting", "approved", "withdrawn", "expired", "refused"]),
+                name="approval_status_known",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.operation} of {self.target} ({self.status})"
+
+    @property
+    def is_bulk(self) -> bool:
+        return self.tenant_id is None
+
+    @property
+    def target(self) -> str:
+        if self.tenant_id is not None:
+            return self.tenant.slug
+        if ids := self.selection.get("ids"):
+            return f"{len(ids)} selected tenant{'' if len(ids) == 1 else 's'}"
+        where = ", ".join(f"{k}={v}" for k, v in sorted(self.selection.get("filter", {}).items()))
+        return f"the tenants where {where}"
 
 
 # --- the fleet's counts ---------------------------------------------------------------------

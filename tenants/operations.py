@@ -14,15 +14,23 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
+from django.utils import timezone
 
+from audit.services import record_event
 from provisioning.models import Allocation, Run
 
 from . import services
 from .errors import OperationError
-from .models import Tenant, TenantState
+from .grants import GRANTS
+from .models import ApprovalRequest, Tenant, TenantState
 from .services import Actor
 
 S = TenantState
@@ -33,7 +41,6 @@ Guard = Callable[[Tenant, Run | None], str | None]
 class Operation:
     name: str
     label: str  # the button's label in every door
-    permission: str  # the Django permission it needs (roles grant it)
     guard: Guard  # None when the state allows it, else the reason why not
     service: Callable[..., Tenant]
     end_state: str  # where the tenant settles once the work is done
@@ -50,6 +57,27 @@ class Operation:
     # False when the work does not settle by itself (a paused run waits for unpause): the
     # command's --wait has nothing to wait for.
     settles: bool = True
+    # Older audit event types recorded beside the approval policy's own, by phase
+    # (``requested``, ``granted``, ``withdrawn``): decommission's four-eyes names.
+    approval_aliases: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def permission(self) -> str:
+        """The Django permission it needs, from the row's grant (``tenants.grants``)."""
+        return GRANTS[self.name].permission
+
+    def alias(self, phase: str) -> str:
+        return dict(self.approval_aliases).get(phase, "")
+
+    def check(self, tenant: Tenant, run: Run | None) -> str | None:
+        """Whether the tenant allows this operation now: the guard, and the approval policy's
+        one rule (a request of this operation already waiting blocks another)."""
+        if self.name in tenant.waiting_operations and approval_required(self.name):
+            return (
+                f"A {self.verb} of this tenant already waits for a second person's approval; "
+                "approve or withdraw it on the approvals page."
+            )
+        return self.guard(tenant, run)
 
     def done_message(self, slug: str) -> str:
         return self.done.format(slug=slug)
@@ -65,7 +93,6 @@ OPERATIONS: dict[str, Operation] = {
         Operation(
             name="cancel",
             label="Cancel provisioning",
-            permission="tenants.cancel_provisioning",
             guard=services.why_not_cancel,
             service=services.cancel_provisioning,
             end_state=S.PENDING,
@@ -87,7 +114,6 @@ OPERATIONS: dict[str, Operation] = {
         Operation(
             name="reset",
             label="Reset provisioning",
-            permission="tenants.reset_provisioning",
             guard=services.why_not_reset,
             service=services.reset_provisioning,
             end_state=S.PENDING,
@@ -105,7 +131,6 @@ OPERATIONS: dict[str, Operation] = {
         Operation(
             name="retry",
             label="Retry provisioning",
-            permission="tenants.retry_provisioning",
             guard=services.why_not_retry,
             service=services.retry_provisioning,
             end_state=S.ACTIVE,
@@ -124,7 +149,6 @@ OPERATIONS: dict[str, Operation] = {
         Operation(
             name="suspend",
             label="Suspend",
-            permission="tenants.suspend_tenant",
             guard=services.why_not_suspend,
             service=services.suspend_tenant,
             end_state=S.SUSPENDED,
@@ -138,7 +162,6 @@ OPERATIONS: dict[str, Operation] = {
         Operation(
             name="resume",
             label="Resume",
-            permission="tenants.resume_tenant",
             guard=services.why_not_resume,
             service=services.resume_tenant,
             end_state=S.ACTIVE,
@@ -151,8 +174,7 @@ OPERATIONS: dict[str, Operation] = {
         Operation(
             name="decommission",
             label="Decommission",
-            permission="tenants.decommission_tenant",
-            guard=services.why_not_decommission_pending,
+            guard=services.why_not_decommission,
             service=services.decommission_tenant,
             end_state=S.DECOMMISSIONED,
             releases=True,
@@ -166,11 +188,15 @@ OPERATIONS: dict[str, Operation] = {
             done="Decommission of {slug} requested: its resources are being released.",
             summary="Decommission (release everything; the slug is free again)",
             confirm_by_slug=True,
+            approval_aliases=(
+                ("requested", "tenant.decommission_requested"),
+                ("granted", "tenant.decommission_approved"),
+                ("withdrawn", "tenant.decommission_withdrawn"),
+            ),
         ),
         Operation(
             name="pause",
             label="Pause",
-            permission="tenants.pause_run",
             guard=services.why_not_pause,
             service=services.pause_run,
             end_state=S.PROVISIONING,
@@ -185,7 +211,6 @@ OPERATIONS: dict[str, Operation] = {
         Operation(
             name="unpause",
             label="Unpause",
-            permission="tenants.unpause_run",
             guard=services.why_not_unpause,
             service=services.unpause_run,
             end_state=S.ACTIVE,
@@ -199,11 +224,154 @@ OPERATIONS: dict[str, Operation] = {
     )
 }
 
-# Four eyes: what the decommission's preview and messages say instead when it must wait.
-APPROVAL_EVENTS = ("tenant.decommission_requested", "tenant.decommission_approved")
-WAITING_MESSAGE = "Decommission of {slug} requested: it waits for a different admin to approve it."
-APPROVED_MESSAGE = "Decommission of {slug} approved: its resources are being released."
-WITHDRAWN_MESSAGE = "The decommission of {slug} was withdrawn; nothing was released."
+
+@dataclass(frozen=True)
+class Creation:
+    """Create, the row of the operation that has no tenant yet: it is not in ``OPERATIONS``
+    (no button on a tenant, no bulk), but its permission, label and messages are said once."""
+
+    name: str = "create"
+    label: str = "Create tenant"
+    done_started: str = "Created tenant {slug} ({id}): provisioning started."
+    done_pending: str = "Created tenant {slug} ({id}): it waits in Pending (not started)."
+    summary: str = "Create a tenant (with start, its provisioning begins at once)"
+
+    @property
+    def permission(self) -> str:
+        return GRANTS[self.name].permission
+
+    @property
+    def end_state(self) -> str:
+        return S.ACTIVE
+
+    def done_message(self, tenant: Tenant) -> str:
+        started = tenant.state != S.PENDING
+        return (self.done_started if started else self.done_pending).format(
+            slug=tenant.slug, id=tenant.id
+        )
+
+
+CREATE = Creation()
+
+# --- the approval policy ------------------------------------------------------------------
+#
+# ``CONTROLPLANE_APPROVAL_REQUIRED`` names operations of the table (and ``bulk`` for any bulk
+# operation) that wait for a second person. It is one mechanism for every row: ``perform``
+# opens an ``ApprovalRequest`` instead of calling the service, and ``tenants.approvals`` runs
+# it, as its author, once a different person with the same permission approves it.
+
+BULK = "bulk"
+
+
+def approval_policy() -> frozenset[str]:
+    """What waits for a second person: operation names, and ``bulk`` (read at each call)."""
+    names = {n.strip() for n in settings.CONTROLPLANE_APPROVAL_REQUIRED if n.strip()}
+    if settings.CONTROLPLANE_DECOMMISSION_APPROVAL:
+        names.add("decommission")  # the older switch, kept: it means exactly this
+    unknown = sorted(names - set(OPERATIONS) - {BULK})
+    if unknown:
+        raise ImproperlyConfigured(
+            f"CONTROLPLANE_APPROVAL_REQUIRED names {', '.join(unknown)}, which "
+            f"{'is not an operation' if len(unknown) == 1 else 'are not operations'}; use "
+            f"operation names ({', '.join(OPERATIONS)}) or {BULK}."
+        )
+    return frozenset(names)
+
+
+def approval_required(name: str) -> bool:
+    return name in approval_policy()
+
+
+def own_request_reason(op: Operation, requested_by: str) -> str:
+    """Why the author of a request cannot approve it: said by every door from here."""
+    return (
+        f"{requested_by} asked for this {op.verb}; a different person with the "
+        f"{op.permission} permission must approve it."
+    )
+
+
+def waiting_message(op: Operation, target: str) -> str:
+    return (
+        f"{op.label} of {target} requested: it waits for a different person allowed to "
+        f"{op.verb} to approve it."
+    )
+
+
+def open_approval(
+    op: Operation,
+    *,
+    actor: Actor,
+    tenant: Tenant | None,
+    reason: str,
+    options: dict[str, Any] | None = None,
+    selection: dict[str, Any] | None = None,
+) -> ApprovalRequest:
+    """Record a request that waits for a second person (in the caller's transaction; a
+    tenant's request under its row lock, which keeps ``awaiting_approval`` exact)."""
+    user = actor.user if isinstance(actor.user, get_user_model()) else None
+    now = timezone.now()
+    request = ApprovalRequest.objects.create(
+        operation=op.name,
+        tenant=tenant,
+        selection=selection or {},
+        reason=reason,
+        options=options or {},
+        requested_by=actor.person,
+        requested_actor=actor.label,
+        requested_user=user,
+        trusted=actor.user is None,
+        requested_at=now,
+        expires_at=now + timedelta(seconds=settings.CONTROLPLANE_APPROVAL_TTL),
+    )
+    tenant_id = tenant.id if tenant is not None else None
+    record_event(
+        type="operation.approval_requested",
+        tenant_id=tenant_id,
+        actor=actor.label,
+        data=approval_data(request),
+    )
+    if tenant is not None:
+        tenant.awaiting_approval = " ".join([*tenant.waiting_operations, op.name])
+        tenant.save(update_fields=["awaiting_approval", "updated_at"])
+        if alias := op.alias("requested"):
+            data = {"from_state": tenant.state, "awaiting_approval": True}
+            if reason:
+                data["reason"] = reason
+            data["approval"] = str(request.id)
+            record_event(type=alias, tenant_id=tenant_id, actor=actor.label, data=data)
+    return request
+
+
+def approval_data(request: ApprovalRequest) -> dict[str, Any]:
+    """What every ``operation.approval_*`` event says about its request."""
+    data: dict[str, Any] = {
+        "approval": str(request.id),
+        "operation": request.operation,
+        "requested_by": request.requested_by,
+    }
+    if request.is_bulk:
+        data["selection"] = request.selection
+    if request.reason:
+        data["reason"] = request.reason
+    return data
+
+
+def _ask_approval(op: Operation, *, tenant_id: Any, actor: Actor, inputs: dict[str, Any]) -> Tenant:
+    # The checks of this moment, as a preview makes them (reason, options, state); then, under
+    # the row lock, the state again and the one-waiting-request rule.
+    preview(op.name, tenant_id=tenant_id, actor=actor, **inputs)
+    reason = services.clean_reason(inputs.get("reason"))
+    options = {k: v for k, v in inputs.items() if k != "reason" and v not in (None, "", {})}
+    if "faults" in options:
+        options["faults"] = services.clean_faults(options["faults"])
+    with transaction.atomic():
+        tenant = services.load_tenant(tenant_id, lock=True)
+        why = op.check(tenant, services.handle_run(tenant))
+        if why is not None:
+            raise OperationError("invalid_state", why, {"state": tenant.state})
+        request = open_approval(op, actor=actor, tenant=tenant, reason=reason, options=options)
+    tenant.approval = request  # type: ignore[attr-defined]  # read by success_message
+    return tenant
 
 
 def get_operation(name: str) -> Operation:
@@ -233,8 +401,8 @@ def permitted_names(user: Any) -> set[str]:
 
 
 def permission_reason(op: Operation) -> str:
-    role = "admin" if op.name == "decommission" else "operator or admin"
-    return f"{op.label} needs the {op.permission} permission (the {role} role); you do not have it."
+    roles = GRANTS[op.name].roles_text
+    return f"{op.label} needs the {op.permission} permission ({roles}); you do not have it."
 
 
 def _require(op: Operation, actor: Actor) -> None:
@@ -242,13 +410,9 @@ def _require(op: Operation, actor: Actor) -> None:
 
 
 def success_message(op: Operation, tenant: Tenant) -> str:
-    """What the doors say once ``op`` was accepted for ``tenant``."""
-    if (
-        op.name == "decommission"
-        and tenant.decommission_asked_by
-        and not (tenant.decommission_requested_at)
-    ):
-        return WAITING_MESSAGE.format(slug=tenant.slug)
+    """What the doors say once ``op`` was accepted for ``tenant`` (or waits for approval)."""
+    if getattr(tenant, "approval", None) is not None:
+        return waiting_message(op, tenant.slug)
     return op.done_message(tenant.slug)
 
 
@@ -275,34 +439,28 @@ def perform(
     actor: Actor,
     reason: Any = None,
     faults: Any = None,
+    approved: bool = False,
 ) -> Tenant:
-    """Perform one operation: the caller's permission, then the service (state, reason, work)."""
+    """Perform one operation: the caller's permission, then the service (state, reason, work).
+
+    Under the approval policy (and not ``approved`` already), the operation is not performed
+    but waits as an ``ApprovalRequest``; the returned tenant carries it as ``approval``.
+    """
     op = get_operation(name)
     _require(op, actor)
-    kwargs: dict[str, Any] = {"tenant_id": tenant_id, "actor": actor, "reason": reason}
+    # The operation's inputs: everything an approval must keep to run it later as asked.
+    inputs: dict[str, Any] = {"reason": reason}
     if op.takes_faults:
-        kwargs["faults"] = faults
+        inputs["faults"] = faults
     elif faults:
         raise OperationError(
             "validation_error",
             f"{op.label} takes no faults.",
             {"faults": ["Only retry takes faults."]},
         )
-    return op.service(**kwargs)
-
-
-def approve_decommission(*, tenant_id: uuid.UUID | str, actor: Actor, reason: Any = None) -> Tenant:
-    """Four eyes: approve a waiting decommission (a different admin than the one who asked)."""
-    _require(OPERATIONS["decommission"], actor)
-    return services.approve_decommission(tenant_id=tenant_id, actor=actor, reason=reason)
-
-
-def withdraw_decommission(
-    *, tenant_id: uuid.UUID | str, actor: Actor, reason: Any = None
-) -> Tenant:
-    """Four eyes: withdraw a waiting decommission (the admin who asked, or another)."""
-    _require(OPERATIONS["decommission"], actor)
-    return services.withdraw_decommission(tenant_id=tenant_id, actor=actor, reason=reason)
+    if not approved and approval_required(op.name):
+        return _ask_approval(op, tenant_id=tenant_id, actor=actor, inputs=inputs)
+    return op.service(tenant_id=tenant_id, actor=actor, **inputs)
 
 
 # --- previewing ---------------------------------------------------------------------------
@@ -353,7 +511,7 @@ class Preview:
             f"keeps {len(self.keep)}"
         )
         if self.awaiting_approval:
-            text += "; waits for a second admin's approval"
+            text += "; waits for a second person's approval"
         return text + "."
 
 
@@ -362,15 +520,16 @@ def _allocation(a: Allocation) -> dict[str, Any]:
 
 
 def preview_of(op: Operation, tenant: Tenant, run: Run | None, held: list[Allocation]) -> Preview:
-    why = op.guard(tenant, run)
+    why = op.check(tenant, run)
     if why is not None:
         raise OperationError("invalid_state", why, {"state": tenant.state})
     events = list(op.events)
-    awaiting = False
-    if op.name == "decommission" and services.approval_required():
-        awaiting = not tenant.decommission_requested_at
-        if awaiting:
-            events = [*APPROVAL_EVENTS, *op.events[1:]]
+    awaiting = approval_required(op.name)
+    if awaiting:
+        # What the approval policy records first: the request, then (once approved) the grant.
+        asked = ["operation.approval_requested", op.alias("requested")]
+        granted = ["operation.approval_granted", op.alias("granted")]
+        events = [e for e in (*asked, *granted) if e] + events
     if op.releases:
         release, keep = list(held), []
     else:

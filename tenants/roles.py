@@ -4,31 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from .grants import ROLE_NAMES, granted_to
+
 VIEW = [
     ("tenants", "view_tenant"),
-    ("tenants", "view_schedule"),
     ("audit", "view_event"),
     ("provisioning", "view_run"),
     ("provisioning", "view_stepexecution"),
     ("provisioning", "view_allocation"),
     ("provisioning", "view_resourcefinding"),
+    ("tenants", "view_approvalrequest"),
 ]
-OPERATE = [
-    ("tenants", "add_tenant"),
-    ("tenants", "cancel_provisioning"),
-    ("tenants", "reset_provisioning"),
-    ("tenants", "retry_provisioning"),
-    ("tenants", "suspend_tenant"),
-    ("tenants", "resume_tenant"),
-    ("tenants", "pause_run"),
-    ("tenants", "unpause_run"),
-]
-ADMINISTER = [("tenants", "decommission_tenant")]
-ROLES: dict[str, list[tuple[str, str]]] = {
-    "viewer": VIEW,
-    "operator": VIEW + OPERATE,
-    "admin": VIEW + OPERATE + ADMINISTER,
-}
+# Every role sees everything; what each may do is read from the table's rows (``tenants.grants``).
+ROLES: dict[str, list[tuple[str, str]]] = {role: VIEW + granted_to(role) for role in ROLE_NAMES}
 
 
 def sync_roles(group_model: Any, permission_model: Any) -> None:

@@ -31,13 +31,21 @@ from .formats import queued_text
 from .models import (
     IN_FLIGHT,
     NEEDS_ATTENTION,
+    ApprovalRequest,
+    ApprovalStatus,
     Condition,
     Plan,
     Tenant,
     TenantCount,
     TenantState,
 )
-from .operations import OPERATIONS, permission_reason, permitted_names
+from .operations import (
+    OPERATIONS,
+    get_operation,
+    own_request_reason,
+    permission_reason,
+    permitted_names,
+)
 from .search import text_match
 from .services import load_tenant
 
@@ -71,12 +79,18 @@ class ActionState:
 
 
 @dataclass(frozen=True)
-class DecommissionRequest:
-    """Four eyes: a decommission waiting for a second admin."""
+class WaitingApproval:
+    """An operation of this tenant waiting for a second person (the approval policy)."""
 
-    asked_by: str
-    asked_at: datetime | None
-    approvers: list[str]  # who may approve: admins other than the one who asked
+    request: ApprovalRequest
+    label: str  # the operation's label
+    approvers: list[str]  # who may approve: users with its permission, other than its author
+    own_note: str  # to the author: why they cannot approve it ("" for anyone else)
+    may_decide: bool  # the asking user has the operation's permission (approve or withdraw)
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.request.id
 
 
 def action_states(tenant: Tenant, run: Run | None, user: Any = None) -> list[ActionState]:
@@ -88,7 +102,7 @@ def action_states(tenant: Tenant, run: Run | None, user: Any = None) -> list[Act
     allowed = permitted_names(user)
     states = []
     for op in OPERATIONS.values():
-        why = op.guard(tenant, run)
+        why = op.check(tenant, run)
         permitted = op.name in allowed
         reasons = [why] if why else []
         if not permitted:
@@ -107,31 +121,60 @@ def action_states(tenant: Tenant, run: Run | None, user: Any = None) -> list[Act
 
 def available_actions(tenant: Tenant, run: Run | None) -> list[str]:
     """What the state and recorded error allow, whoever asks (in the table's order)."""
-    return [op.name for op in OPERATIONS.values() if op.guard(tenant, run) is None]
+    return [op.name for op in OPERATIONS.values() if op.check(tenant, run) is None]
 
 
-def decommission_request(tenant: Tenant) -> DecommissionRequest | None:
-    """The waiting four-eyes request and who may approve it (one query), or None."""
-    if not tenant.decommission_asked_by or tenant.decommission_requested_at:
-        return None
-    app_label, codename = OPERATIONS["decommission"].permission.split(".")
+def approvers(operation: str, requested_by: str) -> list[str]:
+    """Who may approve a request of ``operation``: active users with its permission (their own
+    or a group's, or superusers), other than its author (one query)."""
+    app_label, codename = get_operation(operation).permission.split(".")
     perm = Permission.objects.filter(content_type__app_label=app_label, codename=codename)
-    approvers = (
+    return list(
         get_user_model()
         .objects.filter(is_active=True)
         .filter(
             Q(is_superuser=True) | Q(user_permissions__in=perm) | Q(groups__permissions__in=perm)
         )
-        .exclude(username=tenant.decommission_asked_by)
+        .exclude(username=requested_by)
         .order_by("username")
         .values_list("username", flat=True)
         .distinct()
     )
-    return DecommissionRequest(
-        asked_by=tenant.decommission_asked_by,
-        asked_at=tenant.decommission_asked_at,
-        approvers=list(approvers),
+
+
+def waiting_approvals(tenant: Tenant, user: Any = None) -> list[WaitingApproval]:
+    """The tenant's waiting requests with who may approve each; no query when none waits
+    (``Tenant.awaiting_approval`` says so), else one, and one per request for its approvers."""
+    if not tenant.awaiting_approval:
+        return []
+    rows = list(
+        ApprovalRequest.objects.filter(tenant=tenant, status=ApprovalStatus.WAITING).order_by(
+            "requested_at"
+        )
     )
+    for request in rows:
+        request.tenant = tenant
+    return waiting_views(rows, user)
+
+
+def waiting_views(rows: list[ApprovalRequest], user: Any = None) -> list[WaitingApproval]:
+    """Waiting requests as a person sees them: who may approve each, and whether they may."""
+    me = user.get_username() if user is not None and user.is_authenticated else None
+    allowed = permitted_names(user)
+    found = []
+    for request in rows:
+        op = get_operation(request.operation)
+        own = me == request.requested_by
+        found.append(
+            WaitingApproval(
+                request=request,
+                label=op.label,
+                approvers=approvers(request.operation, request.requested_by),
+                own_note=own_request_reason(op, request.requested_by) if own else "",
+                may_decide=op.name in allowed,
+            )
+        )
+    return found
 
 
 @dataclass
@@ -148,7 +191,7 @@ class TenantDetail:
     recommendation: Recommendation
     seconds_since_heartbeat: float | None
     actions: list[ActionState] = field(default_factory=list)
-    decommission_request: DecommissionRequest | None = None
+    approvals: list[WaitingApproval] = field(default_factory=list)
     heartbeat_timeout: float = field(
         default_factory=lambda: settings.CONTROLPLANE_HEARTBEAT_TIMEOUT
     )
@@ -201,7 +244,7 @@ def tenant_detail(
     its allocations; a fourth reads the findings when there are any.
 
     With ``user``, each action says whether that user may do it (their permissions read once);
-    without, the caller is trusted (the shell). A waiting four-eyes request adds one query.
+    without, the caller is trusted (the shell). A request waiting for approval adds queries.
     """
     now = now or timezone.now()
     try:
@@ -253,7 +296,7 @@ def tenant_detail(
         recommendation=recommend(tenant, handle_run, seconds, steps=steps),
         seconds_since_heartbeat=seconds,
         actions=action_states(tenant, handle_run, user),
-        decommission_request=decommission_request(tenant),
+        approvals=waiting_approvals(tenant, user),
         drift=(
             list(ResourceFinding.objects.filter(tenant_id=tenant.id, resolved_at__isnull=True))
             if tenant.has_drift
@@ -802,14 +845,19 @@ def step_views(
     ]
 
 
-def tenant_runs(tenant: Tenant | uuid.UUID | str) -> list[RunView]:
-    """Every run of the tenant, newest first, with steps and what each allocated and released
-    (three queries whatever the number of runs, plus one when given an id)."""
+def tenant_runs(
+    tenant: Tenant | uuid.UUID | str, *, except_run: uuid.UUID | None = None
+) -> list[RunView]:
+    """Every run of the tenant (but ``except_run``, the one a page already shows), newest
+    first, with steps and what each allocated and released: three queries whatever the number
+    of runs, one when there is none, plus one when given an id."""
     if not isinstance(tenant, Tenant):
         tenant = get_tenant(tenant)
-    runs = list(Run.objects.filter(tenant=tenant).order_by("-attempt"))
+    runs = list(Run.objects.filter(tenant=tenant).exclude(pk=except_run).order_by("-attempt"))
+    if not runs:
+        return []
     steps: dict[uuid.UUID, list[StepExecution]] = {r.id: [] for r in runs}
-    for s in StepExecution.objects.filter(run__tenant=tenant).order_by("run", "position"):
+    for s in StepExecution.objects.filter(run_id__in=steps).order_by("run", "position"):
         steps[s.run_id].append(s)
     allocations = list(Allocation.objects.filter(tenant=tenant).order_by("allocated_at", "id"))
     return [

@@ -19,7 +19,6 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django_fsm import can_proceed
 
 from audit.services import SYSTEM, record_event
 from provisioning import compensation, conditions, runs, saga
@@ -27,6 +26,7 @@ from provisioning.faults import parse_faults, validate_faults
 from provisioning.models import Run, RunStatus, StepExecution, StepStatus
 
 from .errors import OperationError
+from .grants import GRANTS
 from .models import LIVE_RUN_STATES, Condition, Plan, Tenant, TenantState, validate_slug
 
 S = TenantState
@@ -73,13 +73,33 @@ class Actor:
 # --- reading the situation ------------------------------------------------------------------
 #
 # One guard per operation: ``None`` when the state and the recorded error allow it, else the
-# sentence an operator reads. ``tenants.operations`` names them in its table; the operations
-# below refuse with the same guard, so a button shown is an operation that will be accepted.
+# sentence an operator reads. The state part of each is the operation's django-fsm transition
+# (its ``source``), worded by ``wrong_state``; the rest is what the state machine cannot see
+# (a recorded error, a live run, a decommission under way). ``tenants.operations`` names them
+# in its table; the operations below refuse with the same guard, so a button shown is an
+# operation that will be accepted.
+
+
+def fsm_sources(transition: str) -> tuple[str, ...]:
+    """The states ``Tenant.<transition>`` may leave (its django-fsm ``source``), in order."""
+    return tuple(str(state) for state in getattr(Tenant, transition)._django_fsm.transitions)
+
+
+def wrong_state(tenant: Tenant, *, transition: str, operation: str) -> str | None:
+    """The state part of every guard: ``None`` when the tenant's state is a source of the
+    operation's django-fsm transition, else the one sentence every door says."""
+    sources = fsm_sources(transition)
+    if tenant.state in sources:
+        return None
+    allowed = " or ".join([", ".join(sources[:-1]), sources[-1]] if len(sources) > 1 else sources)
+    return (
+        f"{operation.capitalize()} applies to {allowed} tenants only; this one is {tenant.state}."
+    )
 
 
 def why_not_cancel(tenant: Tenant, run: Run | None) -> str | None:
-    if tenant.state != S.PROVISIONING:
-        return f"Cancel applies only while provisioning; this tenant is {tenant.state}."
+    if why := wrong_state(tenant, transition="request_cancel", operation="cancel"):
+        return why
     if run is None or run.status not in (RunStatus.RUNNING, RunStatus.CANCELLING):
         return "There is no live run to cancel; reset the tenant instead."
     if run.status == RunStatus.CANCELLING:
@@ -92,8 +112,8 @@ def why_not_cancel(tenant: Tenant, run: Run | None) -> str | None:
 def why_not_reset(tenant: Tenant, run: Run | None) -> str | None:
     if tenant.decommission_requested_at:
         return "The tenant is being decommissioned."
-    if tenant.state not in (S.PENDING, S.PROVISIONING):
-        return f"Reset applies to pending or provisioning tenants; this one is {tenant.state}."
+    if why := wrong_state(tenant, transition="reset", operation="reset"):
+        return why
     paused = run is not None and run.status == RunStatus.RUNNING and run.paused_at is not None
     if not tenant.last_error and not paused:
         return (
@@ -106,10 +126,10 @@ def why_not_reset(tenant: Tenant, run: Run | None) -> str | None:
 def why_not_retry(tenant: Tenant, run: Run | None) -> str | None:
     if tenant.decommission_requested_at:
         return "The tenant is being decommissioned."
+    if why := wrong_state(tenant, transition="retry", operation="retry"):
+        return why
     if tenant.state == S.FAILED:
         return None
-    if tenant.state != S.PENDING:
-        return f"Retry applies to failed or pending tenants; this one is {tenant.state}."
     if tenant.last_error:
         return "This tenant has a recorded error; reset it first, then retry."
     if run is not None and run.status in runs.LIVE:
@@ -120,17 +140,13 @@ def why_not_retry(tenant: Tenant, run: Run | None) -> str | None:
 def why_not_suspend(tenant: Tenant, run: Run | None) -> str | None:
     if tenant.decommission_requested_at:
         return "The tenant is being decommissioned."
-    if tenant.state != S.ACTIVE:
-        return f"Only an active tenant can be suspended; this one is {tenant.state}."
-    return None
+    return wrong_state(tenant, transition="suspend", operation="suspend")
 
 
 def why_not_resume(tenant: Tenant, run: Run | None) -> str | None:
     if tenant.decommission_requested_at:
         return "The tenant is being decommissioned."
-    if tenant.state != S.SUSPENDED:
-        return f"Only a suspended tenant can be resumed; this one is {tenant.state}."
-    return None
+    return wrong_state(tenant, transition="resume", operation="resume")
 
 
 def _why_not_live(tenant: Tenant, run: Run | None, what: str) -> str | None:
@@ -160,23 +176,11 @@ def why_not_unpause(tenant: Tenant, run: Run | None) -> str | None:
 
 
 def why_not_decommission(tenant: Tenant, run: Run | None) -> str | None:
-    if tenant.state == S.DECOMMISSIONED:
-        return "The tenant is already decommissioned."
-    if tenant.state == S.PROVISIONING:
-        return "A provisioning tenant cannot be decommissioned; cancel it first."
+    if why := wrong_state(tenant, transition="decommission", operation="decommission"):
+        return why
     if tenant.decommission_requested_at and not tenant.last_error:
         return "Decommission is already in progress."
     return None
-
-
-def why_not_decommission_pending(tenant: Tenant, run: Run | None) -> str | None:
-    """Decommission, plus four eyes: a request already waiting for approval blocks another."""
-    if tenant.decommission_asked_by and not tenant.decommission_requested_at:
-        return (
-            f"A decommission asked by {tenant.decommission_asked_by} waits for another admin's "
-            "approval; approve or withdraw it."
-        )
-    return why_not_decommission(tenant, run)
 
 
 def handle_run(tenant: Tenant) -> Run | None:
@@ -358,7 +362,7 @@ def create_tenant(
     record ``tenant.created``; if starting, move to provisioning, create run 1, record
     ``tenant.provisioning.started`` and dispatch ``validate_request`` on commit.
     """
-    actor.require("tenants.add_tenant", "create tenants")
+    actor.require(GRANTS["create"].permission, "create tenants")  # the create row's grant
     # Every bad field at once, faults included, so each door shows the whole list.
     errors: dict[str, Any] = {}
     fields: dict[str, str] = {}
@@ -652,11 +656,6 @@ def unpause_run(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str = "") -
     return tenant
 
 
-def approval_required() -> bool:
-    """Four eyes: whether a decommission waits for a second admin (a setting, default off)."""
-    return bool(settings.CONTROLPLANE_DECOMMISSION_APPROVAL)
-
-
 def decommission_tenant(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str = "") -> Tenant:
     """Release everything the tenant holds, then mark it decommissioned and free its slug.
 
@@ -664,29 +663,13 @@ def decommission_tenant(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str
     the tenant keeps its state with a decommission in progress, and no other operation is
     accepted. If a release fails, the error is recorded and Decommission may be asked again.
 
-    With four eyes on (``CONTROLPLANE_DECOMMISSION_APPROVAL``), the request only records who
-    asked (``tenant.decommission_requested`` with ``awaiting_approval``); nothing is released
-    until a different admin approves it (``approve_decommission``).
+    Under the approval policy (``CONTROLPLANE_APPROVAL_REQUIRED``), ``tenants.operations``
+    calls this only once a second person approved it; nothing here knows about that.
     """
     reason = clean_reason(reason)
     with transaction.atomic():
         tenant = _locked(tenant_id)
-        _refuse_unless(why_not_decommission_pending, tenant, _handle_run(tenant))
-        if not can_proceed(tenant.decommission):
-            raise OperationError("invalid_state", f"Cannot decommission a {tenant.state} tenant.")
-        if approval_required() and not tenant.decommission_requested_at:
-            tenant.decommission_asked_by = actor.person
-            tenant.decommission_asked_at = timezone.now()
-            tenant.save(
-                update_fields=["decommission_asked_by", "decommission_asked_at", "updated_at"]
-            )
-            record_event(
-                type="tenant.decommission_requested",
-                tenant_id=tenant.id,
-                actor=actor.label,
-                data=_with_reason({"from_state": tenant.state, "awaiting_approval": True}, reason),
-            )
-            return tenant
+        _refuse_unless(why_not_decommission, tenant, _handle_run(tenant))
         _start_decommission(
             tenant,
             event="tenant.decommission_requested",
@@ -714,58 +697,3 @@ def _start_decommission(tenant: Tenant, *, event: str, actor: Actor, data: dict[
     record_event(type=event, tenant_id=tenant.id, actor=actor.label, data=data)
     tid = tenant.id
     transaction.on_commit(lambda: compensation.publish_decommission(tid), robust=True)
-
-
-def _waiting_request(tenant: Tenant) -> None:
-    if not tenant.decommission_asked_by or tenant.decommission_requested_at:
-        raise OperationError(
-            "invalid_state",
-            "No decommission of this tenant is waiting for approval.",
-            {"state": tenant.state},
-        )
-
-
-def approve_decommission(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str = "") -> Tenant:
-    """Four eyes: a second admin lets a waiting decommission go ahead.
-
-    Steps, under the tenant's lock: a request must be waiting; the approver must not be the
-    one who asked; the state must still allow decommission; then the request is marked in
-    progress, ``tenant.decommission_approved`` recorded and the releases sent on commit.
-    """
-    reason = clean_reason(reason)
-    with transaction.atomic():
-        tenant = _locked(tenant_id)
-        _waiting_request(tenant)
-        if actor.person == tenant.decommission_asked_by:
-            raise OperationError(
-                "permission_denied",
-                f"{actor.person} asked for this decommission; a different admin must approve it.",
-            )
-        _refuse_unless(why_not_decommission, tenant, _handle_run(tenant))
-        asked_by = tenant.decommission_asked_by
-        _start_decommission(
-            tenant,
-            event="tenant.decommission_approved",
-            actor=actor,
-            data=_with_reason({"from_state": tenant.state, "requested_by": asked_by}, reason),
-        )
-    return tenant
-
-
-def withdraw_decommission(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str = "") -> Tenant:
-    """Four eyes: the admin who asked, or another, drops a decommission still waiting."""
-    reason = clean_reason(reason)
-    with transaction.atomic():
-        tenant = _locked(tenant_id)
-        _waiting_request(tenant)
-        asked_by = tenant.decommission_asked_by
-        tenant.decommission_asked_by = ""
-        tenant.decommission_asked_at = None
-        tenant.save(update_fields=["decommission_asked_by", "decommission_asked_at", "updated_at"])
-        record_event(
-            type="tenant.decommission_withdrawn",
-            tenant_id=tenant.id,
-            actor=actor.label,
-            data=_with_reason({"requested_by": asked_by}, reason),
-        )
-    return tenant

@@ -1,10 +1,16 @@
-"""Celery tasks of the tenants app: the beat's schedule pass."""
+"""Celery tasks of the tenants app: the approval policy's expiry pass and the scheduled
+operations' pass (beat runs both)."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from . import schedules
+from . import approvals, schedules
+
+
+@shared_task(name="tenants.expire_approvals", acks_late=False, ignore_result=True)
+def expire_approvals() -> int:
+    return approvals.expire_approvals()
 
 
 @shared_task(name="tenants.run_schedules", acks_late=False, ignore_result=True)

@@ -9,8 +9,8 @@ import pytest
 from django.urls import reverse
 
 from audit.models import Event
-from tenants.models import Tenant
-from tenants.services import decommission_tenant
+from tenants.models import ApprovalRequest, Tenant
+from tenants.operations import perform
 
 from ..conftest import make_user
 from .helpers import SETUP, active_tenant, logged_in, messages_of
@@ -56,31 +56,38 @@ def test_the_change_page_says_why_not(client, operator, fast_saga):
     # Each operation the operator may not take now is a disabled button with its reason beside.
     resume = re.search(r'<li [^>]*data-unavailable="resume">(.*?)</li>', html, re.S).group(1)
     assert re.search(r"<button [^>]*disabled[^>]*>Resume</button>", resume)
-    assert "Only a suspended tenant can be resumed" in resume
+    assert "Resume applies to suspended tenants only" in resume
     decommission = re.search(
         r'<li [^>]*data-unavailable="decommission">(.*?)</li>', html, re.S
     ).group(1)
     assert ">Decommission</button>" in decommission and "permission" in decommission
 
 
+def decide_url(tenant: Tenant, decision: str) -> str:
+    request = ApprovalRequest.objects.get(tenant=tenant, status="waiting")
+    return reverse("admin:tenants_approvalrequest_decide", args=[request.pk, decision])
+
+
 def test_four_eyes_in_the_admin(client, settings, admin_user, fast_saga):
     settings.CONTROLPLANE_DECOMMISSION_APPROVAL = True
     tenant = active_tenant("acme")
-    decommission_tenant(tenant_id=tenant.pk, actor=SETUP)
+    perform("decommission", tenant_id=tenant.pk, actor=SETUP)
     make_user("grace", "admin")
     logged_in(client, admin_user)
     html = client.get(change_url(tenant)).content.decode()
-    assert "Decommission waits for approval." in html and "Asked by setup" in html
+    assert "<strong>Decommission</strong> of acme waits for approval." in html
+    assert "Asked by <span data-requested-by>setup</span>" in html
     assert "May approve: ada, grace." in html
-    assert client.get(action_url(tenant, "approve_decommission")).status_code == 404
+    assert client.get(decide_url(tenant, "approve")).status_code == 405
     response = client.post(
-        action_url(tenant, "approve_decommission"), {"reason": "ok"}, follow=True
+        decide_url(tenant, "approve"), {"reason": "ok", "next": change_url(tenant)}, follow=True
     )
+    assert response.redirect_chain[-1][0] == change_url(tenant)
     assert any("approved" in m for m in messages_of(response))
     assert Tenant.objects.get(pk=tenant.pk).decommission_requested_at is not None
 
     other = active_tenant("beta")
-    decommission_tenant(tenant_id=other.pk, actor=SETUP)
-    response = client.post(action_url(other, "withdraw_decommission"), follow=True)
+    perform("decommission", tenant_id=other.pk, actor=SETUP)
+    response = client.post(decide_url(other, "withdraw"), follow=True)
     assert any("withdrawn" in m for m in messages_of(response))
-    assert Tenant.objects.get(pk=other.pk).decommission_asked_by == ""
+    assert Tenant.objects.get(pk=other.pk).awaiting_approval == ""

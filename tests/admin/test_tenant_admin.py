@@ -94,7 +94,7 @@ def test_a_refused_operation_shows_a_message_and_changes_nothing(client, admin_u
     before = Event.objects.filter(tenant_id=tenant.pk).count()
     response = logged_in(client, admin_user).post(action_url(tenant, "resume"), follow=True)
     assert response.status_code == 200
-    assert any("Only a suspended tenant can be resumed" in m for m in messages_of(response))
+    assert any("Resume applies to suspended tenants only" in m for m in messages_of(response))
     tenant.refresh_from_db()
     assert tenant.state == "active"
     assert Event.objects.filter(tenant_id=tenant.pk).count() == before
@@ -215,7 +215,9 @@ def test_bulk_suspend_applies_to_each_tenant_and_reports_refusals(client, admin_
     )
     shown = messages_of(response)
     assert "Suspend: accepted for alpha, bravo." in shown
-    assert any(m.startswith("Suspend refused for charlie: Only an active") for m in shown)
+    assert any(
+        m.startswith("Suspend refused for charlie: Suspend applies to active") for m in shown
+    )
     states = dict(Tenant.objects.values_list("slug", "state"))
     assert states == {"alpha": "suspended", "bravo": "suspended", "charlie": "pending"}
     suspended = Event.objects.filter(type="tenant.suspended")
@@ -428,7 +430,7 @@ def test_the_tenant_page_offers_only_the_operations(request, client, who, fast_s
     assert disabled == {
         n: OPERATIONS[n].label for n in ("cancel", "reset", "suspend", "resume", "pause", "unpause")
     }
-    assert "Only an active tenant can be suspended" in html
+    assert "Suspend applies to active tenants only" in html
     assert 'class="op-button danger" data-action="decommission"' in html  # it releases
 
 

@@ -10,7 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from api.models import ApiToken
-from api.tokens import issue_token, revoke_token
+from api.tokens import issue_token, recent_tokens, revoke_token
 from audit.models import Event
 from tenants.models import Tenant
 
@@ -149,3 +149,40 @@ def test_an_anonymous_post_is_401_not_a_csrf_403(db):
     client = Client(enforce_csrf_checks=True)
     response = client.post(f"{BASE}/tenants", NEW, content_type="application/json")
     assert response.status_code == 401
+
+
+# --- the per-process token cache (CONTROLPLANE_AUTH_CACHE_SECONDS) ---------------------------
+
+
+def test_a_change_in_this_process_is_seen_by_the_next_request_despite_the_cache(operator):
+    _, raw = issue_token(user=operator, name="ci")
+    client = ApiClient(raw)
+    assert client.get("/tenants").status_code == 200  # now cached
+    operator.groups.clear()  # the operator role removed here: the cache is emptied
+    assert client.get("/tenants").status_code == 403
+
+
+def test_a_revocation_by_another_process_is_seen_once_the_cached_entry_is_a_second_old(
+    operator, settings, monkeypatch
+):
+    settings.CONTROLPLANE_AUTH_CACHE_SECONDS = 1.0
+    now = [1000.0]
+    monkeypatch.setattr(recent_tokens, "clock", lambda: now[0])
+    _, raw = issue_token(user=operator, name="ci")
+    client = ApiClient(raw)
+    assert client.get("/tenants").status_code == 200
+    # Another process revokes it: an UPDATE this process hears nothing of.
+    ApiToken.objects.filter(name="ci").update(revoked_at=timezone.now())
+    now[0] += 0.99
+    assert client.get("/tenants").status_code == 200  # within the second: cached
+    now[0] += 0.02
+    assert client.get("/tenants").status_code == 401
+
+
+def test_with_the_cache_off_every_request_reads_the_token(operator, settings):
+    settings.CONTROLPLANE_AUTH_CACHE_SECONDS = 0
+    _, raw = issue_token(user=operator, name="ci")
+    client = ApiClient(raw)
+    assert client.get("/tenants").status_code == 200
+    ApiToken.objects.filter(name="ci").update(revoked_at=timezone.now())
+    assert client.get("/tenants").status_code == 401

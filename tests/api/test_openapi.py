@@ -14,8 +14,8 @@ import pytest
 from django.utils import timezone
 from schemathesis.specs.openapi.definitions import OPENAPI_31
 
-from tenants.operations import OPERATIONS
-from tenants.services import Actor, decommission_tenant
+from tenants.operations import OPERATIONS, perform
+from tenants.services import Actor
 from tests import factories as f
 
 from .conftest import openapi_document
@@ -59,12 +59,14 @@ def test_every_operation_answers_what_its_schema_says(as_admin, fast_saga):
     failed = f.failed_tenant()
     provisioning = f.provisioning_tenant()
     stalled = f.stalled_tenant(fast_saga)
-    # Four eyes on, with two decommissions asked by another admin: one to approve, one to
-    # withdraw.
+    # Four eyes on, with four decommissions asked by another admin: to approve and to withdraw,
+    # through the approvals endpoints and through the older per-tenant ones.
     fast_saga.CONTROLPLANE_DECOMMISSION_APPROVAL = True
-    to_approve, to_withdraw = f.active_tenant(), f.active_tenant()
-    for waiting in (to_approve, to_withdraw):
-        decommission_tenant(tenant_id=waiting.id, actor=Actor.shell("grace"))
+    to_approve, to_withdraw, alias_approve, alias_withdraw = (f.active_tenant() for _ in "1234")
+    asked = {
+        t.id: perform("decommission", tenant_id=t.id, actor=Actor.shell("grace")).approval.id
+        for t in (to_approve, to_withdraw, alias_approve, alias_withdraw)
+    }
     to_pause = f.provisioning_tenant()
     from tenants import schedules as schedule_service
 
@@ -83,10 +85,17 @@ def test_every_operation_answers_what_its_schema_says(as_admin, fast_saga):
     calls = {
         **bulk_calls,
         ("post", "/api/v1/tenants/{tenant_id}/decommission/approve"): lambda: as_admin.post(
-            f"/tenants/{to_approve.id}/decommission/approve", {"reason": "checked twice"}
+            f"/tenants/{alias_approve.id}/decommission/approve", {"reason": "checked twice"}
         ),
         ("post", "/api/v1/tenants/{tenant_id}/decommission/withdraw"): lambda: as_admin.post(
-            f"/tenants/{to_withdraw.id}/decommission/withdraw"
+            f"/tenants/{alias_withdraw.id}/decommission/withdraw"
+        ),
+        ("get", "/api/v1/approvals"): lambda: as_admin.get("/approvals", {"limit": 3}),
+        ("post", "/api/v1/approvals/{approval_id}/approve"): lambda: as_admin.post(
+            f"/approvals/{asked[to_approve.id]}/approve", {"reason": "checked twice"}
+        ),
+        ("post", "/api/v1/approvals/{approval_id}/withdraw"): lambda: as_admin.post(
+            f"/approvals/{asked[to_withdraw.id]}/withdraw"
         ),
         ("post", "/api/v1/tenants"): lambda: as_admin.post(
             "/tenants",

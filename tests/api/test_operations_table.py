@@ -9,8 +9,8 @@ from django.test.utils import CaptureQueriesContext
 
 from audit.models import Event
 from tenants.models import Tenant
-from tenants.operations import OPERATIONS
-from tenants.services import Actor, decommission_tenant
+from tenants.operations import OPERATIONS, perform
+from tenants.services import Actor
 from tests import factories as f
 
 from ..conftest import make_user
@@ -199,35 +199,42 @@ def test_bulk_without_the_permission_is_403(as_operator, as_viewer):
 
 
 def test_four_eyes_through_the_api(fast_saga, as_admin, admin_user):
+    """The contract's four-eyes endpoints are thin aliases onto the approval policy."""
     fast_saga.CONTROLPLANE_DECOMMISSION_APPROVAL = True
     tenant = f.active_tenant()
     asked = as_admin.post(f"/tenants/{tenant.id}/decommission", {"reason": "contract ended"})
     assert asked.status_code == 202
-    assert asked.json()["decommission_asked_by"] == admin_user.username
+    assert asked.json()["awaiting_approval"] == ["decommission"]
     assert asked.json()["decommission_requested_at"] is None
     grace = make_user("grace", "admin")
     detail = as_admin.get(f"/tenants/{tenant.id}").json()
-    assert detail["decommission_request"]["asked_by"] == admin_user.username
-    assert detail["decommission_request"]["approvers"] == ["grace"]
+    [waiting] = detail["approvals"]
+    assert waiting["requested_by"] == admin_user.username and waiting["approvers"] == ["grace"]
+    assert waiting["operation"] == "decommission" and waiting["reason"] == "contract ended"
 
     own = as_admin.post(f"/tenants/{tenant.id}/decommission/approve")
     assert own.status_code == 403
+    assert error_of(own)["code"] == "approver_is_author"
     other = client_for(grace)
     approved = other.post(f"/tenants/{tenant.id}/decommission/approve", {"reason": "agreed"})
     assert approved.status_code == 202
     assert approved.json()["decommission_requested_at"] is not None
+    assert approved.json()["awaiting_approval"] == []
     assert Event.objects.filter(
         tenant_id=tenant.id, type="tenant.decommission_approved", actor="token:grace-token"
     ).exists()
+    [decided] = as_admin.get("/approvals", {"tenant": tenant.slug}).json()["items"]
+    assert decided["id"] == waiting["id"] and decided["status"] == "approved"
+    assert decided["decided_by"] == "grace"
 
 
 def test_withdraw_through_the_api(fast_saga, as_admin, as_operator):
     fast_saga.CONTROLPLANE_DECOMMISSION_APPROVAL = True
     tenant = f.active_tenant()
-    decommission_tenant(tenant_id=tenant.id, actor=Actor.shell("grace"))
+    perform("decommission", tenant_id=tenant.id, actor=Actor.shell("grace"))
     assert as_operator.post(f"/tenants/{tenant.id}/decommission/withdraw").status_code == 403
     response = as_admin.post(f"/tenants/{tenant.id}/decommission/withdraw")
     assert response.status_code == 202
-    assert response.json()["decommission_asked_by"] == ""
+    assert response.json()["awaiting_approval"] == []
     again = as_admin.post(f"/tenants/{tenant.id}/decommission/withdraw")
     assert again.status_code == 409

@@ -35,6 +35,8 @@ SAMPLES: dict[str, tuple[str, str]] = {
     "needs_attention": ("true", "false"),
     "actor": ("system", "user:ada"),
     "hide_steps": ("true", "false"),
+    "status": ("waiting", "approved"),
+    "operation": ("suspend", "bulk"),
 }
 
 

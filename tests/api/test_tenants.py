@@ -9,6 +9,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from api.tokens import recent_tokens
 from audit.models import Event
 from provisioning.models import Run
 from tenants.models import Tenant
@@ -36,7 +37,7 @@ TENANT_FIELDS = {
     "activated_at",
     "decommissioned_at",
     "decommission_requested_at",
-    "decommission_asked_by",
+    "awaiting_approval",
 }
 
 
@@ -294,15 +295,21 @@ def test_empty_text_filters_mean_no_filter_and_an_empty_limit_is_refused(as_view
     assert "limit" in str(error_of(refused)["details"])
 
 
-def test_detail_is_six_queries_with_the_token_and_permissions_read_once(
+def test_detail_is_six_queries_cold_and_four_with_the_token_cached(
     as_viewer, django_assert_num_queries
 ):
     tenant = failed_tenant()
-    as_viewer.get(f"/tenants/{tenant.id}")
-    # token (with its user), permissions (one query for the user's and its groups'), tenant
-    # (with whether reconciliation has open findings about it), the run's steps with the run,
-    # allocations, failed-run count; nothing written, no transaction.
+    as_viewer.get(f"/tenants/{tenant.id}")  # the token's first use writes last_used_at
+    recent_tokens.forget_all()
+    # Cold: token (with its user), permissions (one query for the user's and its groups'),
+    # tenant (with whether reconciliation has open findings about it), the run's steps with
+    # the run, allocations, failed-run count; nothing written, no transaction.
     with django_assert_num_queries(6) as queries:
         response = as_viewer.get(f"/tenants/{tenant.id}")
-    assert response.status_code == 200
+        assert response.status_code == 200
     assert not any(q["sql"] in ("BEGIN", "COMMIT") for q in queries.captured_queries)
+    # The same token within CONTROLPLANE_AUTH_CACHE_SECONDS: neither the token nor the
+    # permissions are read again.
+    with django_assert_num_queries(4):
+        response = as_viewer.get(f"/tenants/{tenant.id}")
+        assert response.status_code == 200

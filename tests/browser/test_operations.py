@@ -29,7 +29,7 @@ def test_reasons_preview_and_bulk_with_a_dry_run(console: Any, operator: Any, vi
     expect(state(page)).to_have_attribute("data-state", "active", timeout=40_000)
 
     # Why not: each operation that is not offered says why, including the one not his.
-    expect(unavailable(page, "resume")).to_contain_text("Only a suspended tenant can be resumed")
+    expect(unavailable(page, "resume")).to_contain_text("Resume applies to suspended tenants only")
     expect(unavailable(page, "decommission")).to_contain_text("permission")
     expect(action(page, "Decommission")).to_have_count(0)
     shot(page, "detail-reasons")
@@ -68,7 +68,9 @@ def test_reasons_preview_and_bulk_with_a_dry_run(console: Any, operator: Any, vi
         "data-outcome", "would_accept"
     )
     expect(page.locator('tr[data-tenant="waiting"]')).to_have_attribute("data-outcome", "refused")
-    expect(page.locator('tr[data-tenant="waiting"]')).to_contain_text("Only a suspended tenant")
+    expect(page.locator('tr[data-tenant="waiting"]')).to_contain_text(
+        "Resume applies to suspended tenants only"
+    )
     assert Tenant.objects.get(pk=tenant.pk).state == "suspended"  # still only a dry run
     shot(page, "bulk-dry-run")
     page.locator("#bulk-confirm").get_by_role("button", name=re.compile("^Resume")).click()

@@ -55,7 +55,7 @@ def test_dry_run_refuses_like_the_operation(fast_saga):
     tenant = f.active_tenant()
     with pytest.raises(CommandError) as refused:
         run("resume", tenant.slug, "--dry-run")
-    assert "Only a suspended tenant can be resumed" in str(refused.value)
+    assert "Resume applies to suspended tenants only" in str(refused.value)
 
 
 def test_bulk_previews_without_yes_and_acts_with_it(fast_saga):
@@ -97,22 +97,22 @@ def test_show_prints_each_action_with_its_reason(fast_saga):
     tenant = f.suspended_tenant()
     out = run("show", tenant.slug)
     assert "    resume        available" in out
-    assert "    suspend       not now: Only an active tenant can be suspended" in out
+    assert "    suspend       not now: Suspend applies to active tenants only" in out
 
 
 def test_four_eyes_from_the_shell(fast_saga):
     fast_saga.CONTROLPLANE_DECOMMISSION_APPROVAL = True
     tenant = f.active_tenant()
     out = run("decommission", tenant.slug, "--actor", "alice", "--wait")
-    assert "waits for a different admin to approve it" in out
-    assert "four eyes    decommission asked by alice" in run("show", tenant.slug)
+    assert "waits for a different person allowed to decommission to approve it" in out
+    assert "  waiting      decommission asked by alice" in run("show", tenant.slug)
     with pytest.raises(CommandError) as own:
         run("approve", tenant.slug, "--actor", "alice")
-    assert "a different admin must approve it" in str(own.value)
+    assert "a different person with the tenants.decommission_tenant permission" in str(own.value)
     out = run("approve", tenant.slug, "--actor", "bob", "--reason", "ok")
     assert "approved" in out
     assert Tenant.objects.get(pk=tenant.id).decommission_requested_at is not None
     other = f.active_tenant()
     run("decommission", other.slug, "--actor", "alice")
     assert "withdrawn" in run("withdraw", other.slug, "--actor", "alice")
-    assert Tenant.objects.get(pk=other.id).decommission_asked_by == ""
+    assert Tenant.objects.get(pk=other.id).awaiting_approval == ""

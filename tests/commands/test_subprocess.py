@@ -79,7 +79,7 @@ def test_bad_arguments_exit_non_zero_in_one_line(fast_saga):
 def test_a_refused_operation_exits_non_zero_in_one_line(fast_saga):
     active_tenant("acme")
     result = manage(fast_saga, "tenant", "resume", "acme")
-    assert_one_line_refusal(result, "Only a suspended tenant can be resumed")
+    assert_one_line_refusal(result, "Resume applies to suspended tenants only")
     assert Tenant.objects.get(slug="acme").state == "active"
 
     result = manage(fast_saga, "tenant", "suspend", "nobody")

@@ -172,7 +172,7 @@ def test_show_by_slug_or_id_with_json(fast_saga):
     assert "state        active" in out
     assert "    suspend       available" in out
     assert "    decommission  available" in out
-    assert "    resume        not now: Only a suspended tenant can be resumed" in out
+    assert "    resume        not now: Resume applies to suspended tenants only" in out
 
     data = json.loads(run("show", str(tenant.id), "--json")[0])
     assert data["id"] == str(tenant.id)
@@ -214,7 +214,7 @@ def test_a_refused_operation_is_one_line_and_changes_nothing(fast_saga):
     tenant = active_tenant("acme")
     before = Event.objects.filter(tenant_id=tenant.id).count()
     message = refused("resume", "acme")
-    assert message == "Only a suspended tenant can be resumed; this one is active."
+    assert message == "Resume applies to suspended tenants only; this one is active."
     tenant.refresh_from_db()
     assert tenant.state == "active"
     assert Event.objects.filter(tenant_id=tenant.id).count() == before

@@ -102,13 +102,18 @@ def test_decommission_needs_the_typed_slug(client, admin_user, make_state) -> No
 @pytest.mark.parametrize(
     ("kind", "action", "reason"),
     [
-        ("active", "cancel", "Cancel applies only while provisioning; this tenant is active."),
+        ("active", "cancel", "Cancel applies to provisioning tenants only; this one is active."),
         ("pending", "reset", "Reset is for a provisioning with a recorded error"),
-        ("provisioning", "retry", "Retry applies to failed or pending tenants"),
-        ("pending", "suspend", "Only an active tenant can be suspended"),
-        ("active", "resume", "Only a suspended tenant can be resumed"),
-        ("decommissioned", "decommission", "The tenant is already decommissioned."),
-        ("provisioning", "decommission", "cancel it first"),
+        ("provisioning", "retry", "Retry applies to failed or pending tenants only"),
+        ("pending", "suspend", "Suspend applies to active tenants only"),
+        ("active", "resume", "Resume applies to suspended tenants only"),
+        (
+            "decommissioned",
+            "decommission",
+            "Decommission applies to active, suspended, pending or failed tenants only; "
+            "this one is decommissioned.",
+        ),
+        ("provisioning", "decommission", "tenants only; this one is provisioning."),
         ("pending_error", "retry", "reset it first, then retry"),
     ],
 )

@@ -8,8 +8,8 @@ import pytest
 from django.contrib.messages import get_messages
 
 from audit.models import Event
-from tenants.models import Tenant
-from tenants.services import decommission_tenant
+from tenants.models import ApprovalRequest, Tenant
+from tenants.operations import perform
 
 from ..conftest import make_user
 from .conftest import SHELL, fresh, login
@@ -49,7 +49,7 @@ def test_a_confirmation_for_what_the_state_refuses_goes_back_with_why(client, op
     login(client, operator)
     response = client.get(f"/tenants/{tenant.pk}/resume/")
     assert response.status_code == 302
-    assert "Only a suspended tenant can be resumed" in said(response)[-1]
+    assert "Resume applies to suspended tenants only" in said(response)[-1]
     assert client.get(f"/tenants/{tenant.pk}/decommission/").status_code == 403
 
 
@@ -107,19 +107,25 @@ def test_bulk_refuses_cleanly(client, viewer, operator, make_state):
     assert client.get("/tenants/bulk/").status_code == 405
 
 
+def waiting_url(tenant: Tenant, decision: str) -> str:
+    request = ApprovalRequest.objects.get(tenant=tenant, status="waiting")
+    return f"/approvals/{request.pk}/{decision}/"
+
+
 def test_four_eyes_on_the_page(client, settings, admin_user, make_state):
     settings.CONTROLPLANE_DECOMMISSION_APPROVAL = True
     tenant = make_state("active")
     grace = make_user("grace", "admin")
-    decommission_tenant(tenant_id=tenant.pk, actor=SHELL)  # asked by "tester"
+    perform("decommission", tenant_id=tenant.pk, actor=SHELL)  # asked by "tester"
     login(client, admin_user)
     body = client.get(f"/tenants/{tenant.pk}/").content.decode()
-    assert 'id="decommission-request"' in body
-    assert "Asked by tester" in body
+    assert 'data-operation="decommission"' in body
+    assert "Asked by <span data-requested-by>tester</span>" in body
     assert "May approve: ada, grace." in body
     assert "Approve decommission" in body
-    response = client.post(f"/tenants/{tenant.pk}/decommission/approve/", {"reason": "ok"})
-    assert response.status_code == 302
+    url = waiting_url(tenant, "approve")
+    response = client.post(url, {"reason": "ok", "next": f"/tenants/{tenant.pk}/"})
+    assert response.status_code == 302 and response["Location"] == f"/tenants/{tenant.pk}/"
     assert "approved" in said(response)[-1]
     assert fresh(tenant).decommission_requested_at is not None
     assert Event.objects.filter(
@@ -135,10 +141,11 @@ def test_four_eyes_the_asker_cannot_approve_but_may_withdraw(
     tenant = make_state("active", slug="keep-me")
     login(client, admin_user)
     client.post(f"/tenants/{tenant.pk}/decommission/", {"confirm_slug": "keep-me"})
-    assert fresh(tenant).decommission_asked_by == "ada"
+    assert fresh(tenant).awaiting_approval == "decommission"
     body = client.get(f"/tenants/{tenant.pk}/").content.decode()
     assert "Approve decommission" not in body and "Withdraw request" in body
-    own = client.post(f"/tenants/{tenant.pk}/decommission/approve/")
-    assert "a different admin must approve it" in said(own)[-1]
-    client.post(f"/tenants/{tenant.pk}/decommission/withdraw/")
-    assert fresh(tenant).decommission_asked_by == ""
+    assert "ada asked for this decommission; a different person" in body  # said on the page
+    own = client.post(waiting_url(tenant, "approve"))
+    assert "a different person with the tenants.decommission_tenant permission" in said(own)[-1]
+    client.post(waiting_url(tenant, "withdraw"))
+    assert fresh(tenant).awaiting_approval == ""

@@ -64,11 +64,13 @@ console       GET   /tenants/{tenant}/pause/                                    
 console       GET   /tenants/{tenant}/unpause/                                        | login    403      403      ok       ok       login    login    login    login
 console       GET   /tenants/{tenant}/resume/                                         | login    403      403      ok       ok       login    login    login    login
 console       GET   /tenants/{tenant}/decommission/                                   | login    403      403      403      ok       login    login    login    login
-# four eyes: approve / withdraw a waiting decommission (admin only; POST only)
-console       POST  /tenants/{tenant}/decommission/approve/                           | login    403      403      403      ok       login    login    login    login
-console       POST  /tenants/{tenant}/decommission/withdraw/                          | login    403      403      403      ok       login    login    login    login
-console       GET   /tenants/{tenant}/decommission/approve/                           | login    405      405      405      405      login    login    login    login
-console       POST  /tenants/{tenant}/decommission/no-such-decision/                  | login    403      404      404      404      login    login    login    login
+# the approval policy: the approvals page; approve / withdraw a request (here a decommission asked
+# at the shell: the operation's permission decides; POST only)
+console       GET   /approvals/                                                       | login    403      ok       ok       ok       login    login    login    login
+console       POST  /approvals/{approval}/approve/                                    | login    403      403      403      ok       login    login    login    login
+console       POST  /approvals/{approval}/withdraw/                                   | login    403      403      403      ok       login    login    login    login
+console       GET   /approvals/{approval}/approve/                                    | login    405      405      405      405      login    login    login    login
+console       POST  /approvals/{approval}/no-such-decision/                           | login    403      404      404      404      login    login    login    login
 # bulk: the selection's dry run, then (confirmed) the real thing; one permission check first
 console       GET   /tenants/bulk/                                                    | login    405      405      405      405      login    login    login    login
 console       POST  /tenants/bulk/  cancel                                            | login    403      403      ok       ok       login    login    login    login
@@ -112,6 +114,9 @@ api           POST  /api/v1/tenants/{tenant_id}/decommission                    
 api           GET   /api/v1/tenants/{tenant_id}/runs                                  | 401      403      ok       ok       ok       403      ok       ok       ok
 api           POST  /api/v1/tenants/{tenant_id}/decommission/approve                  | 401      403      403      403      ok       403      403      403      ok
 api           POST  /api/v1/tenants/{tenant_id}/decommission/withdraw                 | 401      403      403      403      ok       403      403      403      ok
+api           GET   /api/v1/approvals                                                 | 401      403      ok       ok       ok       403      ok       ok       ok
+api           POST  /api/v1/approvals/{approval_id}/approve                           | 401      403      403      403      ok       403      403      403      ok
+api           POST  /api/v1/approvals/{approval_id}/withdraw                          | 401      403      403      403      ok       403      403      403      ok
 api           POST  /api/v1/tenants/bulk/cancel                                       | 401      403      403      ok       ok       403      403      ok       ok
 api           POST  /api/v1/tenants/bulk/reset                                        | 401      403      403      ok       ok       403      403      ok       ok
 api           POST  /api/v1/tenants/bulk/retry                                        | 401      403      403      ok       ok       403      403      ok       ok
@@ -249,9 +254,16 @@ admin         GET   /admin/tenants/tenant/{tenant}/action/pause/                
 admin         GET   /admin/tenants/tenant/{tenant}/action/unpause/                    | login    login    refused  ok       ok       login    login    login    login
 admin         GET   /admin/tenants/tenant/{tenant}/action/resume/                     | login    login    refused  ok       ok       login    login    login    login
 admin         GET   /admin/tenants/tenant/{tenant}/action/decommission/               | login    login    refused  refused  ok       login    login    login    login
-# four eyes in the admin: approve / withdraw (admin only)
-admin         POST  /admin/tenants/tenant/{tenant}/action/approve_decommission/       | login    login    refused  refused  ok       login    login    login    login
-admin         POST  /admin/tenants/tenant/{tenant}/action/withdraw_decommission/      | login    login    refused  refused  ok       login    login    login    login
+# the approval policy in the admin: requests are read only; approve / withdraw (the operation's
+# permission decides: a decommission here)
+admin         GET   /admin/tenants/approvalrequest/                                   | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/tenants/approvalrequest/add/                               | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/tenants/approvalrequest/{approval}/                        | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/tenants/approvalrequest/{approval}/change/                 | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/tenants/approvalrequest/{approval}/history/                | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/tenants/approvalrequest/{approval}/delete/                 | login    login    403      403      403      login    login    login    login
+admin         POST  /admin/tenants/approvalrequest/{approval}/decide/approve/         | login    login    refused  refused  ok       login    login    login    login
+admin         POST  /admin/tenants/approvalrequest/{approval}/decide/withdraw/        | login    login    refused  refused  ok       login    login    login    login
 
 # --- admin bulk actions (POST to the list); refused = not offered, nothing done; ok = the
 # dry-run confirmation page (tenants) or the action done ---
@@ -262,6 +274,8 @@ admin-action  POST  /admin/axes/accessattempt/  axes.accessattempt:cleanup_expir
 admin-action  POST  /admin/axes/accessattempt/  axes.accessattempt:delete_selected    | login    login    403      403      403      login    login    login    login
 admin-action  POST  /admin/axes/accessfailurelog/  axes.accessfailurelog:delete_selected| login    login    403      403      403      login    login    login    login
 admin-action  POST  /admin/axes/accesslog/  axes.accesslog:delete_selected            | login    login    403      403      403      login    login    login    login
+admin-action  POST  /admin/tenants/approvalrequest/  tenants.approvalrequest:approve_selected| login    login    refused  refused  ok       login    login    login    login
+admin-action  POST  /admin/tenants/approvalrequest/  tenants.approvalrequest:withdraw_selected| login    login    refused  refused  ok       login    login    login    login
 admin-action  POST  /admin/tenants/tenant/  tenants.tenant:cancel_selected            | login    login    refused  ok       ok       login    login    login    login
 admin-action  POST  /admin/tenants/tenant/  tenants.tenant:decommission_selected      | login    login    refused  refused  ok       login    login    login    login
 admin-action  POST  /admin/tenants/tenant/  tenants.tenant:reset_selected             | login    login    refused  ok       ok       login    login    login    login
@@ -294,6 +308,9 @@ COMMANDS: dict[str, str] = {
     "schedule cancel": "shell (trusted)",
     "schedule list": "shell (trusted)",
     "seed_demo": "shell (trusted)",
+    "approval approve": "shell (trusted)",
+    "approval list": "shell (trusted)",
+    "approval withdraw": "shell (trusted)",
     "tenant approve": "shell (trusted)",
     "tenant bulk": "shell (trusted)",
     "tenant cancel": "shell (trusted)",
@@ -367,6 +384,7 @@ MODEL_ID = {
     "webhooks.subscription": "subscription",
     "webhooks.delivery": "delivery",
     "provisioning.resourcefinding": "resourcefinding",
+    "tenants.approvalrequest": "approval",
 }
 
 

@@ -34,7 +34,7 @@ from django.contrib.auth.models import Group, User
 from django.contrib.contenttypes.models import ContentType
 from django.contrib.messages import get_messages
 from django.core.management import get_commands, load_command_class
-from django.test import Client
+from django.test import Client, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.utils import timezone
 
@@ -44,8 +44,10 @@ from audit.models import Event
 from observability.consumers import record_consumers
 from observability.pulse import record_watchdog_pass
 from provisioning.models import Allocation, ResourceFinding, Run
+from tenants.operations import perform
 from webhooks.models import Delivery, Subscription
 
+from ..admin.helpers import SETUP as SHELL
 from ..admin.helpers import active_tenant
 from ..conftest import ROOT, make_user
 from .matrix_table import COMMANDS, PERSONAS, TABLE, markdown, parse_table
@@ -136,6 +138,13 @@ def world(roles: None) -> dict[str, Any]:
         for role, user in people.items()
     }
     tenant = active_tenant("matrix")
+    # A decommission of another tenant waiting for approval, asked at the shell (so no persona
+    # is its author): the approve / withdraw rows decide it (the first admin's approval wins;
+    # later decisions are the business rule's 409).
+    with override_settings(CONTROLPLANE_DECOMMISSION_APPROVAL=True):
+        approval = perform(
+            "decommission", tenant_id=active_tenant("matrix-approval").pk, actor=SHELL
+        ).approval
     # One row of each of axes' models, so their admin pages answer for a real object.
     when = timezone.now()
     attempt = AccessAttempt.objects.create(
@@ -206,6 +215,8 @@ def world(roles: None) -> dict[str, Any]:
         # No schedule has it: the rows ask who reaches the lookup (404) and who is refused first.
         "schedule": "00000000-0000-4000-8000-00000000000a",
         "schedule_id": "00000000-0000-4000-8000-00000000000a",
+        "approval": approval.pk,
+        "approval_id": approval.pk,
     }
     return {"people": people, "tokens": tokens, "ids": ids}
 
@@ -331,6 +342,7 @@ class _Any(dict):
         return {
             "tenant": "00000000-0000-4000-8000-000000000000",
             "schedule": "00000000-0000-4000-8000-000000000000",
+            "approval": "00000000-0000-4000-8000-000000000000",
             "tenant_ct": "1",
             "tenant_slug": "x",
         }.get(key, "1")

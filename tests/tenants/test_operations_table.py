@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from audit.models import Event
 from provisioning.models import Allocation
-from tenants import bulk, operations
+from tenants import approvals, bulk, operations
 from tenants.errors import OperationError
 from tenants.models import Tenant
 from tenants.operations import OPERATIONS, perform, preview
@@ -194,7 +194,7 @@ def test_actions_say_available_permitted_and_why_not(fast_saga, request, role, p
         if not a.permitted:
             assert "permission" in a.reason
     resume = next(a for a in actions if a.name == "resume")
-    assert resume.reason.startswith("Only a suspended tenant can be resumed")
+    assert resume.reason.startswith("Resume applies to suspended tenants only")
 
 
 def test_permissions_are_read_once_for_all_six(fast_saga, operator, django_assert_num_queries):
@@ -321,52 +321,69 @@ def second_admin(roles):
 def test_a_decommission_waits_for_a_different_admin(
     four_eyes, admin_user, second_admin, django_capture_on_commit_callbacks
 ):
+    """Four eyes is the approval policy's decommission row: the older switch still means it,
+    and the older event names are recorded beside the policy's own."""
     tenant = f.active_tenant()
     asker, approver = Actor.for_user(admin_user), Actor.for_user(second_admin)
     with django_capture_on_commit_callbacks() as asked:
         waiting = perform("decommission", tenant_id=tenant.id, actor=asker, reason="churned")
     assert asked == []  # nothing released yet
-    assert waiting.decommission_asked_by == admin_user.username
+    request = waiting.approval
+    assert request.requested_by == admin_user.username and request.status == "waiting"
     assert waiting.decommission_requested_at is None
     assert operations.success_message(OPERATIONS["decommission"], waiting).endswith(
-        "waits for a different admin to approve it."
+        "waits for a different person allowed to decommission to approve it."
     )
-    request = tenant_detail(tenant.id).decommission_request
-    assert request.asked_by == admin_user.username
-    assert request.approvers == [second_admin.username]
+    [shown] = tenant_detail(tenant.id).approvals
+    assert shown.request == request and shown.approvers == [second_admin.username]
     [event] = Event.objects.filter(tenant_id=tenant.id, type="tenant.decommission_requested")
-    assert event.data == {"from_state": "active", "awaiting_approval": True, "reason": "churned"}
+    assert event.data == {
+        "from_state": "active",
+        "awaiting_approval": True,
+        "reason": "churned",
+        "approval": str(request.id),
+    }
 
-    # Asking again, or approving one's own request, is refused.
+    # Asking again is refused (the one rule, in Operation.check); approving one's own too.
     with pytest.raises(OperationError) as again:
         perform("decommission", tenant_id=tenant.id, actor=approver)
     assert again.value.code == "invalid_state"
     with pytest.raises(OperationError) as own:
-        operations.approve_decommission(tenant_id=tenant.id, actor=asker)
-    assert own.value.code == "permission_denied"
+        approvals.approve(request.id, actor=asker)
+    assert own.value.code == "approver_is_author"
 
     with django_capture_on_commit_callbacks() as approved:
-        operations.approve_decommission(tenant_id=tenant.id, actor=approver, reason="agreed")
+        done = approvals.approve(request.id, actor=approver, reason="agreed")
+    assert done.status == "approved" and done.decided_by == second_admin.username
     assert len(approved) == 1  # the releases go to a worker on commit
     tenant.refresh_from_db()
     assert tenant.decommission_requested_at is not None
     [ok] = Event.objects.filter(tenant_id=tenant.id, type="tenant.decommission_approved")
     assert ok.actor == "user:grace" and ok.data["requested_by"] == admin_user.username
+    # The operation itself ran as its author.
+    [ran] = [
+        e
+        for e in Event.objects.filter(
+            tenant_id=tenant.id, type="tenant.decommission_requested", actor="user:ada"
+        )
+        if not e.data.get("awaiting_approval")
+    ]
+    assert ran.data["reason"] == "churned"
 
 
 def test_a_waiting_decommission_can_be_withdrawn(four_eyes, admin_user, second_admin, operator):
     tenant = f.active_tenant()
-    perform("decommission", tenant_id=tenant.id, actor=Actor.for_user(admin_user))
+    waiting = perform("decommission", tenant_id=tenant.id, actor=Actor.for_user(admin_user))
     with pytest.raises(OperationError) as denied:
-        operations.withdraw_decommission(tenant_id=tenant.id, actor=Actor.for_user(operator))
+        approvals.withdraw(waiting.approval.id, actor=Actor.for_user(operator))
     assert denied.value.code == "permission_denied"
-    operations.withdraw_decommission(tenant_id=tenant.id, actor=Actor.for_user(admin_user))
+    approvals.withdraw(waiting.approval.id, actor=Actor.for_user(admin_user))
     tenant.refresh_from_db()
-    assert tenant.decommission_asked_by == "" and tenant.decommission_requested_at is None
+    assert tenant.awaiting_approval == "" and tenant.decommission_requested_at is None
     assert Event.objects.filter(tenant_id=tenant.id, type="tenant.decommission_withdrawn").exists()
     assert Allocation.objects.filter(tenant=tenant, released_at__isnull=True).count() == 6
     with pytest.raises(OperationError) as nothing:
-        operations.approve_decommission(tenant_id=tenant.id, actor=Actor.for_user(second_admin))
+        approvals.approve(waiting.approval.id, actor=Actor.for_user(second_admin))
     assert nothing.value.code == "invalid_state"
 
 
@@ -374,4 +391,9 @@ def test_with_four_eyes_the_preview_says_it_will_wait(four_eyes):
     tenant = f.active_tenant()
     seen = preview("decommission", tenant_id=tenant.id, actor=ACTOR)
     assert seen.awaiting_approval is True
-    assert seen.events[:2] == ["tenant.decommission_requested", "tenant.decommission_approved"]
+    assert seen.events[:4] == [
+        "operation.approval_requested",
+        "tenant.decommission_requested",
+        "operation.approval_granted",
+        "tenant.decommission_approved",
+    ]

@@ -19,12 +19,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 
 from provisioning.models import STEPS
-from tenants import bulk, operations, schedules
+from tenants import approvals, bulk, operations, schedules
 from tenants.bulk import BULK_DEFAULT_LIMIT, BULK_MAX_LIMIT
 from tenants.errors import OperationError
 from tenants.formats import stamp_text
 from tenants.models import NEEDS_ATTENTION, Condition, Tenant, TenantState
-from tenants.operations import APPROVED_MESSAGE, OPERATIONS, WITHDRAWN_MESSAGE
+from tenants.operations import CREATE, OPERATIONS
 from tenants.selectors import (
     TenantDetail,
     TenantFilters,
@@ -58,6 +58,7 @@ def tenant_dict(tenant: Tenant) -> dict[str, Any]:
         "last_error": tenant.last_error,
         "failed_activity": tenant.failed_activity,
         "decommission_requested_at": tenant.decommission_requested_at,
+        "awaiting_approval": tenant.waiting_operations,
         "created_at": tenant.created_at,
         "updated_at": tenant.updated_at,
         "activated_at": tenant.activated_at,
@@ -208,12 +209,19 @@ class Command(BaseCommand):
             )
             op.add_argument("--json", action="store_true", help="print the tenant as JSON")
 
-        for decision, help_text in (
-            ("approve", "four eyes: approve a decommission another admin asked for"),
-            ("withdraw", "four eyes: withdraw a decommission that waits for approval"),
-        ):
-            dec = sub.add_parser(decision, help=help_text)
+        # The older per-tenant form of `manage.py approval approve|withdraw ID`: the request of
+        # OPERATION (decommission by default, four eyes' name) waiting for this tenant.
+        for decision in approvals.DECISIONS.values():
+            dec = sub.add_parser(
+                decision.name, help=f"{decision.summary} (the one waiting for this tenant)"
+            )
             dec.add_argument("tenant", help="slug or id")
+            dec.add_argument(
+                "--operation",
+                default="decommission",
+                choices=list(OPERATIONS),
+                help="which waiting operation (decommission)",
+            )
             self._add_actor(dec)
             self._add_reason(dec)
 
@@ -305,7 +313,7 @@ class Command(BaseCommand):
                 self.show(options)
             elif subcommand == "bulk":
                 self.bulk(options)
-            elif subcommand in ("approve", "withdraw"):
+            elif subcommand in approvals.DECISIONS:
                 self.decide(subcommand, options)
             else:
                 self.operate(subcommand, options)
@@ -326,8 +334,7 @@ class Command(BaseCommand):
             actor=self._actor(options),
         )
         if not options["json"]:
-            started = "provisioning started" if options["start"] else "pending (not started)"
-            self.stdout.write(f"Created tenant {tenant.slug} ({tenant.id}): {started}.")
+            self.stdout.write(CREATE.done_message(tenant))
         self._finish(TenantState.ACTIVE, tenant, options)
 
     def operate(self, action: str, options: dict[str, Any]) -> None:
@@ -362,22 +369,23 @@ class Command(BaseCommand):
             self.stdout.write("Nothing was changed.")
             return
         tenant = operations.perform(action, **kwargs)
-        waiting = bool(tenant.decommission_asked_by) and not tenant.decommission_requested_at
         if not options["json"]:
             self.stdout.write(operations.success_message(op, tenant))
-        if waiting or not op.settles:
-            # Four eyes: nothing moves until another admin approves; there is nothing to wait for.
+        if getattr(tenant, "approval", None) is not None or not op.settles:
+            # Nothing moves until a second person approves: there is nothing to wait for.
             options["wait"] = False
         self._finish(op.end_state, tenant, options)
 
     def decide(self, decision: str, options: dict[str, Any]) -> None:
         tenant = find_tenant(options["tenant"])
-        if decision == "approve":
-            service, message = operations.approve_decommission, APPROVED_MESSAGE
-        else:
-            service, message = operations.withdraw_decommission, WITHDRAWN_MESSAGE
-        tenant = service(tenant_id=tenant.id, actor=self._actor(options), reason=options["reason"])
-        self.stdout.write(message.format(slug=tenant.slug))
+        waiting = approvals.waiting_for(tenant.id, options["operation"])
+        done = approvals.decide(
+            decision, waiting.pk, actor=self._actor(options), reason=options["reason"]
+        )
+        said = approvals.decided_message(done)
+        if done.status in ("refused", "expired"):
+            raise CommandError(said)
+        self.stdout.write(said)
 
     def bulk(self, options: dict[str, Any]) -> None:
         if options["yes"] and options["dry_run"]:
@@ -412,6 +420,12 @@ class Command(BaseCommand):
         )
         if options["json"]:
             self.stdout.write(dumps(result.as_dict()))
+        elif result.approval is not None:
+            op = OPERATIONS[options["operation"]]
+            self.stdout.write(
+                operations.waiting_message(op, result.approval.target)
+                + f" Request {result.approval.id}."
+            )
         else:
             label = OPERATIONS[options["operation"]].label
             for r in result.results:
@@ -535,10 +549,14 @@ class Command(BaseCommand):
             write("  held")
             for line in columns([(a.kind, a.external_id) for a in detail.allocations], indent=4):
                 write(line)
-        if detail.decommission_request:
-            req = detail.decommission_request
-            approvers = ", ".join(req.approvers) or "no other admin yet"
-            write(f"  four eyes    decommission asked by {req.asked_by}; may approve: {approvers}")
+        for waiting in detail.approvals:
+            req = waiting.request
+            approvers = ", ".join(waiting.approvers) or "no one else yet"
+            write(
+                f"  waiting      {req.operation} asked by {req.requested_by}, expires "
+                f"{stamp_text(req.expires_at)}; may approve: {approvers} "
+                f"(manage.py approval approve {req.id})"
+            )
         write("  actions")
         offered = [
             (a.name, "available" if a.available and a.permitted else f"not now: {a.reason}")
@@ -612,18 +630,23 @@ class Command(BaseCommand):
     # --- helpers ----------------------------------------------------------------------------
 
     def _actor(self, options: dict[str, Any]) -> Actor:
-        name = (options.get("actor") or default_actor()).strip()
-        if not name:
-            raise CommandError("--actor must name someone.")
-        # Recorded as user:<name> in the audit feed (at most 200 characters, no control
-        # characters): a longer or unprintable name is refused, not a database error.
-        if len(name) > 150 or not name.isprintable():
-            raise CommandError("--actor is at most 150 printable characters.")
-        return Actor.shell(name)
+        return shell_actor(options)
 
     def _faults(self, options: dict[str, Any]) -> Any:
         # As given: the service reads the one faults syntax every door takes.
         return options.get("faults")
+
+
+def shell_actor(options: dict[str, Any]) -> Actor:
+    """Who acts at the shell: ``--actor``, by default the OS user."""
+    name = (options.get("actor") or default_actor()).strip()
+    if not name:
+        raise CommandError("--actor must name someone.")
+    # Recorded as user:<name> in the audit feed (at most 200 characters, no control
+    # characters): a longer or unprintable name is refused, not a database error.
+    if len(name) > 150 or not name.isprintable():
+        raise CommandError("--actor is at most 150 printable characters.")
+    return Actor.shell(name)
 
 
 def columns(rows: list[tuple[str, ...]], *, indent: int = 0, gap: int = 2) -> list[str]:

@@ -14,7 +14,7 @@ create_roles = importlib.import_module("tenants.migrations.0002_roles").create_r
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tenants', '0008_tenant_counts'),
+        ('tenants', '0009_approval_requests'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
         ("provisioning", "0006_run_pause"),
     ]
