@@ -214,6 +214,14 @@ class Tenant(FSMModelMixin, models.Model):
     def request_cancel(self) -> None:
         """Cancel is asked for; the tenant stays provisioning while compensation runs."""
 
+    @transition(field=state, source=list(LIVE_RUN_STATES), target=S.PROVISIONING)
+    def pause(self) -> None:
+        """The live run is paused at a step boundary; the tenant stays where it is."""
+
+    @transition(field=state, source=list(LIVE_RUN_STATES), target=S.PROVISIONING)
+    def unpause(self) -> None:
+        """The paused run goes on."""
+
     @transition(field=state, source=S.PROVISIONING, target=S.PENDING)
     def finish_cancel(self) -> None:
         pass

@@ -27,7 +27,7 @@ from provisioning.models import Run, RunStatus, StepExecution, StepStatus
 
 from .errors import OperationError
 from .grants import GRANTS
-from .models import LIVE_RUN_STATES, Condition, Plan, Tenant, TenantState, validate_slug
+from .models import Condition, Plan, Tenant, TenantState, validate_slug
 
 S = TenantState
 
@@ -150,8 +150,9 @@ def why_not_resume(tenant: Tenant, run: Run | None) -> str | None:
 
 
 def _why_not_live(tenant: Tenant, run: Run | None, what: str) -> str | None:
-    if tenant.state not in LIVE_RUN_STATES:
-        return f"{what} applies only to a live run; this tenant is {tenant.state}."
+    # The state part from the django-fsm transition (its sources: LIVE_RUN_STATES).
+    if why := wrong_state(tenant, transition=what.lower(), operation=what.lower()):
+        return why
     if run is None or run.status != RunStatus.RUNNING:
         return f"There is no running run to {what.lower()}."
     if run.compensating:
@@ -596,6 +597,7 @@ def pause_run(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str = "") -> 
         run = _handle_run(tenant)
         _refuse_unless(why_not_pause, tenant, run)
         assert run is not None  # the guard refuses a missing run  # noqa: S101
+        tenant.pause()  # the state stays; the transition is the guard's source of states
         now = timezone.now()
         Run.objects.filter(pk=run.pk).update(paused_at=now, paused_by=actor.label)
         run.paused_at, run.paused_by = now, actor.label
@@ -625,6 +627,7 @@ def unpause_run(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str = "") -
         run = _handle_run(tenant)
         _refuse_unless(why_not_unpause, tenant, run)
         assert run is not None  # noqa: S101
+        tenant.unpause()
         paused_at, paused_by = run.paused_at, run.paused_by
         Run.objects.filter(pk=run.pk).update(
             paused_at=None, paused_by="", heartbeat_at=timezone.now()

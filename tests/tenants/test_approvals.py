@@ -300,6 +300,8 @@ TRANSITION = {
     "suspend": "suspend",
     "resume": "resume",
     "decommission": "decommission",
+    "pause": "pause",
+    "unpause": "unpause",
 }
 
 
