@@ -68,6 +68,23 @@ def tenant_cursor(created_at: datetime, tenant_id: uuid.UUID) -> str:
     return encode("tenants", c=created_at.isoformat(), i=str(tenant_id))
 
 
+def schedule_after(cursor: str) -> Q:
+    """Schedules after the cursor in soonest-first order (at, id ascending)."""
+    data = decode(cursor, "schedules")
+    try:
+        at = parse_datetime(str(data["a"]))
+        sid = uuid.UUID(str(data["i"]))
+    except (KeyError, ValueError):
+        raise bad_cursor() from None
+    if not isinstance(at, datetime) or at.tzinfo is None:
+        raise bad_cursor()
+    return Q(at__gt=at) | Q(at=at, id__gt=sid)
+
+
+def schedule_cursor(at: datetime, schedule_id: uuid.UUID) -> str:
+    return encode("schedules", a=at.isoformat(), i=str(schedule_id))
+
+
 def event_after(cursor: str, kind: str) -> int:
     data = decode(cursor, kind)
     value = data.get("i")

@@ -12,8 +12,9 @@ from django.db.models import QuerySet
 
 from audit import selectors as audit_selectors
 from audit.models import Event
+from tenants import schedules as schedule_reads
 from tenants import selectors
-from tenants.models import Tenant
+from tenants.models import Schedule, Tenant
 
 from . import pagination
 
@@ -51,4 +52,16 @@ def audit_feed(
         qs = qs.filter(id__lt=pagination.event_after(cursor, "audit"))
     rows, more = pagination.page(list(qs[: limit + 1]), limit)
     next_cursor = pagination.encode("audit", i=rows[-1].id) if more else None
+    return rows, next_cursor
+
+
+def schedules(
+    filters: schedule_reads.ScheduleFilters, *, cursor: str | None, limit: int
+) -> tuple[list[Schedule], str | None]:
+    """Soonest first (at, id ascending)."""
+    qs = schedule_reads.schedule_list(filters)
+    if cursor:
+        qs = qs.filter(pagination.schedule_after(cursor))
+    rows, more = pagination.page(list(qs[: limit + 1]), limit)
+    next_cursor = pagination.schedule_cursor(rows[-1].at, rows[-1].id) if more else None
     return rows, next_cursor

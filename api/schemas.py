@@ -101,6 +101,14 @@ DRY_RUN_FIELD = Field(
     description="Preview only: answer 200 with what would happen (or the refusal the "
     "operation would give) and change nothing.",
 )
+AT_FIELD = Field(
+    default=None,
+    description="Run it later: an ISO 8601 date-time with an offset, in the future "
+    '(2026-05-17T09:30:00+02:00). Answers 202 with {"schedule": {...}}; it runs then as you, '
+    "with your permissions and the tenant's state at that moment.",
+    examples=["2026-05-17T09:30:00+02:00"],
+    json_schema_extra={"format": "date-time"},
+)
 
 
 class ActionIn(StrictBody):
@@ -108,6 +116,7 @@ class ActionIn(StrictBody):
 
     reason: Text | None = REASON_FIELD
     dry_run: bool = DRY_RUN_FIELD
+    at: Text | None = AT_FIELD
 
 
 class ApprovalIn(StrictBody):
@@ -219,6 +228,10 @@ class RunOut(Schema):
     stalled_at: datetime | None
     failed_step: str = Field(description='The step that failed the run, "" when none.')
     error: str = Field(description='The run\'s recorded error, "" when none.')
+    paused_at: datetime | None = Field(
+        description="When an operator paused the run (null: not paused)."
+    )
+    paused_by: str = Field(default="", description="Who paused it.")
     seconds_since_heartbeat: float | None = Field(
         description="Since the last heartbeat of the step at work, while the run is live."
     )
@@ -360,6 +373,7 @@ class BulkIn(StrictBody):
         description="At most this many tenants (default 100, at most 1000).",
         json_schema_extra={"minimum": 1, "maximum": 1000},
     )
+    at: Text | None = AT_FIELD
 
 
 class BulkChangePlanIn(BulkIn):
@@ -454,3 +468,33 @@ class ErrorDetail(Schema):
 
 class ErrorOut(Schema):
     error: ErrorDetail
+
+
+class ScheduleOut(Schema):
+    id: uuid.UUID
+    operation: str = Field(json_schema_extra={"enum": ACTIONS})
+    at: datetime = Field(description="When it runs (UTC).")
+    status: str = Field(json_schema_extra={"enum": ["scheduled", "done", "refused", "cancelled"]})
+    bulk: bool
+    tenant_id: uuid.UUID | None
+    tenant_slug: str | None
+    ids: list[str] = Field(description="A bulk's tenant ids ([] when chosen by filter).")
+    filter: dict[str, Any] = Field(description="A bulk's filter ({} when chosen by ids).")
+    limit: int | None
+    reason: str
+    actor: str = Field(description="Its author, as whom it runs.")
+    outcome: dict[str, Any] = Field(
+        description="Once run: code (accepted or the refusal's code), message; a bulk's results."
+    )
+    created_at: datetime
+    finished_at: datetime | None
+    cancelled_by: str
+
+
+class ScheduledOut(Schema):
+    schedule: ScheduleOut
+
+
+class SchedulePage(Schema):
+    items: list[ScheduleOut]
+    next_cursor: str | None

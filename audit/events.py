@@ -64,6 +64,15 @@ class EventType(StrEnum):
     RESOURCE_CHANGED = "tenant.resource.changed"
     RESOURCE_CHANGE_REVERTED = "tenant.resource.change_reverted"
 
+    # Pause / unpause of a live run (``tenants.services.pause_run`` / ``unpause_run``).
+    RUN_PAUSED = "tenant.run.paused"
+    RUN_UNPAUSED = "tenant.run.unpaused"
+
+    # Scheduled operations (``tenants/schedules.py``); a bulk schedule's go to the global chain.
+    SCHEDULED = "operation.scheduled"
+    SCHEDULE_CANCELLED = "operation.schedule_cancelled"
+    SCHEDULE_REFUSED = "operation.schedule_refused"
+
     # The approval policy (``tenants/approvals.py``): about one tenant, or a bulk selection.
     APPROVAL_REQUESTED = "operation.approval_requested"
     APPROVAL_GRANTED = "operation.approval_granted"  # then the operation runs as its author
@@ -91,6 +100,10 @@ APPROVAL_EVENT_TYPES = frozenset(
         EventType.APPROVAL_EXPIRED,
     }
 )
-# An approval of a bulk operation concerns no one tenant: those go to the global chain too.
-TENANTLESS_EVENT_TYPES = GLOBAL_EVENT_TYPES | APPROVAL_EVENT_TYPES
+SCHEDULE_EVENT_TYPES = frozenset(
+    {EventType.SCHEDULED, EventType.SCHEDULE_CANCELLED, EventType.SCHEDULE_REFUSED}
+)
+# An approval or a schedule of a bulk operation concerns no one tenant: those go to the global
+# chain too.
+TENANTLESS_EVENT_TYPES = GLOBAL_EVENT_TYPES | APPROVAL_EVENT_TYPES | SCHEDULE_EVENT_TYPES
 EVENT_TYPES = frozenset(EventType)

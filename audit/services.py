@@ -88,6 +88,9 @@ def record_event(
     if type not in EVENT_TYPES:
         raise ValueError(f"unknown audit event type {type!r}")
     type = EventType(type).value  # stored and hashed as the plain string
+    extra = _annotations.get()
+    if extra:
+        data = {**extra, **(data or {})}
     # Round-trip through JSON so what is hashed is exactly what is stored and read back.
     clean = json.loads(json.dumps(data or {}, cls=DjangoJSONEncoder))
     if tenant_id is None and type not in TENANTLESS_EVENT_TYPES:
@@ -119,6 +122,20 @@ def record_event(
 
 
 _batch: contextvars.ContextVar[list | None] = contextvars.ContextVar("audit_batch", default=None)
+_annotations: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "audit_annotations", default=None
+)
+
+
+@contextmanager
+def annotated(**data: Any) -> Iterator[None]:
+    """Every event recorded inside carries ``data`` too (a scheduled operation's events carry
+    ``data.schedule``, whichever service records them)."""
+    token = _annotations.set({**(_annotations.get() or {}), **data})
+    try:
+        yield
+    finally:
+        _annotations.reset(token)
 
 
 @contextmanager

@@ -31,4 +31,6 @@ urlpatterns = [
         name="tenant_action",
     ),
     path("audit/", views.audit_feed, name="audit_feed"),
+    path("schedules/", views.schedule_list, name="schedule_list"),
+    path("schedules/<uuid:schedule_id>/cancel/", views.schedule_cancel, name="schedule_cancel"),
 ]

@@ -32,7 +32,7 @@ from audit.models import Event
 from audit.selectors import AUDIT_FILTER_KEYS, AuditFilters
 from controlplane.formats import StampJSONEncoder, iso_text
 from provisioning.models import STEPS
-from tenants import approvals, bulk, operations, selectors
+from tenants import approvals, bulk, operations, schedules, selectors
 from tenants.actors import Actor
 from tenants.errors import ErrorCode, OperationError
 from tenants.models import (
@@ -337,6 +337,10 @@ def _perform(
                 ),
             )
 
+    at_text = request.POST.get("at", "").strip()
+    if at_text:
+        return _schedule(request, op, tenant, actor, detail_url, reason, at_text)
+
     seen_state = request.POST.get("seen_state", "")
     # What the confirmation page listed as released; the saga may have moved on since.
     previewed = request.POST.get("previewed")
@@ -351,7 +355,7 @@ def _perform(
             raise PermissionDenied(exc.message) from None
         if exc.code == ErrorCode.NOT_FOUND:
             raise Http404(exc.message) from None
-        if exc.code == "validation_error" and op.options:
+        if exc.code == ErrorCode.VALIDATION_ERROR and op.options:
             # A bad option (an unknown plan): the confirmation again, saying what is wrong.
             return _confirm_page(
                 request,
@@ -382,6 +386,66 @@ def _perform(
     return redirect(detail_url)
 
 
+def _schedule(
+    request: HtmxHttpRequest,
+    op: Operation,
+    tenant: Tenant,
+    actor: Actor,
+    detail_url: str,
+    reason: str,
+    at_text: str,
+) -> HttpResponse:
+    """The confirmation asked for a time: store the operation to run then (nothing now)."""
+    offset = request.POST.get("tz_offset", "")
+    try:
+        at = schedules.at_from_form(at_text, offset)
+        scheduled = schedules.schedule_operation(
+            op.name, tenant_id=tenant.pk, actor=actor, at=at, reason=reason
+        )
+    except OperationError as exc:
+        if exc.code == ErrorCode.PERMISSION_DENIED:
+            raise PermissionDenied(exc.message) from None
+        if exc.code == ErrorCode.NOT_FOUND:
+            raise Http404(exc.message) from None
+        if exc.details and "at" in exc.details:
+            return _confirm_page(
+                request,
+                op,
+                tenant,
+                actor,
+                detail_url,
+                status=422,
+                reason=reason,
+                at=at_text,
+                at_error=f"Nothing was scheduled: {exc.message}",
+            )
+        messages.error(request, f"{op.label} was not scheduled: {exc.message}")
+        return redirect(detail_url)
+    messages.success(
+        request,
+        f"{op.label} of {tenant.slug} is scheduled for {_when(scheduled.at, offset)}. "
+        "It runs then as you; cancel it from Schedules until then.",
+    )
+    return redirect(detail_url)
+
+
+def _offset(value: Any) -> int | None:
+    try:
+        minutes = int(str(value))
+    except ValueError:
+        return None
+    return minutes if -16 * 60 <= minutes <= 16 * 60 else None
+
+
+def _when(moment: Any, offset: Any) -> str:
+    """A moment in UTC, and at the operator's offset when the page sent it."""
+    text = f"{moment:%Y-%m-%d %H:%M} UTC"
+    minutes = _offset(offset)
+    if minutes:
+        text += f", {schedules.local_text(moment, minutes)} your time"
+    return text
+
+
 def _releases_now(op: Operation, tenant: Tenant, actor: Actor) -> list[Any]:
     """What the operation releases if done now (nothing when it would be refused: the
     operation itself then says why)."""
@@ -406,6 +470,8 @@ def _confirm_page(
     slug_error: str = "",
     options: dict[str, str] | None = None,
     option_error: str = "",
+    at: str = "",
+    at_error: str = "",
 ) -> HttpResponse:
     if options is None:
         options = operations.given_options(op, request.GET)
@@ -438,6 +504,9 @@ def _confirm_page(
             "slug_error": slug_error,
             "option_fields": fields,
             "option_error": option_error,
+            "at": at,
+            "at_error": at_error,
+            "tz_offset": request.POST.get("tz_offset", ""),
         },
         status=status,
     )
@@ -546,6 +615,29 @@ def tenant_bulk(request: HtmxHttpRequest) -> HttpResponse:
     confirmed = request.POST.get("confirm") == "yes"
     reason = request.POST.get("reason", "")
     options = operations.given_options(op, request.POST)
+    at_text = request.POST.get("at", "").strip()
+    if confirmed and at_text:
+        offset = request.POST.get("tz_offset", "")
+        try:
+            scheduled = schedules.schedule_bulk(
+                op.name,
+                actor=Actor.for_user(request.user),
+                at=schedules.at_from_form(at_text, offset),
+                ids=ids,
+                reason=reason,
+                limit=bulk.BULK_MAX_LIMIT,
+            )
+        except OperationError as exc:
+            if exc.code == ErrorCode.PERMISSION_DENIED:
+                raise PermissionDenied(exc.message) from None
+            messages.error(request, f"{op.label} was not scheduled: {exc.message}")
+            return redirect(back)
+        messages.success(
+            request,
+            f"{op.label} of {len(ids)} tenant{'' if len(ids) == 1 else 's'} is scheduled for "
+            f"{_when(scheduled.at, offset)}.",
+        )
+        return redirect(reverse("console:schedule_list"))
     try:
         result = bulk.bulk(
             op.name,
@@ -580,6 +672,68 @@ def tenant_bulk(request: HtmxHttpRequest) -> HttpResponse:
             "refused": result.count("refused"),
         },
     )
+
+
+# --- scheduled operations -------------------------------------------------------------------
+
+SCHEDULES_PER_PAGE = 100
+
+
+@login_required
+@permission_required(PermissionName.VIEW_SCHEDULE, "view scheduled operations")
+def schedule_list(request: HtmxHttpRequest) -> HttpResponse:
+    """Scheduled operations, soonest first, each with a cancel button while it waits. Times in
+    UTC, and in the operator's own time (console.js writes it from the browser's offset)."""
+    status = request.GET.get("status", "").strip() or "scheduled"
+    if status == "all":
+        status = ""
+    try:
+        filters = schedules.ScheduleFilters.parse(status=status)
+    except OperationError as exc:
+        messages.error(request, exc.message)
+        filters = schedules.ScheduleFilters(status="scheduled")
+    rows = list(schedules.schedule_list(filters)[:SCHEDULES_PER_PAGE])
+    allowed = permitted_names(request.user)
+    return render(
+        request,
+        "tenants/schedules.html",
+        {
+            "rows": [
+                {
+                    "s": s,
+                    "label": OPERATIONS[s.operation].label if s.operation in OPERATIONS else "",
+                    "on": schedules.tenants_of(s),
+                    "may_cancel": s.status == "scheduled" and s.operation in allowed,
+                }
+                for s in rows
+            ],
+            "status": filters.status or "all",
+            "statuses": ["scheduled", "done", "refused", "cancelled", "all"],
+        },
+    )
+
+
+@login_required
+@require_POST
+@permission_required(PermissionName.VIEW_SCHEDULE, "view scheduled operations")
+def schedule_cancel(request: HtmxHttpRequest, schedule_id: uuid.UUID) -> HttpResponse:
+    try:
+        s = schedules.cancel_schedule(
+            schedule_id, actor=Actor.for_user(request.user), reason=request.POST.get("reason")
+        )
+    except OperationError as exc:
+        if exc.code == ErrorCode.NOT_FOUND:
+            raise Http404(exc.message) from None
+        if exc.code == ErrorCode.PERMISSION_DENIED:
+            raise PermissionDenied(exc.message) from None
+        messages.error(request, f"Not cancelled: {exc.message}")
+        return redirect("console:schedule_list")
+    messages.success(
+        request,
+        f"Cancelled: {OPERATIONS[s.operation].label} of {schedules.tenants_of(s)} at "
+        f"{s.at:%Y-%m-%d %H:%M} UTC will not run.",
+    )
+    return redirect("console:schedule_list")
 
 
 # --- audit feed -----------------------------------------------------------------------------

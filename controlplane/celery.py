@@ -18,6 +18,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # reusing it halves the cost of a short step (see docs/performance.md).
 app.conf.CELERY_DB_REUSE_MAX = int(os.environ.get("CELERY_DB_REUSE_MAX", "100"))
 app.autodiscover_tasks(["provisioning"])
+app.autodiscover_tasks(["tenants"])
 app.autodiscover_tasks(["webhooks"])
 app.autodiscover_tasks(["tenants"])  # the approval policy's expiry pass
 observability_celery.install(app)

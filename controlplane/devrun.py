@@ -99,7 +99,8 @@ def _run(env: dict[str, str], port: int) -> int:
             "-n",
             "steps@%h",
         ],
-        # Rollback, decommission and the watchdog never wait behind busy step slots.
+        # Rollback, decommission, the watchdog and scheduled operations never wait behind busy
+        # step slots.
         "control": [
             py,
             "-m",

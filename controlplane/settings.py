@@ -259,6 +259,14 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": max(1.0, CONTROLPLANE_WATCHDOG_INTERVAL)},
     }
 }
+# Scheduled operations (tenants.schedules): how often beat looks for due ones, in seconds. An
+# operation runs at most this long after its time.
+CONTROLPLANE_SCHEDULE_INTERVAL = env_float("CONTROLPLANE_SCHEDULE_INTERVAL", 5)
+CELERY_BEAT_SCHEDULE["schedules"] = {
+    "task": TaskName.RUN_SCHEDULES,
+    "schedule": CONTROLPLANE_SCHEDULE_INTERVAL,
+    "options": {"expires": max(1.0, CONTROLPLANE_SCHEDULE_INTERVAL)},
+}
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 
 # --- Security (issue 11): secure defaults, CSP, login throttling, token expiry ----------------
@@ -457,6 +465,7 @@ CELERY_TASK_ROUTES = {
     TaskName.DECOMMISSION: {"queue": CONTROLPLANE_CONTROL_QUEUE},
     TaskName.WATCHDOG: {"queue": CONTROLPLANE_CONTROL_QUEUE},
     TaskName.EXPIRE_APPROVALS: {"queue": CONTROLPLANE_CONTROL_QUEUE},
+    TaskName.RUN_SCHEDULES: {"queue": CONTROLPLANE_CONTROL_QUEUE},
 }
 
 # Django's own PostgreSQL connection pool (psycopg_pool), off unless DATABASE_POOL=1: a sync

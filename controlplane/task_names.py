@@ -22,6 +22,7 @@ class TaskName(StrEnum):
     WEBHOOK_DELIVER = "webhooks.deliver"
     WEBHOOK_SWEEP = "webhooks.sweep"
     EXPIRE_APPROVALS = "tenants.expire_approvals"
+    RUN_SCHEDULES = "tenants.run_schedules"
 
 
 def step_task_name(step: str) -> str:

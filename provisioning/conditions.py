@@ -60,7 +60,9 @@ def derive_condition(
         if run is not None and run.status == RunStatus.CANCELLING:
             return C.CANCELLING
         if run is not None and run.status == RunStatus.RUNNING:
-            return C.ROLLING_BACK if run.compensating else step_condition(step)
+            if run.compensating:
+                return C.ROLLING_BACK
+            return C.PAUSED if run.paused_at is not None else step_condition(step)
         # A handle naming no live run, not yet flagged by the watchdog: it will be.
         return C.PROGRESSING
     if release_failed or tenant.decommission_requested_at is not None:

@@ -96,6 +96,11 @@ class Run(models.Model):
     # The broker priority of its steps: 0 for work started for one tenant, higher (read later)
     # for work a bulk operation started (provisioning.admission).
     priority = models.PositiveSmallIntegerField(default=0)
+    # Paused by an operator (``tenants.services.pause_run``): the step at work finishes and
+    # its answer is recorded, but no next step is dispatched until unpause; the watchdog
+    # leaves a paused run alone. Null when not paused.
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_by = models.CharField(max_length=200, blank=True, default="")
 
     class Meta:
         ordering = ["-started_at"]

@@ -341,7 +341,9 @@ def _start_claimed(tenant: Tenant, step: StepExecution) -> _Claim | None:
     # after the call and before its answer is recorded, a rollback still finds what it made.
     held = statements.start_try(step, tenant_id=tenant.id, kind=kind, now=now)
     # A try picked up: no longer retrying or lost (no write when already progressing).
-    conditions.set_condition(tenant, Condition.PROGRESSING)
+    conditions.set_condition(
+        tenant, Condition.PAUSED if run.paused_at is not None else Condition.PROGRESSING
+    )
     if not redelivered:
         record_event(
             type=EventType.STEP_STARTED,
@@ -521,7 +523,19 @@ def _complete_step(tenant: Tenant, step: StepExecution, *, reused: bool, now: da
         data={"step": step.name, "reused": reused, "duration_ms": duration_ms},
     )
     saga_kind = kind_of(run)
-    if step.position + 1 < len(saga_kind.steps):
+    last = step.position + 1 >= len(saga_kind.steps)
+    if not last and run.paused_at is not None:
+        # Paused: this step's answer is recorded, the next one becomes current but waits,
+        # undispatched, until unpause sends it (tenants.services.unpause_run).
+        StepExecution.objects.filter(pk=step.pk).update(
+            status=StepStatus.COMPLETED, reused=reused, finished_at=now, heartbeat_at=now, error=""
+        )
+        Run.objects.filter(pk=run.id).update(
+            current_step=saga_kind.steps[step.position + 1], heartbeat_at=now
+        )
+        conditions.set_condition(tenant, Condition.PAUSED)
+        return
+    if not last:
         next_name = saga_kind.steps[step.position + 1]
         next_id = step.next_id
         token = uuid.uuid4()
@@ -581,6 +595,13 @@ def _step_failed(step_id: int, token: uuid.UUID, error: str, *, permanent: bool)
             data={"step": step.name, "error": error, "attempt": step.tries},
         )
         if not permanent and step.tries < settings.CONTROLPLANE_STEP_MAX_TRIES:
+            if run.paused_at is not None:
+                # Paused: the failed try is recorded; its next try waits for unpause.
+                StepExecution.objects.filter(pk=step.pk).update(
+                    error=error, status=StepStatus.WAITING, heartbeat_at=None
+                )
+                conditions.set_condition(tenant, Condition.PAUSED)
+                return
             StepExecution.objects.filter(pk=step.pk).update(error=error)
             backoff = settings.CONTROLPLANE_RETRY_BACKOFF * 2 ** (step.tries - 1)
             dispatch_step(step, countdown=backoff, priority=run.priority)

@@ -97,8 +97,13 @@ def _pass(now: datetime) -> WatchdogReport:
 
 
 def _live_steps() -> QuerySet[StepExecution]:
+    # A paused run is left alone: its next step waits for unpause by design, and a try that was
+    # at work when it paused is looked after again once it is unpaused.
     return StepExecution.objects.filter(
-        run__status=RunStatus.RUNNING, run__compensating=False, run__stalled_at__isnull=True
+        run__status=RunStatus.RUNNING,
+        run__compensating=False,
+        run__stalled_at__isnull=True,
+        run__paused_at__isnull=True,
     )
 
 

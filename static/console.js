@@ -26,3 +26,23 @@ document.addEventListener("htmx:afterSwap", function () {
   messages.querySelectorAll(".message.success").forEach(function (m) { m.remove(); });
   if (!messages.querySelector(".message")) messages.remove();
 });
+
+// Times in the operator's own offset: the server writes UTC; the browser knows its offset. It
+// fills every tz_offset field (a scheduled operation's local time is read at it) and writes
+// each [data-utc] moment in local time beside its UTC text.
+function localTimes() {
+  const offset = -new Date().getTimezoneOffset();
+  const sign = offset >= 0 ? "+" : "-";
+  const pad = function (n) { return String(n).padStart(2, "0"); };
+  const zone = "UTC" + sign + pad(Math.floor(Math.abs(offset) / 60)) + ":" + pad(Math.abs(offset) % 60);
+  document.querySelectorAll("input[name=tz_offset]").forEach(function (i) { i.value = String(offset); });
+  document.querySelectorAll(".tz-note").forEach(function (n) { n.textContent = " (" + zone + ")"; });
+  document.querySelectorAll("[data-utc]").forEach(function (el) {
+    const d = new Date(el.dataset.utc);
+    if (isNaN(d)) return;
+    el.textContent = "your time " + d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) +
+      " " + pad(d.getHours()) + ":" + pad(d.getMinutes()) + " (" + zone + ")";
+  });
+}
+document.addEventListener("DOMContentLoaded", localTimes);
+document.addEventListener("htmx:afterSwap", localTimes);

@@ -121,7 +121,7 @@ def _bad(field_name: str, message: str) -> OperationError:
     return OperationError(ErrorCode.VALIDATION_ERROR, message, {field_name: [message]})
 
 
-def _clean_limit(limit: Any) -> int:
+def clean_limit(limit: Any) -> int:
     if limit is None:
         return BULK_DEFAULT_LIMIT
     if isinstance(limit, bool) or not isinstance(limit, int):
@@ -131,7 +131,7 @@ def _clean_limit(limit: Any) -> int:
     return limit
 
 
-def _clean_ids(ids: Any) -> list[uuid.UUID]:
+def clean_ids(ids: Any) -> list[uuid.UUID]:
     if not isinstance(ids, list | tuple) or not ids:
         raise _bad("ids", "ids must be a non-empty list of tenant ids.")
     if len(ids) > BULK_MAX_LIMIT:
@@ -148,7 +148,7 @@ def _clean_ids(ids: Any) -> list[uuid.UUID]:
     return list(clean)
 
 
-def _clean_filters(filters: Any) -> TenantFilters:
+def clean_filters(filters: Any) -> TenantFilters:
     """The tenant list's own parser (same keys, messages and limits as every list), plus the
     one rule of a bulk: an empty filter would mean every tenant, so it is refused."""
     parsed = TenantFilters.from_mapping(filters)
@@ -187,7 +187,7 @@ def bulk(
     given = operation_options(op, options)
     if "plan" in given:
         services.clean_plan(given["plan"])
-    limit = _clean_limit(limit)
+    limit = clean_limit(limit)
     if not isinstance(dry_run, bool):
         raise _bad("dry_run", "dry_run must be true or false.")
     if (ids is None) == (filters is None):
@@ -198,23 +198,23 @@ def bulk(
         )
     missing: list[uuid.UUID] = []
     if ids is not None:
-        wanted = _clean_ids(ids)
+        wanted = clean_ids(ids)
         found = {t.pk: t for t in Tenant.objects.filter(pk__in=wanted)}
         missing = [i for i in wanted if i not in found]
         tenants = [found[i] for i in wanted if i in found]
         matched = len(tenants)
         tenants = tenants[:limit]
     else:
-        qs = tenant_list(_clean_filters(filters)).order_by("-created_at", "-id")
+        qs = tenant_list(clean_filters(filters)).order_by("-created_at", "-id")
         matched = qs.count()
         tenants = list(qs[:limit])
     result = BulkResult(action=op.name, dry_run=dry_run, matched=matched)
     if not dry_run and not approved and approval_required(BULK):
         selection: dict[str, Any] = {"limit": limit}
         if ids is not None:
-            selection["ids"] = [str(i) for i in _clean_ids(ids)]
+            selection["ids"] = [str(i) for i in clean_ids(ids)]
         else:
-            selection["filter"] = _clean_filters(filters).as_mapping()
+            selection["filter"] = clean_filters(filters).as_mapping()
         if given:
             selection["options"] = given  # change_plan's plan, for when it runs
         with transaction.atomic():

@@ -48,6 +48,8 @@ GRANTS: dict[str, Grant] = {
     "resume": Grant("resume_tenant", "Can resume a tenant", "operator"),
     "decommission": Grant("decommission_tenant", "Can decommission a tenant", "admin"),
     "change_plan": Grant("change_plan_tenant", "Can change a tenant's plan", "operator"),
+    "pause": Grant("pause_run", "Can pause a tenant's live run", "operator"),
+    "unpause": Grant("unpause_run", "Can unpause a tenant's paused run", "operator"),
 }
 
 

@@ -85,6 +85,8 @@ class Condition(models.TextChoices):
     ROLLING_BACK = "rolling_back", "Rolling back"
     RELEASE_FAILED = "release_failed", "Release failed"
     DECOMMISSIONING = "decommissioning", "Decommissioning"
+    # An operator paused the live run at a step boundary; nothing moves until unpause.
+    PAUSED = "paused", "Paused"
     FAILED = "failed", "Failed"
     # An active tenant whose last plan change failed (its error recorded, every step reverted):
     # until a change succeeds, or an operator starts one again.
@@ -127,6 +129,10 @@ PLAN_DATABASE_GB: dict[str, int] = {
 
 
 S = TenantState
+
+# The states a tenant is in while a run of it is live (pause, unpause and the watchdog read
+# this one tuple; a second kind of run adds its state here).
+LIVE_RUN_STATES: tuple[str, ...] = (S.PROVISIONING, S.UPDATING)
 
 
 class Tenant(FSMModelMixin, models.Model):
@@ -235,6 +241,16 @@ class Tenant(FSMModelMixin, models.Model):
     )
     def request_cancel(self) -> str:
         """Cancel is asked for; the tenant stays where it is while compensation runs."""
+        return str(self.state)
+
+    @transition(field=state, source=list(LIVE_RUN_STATES), target=RETURN_VALUE(*LIVE_RUN_STATES))
+    def pause(self) -> str:
+        """The live run is paused at a step boundary; the tenant stays where it is."""
+        return str(self.state)
+
+    @transition(field=state, source=list(LIVE_RUN_STATES), target=RETURN_VALUE(*LIVE_RUN_STATES))
+    def unpause(self) -> str:
+        """The paused run goes on; the tenant stays where it is."""
         return str(self.state)
 
     @transition(field=state, source=S.PROVISIONING, target=S.PENDING)
@@ -469,3 +485,65 @@ def lock_tenant(tenant_id: uuid.UUID | str, *, must_exist: bool = True) -> Tenan
     if must_exist:
         return rows.get()
     return rows.first()
+
+
+# --- scheduled operations -------------------------------------------------------------------
+
+
+class ScheduleStatus(models.TextChoices):
+    SCHEDULED = "scheduled", "Scheduled"
+    DONE = "done", "Done"
+    REFUSED = "refused", "Refused"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Schedule(models.Model):
+    """An operation (on one tenant, or a bulk one) asked for now, to run at ``at``.
+
+    Run once by the beat's schedule pass (``tenants.schedules.run_due``) as its author, with
+    the author's permissions and the tenant's state at that moment, through the same
+    ``perform`` / ``bulk`` as every door. A refusal then is recorded (``refused``, with its
+    reason in ``outcome``), never an error. ``trusted`` marks a schedule made at the server's
+    shell (``manage.py``), whose author is no user of the database.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    operation = models.CharField(max_length=40)
+    actor = models.CharField(max_length=200)  # the audit label of the author
+    author = models.ForeignKey(
+        "auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    trusted = models.BooleanField(default=False)
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.PROTECT, null=True, blank=True, related_name="schedules"
+    )
+    bulk = models.BooleanField(default=False)
+    ids = models.JSONField(default=list, blank=True)
+    filter = models.JSONField(default=dict, blank=True)
+    limit = models.PositiveIntegerField(null=True, blank=True)
+    reason = models.TextField(blank=True, default="")
+    faults = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField()
+    status = models.CharField(
+        max_length=20, choices=ScheduleStatus.choices, default=ScheduleStatus.SCHEDULED
+    )
+    # What happened when it ran: {"code", "message"} (and for a bulk, its results).
+    outcome = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [
+            # The pass reads the few due ones among many finished.
+            models.Index(
+                fields=["at"],
+                condition=Q(status="scheduled"),
+                name="schedule_due_idx",
+            ),
+        ]
+        default_permissions = ("view",)
+
+    def __str__(self) -> str:
+        return f"{self.operation} at {self.at:%Y-%m-%d %H:%M}Z ({self.status})"

@@ -62,6 +62,9 @@ class Operation:
     # The state the tenant is in while the work runs, when it is not already there and the
     # end state is not certain (a retry provisions again: Active only if the new run succeeds).
     via_state: str = ""
+    # False when the work does not settle by itself (a paused run waits for unpause): the
+    # command's --wait has nothing to wait for.
+    settles: bool = True
     # Older audit event types recorded beside the approval policy's own, by phase
     # (``requested``, ``granted``, ``withdrawn``): decommission's four-eyes names.
     approval_aliases: tuple[tuple[str, str], ...] = ()
@@ -220,6 +223,33 @@ OPERATIONS: dict[str, Operation] = {
             fault_steps=PLAN_CHANGE_STEPS,
             options=("plan",),
             via_state=S.UPDATING,
+        ),
+        Operation(
+            name="pause",
+            label="Pause",
+            guard=services.why_not_pause,
+            service=services.pause_run,
+            end_state=S.PROVISIONING,
+            releases=False,
+            events=(EventType.RUN_PAUSED,),
+            confirmation="Pause this run? The step at work finishes and its answer is recorded; "
+            "no next step starts until Unpause. Cancel and reset still work.",
+            done="The run of {slug} is paused: no next step starts until it is unpaused.",
+            summary="Pause the live run at a step boundary (nothing moves until unpause)",
+            settles=False,
+        ),
+        Operation(
+            name="unpause",
+            label="Unpause",
+            guard=services.why_not_unpause,
+            service=services.unpause_run,
+            end_state=S.ACTIVE,
+            releases=False,
+            events=(EventType.RUN_UNPAUSED,),
+            confirmation="Unpause this run? Its next step is sent now and the run goes on.",
+            done="The run of {slug} goes on: its next step was sent.",
+            summary="Unpause a paused run (its next step is sent)",
+            via_state=S.PROVISIONING,
         ),
     )
 }

@@ -8,6 +8,7 @@ from .grants import ROLE_NAMES, granted_to
 
 VIEW = [
     ("tenants", "view_tenant"),
+    ("tenants", "view_schedule"),
     ("audit", "view_event"),
     ("provisioning", "view_run"),
     ("provisioning", "view_stepexecution"),

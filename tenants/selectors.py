@@ -452,6 +452,15 @@ RECOMMENDATIONS: tuple[Rule, ...] = (
         R.WAIT,
         lambda s: f"{s.run.failed_step} failed; the run is rolling back.",
     ),
+    Rule(
+        "paused",
+        lambda s: s.provisioning and s.run.paused_at is not None,
+        R.UNPAUSE,
+        lambda s: (
+            f"{s.run.paused_by or 'An operator'} paused the run; nothing moves until unpause "
+            f"(at {s.run.current_step}). Cancel still works."
+        ),
+    ),
     # A try sent again (lost, or failed with tries left) has no heartbeat of its own yet:
     # say what is happening rather than how long the last try has been silent.
     Rule(

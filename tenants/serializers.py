@@ -42,6 +42,8 @@ RUN_FIELDS = (
     "finished_at",
     "heartbeat_at",
     "stalled_at",
+    "paused_at",
+    "paused_by",
     "failed_step",
     "error",
 )

@@ -22,7 +22,15 @@ from audit.events import EventType
 from audit.services import record_event
 from provisioning import compensation, conditions, runs, saga
 from provisioning.faults import parse_faults, validate_faults
-from provisioning.models import PLAN_CHANGE_STEPS, STEPS, Run, RunKind, RunStatus
+from provisioning.models import (
+    PLAN_CHANGE_STEPS,
+    STEPS,
+    Run,
+    RunKind,
+    RunStatus,
+    StepExecution,
+    StepStatus,
+)
 
 from .actors import Actor
 from .errors import ErrorCode, OperationError
@@ -81,10 +89,11 @@ def why_not_reset(tenant: Tenant, run: Run | None) -> str | None:
         return "The tenant is being decommissioned."
     if why := wrong_state(tenant, transition="reset", operation="reset"):
         return why
-    if not tenant.last_error:
+    paused = run is not None and run.status == RunStatus.RUNNING and run.paused_at is not None
+    if not tenant.last_error and not paused:
         return (
-            "Reset is for a provisioning with a recorded error; this one has none. "
-            "Wait, cancel or retry instead."
+            "Reset is for a provisioning with a recorded error (or a paused run); this one has "
+            "none. Wait, cancel or retry instead."
         )
     return None
 
@@ -136,6 +145,33 @@ def clean_plan(plan: Any, tenant: Tenant | None = None) -> str:
             {"state": tenant.state, "plan": plan},
         )
     return plan
+
+
+def _why_not_live(tenant: Tenant, run: Run | None, what: str) -> str | None:
+    # The state part from the django-fsm transition (its sources: LIVE_RUN_STATES).
+    if why := wrong_state(tenant, transition=what.lower(), operation=what.lower()):
+        return why
+    if run is None or run.status != RunStatus.RUNNING:
+        return f"There is no running run to {what.lower()}."
+    if run.compensating:
+        return "This run failed and is rolling back."
+    if tenant.last_error:
+        return "This run has a recorded error; reset it instead."
+    return None
+
+
+def why_not_pause(tenant: Tenant, run: Run | None) -> str | None:
+    why = _why_not_live(tenant, run, "Pause")
+    if why is None and run is not None and run.paused_at is not None:
+        return f"This run is already paused (by {run.paused_by})."
+    return why
+
+
+def why_not_unpause(tenant: Tenant, run: Run | None) -> str | None:
+    why = _why_not_live(tenant, run, "Unpause")
+    if why is None and run is not None and run.paused_at is None:
+        return "This run is not paused."
+    return why
 
 
 def why_not_decommission(tenant: Tenant, run: Run | None) -> str | None:
@@ -594,6 +630,82 @@ def _simple_transition(
             tenant_id=tenant.id,
             actor=actor.label,
             data=_with_reason({"from_state": from_state}, reason),
+        )
+    return tenant
+
+
+def pause_run(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str = "") -> Tenant:
+    """Pause the tenant's live run at a step boundary.
+
+    Under the tenant's lock (which every step's record phase takes too): mark the run paused.
+    The step at work finishes and its answer is recorded, but the saga dispatches no next step
+    while the run is paused (``provisioning.saga._complete_step``), and the watchdog leaves it
+    alone. Cancel and reset still work.
+    """
+    reason = clean_reason(reason)
+    with transaction.atomic():
+        tenant = _locked(tenant_id)
+        run = _handle_run(tenant)
+        _refuse_unless(why_not_pause, tenant, run)
+        assert run is not None  # the guard refuses a missing run  # noqa: S101
+        tenant.pause()  # the state stays; the transition is the guard's source of states
+        now = timezone.now()
+        Run.objects.filter(pk=run.pk).update(paused_at=now, paused_by=actor.label)
+        run.paused_at, run.paused_by = now, actor.label
+        conditions.set_condition(tenant, Condition.PAUSED)
+        tenant.save(update_fields=["updated_at"])
+        record_event(
+            type=EventType.RUN_PAUSED,
+            tenant_id=tenant.id,
+            run_id=run.id,
+            actor=actor.label,
+            data=_with_reason({"step": run.current_step}, reason),
+        )
+    return tenant
+
+
+def unpause_run(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str = "") -> Tenant:
+    """Let a paused run go on: its current step, if it waits undispatched, is sent now.
+
+    Exactly once: the run is unpaused and its waiting step dispatched (a new fenced try) in the
+    one transaction that holds the tenant's lock; a second unpause finds the run not paused.
+    A step still dispatched or at work when the run was paused is left as it is (the watchdog
+    looks after it again from now on).
+    """
+    reason = clean_reason(reason)
+    with transaction.atomic():
+        tenant = _locked(tenant_id)
+        run = _handle_run(tenant)
+        _refuse_unless(why_not_unpause, tenant, run)
+        assert run is not None  # noqa: S101
+        tenant.unpause()
+        paused_at, paused_by = run.paused_at, run.paused_by
+        Run.objects.filter(pk=run.pk).update(
+            paused_at=None, paused_by="", heartbeat_at=timezone.now()
+        )
+        run.paused_at, run.paused_by = None, ""
+        step = StepExecution.objects.filter(run=run, name=run.current_step).first()
+        dispatched = step is not None and step.status == StepStatus.WAITING
+        if dispatched:
+            saga.dispatch_step(step, priority=run.priority)
+        conditions.refresh_condition(tenant)
+        tenant.save(update_fields=["updated_at"])
+        record_event(
+            type=EventType.RUN_UNPAUSED,
+            tenant_id=tenant.id,
+            run_id=run.id,
+            actor=actor.label,
+            data=_with_reason(
+                {
+                    "step": run.current_step,
+                    "paused_by": paused_by,
+                    "paused_seconds": round((timezone.now() - paused_at).total_seconds(), 1)
+                    if paused_at
+                    else None,
+                    "dispatched": dispatched,
+                },
+                reason,
+            ),
         )
     return tenant
 

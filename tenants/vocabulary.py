@@ -22,6 +22,7 @@ class Recommended(StrEnum):
     RESET = "reset"
     RETRY = "retry"
     DECOMMISSION = "decommission"
+    UNPAUSE = "unpause"  # an operator paused the run
     CHANGE_PLAN = "change_plan"  # a change failed: change the plan again (or leave it)
     NONE = "none"
 
@@ -36,6 +37,7 @@ _RECOMMENDED_LABELS = {
     Recommended.RESET: "Reset, then retry",
     Recommended.RETRY: "Retry",
     Recommended.DECOMMISSION: "Decommission",
+    Recommended.UNPAUSE: "Unpause when ready",
     Recommended.CHANGE_PLAN: "Change plan again",
     Recommended.NONE: "Nothing to do",
 }

@@ -84,6 +84,18 @@ def _drive_until(tenant: Tenant, stop_at: str) -> None:
         saga.execute_step(step.pk, step.token)
 
 
+def paused_tenant(**fields: Any) -> Tenant:
+    """Provisioning, its run paused after validate_request and allocate_storage were dispatched
+    (allocate_identity waits, undispatched, for unpause)."""
+    from tenants.services import pause_run
+
+    tenant = new_tenant(**fields)
+    _drive_until(tenant, "allocate_storage")
+    pause_run(tenant_id=tenant.id, actor=ACTOR)
+    _drive_until(tenant, "no step")  # the step at work finishes; nothing is dispatched after
+    return reload(tenant)
+
+
 def stalled_tenant(settings: Any, step: str = "create_database", **fields: Any) -> Tenant:
     """Provisioning with a recorded error: the step stalled on every try, watchdog flagged it."""
     import time_machine
@@ -162,6 +174,7 @@ SITUATIONS: dict[str, Callable[[Any], Tenant]] = {
     "pending_with_error": lambda s: pending_with_error(s),
     "provisioning": lambda s: provisioning_tenant(),
     "provisioning_stalled": lambda s: stalled_tenant(s),
+    "paused": lambda s: paused_tenant(),
     "active": lambda s: active_tenant(),
     "failed": lambda s: failed_tenant(),
     "suspended": lambda s: suspended_tenant(),
@@ -174,7 +187,8 @@ SITUATIONS: dict[str, Callable[[Any], Tenant]] = {
 ALLOWED_ACTIONS: dict[str, set[str]] = {
     "pending": {"retry", "decommission"},
     "pending_with_error": {"reset", "decommission"},
-    "provisioning": {"cancel"},
+    "provisioning": {"cancel", "pause"},
+    "paused": {"cancel", "unpause", "reset"},
     "provisioning_stalled": {"cancel", "reset"},
     "active": {"suspend", "decommission", "change_plan"},
     "failed": {"retry", "decommission"},
@@ -182,7 +196,7 @@ ALLOWED_ACTIONS: dict[str, set[str]] = {
     "decommissioned": set(),
     "cancelled": {"retry", "decommission"},
     "decommissioning": set(),
-    "updating": {"cancel"},
+    "updating": {"cancel", "pause"},
     "change_failed": {"suspend", "decommission", "change_plan"},
 }
 # The console tests' make_state names some situations differently.

@@ -426,7 +426,8 @@ def test_the_tenant_page_offers_only_the_operations(request, client, who, fast_s
     disabled_button = r'data-unavailable="(\w+)">\s*<button [^>]*disabled[^>]*>([^<]+)<'
     disabled = dict(re.findall(disabled_button, html))
     assert disabled == {
-        n: OPERATIONS[n].label for n in ("cancel", "reset", "suspend", "resume", "change_plan")
+        n: OPERATIONS[n].label
+        for n in ("cancel", "reset", "suspend", "resume", "change_plan", "pause", "unpause")
     }
     assert "Suspend applies to active tenants only" in html
     assert 'class="op-button danger" data-action="decommission"' in html  # it releases

@@ -99,6 +99,11 @@ class ApiClient:
         check_against_openapi("post", BASE + path, response)
         return response
 
+    def delete(self, path: str, **headers: str) -> Any:
+        response = self.client.delete(BASE + path, headers={**self.headers, **headers})
+        check_against_openapi("delete", BASE + path, response)
+        return response
+
 
 @pytest.fixture(autouse=True)
 def _fast_saga(fast_saga: Any) -> Any:

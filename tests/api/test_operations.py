@@ -16,7 +16,7 @@ from .conftest import error_of
 
 pytestmark = pytest.mark.django_db
 
-ACTIONS = ["cancel", "reset", "retry", "suspend", "resume", "decommission"]
+ACTIONS = ["cancel", "reset", "retry", "suspend", "resume", "decommission", "pause", "unpause"]
 
 BUILDERS = f.SITUATIONS
 ALLOWED = f.ALLOWED_ACTIONS
@@ -28,6 +28,8 @@ STATE_AFTER: dict[str, str] = {
     "retry": "provisioning",
     "suspend": "suspended",
     "resume": "active",
+    "pause": "provisioning",
+    "unpause": "provisioning",
 }
 
 
@@ -81,7 +83,7 @@ def test_every_action_in_every_state(as_admin, fast_saga, situation, action):
 # Which personas may do what (roles from tenants/roles.py): operators all but decommission.
 MAY: dict[str, set[str]] = {
     "viewer": set(),
-    "operator": {"cancel", "reset", "retry", "suspend", "resume"},
+    "operator": {"cancel", "reset", "retry", "suspend", "resume", "pause", "unpause"},
     "admin": set(ACTIONS),
     "outsider": set(),
 }
@@ -92,6 +94,8 @@ WHERE: dict[str, str] = {
     "suspend": "active",
     "resume": "suspended",
     "decommission": "active",
+    "pause": "provisioning",
+    "unpause": "paused",
 }
 
 

@@ -36,7 +36,10 @@ def test_detail_lists_every_action_with_why_not(as_viewer, as_operator, as_admin
     tenant = f.active_tenant()
     for client, permitted in (
         (as_viewer, set()),
-        (as_operator, {"cancel", "reset", "retry", "suspend", "resume", "change_plan"}),
+        (
+            as_operator,
+            {"cancel", "reset", "retry", "suspend", "resume", "change_plan", "pause", "unpause"},
+        ),
         (as_admin, set(OPERATIONS)),
     ):
         body = client.get(f"/tenants/{tenant.id}").json()

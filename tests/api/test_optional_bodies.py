@@ -16,7 +16,7 @@ from .conftest import error_of, openapi_document
 
 pytestmark = pytest.mark.django_db
 
-ACTIONS = ["cancel", "reset", "retry", "suspend", "resume", "decommission"]
+ACTIONS = ["cancel", "reset", "retry", "suspend", "resume", "decommission", "pause", "unpause"]
 
 
 def optional_bodies() -> dict[str, dict]:

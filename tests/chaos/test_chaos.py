@@ -13,6 +13,7 @@ Random choices come from ``CONTROLPLANE_CHAOS_SEED`` (fixed by default; printed)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -25,6 +26,7 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.test import Client
+from django.utils import timezone
 
 from audit.models import Event
 from audit.services import verify_chains
@@ -42,18 +44,21 @@ from provisioning.models import (
 )
 from provisioning.providers import get_provider
 from provisioning.watchdog import run_watchdog
+from tenants import schedules
 from tenants.errors import OperationError
-from tenants.models import PLAN_DATABASE_GB, Tenant
+from tenants.models import PLAN_DATABASE_GB, Schedule, Tenant
 from tenants.services import (
     Actor,
     cancel_provisioning,
     change_plan,
     create_tenant,
     decommission_tenant,
+    pause_run,
     reset_provisioning,
     resume_tenant,
     retry_provisioning,
     suspend_tenant,
+    unpause_run,
 )
 
 from ..conftest import close_other_sessions, subprocess_env
@@ -95,6 +100,21 @@ CANDIDATES = {
     "suspend": {"active"},
     "resume": {"suspended"},
     "change_plan": {"active"},
+    "pause": {"provisioning"},
+    "unpause": {"provisioning"},
+    # A scheduled operation: asked now for a tenant in any state, run a few seconds later by
+    # the schedule passes (two of them, racing), against the state then.
+    "schedule": {"provisioning", "active", "suspended", "failed", "pending"},
+}
+# What a scheduled operation may be, and the event that opens each (it carries data.schedule).
+SCHEDULABLE = {
+    "cancel": "tenant.provisioning.cancel_requested",
+    "retry": "tenant.provisioning.retry_requested",
+    "suspend": "tenant.suspended",
+    "resume": "tenant.resumed",
+    "decommission": "tenant.decommission_requested",
+    "pause": "tenant.run.paused",
+    "unpause": "tenant.run.unpaused",
 }
 PLANS = ["starter", "growth", "enterprise"]
 SETTLED = {"active", "suspended", "decommissioned", "failed", "pending"}
@@ -177,6 +197,9 @@ class Operator:
                     "resume",
                     "change_plan",
                     "change_plan",
+                    "pause",
+                    "unpause",
+                    "schedule",
                 ]
             )
             tenant = self.pick(CANDIDATES[op])
@@ -184,9 +207,37 @@ class Operator:
                 break
         else:
             return
+        if op == "schedule":
+            self.schedule(tenant)
+            return
         steps = PLAN_CHANGE_STEPS[:-1] if op == "change_plan" else STEPS[1:-1]
         faults = self.faults(steps) if op in ("retry", "change_plan") else None
         self.operate(op, tenant, faults)
+
+    def schedule(self, tenant: Tenant) -> None:
+        op = self.rng.choice(sorted(SCHEDULABLE))
+        at = timezone.now() + timezone.timedelta(seconds=self.rng.uniform(0.5, 4))
+        try:
+            if self.client is not None:
+                response = self.client.post(
+                    f"/api/v1/tenants/{tenant.id}/{op}",
+                    data=json.dumps({"at": at.isoformat()}),
+                    content_type="application/json",
+                )
+                outcome = (
+                    "scheduled" if response.status_code == 202 else f"http_{response.status_code}"
+                )
+                if response.status_code >= 500:
+                    self.tally.server_errors.append(f"http schedule {op}: {response.status_code}")
+            else:
+                schedules.schedule_operation(op, tenant_id=tenant.id, actor=ACTOR, at=at)
+                outcome = "scheduled"
+            self.tally.count(f"schedule:{op}", outcome)
+        except OperationError as exc:
+            self.tally.count(f"schedule:{op}", f"refused:{exc.code}")
+        except Exception as exc:  # noqa: BLE001 - counted as a server error
+            self.tally.count(f"schedule:{op}", "server_error")
+            self.tally.server_errors.append(f"schedule {op}: {type(exc).__name__}: {exc}")
 
     def faults(self, steps: tuple[str, ...] = STEPS[1:-1]) -> dict[str, str] | None:
         fault = self.rng.choice(FAULTS)
@@ -244,6 +295,8 @@ class Operator:
             "suspend": suspend_tenant,
             "resume": resume_tenant,
             "change_plan": change_plan,
+            "pause": pause_run,
+            "unpause": unpause_run,
         }[op]
         kwargs: dict[str, Any] = {"tenant_id": tenant.id, "actor": ACTOR}
         if op in ("retry", "change_plan") and faults:
@@ -260,9 +313,21 @@ class Operator:
             self.tally.server_errors.append(f"{op} {tenant.slug}: {type(exc).__name__}: {exc}")
 
 
+def unpause_all() -> None:
+    """Settling: an operator unpauses what was left paused (a paused run never settles)."""
+    for tenant in Tenant.objects.filter(condition="paused"):
+        # Refused when it moved on meanwhile (cancelled, failed, completed).
+        with contextlib.suppress(OperationError):
+            unpause_run(tenant_id=tenant.id, actor=ACTOR)
+
+
 def moving() -> list[str]:
-    """What is still in flight: live runs nobody flagged, decommissions under way."""
-    busy = []
+    """What is still in flight: live runs nobody flagged, decommissions under way, schedules
+    not yet run."""
+    busy = [
+        f"schedule {i}: not run yet"
+        for i in Schedule.objects.filter(status="scheduled").values_list("id", flat=True)
+    ]
     for tenant in Tenant.objects.all():
         if tenant.last_error:
             continue
@@ -392,6 +457,23 @@ def check_invariants(tally: Tally) -> list[str]:
                 bad.append(f"{name}: run {run.attempt} stalled with no stall fault")
         if types["tenant.provisioning.orphaned_handle"]:
             bad.append(f"{name}: an orphaned handle")
+    # A schedule runs at most once (and a done one exactly once); a refused one says so.
+    for sched in Schedule.objects.all():
+        ran = Event.objects.filter(
+            tenant_id=sched.tenant_id,
+            type=SCHEDULABLE[sched.operation],
+            data__schedule=str(sched.id),
+        ).count()
+        tally.count(f"schedule_{sched.status}", sched.status)
+        if sched.status == "scheduled":
+            bad.append(f"schedule {sched.id}: never ran")
+        if ran > 1 or (sched.status == "done") != (ran == 1):
+            bad.append(f"schedule {sched.id} ({sched.operation}, {sched.status}) ran {ran} times")
+        refused = Event.objects.filter(
+            type="operation.schedule_refused", data__schedule=str(sched.id)
+        ).count()
+        if refused != (sched.status == "refused"):
+            bad.append(f"schedule {sched.id}: {sched.status} with {refused} refusal events")
     # Held external ids are unique across tenants.
     ids = Counter(
         Allocation.objects.filter(released_at__isnull=True).values_list("kind", "external_id")
@@ -458,6 +540,8 @@ def test_chaos(chaos_world: Any, capsys: Any):
         try:
             while not stop.is_set():
                 op.act(created, stall_runs)
+                if index == 0:
+                    schedules.run_due()  # a second schedule pass, racing the harness's
                 stop.wait(op.rng.uniform(0.05, 0.4))
         except BaseException as exc:  # noqa: BLE001 - surfaced below
             errors.append(exc)
@@ -490,6 +574,7 @@ def test_chaos(chaos_world: Any, capsys: Any):
                 next_terminate = now + rng.uniform(4, 9)
             if now >= next_watchdog:
                 run_watchdog()
+                schedules.run_due()
                 tally.watchdog_passes += 1
                 next_watchdog = now + 1.0
             workers.fill()  # the supervisor: a worker that died is replaced
@@ -509,6 +594,8 @@ def test_chaos(chaos_world: Any, capsys: Any):
     while time.monotonic() - settle_start < SETTLE_SECONDS:
         workers.fill()
         run_watchdog()
+        schedules.run_due()
+        unpause_all()
         tally.watchdog_passes += 1
         busy = moving()
         quiet = quiet + 1 if not busy else 0

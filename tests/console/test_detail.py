@@ -26,11 +26,13 @@ LABELS = {
     "resume": "Resume",
     "decommission": "Decommission",
     "change_plan": "Change plan",
+    "pause": "Pause",
+    "unpause": "Unpause",
 }
 # What the state and recorded error allow: the one situations table (tests/factories.py), under
 # the names this package's make_state uses.
 ALLOWED = {kind: f.ALLOWED_ACTIONS[f.CONSOLE_KINDS.get(kind, kind)] for kind in STATES}
-OPERATOR = {"cancel", "reset", "retry", "suspend", "resume", "change_plan"}
+OPERATOR = {"cancel", "reset", "retry", "suspend", "resume", "change_plan", "pause", "unpause"}
 ROLE_ACTIONS = {"viewer": set(), "operator": OPERATOR, "admin": OPERATOR | {"decommission"}}
 
 

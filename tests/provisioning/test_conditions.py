@@ -33,6 +33,7 @@ EXPECTED = {
     "decommissioning": "decommissioning",
     "updating": "progressing",
     "change_failed": "change_failed",
+    "paused": "paused",
 }
 
 

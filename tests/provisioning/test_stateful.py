@@ -1,6 +1,8 @@
 """A stateful property test: operations and step outcomes in any order, against a model of
 the contract (states and the operations each allows), on the real database, with the
-invariants checked after every rule.
+invariants checked after every rule. Pause / unpause and scheduled operations (asked, cancelled,
+run by the schedule pass against the state then) are among the rules; a schedule runs at most
+once, a cancelled one never, and a paused run starts no step after the one at work.
 
 Steps run in this process (``saga.execute_step``), compensation and decommission too; the
 watchdog runs with the clock moved past the heartbeat timeout, so lost and stalled tries play
@@ -20,6 +22,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
+from audit.models import Event
 from audit.services import verify_chains
 from provisioning import compensation, saga
 from provisioning.models import (
@@ -35,17 +38,20 @@ from provisioning.models import (
 )
 from provisioning.providers import get_provider
 from provisioning.watchdog import run_watchdog
+from tenants import schedules
 from tenants.errors import OperationError
-from tenants.models import PLAN_DATABASE_GB, Tenant
+from tenants.models import PLAN_DATABASE_GB, Schedule, Tenant
 from tenants.services import (
     cancel_provisioning,
     change_plan,
     create_tenant,
     decommission_tenant,
+    pause_run,
     reset_provisioning,
     resume_tenant,
     retry_provisioning,
     suspend_tenant,
+    unpause_run,
 )
 
 from ..conftest import drive, drive_compensation
@@ -63,7 +69,23 @@ OPERATIONS = {
     "resume": resume_tenant,
     "decommission": decommission_tenant,
     "change_plan": change_plan,
+    "pause": pause_run,
+    "unpause": unpause_run,
 }
+# The event that opens each operation (a scheduled one's carries data.schedule).
+FIRST_EVENT = {
+    "cancel": "tenant.provisioning.cancel_requested",
+    "reset": "tenant.provisioning.reset_started",
+    "retry": "tenant.provisioning.retry_requested",
+    "suspend": "tenant.suspended",
+    "resume": "tenant.resumed",
+    "decommission": "tenant.decommission_requested",
+    "change_plan": "tenant.plan_change.started",
+    "pause": "tenant.run.paused",
+    "unpause": "tenant.run.unpaused",
+}
+# The schedule rule's operations: change_plan is not scheduled (a schedule keeps no plan).
+SCHEDULABLE = sorted(op for op in OPERATIONS if op != "change_plan")
 FAULT = st.one_of(
     st.none(),
     st.tuples(st.sampled_from(STEPS[1:-1]), st.sampled_from(["fail", "fail_once", "stall"])),
@@ -87,16 +109,24 @@ class Model:
     faults: dict[str, str] = field(default_factory=dict)
     plan: str = "starter"
     target: str = ""  # the plan a live change moves to
+    paused: bool = False
+
+    @property
+    def live(self) -> bool:
+        """A run pause and unpause apply to: running (provisioning or updating), no error."""
+        return self.state in ("provisioning", "updating") and not self.error
 
     def allows(self, op: str, plan: str = "") -> bool:
         return {
             "cancel": self.state in ("provisioning", "updating"),
             "change_plan": self.state == "active" and plan != self.plan,
-            "reset": self.state in ("pending", "provisioning") and self.error,
+            "reset": self.state in ("pending", "provisioning") and (self.error or self.paused),
             "retry": self.state == "failed" or (self.state == "pending" and not self.error),
             "suspend": self.state == "active",
             "resume": self.state == "suspended",
             "decommission": self.state in ("active", "suspended", "pending", "failed"),
+            "pause": self.live and not self.paused,
+            "unpause": self.live and self.paused,
         }[op]
 
 
@@ -106,6 +136,9 @@ class Contract(RuleBasedStateMachine):
         self.tenants: list[Tenant] = []
         self.model: dict[Any, Model] = {}
         self.count = 0
+        # Scheduled operations of this example: id -> (operation, tenant id).
+        self.scheduled: dict[Any, tuple[str, Any]] = {}
+        self.ran: set[Any] = set()
 
     def pick(self, index: int) -> Tenant | None:
         return self.tenants[index % len(self.tenants)] if self.tenants else None
@@ -198,8 +231,8 @@ class Contract(RuleBasedStateMachine):
             assert not set(model.faults.values()) & {"fail", "stall"}, model.faults
         if after == "failed":
             assert "fail" in model.faults.values(), model.faults
-            model.may_hold = False
-            model.error = True  # a failed tenant records its error (last_error)
+            # A failed tenant carries the step's error (the contract's "fail").
+            model.may_hold, model.error = False, True
         model.state = after
 
     @rule()
@@ -257,7 +290,20 @@ class Contract(RuleBasedStateMachine):
             return
         OPERATIONS[op](**kwargs)
         SEEN[f"{op} accepted" + (" while updating" if model.state == "updating" else "")] += 1
-        if op == "cancel" and model.state == "updating":
+        self.apply(op, model, before, faults, plan)
+
+    def apply(
+        self, op: str, model: Model, before: Tenant, faults: dict[str, str], plan: str = ""
+    ) -> None:
+        """What an accepted operation does to the model (and the work it starts, run now)."""
+        tenant = before
+        if op in ("cancel", "reset", "retry", "decommission", "change_plan"):
+            model.paused = False
+        if op == "pause":
+            model.paused = True
+        elif op == "unpause":
+            model.paused = False
+        elif op == "cancel" and model.state == "updating":
             drive_compensation(before.workflow_id)
             model.state, model.error = "active", False  # on its old plan, reverted
         elif op == "cancel":
@@ -292,6 +338,46 @@ class Contract(RuleBasedStateMachine):
         self.operate("change_plan", index, None, plan, change_fault)
         if index % 2:
             self.advance(index, 1 + index % 4)
+
+    @rule(op=st.sampled_from(SCHEDULABLE), index=st.integers(0, 50))
+    def schedule(self, op: str, index: int) -> None:
+        """Ask for an operation an hour from now (it runs in ``run_schedules``)."""
+        tenant = self.pick(index)
+        if tenant is None:
+            return
+        Contract.serial += 1
+        at = timezone.now() + timezone.timedelta(hours=1, seconds=Contract.serial)
+        s = schedules.schedule_operation(op, tenant_id=tenant.id, actor=ACTOR, at=at)
+        self.scheduled[s.id] = (op, tenant.id)
+
+    @rule(index=st.integers(0, 50))
+    def cancel_a_schedule(self, index: int) -> None:
+        waiting = [i for i in self.scheduled if i not in self.ran]
+        if not waiting:
+            return
+        sid = waiting[index % len(waiting)]
+        schedules.cancel_schedule(sid, actor=ACTOR)
+        self.ran.add(sid)  # never to run
+
+    @rule()
+    def run_schedules(self) -> None:
+        """Their time has come: each runs once, as its author, against the state then."""
+        later = timezone.now() + timezone.timedelta(hours=3)
+        for sid in schedules.run_due(now=later):
+            if sid not in self.scheduled:
+                continue  # an earlier example's
+            assert sid not in self.ran, f"schedule {sid} ran twice (or after its cancel)"
+            self.ran.add(sid)
+            op, tenant_id = self.scheduled[sid]
+            model = self.model[tenant_id]
+            s = Schedule.objects.get(pk=sid)
+            if model.allows(op):
+                assert s.status == "done", (op, model, s.outcome)
+                # The state then: the tenant as it was when the operation ran.
+                before = Tenant.objects.get(pk=tenant_id)
+                self.apply(op, model, before, {})
+            else:
+                assert s.status == "refused" and s.outcome["code"] == "invalid_state", s.outcome
 
     @invariant()
     def the_contract_holds(self) -> None:
@@ -340,6 +426,29 @@ class Contract(RuleBasedStateMachine):
                     assert found is None, f"{row.slug}: {kind} {found} leaked"
             _, problems = verify_chains(tenant_id=tenant.id)
             assert problems == [], problems
+            if model.paused and row.state in ("provisioning", "updating"):
+                assert row.condition == "paused", (row.slug, row.condition)
+                # Only the step at work when it paused may start after the pause.
+                paused = (
+                    Event.objects.filter(tenant_id=row.id, type="tenant.run.paused")
+                    .order_by("-id")
+                    .first()
+                )
+                started = Event.objects.filter(
+                    run_id=row.workflow_id,
+                    type="tenant.provisioning.step_started",
+                    id__gt=paused.id,
+                ).values_list("data__step", flat=True)
+                assert len(set(started)) <= 1, f"{row.slug}: a paused run went on: {started}"
+        # A schedule runs at most once: its operation's first event is recorded once.
+        for sid, (op, tenant_id) in self.scheduled.items():
+            first = FIRST_EVENT[op]
+            n = Event.objects.filter(
+                tenant_id=tenant_id, type=first, data__schedule=str(sid)
+            ).count()
+            assert n <= 1, f"schedule {sid} ({op}) ran {n} times"
+            status = Schedule.objects.filter(pk=sid).values_list("status", flat=True).first()
+            assert (status == "scheduled") == (sid not in self.ran), (sid, status)
 
 
 def django_settings() -> Any:

@@ -51,6 +51,8 @@ console       POST  /tenants/{tenant}/reset/                                    
 console       POST  /tenants/{tenant}/retry/                                          | login    403      403      ok       ok       login    login    login    login
 console       POST  /tenants/{tenant}/suspend/                                        | login    403      403      ok       ok       login    login    login    login
 console       POST  /tenants/{tenant}/change_plan/                                    | login    403      403      ok       ok       login    login    login    login
+console       POST  /tenants/{tenant}/pause/                                          | login    403      403      ok       ok       login    login    login    login
+console       POST  /tenants/{tenant}/unpause/                                        | login    403      403      ok       ok       login    login    login    login
 console       POST  /tenants/{tenant}/resume/                                         | login    403      403      ok       ok       login    login    login    login
 console       POST  /tenants/{tenant}/decommission/                                   | login    403      403      403      ok       login    login    login    login
 console       POST  /tenants/{tenant}/no-such-action/                                 | login    403      404      404      404      login    login    login    login
@@ -60,6 +62,8 @@ console       GET   /tenants/{tenant}/reset/                                    
 console       GET   /tenants/{tenant}/retry/                                          | login    403      403      ok       ok       login    login    login    login
 console       GET   /tenants/{tenant}/suspend/                                        | login    403      403      ok       ok       login    login    login    login
 console       GET   /tenants/{tenant}/change_plan/                                    | login    403      403      ok       ok       login    login    login    login
+console       GET   /tenants/{tenant}/pause/                                          | login    403      403      ok       ok       login    login    login    login
+console       GET   /tenants/{tenant}/unpause/                                        | login    403      403      ok       ok       login    login    login    login
 console       GET   /tenants/{tenant}/resume/                                         | login    403      403      ok       ok       login    login    login    login
 console       GET   /tenants/{tenant}/decommission/                                   | login    403      403      403      ok       login    login    login    login
 # the approval policy: the approvals page; approve / withdraw a request (here a decommission asked
@@ -76,6 +80,8 @@ console       POST  /tenants/bulk/  reset                                       
 console       POST  /tenants/bulk/  retry                                             | login    403      403      ok       ok       login    login    login    login
 console       POST  /tenants/bulk/  suspend                                           | login    403      403      ok       ok       login    login    login    login
 console       POST  /tenants/bulk/  change_plan                                       | login    403      403      ok       ok       login    login    login    login
+console       POST  /tenants/bulk/  pause                                             | login    403      403      ok       ok       login    login    login    login
+console       POST  /tenants/bulk/  unpause                                           | login    403      403      ok       ok       login    login    login    login
 console       POST  /tenants/bulk/  resume                                            | login    403      403      ok       ok       login    login    login    login
 console       POST  /tenants/bulk/  decommission                                      | login    403      403      403      ok       login    login    login    login
 console       POST  /tenants/bulk/  cancel confirmed                                  | login    403      403      ok       ok       login    login    login    login
@@ -83,8 +89,13 @@ console       POST  /tenants/bulk/  reset confirmed                             
 console       POST  /tenants/bulk/  retry confirmed                                   | login    403      403      ok       ok       login    login    login    login
 console       POST  /tenants/bulk/  suspend confirmed                                 | login    403      403      ok       ok       login    login    login    login
 console       POST  /tenants/bulk/  change_plan confirmed                             | login    403      403      ok       ok       login    login    login    login
+console       POST  /tenants/bulk/  pause confirmed                                   | login    403      403      ok       ok       login    login    login    login
+console       POST  /tenants/bulk/  unpause confirmed                                 | login    403      403      ok       ok       login    login    login    login
 console       POST  /tenants/bulk/  resume confirmed                                  | login    403      403      ok       ok       login    login    login    login
 console       POST  /tenants/bulk/  decommission confirmed                            | login    403      403      403      ok       login    login    login    login
+# scheduled operations: the list (every role), cancel (the operation's permission; none here)
+console       GET   /schedules/                                                       | login    403      ok       ok       ok       login    login    login    login
+console       POST  /schedules/{schedule}/cancel/                                  | login    403      404      404      404      login    login    login    login
 console       GET   /audit/                                                           | login    403      ok       ok       ok       login    login    login    login
 
 # --- JSON API (session or bearer token); every operation of the OpenAPI document ---
@@ -101,6 +112,8 @@ api           POST  /api/v1/tenants/{tenant_id}/reset                           
 api           POST  /api/v1/tenants/{tenant_id}/retry                                 | 401      403      403      ok       ok       403      403      ok       ok
 api           POST  /api/v1/tenants/{tenant_id}/suspend                               | 401      403      403      ok       ok       403      403      ok       ok
 api           POST  /api/v1/tenants/{tenant_id}/change_plan                           | 401      403      403      ok       ok       403      403      ok       ok
+api           POST  /api/v1/tenants/{tenant_id}/pause                                 | 401      403      403      ok       ok       403      403      ok       ok
+api           POST  /api/v1/tenants/{tenant_id}/unpause                               | 401      403      403      ok       ok       403      403      ok       ok
 api           POST  /api/v1/tenants/{tenant_id}/resume                                | 401      403      403      ok       ok       403      403      ok       ok
 api           POST  /api/v1/tenants/{tenant_id}/decommission                          | 401      403      403      403      ok       403      403      403      ok
 api           GET   /api/v1/tenants/{tenant_id}/runs                                  | 401      403      ok       ok       ok       403      ok       ok       ok
@@ -114,9 +127,14 @@ api           POST  /api/v1/tenants/bulk/reset                                  
 api           POST  /api/v1/tenants/bulk/retry                                        | 401      403      403      ok       ok       403      403      ok       ok
 api           POST  /api/v1/tenants/bulk/suspend                                      | 401      403      403      ok       ok       403      403      ok       ok
 api           POST  /api/v1/tenants/bulk/change_plan                                  | 401      403      403      ok       ok       403      403      ok       ok
+api           POST  /api/v1/tenants/bulk/pause                                        | 401      403      403      ok       ok       403      403      ok       ok
+api           POST  /api/v1/tenants/bulk/unpause                                      | 401      403      403      ok       ok       403      403      ok       ok
 api           POST  /api/v1/tenants/bulk/resume                                       | 401      403      403      ok       ok       403      403      ok       ok
 api           POST  /api/v1/tenants/bulk/decommission                                 | 401      403      403      403      ok       403      403      403      ok
 api           GET   /api/v1/tenants/{tenant_id}/events                                | 401      403      ok       ok       ok       403      ok       ok       ok
+api           GET   /api/v1/schedules                                                 | 401      403      ok       ok       ok       403      ok       ok       ok
+api           GET   /api/v1/schedules/{schedule_id}                                  | 401      403      404      404      404      403      404      404      404
+api           DELETE /api/v1/schedules/{schedule_id}                                 | 401      403      404      404      404      403      404      404      404
 api           GET   /api/v1/audit                                                     | 401      403      ok       ok       ok       403      ok       ok       ok
 
 # --- probes and metrics: /healthz and /readyz are open; /metrics takes a token (it is an API
@@ -230,6 +248,8 @@ admin         POST  /admin/tenants/tenant/{tenant}/action/reset/                
 admin         POST  /admin/tenants/tenant/{tenant}/action/retry/                      | login    login    refused  ok       ok       login    login    login    login
 admin         POST  /admin/tenants/tenant/{tenant}/action/suspend/                    | login    login    refused  ok       ok       login    login    login    login
 admin         POST  /admin/tenants/tenant/{tenant}/action/change_plan/                | login    login    refused  ok       ok       login    login    login    login
+admin         POST  /admin/tenants/tenant/{tenant}/action/pause/                      | login    login    refused  ok       ok       login    login    login    login
+admin         POST  /admin/tenants/tenant/{tenant}/action/unpause/                    | login    login    refused  ok       ok       login    login    login    login
 admin         POST  /admin/tenants/tenant/{tenant}/action/resume/                     | login    login    refused  ok       ok       login    login    login    login
 admin         POST  /admin/tenants/tenant/{tenant}/action/decommission/               | login    login    refused  refused  ok       login    login    login    login
 # GET on an operation button: the confirmation page with its preview
@@ -238,6 +258,8 @@ admin         GET   /admin/tenants/tenant/{tenant}/action/reset/                
 admin         GET   /admin/tenants/tenant/{tenant}/action/retry/                      | login    login    refused  ok       ok       login    login    login    login
 admin         GET   /admin/tenants/tenant/{tenant}/action/suspend/                    | login    login    refused  ok       ok       login    login    login    login
 admin         GET   /admin/tenants/tenant/{tenant}/action/change_plan/                | login    login    refused  ok       ok       login    login    login    login
+admin         GET   /admin/tenants/tenant/{tenant}/action/pause/                      | login    login    refused  ok       ok       login    login    login    login
+admin         GET   /admin/tenants/tenant/{tenant}/action/unpause/                    | login    login    refused  ok       ok       login    login    login    login
 admin         GET   /admin/tenants/tenant/{tenant}/action/resume/                     | login    login    refused  ok       ok       login    login    login    login
 admin         GET   /admin/tenants/tenant/{tenant}/action/decommission/               | login    login    refused  refused  ok       login    login    login    login
 # the approval policy in the admin: requests are read only; approve / withdraw (the operation's
@@ -268,6 +290,8 @@ admin-action  POST  /admin/tenants/tenant/  tenants.tenant:reset_selected       
 admin-action  POST  /admin/tenants/tenant/  tenants.tenant:resume_selected            | login    login    refused  ok       ok       login    login    login    login
 admin-action  POST  /admin/tenants/tenant/  tenants.tenant:retry_selected             | login    login    refused  ok       ok       login    login    login    login
 admin-action  POST  /admin/tenants/tenant/  tenants.tenant:suspend_selected           | login    login    refused  ok       ok       login    login    login    login
+admin-action  POST  /admin/tenants/tenant/  tenants.tenant:pause_selected             | login    login    refused  ok       ok       login    login    login    login
+admin-action  POST  /admin/tenants/tenant/  tenants.tenant:unpause_selected           | login    login    refused  ok       ok       login    login    login    login
 admin-action  POST  /admin/webhooks/delivery/  webhooks.delivery:redeliver            | login    login    403      403      403      login    login    login    login
 admin-action  POST  /admin/webhooks/subscription/  webhooks.subscription:delete_selected| login    login    403      403      403      login    login    login    login
 # the same, confirmed (post=yes after the dry run): performed through the bulk service
@@ -277,6 +301,8 @@ admin-action  POST  /admin/tenants/tenant/  tenants.tenant:reset_selected confir
 admin-action  POST  /admin/tenants/tenant/  tenants.tenant:resume_selected confirmed  | login    login    refused  ok       ok       login    login    login    login
 admin-action  POST  /admin/tenants/tenant/  tenants.tenant:retry_selected confirmed   | login    login    refused  ok       ok       login    login    login    login
 admin-action  POST  /admin/tenants/tenant/  tenants.tenant:suspend_selected confirmed | login    login    refused  ok       ok       login    login    login    login
+admin-action  POST  /admin/tenants/tenant/  tenants.tenant:pause_selected confirmed   | login    login    refused  ok       ok       login    login    login    login
+admin-action  POST  /admin/tenants/tenant/  tenants.tenant:unpause_selected confirmed | login    login    refused  ok       ok       login    login    login    login
 """
 
 # Management commands run in a shell, trusted like the database (Actor.shell): no role applies;
@@ -287,6 +313,8 @@ COMMANDS: dict[str, str] = {
     "audit verify": "shell (trusted)",
     "create_api_token": "shell (trusted)",
     "reconcile": "shell (trusted)",
+    "schedule cancel": "shell (trusted)",
+    "schedule list": "shell (trusted)",
     "seed_demo": "shell (trusted)",
     "approval approve": "shell (trusted)",
     "approval list": "shell (trusted)",
@@ -297,6 +325,7 @@ COMMANDS: dict[str, str] = {
     "tenant create": "shell (trusted)",
     "tenant decommission": "shell (trusted)",
     "tenant list": "shell (trusted)",
+    "tenant pause": "shell (trusted)",
     "tenant reset": "shell (trusted)",
     "tenant resume": "shell (trusted)",
     "tenant retry": "shell (trusted)",
@@ -304,6 +333,7 @@ COMMANDS: dict[str, str] = {
     "tenant suspend": "shell (trusted)",
     "tenant change-plan": "shell (trusted)",
     "tenant change_plan": "shell (trusted)",
+    "tenant unpause": "shell (trusted)",
     "tenant withdraw": "shell (trusted)",
     "webhook add": "shell (trusted)",
     "webhook list": "shell (trusted)",

@@ -212,6 +212,9 @@ def world(roles: None) -> dict[str, Any]:
         "subscription": subscription.pk,
         "delivery": delivery.pk,
         "resourcefinding": finding.pk,
+        # No schedule has it: the rows ask who reaches the lookup (404) and who is refused first.
+        "schedule": "00000000-0000-4000-8000-00000000000a",
+        "schedule_id": "00000000-0000-4000-8000-00000000000a",
         "approval": approval.pk,
         "approval_id": approval.pk,
     }
@@ -260,6 +263,8 @@ def ask(row: Any, persona: str, world: dict[str, Any], serial: int) -> str:
     path = row.path.format(**world["ids"])
     if row.method == "GET":
         response = client.get(path, headers=headers)
+    elif row.method == "DELETE":
+        response = client.delete(path, headers=headers)
     else:
         body = row.body(world["ids"], serial)
         if row.door == "api":
@@ -336,6 +341,7 @@ class _Any(dict):
     def __missing__(self, key: str) -> str:
         return {
             "tenant": "00000000-0000-4000-8000-000000000000",
+            "schedule": "00000000-0000-4000-8000-000000000000",
             "approval": "00000000-0000-4000-8000-000000000000",
             "tenant_ct": "1",
             "tenant_slug": "x",

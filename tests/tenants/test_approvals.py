@@ -301,6 +301,8 @@ TRANSITION = {
     "resume": "resume",
     "decommission": "decommission",
     "change_plan": "start_change",
+    "pause": "pause",
+    "unpause": "unpause",
 }
 
 

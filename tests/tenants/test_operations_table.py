@@ -34,6 +34,8 @@ FIRST_EVENT = {
     "resume": "tenant.resumed",
     "decommission": "tenant.decommission_requested",
     "change_plan": "tenant.plan_change.started",
+    "pause": "tenant.run.paused",
+    "unpause": "tenant.run.unpaused",
 }
 # A situation in which each operation is allowed.
 WHERE = {
@@ -44,6 +46,8 @@ WHERE = {
     "resume": "suspended",
     "decommission": "active",
     "change_plan": "active",
+    "pause": "provisioning",
+    "unpause": "paused",
 }
 
 
@@ -55,7 +59,7 @@ def writes(queries: CaptureQueriesContext) -> list[str]:
     ]
 
 
-def test_the_table_has_the_seven_operations_in_the_contract_order():
+def test_the_table_has_the_operations_in_the_contract_order():
     assert list(OPERATIONS) == [
         "cancel",
         "reset",
@@ -64,6 +68,8 @@ def test_the_table_has_the_seven_operations_in_the_contract_order():
         "resume",
         "decommission",
         "change_plan",
+        "pause",
+        "unpause",
     ]
     for op in OPERATIONS.values():
         assert op.label and op.confirmation.endswith(("?", ".")) and "{slug}" in op.done
@@ -190,7 +196,10 @@ def test_a_preview_checks_the_permission_first(fast_saga, viewer):
     ("role", "permitted"),
     [
         ("viewer", set()),
-        ("operator", {"cancel", "reset", "retry", "suspend", "resume", "change_plan"}),
+        (
+            "operator",
+            {"cancel", "reset", "retry", "suspend", "resume", "change_plan", "pause", "unpause"},
+        ),
         ("admin_user", set(OPERATIONS)),
     ],
 )

@@ -20,7 +20,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 
 from provisioning.kinds import kind_of
 from provisioning.models import RunStatus
-from tenants import approvals, bulk, operations
+from tenants import approvals, bulk, operations, schedules
 from tenants.actors import Actor
 from tenants.bulk import BULK_DEFAULT_LIMIT, BULK_MAX_LIMIT
 from tenants.errors import OperationError
@@ -138,8 +138,10 @@ class Command(BaseCommand):
                     help=f"the plan to move to ({', '.join(Plan.values)}); required",
                 )
             self._add_actor(op)
-            self._add_wait(op)
+            if operation.settles:
+                self._add_wait(op)
             self._add_reason(op)
+            self._add_at(op)
             op.add_argument(
                 "--dry-run",
                 action="store_true",
@@ -192,6 +194,7 @@ class Command(BaseCommand):
         many.add_argument("--dry-run", action="store_true", help="only preview (the default)")
         many.add_argument("--yes", action="store_true", help="really do it (without: preview)")
         self._add_reason(many)
+        self._add_at(many)
         self._add_actor(many)
         many.add_argument("--json", action="store_true", help="print the answer as JSON")
 
@@ -209,6 +212,15 @@ class Command(BaseCommand):
             "--reason",
             default=None,
             help="why (at most 500 characters), recorded as data.reason in the audit feed",
+        )
+
+    @staticmethod
+    def _add_at(parser: ArgumentParser) -> None:
+        parser.add_argument(
+            "--at",
+            default=None,
+            help="run it later, at this ISO 8601 time with an offset (2026-05-17T09:30:00+02:00); "
+            "it runs then as you, with the tenant's state at that moment",
         )
 
     @staticmethod
@@ -282,6 +294,14 @@ class Command(BaseCommand):
         if op.takes_faults:
             kwargs["faults"] = self._faults(options)
         kwargs["options"] = {name: options.get(name) for name in op.options}
+        if options["at"] is not None and not options["dry_run"]:
+            if options.get("wait"):
+                raise CommandError("--wait cannot go with --at: nothing happens before then.")
+            scheduled = schedules.schedule_operation(action, at=options["at"], **kwargs)
+            self._scheduled(scheduled, options)
+            return
+        if options["at"] is not None:
+            schedules.parse_at(options["at"])
         if options["dry_run"]:
             preview = operations.preview(action, **kwargs)
             if options["json"]:
@@ -303,7 +323,7 @@ class Command(BaseCommand):
         tenant = operations.perform(action, **kwargs)
         if not options["json"]:
             self.stdout.write(operations.success_message(op, tenant))
-        if getattr(tenant, "approval", None) is not None:
+        if getattr(tenant, "approval", None) is not None or not op.settles:
             # Nothing moves until a second person approves: there is nothing to wait for.
             options["wait"] = False
         # Cancelling a plan change ends active (reverted); a change ends on the plan asked for.
@@ -334,6 +354,19 @@ class Command(BaseCommand):
         op = OPERATIONS[options["operation"]]
         if options.get("to_plan") and "plan" not in op.options:
             raise CommandError(f"--to-plan goes with change_plan, not {op.name}.")
+        if options["at"] is not None and options["yes"]:
+            scheduled = schedules.schedule_bulk(
+                options["operation"],
+                actor=self._actor(options),
+                at=options["at"],
+                filters=filters,
+                reason=options["reason"],
+                limit=options["limit"],
+            )
+            self._scheduled(scheduled, options)
+            return
+        if options["at"] is not None:
+            schedules.parse_at(options["at"])
         result = bulk.bulk(
             options["operation"],
             actor=self._actor(options),
@@ -369,6 +402,16 @@ class Command(BaseCommand):
                 )
         if not result.dry_run and result.count("refused"):
             raise CommandError(f"{result.count('refused')} refused.", returncode=2)
+
+    def _scheduled(self, scheduled: Any, options: dict[str, Any]) -> None:
+        if options["json"]:
+            self.stdout.write(dumps({"schedule": schedules.schedule_json(scheduled)}))
+            return
+        self.stdout.write(
+            f"Scheduled {OPERATIONS[scheduled.operation].label} of "
+            f"{schedules.tenants_of(scheduled)} at {stamp_text(scheduled.at)} "
+            f"(schedule {scheduled.id}); `manage.py schedule cancel {scheduled.id}` cancels it."
+        )
 
     def _finish(
         self, expected: str, tenant: Tenant, options: dict[str, Any], *, plan: str | None = None
