@@ -21,6 +21,7 @@ from tenants.services import (
     decommission_tenant,
     suspend_tenant,
 )
+from tests.factories import paused_tenant, updating_tenant
 
 from ..conftest import drive, drive_compensation
 
@@ -89,6 +90,10 @@ def make_state(fast_saga: Any, db: None) -> Callable[[str], Tenant]:
             return new_tenant(slug, start=False, **fields)
         if kind == "provisioning":
             return new_tenant(slug, **fields)
+        if kind == "paused":
+            return paused_tenant(slug=slug, **fields)
+        if kind == "updating":
+            return updating_tenant(slug=slug, **fields)
         if kind == "stalled":
             return stall(new_tenant(slug, faults={"allocate_storage": "stall"}, **fields))
         if kind == "failed":

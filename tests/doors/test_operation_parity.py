@@ -35,7 +35,23 @@ SITUATIONS = [
     "failed",
     "suspended",
     "decommissioned",
+    "updating",  # a plan change at work
+    "paused",  # a live run an operator paused
 ]
+
+
+def other_plan(tenant: Any) -> str:
+    return "enterprise" if tenant.plan != "enterprise" else "starter"
+
+
+def options(name: str, tenant: Any) -> dict[str, str]:
+    """What an operation with arguments of its own is asked with (change_plan: another plan)."""
+    return {"plan": other_plan(tenant)} if OPERATIONS[name].options else {}
+
+
+def _query(name: str, tenant: Any) -> str:
+    given = options(name, tenant)
+    return "".join(f"{'&' if i else '?'}{k}={v}" for i, (k, v) in enumerate(given.items()))
 
 
 @dataclass(frozen=True)
@@ -58,7 +74,10 @@ def via_api(api: Any, tenant: Any) -> dict[str, Seen]:
     assert detail.status_code == 200
     seen = {}
     for action in detail.json()["actions"]:
-        answer = api.post(f"/tenants/{tenant.pk}/{action['name']}", {"dry_run": True})
+        answer = api.post(
+            f"/tenants/{tenant.pk}/{action['name']}",
+            {"dry_run": True, **options(action["name"], tenant)},
+        )
         if answer.status_code == 200:
             outcome, message = "accepted", ""
         else:
@@ -76,7 +95,7 @@ def via_console(client: Client, tenant: Any) -> dict[str, Seen]:
     assert page.status_code == 200
     seen = {}
     for action in page.context["actions"]:
-        answer = client.get(action["url"])
+        answer = client.get(action["url"] + _query(action["name"], tenant))
         if answer.status_code == 200:
             outcome, message = "accepted", ""
         elif answer.status_code == 403:
@@ -100,7 +119,7 @@ def via_admin(client: Client, tenant: Any) -> dict[str, Seen]:
     buttons = page.context["tenant_actions"] + page.context["unavailable_actions"]
     seen = {}
     for button in buttons:
-        answer = client.get(button.url)
+        answer = client.get(button.url + _query(button.name, tenant))
         if answer.status_code == 200:
             outcome, message = "accepted", ""
         else:
@@ -126,7 +145,9 @@ def via_command(tenant: Any) -> dict[str, Seen]:
     seen = {}
     for action in json.loads(out.getvalue())["actions"]:
         try:
-            call_command("tenant", action["name"], str(tenant.pk), "--dry-run", stdout=StringIO())
+            given = [f"--{k}={v}" for k, v in options(action["name"], tenant).items()]
+            command = action["name"].replace("_", "-")
+            call_command("tenant", command, str(tenant.pk), "--dry-run", *given, stdout=StringIO())
         except CommandError as exc:
             outcome, message = "refused", str(exc)
         else:
