@@ -339,6 +339,15 @@ class Contract(RuleBasedStateMachine):
         if index % 2:
             self.advance(index, 1 + index % 4)
 
+    @rule(index=st.integers(0, 50))
+    def cancel_a_change(self, index: int) -> None:
+        """Cancel, on a tenant whose plan change is at work when there is one (so that changes
+        are cancelled mid-way often, whatever else the other rules do)."""
+        updating = [i for i, t in enumerate(self.tenants) if self.model[t.id].state == "updating"]
+        if updating:
+            index = updating[index % len(updating)]
+        self.operate("cancel", index, None, "starter", None)
+
     @rule(op=st.sampled_from(SCHEDULABLE), index=st.integers(0, 50))
     def schedule(self, op: str, index: int) -> None:
         """Ask for an operation an hour from now (it runs in ``run_schedules``)."""
