@@ -42,6 +42,8 @@ def test_every_endpoint_refuses_an_unknown_query_parameter(as_admin):
         for method in ops:
             if method == "get":
                 response = as_admin.client.get(path, {"colour": "red"}, headers=as_admin.headers)
+            elif method == "delete":
+                response = as_admin.client.delete(path + "?colour=red", headers=as_admin.headers)
             else:
                 body = (
                     create

@@ -42,6 +42,7 @@ def test_the_list_shows_tenants_with_state_badges_and_counts(client, viewer, mak
     assert counts == {
         "pending": "1",
         "provisioning": "0",
+        "updating": "0",
         "active": "1",
         "failed": "1",
         "suspended": "0",

@@ -24,6 +24,7 @@ def tenant(state: str = TenantState.PROVISIONING, **fields: Any) -> Any:
         condition=fields.get("condition", Condition.PROGRESSING),
         decommission_requested_at=fields.get("decommission_requested_at"),
         failed_activity=fields.get("failed_activity", "create_database"),
+        plan=fields.get("plan", "growth"),
     )
 
 
@@ -34,6 +35,8 @@ def run(status: str = RunStatus.RUNNING, **fields: Any) -> Any:
         failed_step=fields.get("failed_step", ""),
         current_step="create_database",
         started_at=fields.get("started_at", NOW - timedelta(seconds=5)),
+        paused_at=fields.get("paused_at"),
+        paused_by=fields.get("paused_by", ""),
     )
 
 
@@ -75,12 +78,24 @@ CASES: dict[str, tuple[Situation, Recommended]] = {
         situation(tenant(S.ACTIVE, decommission_requested_at=NOW)),
         Recommended.WAIT,
     ),
+    "change_stuck": (
+        situation(tenant(S.UPDATING, last_error="resize timed out"), run()),
+        Recommended.CANCEL,
+    ),
+    "change_cancelling": (
+        situation(tenant(S.UPDATING), run(RunStatus.CANCELLING)),
+        Recommended.WAIT,
+    ),
     "wedged": (situation(tenant(last_error="stalled"), run()), Recommended.RESET),
     "handle_unchecked": (situation(tenant()), Recommended.WAIT),
     "cancelling": (situation(tenant(), run(RunStatus.CANCELLING)), Recommended.WAIT),
     "rolling_back": (
         situation(tenant(), run(compensating=True, failed_step="configure_dns")),
         Recommended.WAIT,
+    ),
+    "paused": (
+        situation(tenant(condition=C.PAUSED), run(paused_at=NOW, paused_by="user:ada"), step()),
+        Recommended.UNPAUSE,
     ),
     "lost": (
         situation(tenant(condition=C.LOST), run(), step(StepStatus.DISPATCHED, tries=2)),
@@ -110,6 +125,10 @@ CASES: dict[str, tuple[Situation, Recommended]] = {
     "idle": (situation(tenant(S.PENDING)), Recommended.RETRY),
     "given_up": (situation(tenant(S.FAILED), failures=3), Recommended.DECOMMISSION),
     "failed_cleanly": (situation(tenant(S.FAILED), failures=1), Recommended.RETRY),
+    "change_failed": (
+        situation(tenant(S.ACTIVE, condition=C.CHANGE_FAILED, last_error="resize failed")),
+        Recommended.CHANGE_PLAN,
+    ),
     "settled": (situation(tenant(S.ACTIVE)), Recommended.NONE),
 }
 
