@@ -95,8 +95,10 @@ def test_fuzz_the_api_from_its_openapi_document(live_server, celery_worker, admi
     failures: list[str] = []
 
     operations = [result.ok() for result in schema.get_all_operations()]
-    # 12 + six bulk routes + the four-eyes approve and withdraw + GET /approvals and its two
-    assert len(operations) == 23
+    # 12 + six bulk routes + the four-eyes approve and withdraw + GET /approvals and its two (23),
+    # change_plan and its bulk (2), pause and unpause and their bulks (4), GET /schedules,
+    # GET and DELETE /schedules/{id} (3)
+    assert len(operations) == 32
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             strategies = [operation.as_strategy(generation_mode=mode)]
