@@ -1,10 +1,14 @@
-"""Reads that several doors need, each with a fixed number of queries."""
+"""Reads that several doors need, each with a fixed number of queries: a tenant's detail with
+what may be done next, its runs and events, the approvals waiting on it, the fleet's counts.
+
+Split by concept: the decision table is ``tenants.decisions`` and the tenant list's filter
+parser and selector ``tenants.lists``; their names are re-exported here (``X as X``), so a door
+asks this one module for every read."""
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,15 +21,6 @@ from django.utils import timezone
 
 from audit.models import Event
 from audit.selectors import TenantDirectory
-from controlplane.filters import (
-    Problems,
-    boolean,
-    choices,
-    filter_error,
-    known_keys,
-    one_of,
-    text,
-)
 from provisioning.display import (
     kinds_released,
     step_status,
@@ -39,15 +34,46 @@ from provisioning.models import (
     StepStatus,
 )
 
+from .decisions import (
+    RECOMMENDATIONS as RECOMMENDATIONS,
+)
+from .decisions import (
+    Recommendation as Recommendation,
+)
+from .decisions import (
+    Rule as Rule,
+)
+from .decisions import (
+    Situation as Situation,
+)
+from .decisions import (
+    deciding_rule as deciding_rule,
+)
+from .decisions import (
+    queued_seconds as queued_seconds,
+)
+from .decisions import (
+    recommend as recommend,
+)
 from .errors import ErrorCode, OperationError
-from .formats import queued_text
+from .lists import (
+    TENANT_FILTER_KEYS as TENANT_FILTER_KEYS,
+)
+from .lists import (
+    TEXT_MAX as TEXT_MAX,
+)
+from .lists import (
+    TenantFilters as TenantFilters,
+)
+from .lists import (
+    tenant_list as tenant_list,
+)
 from .models import (
     IN_FLIGHT,
     NEEDS_ATTENTION,
     ApprovalRequest,
     ApprovalStatus,
     Condition,
-    Plan,
     Tenant,
     TenantCount,
     TenantState,
@@ -60,17 +86,10 @@ from .operations import (
     permission_reason,
     permitted_names,
 )
-from .search import text_match
 from .services import load_tenant
-from .vocabulary import Recommended
+from .vocabulary import Recommended as Recommended
 
 S = TenantState
-
-
-@dataclass
-class Recommendation:
-    action: Recommended
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -322,311 +341,6 @@ def tenant_detail(
     )
 
 
-@dataclass
-class Situation:
-    """What the reset runbook's decision table reads: the tenant, its handle run and the step
-    at work, the heartbeat and the limits. ``failures`` is read only when a row asks."""
-
-    tenant: Tenant
-    run: Run | None
-    current: StepExecution | None
-    seconds_since_heartbeat: float | None
-    now: datetime
-    timeout: float
-    max_tries: int
-    step_timeout: float
-
-    @property
-    def state(self) -> str:
-        return self.tenant.state
-
-    @property
-    def provisioning(self) -> bool:
-        """A run is at work: a provisioning, or a plan change (``updating``)."""
-        return self.tenant.state in (S.PROVISIONING, S.UPDATING)
-
-    @property
-    def updating(self) -> bool:
-        return self.tenant.state == S.UPDATING
-
-    @property
-    def pending(self) -> bool:
-        return self.tenant.state == S.PENDING
-
-    @property
-    def elapsed(self) -> float:
-        return (self.now - self.run.started_at).total_seconds() if self.run else 0.0
-
-    @property
-    def queued(self) -> bool:
-        return self.current is not None and self.current.status == StepStatus.DISPATCHED
-
-    @property
-    def failures(self) -> int:
-        """Failed runs that stopped at the same step as the last one."""
-        if not hasattr(self, "_failures"):
-            self._failures = self.tenant.runs.filter(
-                status=RunStatus.FAILED, failed_step=self.tenant.failed_activity
-            ).count()
-        return self._failures
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One row of the decision table: when it applies, what to do, and the sentence why."""
-
-    name: str
-    when: Callable[[Situation], bool]
-    action: Recommended
-    reason: Callable[[Situation], str]
-
-
-def _queued_for(s: Situation) -> str:
-    return queued_text(queued_seconds(s.current, s.now) or 0.0) if s.current else ""
-
-
-R = Recommended
-# The reset runbook as data, read top to bottom: the first row whose ``when`` holds decides.
-# Every row has a test (tests/tenants/test_recommend_table.py).
-RECOMMENDATIONS: tuple[Rule, ...] = (
-    Rule(
-        "decommissioned",
-        lambda s: s.state == S.DECOMMISSIONED,
-        R.NONE,
-        lambda s: "The tenant is decommissioned; its slug is free again.",
-    ),
-    Rule(
-        "decommission_failed",
-        lambda s: bool(s.tenant.decommission_requested_at and s.tenant.last_error),
-        R.DECOMMISSION,
-        lambda s: (
-            "Decommission could not release everything; ask for it again once the cause is fixed."
-        ),
-    ),
-    Rule(
-        "decommissioning",
-        lambda s: bool(s.tenant.decommission_requested_at),
-        R.WAIT,
-        lambda s: "Decommission is releasing the tenant's resources.",
-    ),
-    Rule(
-        "change_stuck",
-        lambda s: s.updating and bool(s.tenant.last_error),
-        R.CANCEL,
-        lambda s: (
-            "The plan change is stuck (a recorded error while updating): cancel reverts, newest "
-            "first, what it changed; the tenant stays active on its old plan. Then change plan "
-            "again if still wanted."
-        ),
-    ),
-    Rule(
-        "change_cancelling",
-        lambda s: s.updating and s.run is not None and s.run.status == RunStatus.CANCELLING,
-        R.WAIT,
-        lambda s: "Cancellation is reverting what the plan change changed.",
-    ),
-    Rule(
-        "wedged",
-        lambda s: s.provisioning and bool(s.tenant.last_error),
-        R.RESET,
-        lambda s: (
-            "The run is wedged (a recorded error with the tenant still provisioning): "
-            "reset clears it, then retry."
-        ),
-    ),
-    Rule(
-        "handle_unchecked",
-        lambda s: s.provisioning and s.run is None,
-        R.WAIT,
-        lambda s: "The watchdog is checking the workflow handle.",
-    ),
-    Rule(
-        "cancelling",
-        lambda s: s.provisioning and s.run.status == RunStatus.CANCELLING,
-        R.WAIT,
-        lambda s: "Cancellation is rolling back what was allocated.",
-    ),
-    Rule(
-        "rolling_back",
-        lambda s: s.provisioning and s.run.compensating,
-        R.WAIT,
-        lambda s: f"{s.run.failed_step} failed; the run is rolling back.",
-    ),
-    Rule(
-        "paused",
-        lambda s: s.provisioning and s.run.paused_at is not None,
-        R.UNPAUSE,
-        lambda s: (
-            f"{s.run.paused_by or 'An operator'} paused the run; nothing moves until unpause "
-            f"(at {s.run.current_step}). Cancel still works."
-        ),
-    ),
-    # A try sent again (lost, or failed with tries left) has no heartbeat of its own yet:
-    # say what is happening rather than how long the last try has been silent.
-    Rule(
-        "lost",
-        lambda s: s.provisioning and s.tenant.condition == Condition.LOST and bool(s.current),
-        R.WAIT,
-        lambda s: (
-            f"{s.current.name}: the step's try was lost; resending "
-            f"(try {s.current.tries} of {s.max_tries}). If this try is lost too the watchdog "
-            "flags the run as stalled."
-        ),
-    ),
-    Rule(
-        "retrying",
-        lambda s: s.provisioning and s.tenant.condition == Condition.RETRYING and bool(s.current),
-        R.WAIT,
-        lambda s: (
-            f"{s.current.name} failed a try ({s.current.error or 'no message'}); retrying "
-            f"after a pause (try {s.current.tries} of {s.max_tries})."
-        ),
-    ),
-    Rule(
-        "waiting_for_provider",
-        lambda s: s.provisioning and s.queued and bool(s.current.waiting_for),
-        R.WAIT,
-        lambda s: (
-            f"{s.current.name} is {_queued_for(s)}, waiting for {s.current.waiting_for}. "
-            "Waiting spends no try."
-        ),
-    ),
-    # Queued: load, not failure. No heartbeat is expected until a worker starts it.
-    Rule(
-        "queued",
-        lambda s: s.provisioning and s.queued,
-        R.WAIT,
-        lambda s: (
-            f"{s.run.current_step} is {_queued_for(s)}, try {s.current.tries}. Waiting "
-            "in the queue spends no try."
-        ),
-    ),
-    Rule(
-        "silent",
-        lambda s: (
-            s.provisioning
-            and s.seconds_since_heartbeat is not None
-            and s.seconds_since_heartbeat > s.timeout
-        ),
-        R.WAIT,
-        lambda s: (
-            f"No heartbeat for {s.seconds_since_heartbeat:.0f}s (timeout {s.timeout:g}s); "
-            "the watchdog will dispatch the step again or flag the run as stalled."
-        ),
-    ),
-    Rule(
-        "long_running",
-        lambda s: s.provisioning and s.elapsed > s.step_timeout,
-        R.CANCEL,
-        lambda s: (
-            f"The run has been going for {s.elapsed / 60:.0f} minutes while heartbeating; "
-            "if you no longer want it, cancel."
-        ),
-    ),
-    Rule(
-        "running",
-        lambda s: s.provisioning,
-        R.WAIT,
-        lambda s: f"{s.run.current_step} is running (try {s.current.tries if s.current else 1}).",
-    ),
-    Rule(
-        "release_failed",
-        lambda s: (
-            s.pending
-            and bool(s.tenant.last_error)
-            and s.tenant.condition == Condition.RELEASE_FAILED
-        ),
-        R.RESET,
-        lambda s: (
-            "A release kept failing and the resource is still held (see Allocations). "
-            "Once the cause is fixed: reset clears the error and keeps what is held, so a retry "
-            "reuses it; or decommission, which tries the release again."
-        ),
-    ),
-    Rule(
-        "error_blocks_retry",
-        lambda s: s.pending and bool(s.tenant.last_error),
-        R.RESET,
-        lambda s: "A recorded error blocks retry: reset, then retry.",
-    ),
-    Rule(
-        "cancelled",
-        lambda s: s.pending and s.run is not None and s.run.status == RunStatus.CANCELLED,
-        R.RETRY,
-        lambda s: (
-            "Provisioning was cancelled and everything it allocated was released. Retry "
-            "provisioning if this tenant is still wanted (a new attempt starts from the "
-            "beginning); decommission it if not (its slug becomes free)."
-        ),
-    ),
-    Rule(
-        "idle",
-        lambda s: s.pending,
-        R.RETRY,
-        lambda s: "Nothing is running; retry starts provisioning.",
-    ),
-    Rule(
-        "given_up",
-        lambda s: s.state == S.FAILED and s.failures >= 3,
-        R.DECOMMISSION,
-        lambda s: (
-            f"{s.tenant.failed_activity} has failed in {s.failures} attempts; if you "
-            "have given up, decommission."
-        ),
-    ),
-    Rule(
-        "failed_cleanly",
-        lambda s: s.state == S.FAILED,
-        R.RETRY,
-        lambda s: (
-            f"{s.tenant.failed_activity or 'A step'} failed cleanly and "
-            "everything was rolled back: retry."
-        ),
-    ),
-    Rule(
-        "change_failed",
-        lambda s: s.state == S.ACTIVE and s.tenant.condition == Condition.CHANGE_FAILED,
-        R.CHANGE_PLAN,
-        lambda s: (
-            f"The last plan change failed ({s.tenant.last_error.splitlines()[0]}); every step "
-            f"was reverted and the tenant is active on its {s.tenant.plan} plan. Change plan "
-            "again once the cause is fixed (starting a change clears this)."
-        ),
-    ),
-    Rule("settled", lambda s: True, R.NONE, lambda s: "Nothing needs doing."),
-)
-
-
-def deciding_rule(situation: Situation) -> Rule:
-    return next(rule for rule in RECOMMENDATIONS if rule.when(situation))
-
-
-def recommend(
-    tenant: Tenant,
-    run: Run | None,
-    seconds_since_heartbeat: float | None,
-    *,
-    steps: list[StepExecution] | None = None,
-) -> Recommendation:
-    """The decision table of the reset runbook (``RECOMMENDATIONS``), read off the live
-    situation."""
-    current = None
-    if run is not None:
-        current = next((s for s in steps or [] if s.name == run.current_step), None)
-    situation = Situation(
-        tenant=tenant,
-        run=run,
-        current=current,
-        seconds_since_heartbeat=seconds_since_heartbeat,
-        now=timezone.now(),
-        timeout=settings.CONTROLPLANE_HEARTBEAT_TIMEOUT,
-        max_tries=settings.CONTROLPLANE_STEP_MAX_TRIES,
-        step_timeout=settings.CONTROLPLANE_STEP_TIMEOUT,
-    )
-    rule = deciding_rule(situation)
-    return Recommendation(rule.action, rule.reason(situation))
-
-
 @dataclass(frozen=True)
 class FleetCounts:
     """How many tenants are in each state and condition: the list's chips, in one read."""
@@ -663,121 +377,6 @@ def fleet_counts() -> FleetCounts:
 
 def tenant_events(tenant_id: uuid.UUID) -> QuerySet[Any]:
     return Event.objects.filter(tenant_id=tenant_id)
-
-
-# --- the tenant list: one selector every door asks -----------------------------------------
-#
-# Every door (API, console, commands, admin, a bulk operation's ``filter``) hands what it was
-# given to ``TenantFilters.parse`` and asks ``tenant_list``, so a filter means the same and a bad
-# one is refused with the same message wherever it is typed (``controlplane.filters``).
-#
-# ``q`` is one phrase: a tenant matches when its slug, name or admin e-mail contains the whole
-# of it (any case), or when ``q`` is its id pasted whole. ``corp acme`` does not find "Acme
-# Corp" in any door (the admin's word-splitting search is replaced by this one).
-
-TEXT_MAX = 200
-# What a bulk operation's ``filter`` and every list door accept.
-TENANT_FILTER_KEYS = ("state", "plan", "condition", "needs_attention", "q", "slug")
-
-
-@dataclass(frozen=True)
-class TenantFilters:
-    states: tuple[str, ...] = ()
-    plan: str = ""
-    conditions: tuple[str, ...] = ()
-    needs_attention: bool = False
-    q: str = ""
-    slug: str = ""
-
-    @classmethod
-    def parse(
-        cls,
-        *,
-        state: Any = None,
-        plan: Any = None,
-        condition: Any = None,
-        needs_attention: Any = None,
-        q: Any = None,
-        slug: Any = None,
-    ) -> TenantFilters:
-        """Check every filter at once; raise one ``validation_error`` naming each bad one.
-
-        ``state`` and ``condition`` are one value, a comma list, or a list of them.
-        """
-        problems: Problems = {}
-        parsed = cls(
-            states=choices(state, "state", S.values, "state", problems),
-            plan=one_of(plan, "plan", Plan.values, "plan", problems),
-            conditions=choices(condition, "condition", Condition.values, "condition", problems),
-            needs_attention=boolean(needs_attention, "needs_attention", problems),
-            q=text(q, "q", TEXT_MAX, problems),
-            slug=normalise_slug(text(slug, "slug", 63, problems), lookup=True),
-        )
-        if problems:
-            raise filter_error(problems)
-        return parsed
-
-    @classmethod
-    def from_mapping(cls, given: Any) -> TenantFilters:
-        """A filter given as an object (a bulk operation's ``filter``): the same keys and the
-        same checks as a list's query string; an unknown key is refused."""
-        if not isinstance(given, dict):
-            raise filter_error({"filter": ["filter must be an object."]})
-        known_keys(given, TENANT_FILTER_KEYS)
-        return cls.parse(**given)
-
-    def as_mapping(self) -> dict[str, Any]:
-        """The filters given, as ``from_mapping`` reads them back (what an approval keeps)."""
-        given = {
-            "state": self.state,
-            "plan": self.plan,
-            "condition": ",".join(self.conditions),
-            "needs_attention": self.needs_attention,
-            "q": self.q,
-            "slug": self.slug,
-        }
-        return {k: v for k, v in given.items() if v}
-
-    @property
-    def state(self) -> str:
-        return ",".join(self.states)
-
-    @property
-    def active(self) -> bool:
-        return bool(
-            self.states
-            or self.plan
-            or self.conditions
-            or self.needs_attention
-            or self.q
-            or self.slug
-        )
-
-
-def tenant_list(filters: TenantFilters | None = None) -> QuerySet[Tenant]:
-    """Tenants matching ``filters`` (unordered: each door pages it by its own keyset).
-
-    ``q`` matches slug, name or admin e-mail containing it (case-insensitive; pg_trgm indexes
-    back it on PostgreSQL, see ``tenants.search``), or a tenant's id pasted whole.
-    """
-    filters = filters or TenantFilters()
-    qs = Tenant.objects.all()
-    if filters.states:
-        qs = qs.filter(state__in=filters.states)
-    if filters.plan:
-        qs = qs.filter(plan=filters.plan)
-    if filters.conditions:
-        qs = qs.filter(condition__in=filters.conditions)
-    if filters.needs_attention:
-        qs = qs.filter(condition__in=NEEDS_ATTENTION)
-    if filters.slug:
-        qs = qs.filter(slug=filters.slug)
-    if filters.q:
-        match = text_match(filters.q, qs.db)
-        with contextlib.suppress(ValueError):  # an id pasted into the search box
-            match |= Q(pk=uuid.UUID(filters.q))
-        qs = qs.filter(match)
-    return qs
 
 
 class AuditTenantDirectory(TenantDirectory):
@@ -828,13 +427,6 @@ class StepView:
     queued_seconds: float | None = None
     # Times the watchdog published the step's message again for the same try.
     republished: int = 0
-
-
-def queued_seconds(step: StepExecution, now: datetime) -> float | None:
-    """How long a dispatched try has waited for a worker (None: not queued, or not yet due)."""
-    if step.status != StepStatus.DISPATCHED or step.due_at is None or step.due_at > now:
-        return None
-    return (now - step.due_at).total_seconds()
 
 
 @dataclass

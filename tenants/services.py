@@ -1,5 +1,8 @@
 """The operator operations. Every door (console, API, admin, commands) calls these and only these.
 
+Split by concept: the guards and what they read are ``tenants.guards``, the checks of what an
+operator types ``tenants.inputs``; their names are re-exported here (``X as X``).
+
 Each operation: opens one transaction, locks the tenant row, checks the transition (and the
 actor's permission, when the actor is a user), writes the state, records the audit event and
 schedules any task on commit. A refusal raises ``OperationError`` and changes nothing.
@@ -7,24 +10,18 @@ schedules any task on commit. A refusal raises ``OperationError`` and changes no
 
 from __future__ import annotations
 
-import unicodedata
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.events import EventType
 from audit.services import record_event
 from provisioning import compensation, conditions, runs, saga
-from provisioning.faults import parse_faults, validate_faults
 from provisioning.models import (
     PLAN_CHANGE_STEPS,
-    STEPS,
     Run,
     RunKind,
     RunStatus,
@@ -35,211 +32,69 @@ from provisioning.models import (
 from .actors import Actor
 from .errors import ErrorCode, OperationError
 from .grants import GRANTS
-from .models import Condition, Plan, Tenant, TenantState, lock_tenant, normalise_slug, validate_slug
+from .guards import (
+    clean_plan as clean_plan,
+)
+from .guards import (
+    fsm_sources as fsm_sources,
+)
+from .guards import (
+    handle_run as handle_run,
+)
+from .guards import (
+    load_tenant as load_tenant,
+)
+from .guards import (
+    locked_tenant as locked_tenant,
+)
+from .guards import (
+    refuse_unless as refuse_unless,
+)
+from .guards import (
+    why_not_cancel as why_not_cancel,
+)
+from .guards import (
+    why_not_change_plan as why_not_change_plan,
+)
+from .guards import (
+    why_not_decommission as why_not_decommission,
+)
+from .guards import (
+    why_not_pause as why_not_pause,
+)
+from .guards import (
+    why_not_reset as why_not_reset,
+)
+from .guards import (
+    why_not_resume as why_not_resume,
+)
+from .guards import (
+    why_not_retry as why_not_retry,
+)
+from .guards import (
+    why_not_suspend as why_not_suspend,
+)
+from .guards import (
+    why_not_unpause as why_not_unpause,
+)
+from .guards import (
+    wrong_state as wrong_state,
+)
+from .inputs import (
+    REASON_MAX_LENGTH as REASON_MAX_LENGTH,
+)
+from .inputs import (
+    clean_faults as clean_faults,
+)
+from .inputs import (
+    clean_reason as clean_reason,
+)
+from .inputs import (
+    validate_tenant_fields as validate_tenant_fields,
+)
+from .models import Condition, Tenant, TenantState
 
 S = TenantState
-
-
-# --- reading the situation ------------------------------------------------------------------
-#
-# One guard per operation: ``None`` when the state and the recorded error allow it, else the
-# sentence an operator reads. The state part of each is the operation's django-fsm transition
-# (its ``source``), worded by ``wrong_state``; the rest is what the state machine cannot see
-# (a recorded error, a live run, a decommission under way). ``tenants.operations`` names them
-# in its table; the operations below refuse with the same guard, so a button shown is an
-# operation that will be accepted.
-
-
-def fsm_sources(transition: str) -> tuple[str, ...]:
-    """The states ``Tenant.<transition>`` may leave (its django-fsm ``source``), in order."""
-    return tuple(str(state) for state in getattr(Tenant, transition)._django_fsm.transitions)
-
-
-def wrong_state(tenant: Tenant, *, transition: str, operation: str) -> str | None:
-    """The state part of every guard: ``None`` when the tenant's state is a source of the
-    operation's django-fsm transition, else the one sentence every door says."""
-    sources = fsm_sources(transition)
-    if tenant.state in sources:
-        return None
-    allowed = " or ".join([", ".join(sources[:-1]), sources[-1]] if len(sources) > 1 else sources)
-    return (
-        f"{operation.replace('_', ' ').capitalize()} applies to {allowed} tenants only; "
-        f"this one is {tenant.state}."
-    )
-
-
-def why_not_cancel(tenant: Tenant, run: Run | None) -> str | None:
-    if why := wrong_state(tenant, transition="request_cancel", operation="cancel"):
-        return why
-    if run is None or run.status not in (RunStatus.RUNNING, RunStatus.CANCELLING):
-        if tenant.state == S.UPDATING:
-            return "There is no live plan change to cancel."
-        return "There is no live run to cancel; reset the tenant instead."
-    if run.status == RunStatus.CANCELLING:
-        if tenant.state == S.UPDATING:
-            return "This plan change is already being cancelled."
-        return "This provisioning is already being cancelled."
-    if run.compensating:
-        return "This run failed and is already rolling back."
-    return None
-
-
-def why_not_reset(tenant: Tenant, run: Run | None) -> str | None:
-    if tenant.decommission_requested_at:
-        return "The tenant is being decommissioned."
-    if why := wrong_state(tenant, transition="reset", operation="reset"):
-        return why
-    paused = run is not None and run.status == RunStatus.RUNNING and run.paused_at is not None
-    if not tenant.last_error and not paused:
-        return (
-            "Reset is for a provisioning with a recorded error (or a paused run); this one has "
-            "none. Wait, cancel or retry instead."
-        )
-    return None
-
-
-def why_not_retry(tenant: Tenant, run: Run | None) -> str | None:
-    if tenant.decommission_requested_at:
-        return "The tenant is being decommissioned."
-    if why := wrong_state(tenant, transition="retry", operation="retry"):
-        return why
-    if tenant.state == S.FAILED:
-        return None
-    if tenant.last_error:
-        return "This tenant has a recorded error; reset it first, then retry."
-    if run is not None and run.status in runs.LIVE:
-        return "A run is still live for this tenant; reset it first."
-    return None
-
-
-def why_not_suspend(tenant: Tenant, run: Run | None) -> str | None:
-    if tenant.decommission_requested_at:
-        return "The tenant is being decommissioned."
-    return wrong_state(tenant, transition="suspend", operation="suspend")
-
-
-def why_not_resume(tenant: Tenant, run: Run | None) -> str | None:
-    if tenant.decommission_requested_at:
-        return "The tenant is being decommissioned."
-    return wrong_state(tenant, transition="resume", operation="resume")
-
-
-def why_not_change_plan(tenant: Tenant, run: Run | None) -> str | None:
-    if tenant.decommission_requested_at:
-        return "The tenant is being decommissioned."
-    # Updating is refused here too: a plan change is already under way (cancel it, or wait).
-    return wrong_state(tenant, transition="start_change", operation="change_plan")
-
-
-def clean_plan(plan: Any, tenant: Tenant | None = None) -> str:
-    """The plan a change asks for: one of the plans (else ``validation_error``), and not the
-    tenant's own (else ``invalid_state``, with the reason)."""
-    if not isinstance(plan, str) or plan not in Plan.values:
-        shown = "nothing" if plan in (None, "") else repr(plan)
-        problem = f"Choose a plan: one of {', '.join(Plan.values)} (got {shown})."
-        raise OperationError(ErrorCode.VALIDATION_ERROR, problem, {"plan": [problem]})
-    if tenant is not None and plan == tenant.plan:
-        raise OperationError(
-            ErrorCode.INVALID_STATE,
-            f"This tenant is already on the {plan} plan; choose another plan.",
-            {"state": tenant.state, "plan": plan},
-        )
-    return plan
-
-
-def _why_not_live(tenant: Tenant, run: Run | None, what: str) -> str | None:
-    # The state part from the django-fsm transition (its sources: LIVE_RUN_STATES).
-    if why := wrong_state(tenant, transition=what.lower(), operation=what.lower()):
-        return why
-    if run is None or run.status != RunStatus.RUNNING:
-        return f"There is no running run to {what.lower()}."
-    if run.compensating:
-        return "This run failed and is rolling back."
-    if tenant.last_error:
-        return "This run has a recorded error; reset it instead."
-    return None
-
-
-def why_not_pause(tenant: Tenant, run: Run | None) -> str | None:
-    why = _why_not_live(tenant, run, "Pause")
-    if why is None and run is not None and run.paused_at is not None:
-        return f"This run is already paused (by {run.paused_by})."
-    return why
-
-
-def why_not_unpause(tenant: Tenant, run: Run | None) -> str | None:
-    why = _why_not_live(tenant, run, "Unpause")
-    if why is None and run is not None and run.paused_at is None:
-        return "This run is not paused."
-    return why
-
-
-def why_not_decommission(tenant: Tenant, run: Run | None) -> str | None:
-    if why := wrong_state(tenant, transition="decommission", operation="decommission"):
-        return why
-    if tenant.decommission_requested_at and not tenant.last_error:
-        return "Decommission is already in progress."
-    return None
-
-
-def handle_run(tenant: Tenant) -> Run | None:
-    """The run the tenant's handle names, or None (one query at most)."""
-    return _handle_run(tenant)
-
-
-def _handle_run(tenant: Tenant) -> Run | None:
-    if tenant.workflow_id is None:
-        return None
-    return Run.objects.filter(pk=tenant.workflow_id).first()
-
-
-def load_tenant(tenant_id: uuid.UUID | str, *, lock: bool = False) -> Tenant:
-    """The tenant with this id (locked for update with ``lock``), or ``not_found``."""
-    try:
-        tid = uuid.UUID(str(tenant_id))
-    except ValueError:
-        raise OperationError(ErrorCode.NOT_FOUND, f"No tenant has the id {tenant_id!r}.") from None
-    tenant = lock_tenant(tid, must_exist=False) if lock else Tenant.objects.filter(pk=tid).first()
-    if tenant is None:
-        raise OperationError(ErrorCode.NOT_FOUND, f"No tenant has the id {tenant_id}.")
-    return tenant
-
-
-def _locked(tenant_id: uuid.UUID | str) -> Tenant:
-    return load_tenant(tenant_id, lock=True)
-
-
-def _refuse_unless(
-    guard: Callable[[Tenant, Run | None], str | None], tenant: Tenant, run: Run | None
-) -> None:
-    reason = guard(tenant, run)
-    if reason is not None:
-        raise OperationError(ErrorCode.INVALID_STATE, reason, {"state": tenant.state})
-
-
-REASON_MAX_LENGTH = 500
-
-
-def clean_reason(reason: Any) -> str:
-    """An operator's reason for an operation: optional text, at most 500 characters.
-
-    Trimmed; line breaks and tabs are kept, other control characters refused (a NUL cannot be
-    stored, and a terminal escape in the audit feed is never meant).
-    """
-    if reason is None:
-        return ""
-    problem = ""
-    if not isinstance(reason, str):
-        problem = "The reason must be text."
-    else:
-        reason = reason.strip()
-        if len(reason) > REASON_MAX_LENGTH:
-            problem = f"A reason has at most {REASON_MAX_LENGTH} characters."
-        elif any(unicodedata.category(ch) in ("Cc", "Cs") and ch not in "\n\t\r" for ch in reason):
-            problem = "Control characters are not allowed in a reason."
-    if problem:
-        raise OperationError(ErrorCode.VALIDATION_ERROR, problem, {"reason": [problem]})
-    return str(reason)
 
 
 def _with_reason(data: dict[str, Any], reason: str) -> dict[str, Any]:
@@ -250,101 +105,6 @@ def _with_reason(data: dict[str, Any], reason: str) -> dict[str, Any]:
 
 
 # --- create ---------------------------------------------------------------------------------
-
-
-def validate_tenant_fields(*, slug: Any, name: Any, plan: Any, admin_email: Any) -> dict[str, str]:
-    """Check and normalise the fields of a new tenant; raise with a message per bad field."""
-    errors: dict[str, list[str]] = {}
-    clean: dict[str, str] = {}
-    for key, value in (
-        ("slug", slug),
-        ("name", name),
-        ("plan", plan),
-        ("admin_email", admin_email),
-    ):
-        if not isinstance(value, str):
-            errors.setdefault(key, []).append("This field is required and must be text.")
-        elif any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
-            # NUL and other control characters (or lone surrogates) are never meant, and
-            # PostgreSQL refuses NUL: say so here rather than fail at the database.
-            errors.setdefault(key, []).append("Control characters are not allowed.")
-        elif any(unicodedata.category(ch) == "Cf" for ch in value):
-            # Bidi overrides and zero-width characters (Unicode "format" characters) make a
-            # name display as something else than it is ("Trojan Source"): one tenant could
-            # look like another in every list. They are never needed in a name.
-            errors.setdefault(key, []).append(
-                "Invisible formatting characters (bidi controls such as U+202E, zero-width "
-                "characters such as U+200B) are not allowed."
-            )
-    if not errors.get("slug"):
-        slug = normalise_slug(slug)
-        try:
-            validate_slug(slug)
-            clean["slug"] = slug
-        except ValidationError as exc:
-            errors["slug"] = list(exc.messages)
-    if not errors.get("name"):
-        trimmed = name.strip()
-        if not 1 <= len(trimmed) <= 200:
-            errors["name"] = ["A name has 1 to 200 characters (after trimming spaces)."]
-        else:
-            clean["name"] = trimmed
-    if not errors.get("plan"):
-        if plan not in Plan.values:
-            errors["plan"] = [f"Choose one of {', '.join(Plan.values)}."]
-        else:
-            clean["plan"] = plan
-    if not errors.get("admin_email"):
-        email = admin_email.strip().lower()
-        try:
-            if len(email) > 254:
-                raise ValidationError("too long")
-            validate_email(email)
-            clean["admin_email"] = email
-        except ValidationError:
-            errors["admin_email"] = ["Enter a valid e-mail address."]
-    if errors:
-        raise OperationError(ErrorCode.VALIDATION_ERROR, "Some fields are not valid.", errors)
-    return clean
-
-
-def clean_faults(faults: Any, steps: tuple[str, ...] = STEPS) -> dict[str, str]:
-    # Text in the one syntax every door takes (step=fault pairs or a JSON object).
-    try:
-        faults = parse_faults(faults)
-    except ValueError as exc:
-        raise OperationError(ErrorCode.VALIDATION_ERROR, str(exc), {"faults": [str(exc)]}) from None
-    if not faults:
-        return {}
-    if not settings.CONTROLPLANE_FAULT_INJECTION:
-        raise OperationError(
-            ErrorCode.VALIDATION_ERROR,
-            "Fault injection is off (CONTROLPLANE_FAULT_INJECTION).",
-            {
-                "faults": [
-                    "Fault injection is not enabled on this control plane "
-                    "(CONTROLPLANE_FAULT_INJECTION)."
-                ]
-            },
-        )
-    if not isinstance(faults, dict):
-        try:
-            return validate_faults(faults, steps)
-        except ValueError as exc:
-            raise OperationError(
-                ErrorCode.VALIDATION_ERROR, str(exc), {"faults": [str(exc)]}
-            ) from None
-    # Every bad step at once, not the first one only.
-    problems: list[str] = []
-    clean: dict[str, str] = {}
-    for step, fault in faults.items():
-        try:
-            clean.update(validate_faults({step: fault}, steps))
-        except ValueError as exc:
-            problems.append(str(exc))
-    if problems:
-        raise OperationError(ErrorCode.VALIDATION_ERROR, "; ".join(problems), {"faults": problems})
-    return clean
 
 
 def create_tenant(
@@ -432,9 +192,9 @@ def retry_provisioning(
     reason = clean_reason(reason)
     faults_given = clean_faults(faults)
     with transaction.atomic():
-        tenant = _locked(tenant_id)
-        run = _handle_run(tenant)
-        _refuse_unless(why_not_retry, tenant, run)
+        tenant = locked_tenant(tenant_id)
+        run = handle_run(tenant)
+        refuse_unless(why_not_retry, tenant, run)
         tenant.retry()
         record_event(
             type=EventType.PROVISIONING_RETRY_REQUESTED,
@@ -470,9 +230,9 @@ def cancel_provisioning(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str
     """
     reason = clean_reason(reason)
     with transaction.atomic():
-        tenant = _locked(tenant_id)
-        run = _handle_run(tenant)
-        _refuse_unless(why_not_cancel, tenant, run)
+        tenant = locked_tenant(tenant_id)
+        run = handle_run(tenant)
+        refuse_unless(why_not_cancel, tenant, run)
         if run is None:  # the guard refuses this; the check keeps the type checker honest
             raise OperationError(ErrorCode.INVALID_STATE, "There is no live run to cancel.")
         tenant.request_cancel()
@@ -508,8 +268,8 @@ def change_plan(
     plan = clean_plan(plan)
     faults_given = clean_faults(faults, PLAN_CHANGE_STEPS)
     with transaction.atomic():
-        tenant = _locked(tenant_id)
-        _refuse_unless(why_not_change_plan, tenant, _handle_run(tenant))
+        tenant = locked_tenant(tenant_id)
+        refuse_unless(why_not_change_plan, tenant, handle_run(tenant))
         clean_plan(plan, tenant)
         old = tenant.plan
         tenant.start_change()
@@ -543,9 +303,9 @@ def reset_provisioning(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str 
     reason = clean_reason(reason)
     try:
         with transaction.atomic():
-            tenant = _locked(tenant_id)
-            run = _handle_run(tenant)
-            _refuse_unless(why_not_reset, tenant, run)
+            tenant = locked_tenant(tenant_id)
+            run = handle_run(tenant)
+            refuse_unless(why_not_reset, tenant, run)
             old_handle = tenant.workflow_id
             record_event(
                 type=EventType.RESET_STARTED,
@@ -619,8 +379,8 @@ def _simple_transition(
     reason: str,
 ) -> Tenant:
     with transaction.atomic():
-        tenant = _locked(tenant_id)
-        _refuse_unless(guard, tenant, _handle_run(tenant))
+        tenant = locked_tenant(tenant_id)
+        refuse_unless(guard, tenant, handle_run(tenant))
         from_state = tenant.state
         getattr(tenant, transition)()
         tenant.save(update_fields=["state", "updated_at"])
@@ -644,9 +404,9 @@ def pause_run(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str = "") -> 
     """
     reason = clean_reason(reason)
     with transaction.atomic():
-        tenant = _locked(tenant_id)
-        run = _handle_run(tenant)
-        _refuse_unless(why_not_pause, tenant, run)
+        tenant = locked_tenant(tenant_id)
+        run = handle_run(tenant)
+        refuse_unless(why_not_pause, tenant, run)
         assert run is not None  # the guard refuses a missing run  # noqa: S101
         tenant.pause()  # the state stays; the transition is the guard's source of states
         now = timezone.now()
@@ -674,9 +434,9 @@ def unpause_run(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str = "") -
     """
     reason = clean_reason(reason)
     with transaction.atomic():
-        tenant = _locked(tenant_id)
-        run = _handle_run(tenant)
-        _refuse_unless(why_not_unpause, tenant, run)
+        tenant = locked_tenant(tenant_id)
+        run = handle_run(tenant)
+        refuse_unless(why_not_unpause, tenant, run)
         assert run is not None  # noqa: S101
         tenant.unpause()
         paused_at, paused_by = run.paused_at, run.paused_by
@@ -722,8 +482,8 @@ def decommission_tenant(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str
     """
     reason = clean_reason(reason)
     with transaction.atomic():
-        tenant = _locked(tenant_id)
-        _refuse_unless(why_not_decommission, tenant, _handle_run(tenant))
+        tenant = locked_tenant(tenant_id)
+        refuse_unless(why_not_decommission, tenant, handle_run(tenant))
         _start_decommission(
             tenant,
             event=EventType.DECOMMISSION_REQUESTED,
