@@ -50,6 +50,8 @@ class Situation:
     timeout: float
     max_tries: int
     step_timeout: float
+    # The count of ``failures`` when the caller has read it already (the detail's statement).
+    known_failures: int | None = None
 
     @property
     def state(self) -> str:
@@ -79,6 +81,8 @@ class Situation:
     @property
     def failures(self) -> int:
         """Failed runs that stopped at the same step as the last one."""
+        if self.known_failures is not None:
+            return self.known_failures
         if not hasattr(self, "_failures"):
             self._failures = self.tenant.runs.filter(
                 status=RunStatus.FAILED, failed_step=self.tenant.failed_activity
@@ -322,6 +326,7 @@ def recommend(
     seconds_since_heartbeat: float | None,
     *,
     steps: list[StepExecution] | None = None,
+    failures: int | None = None,
 ) -> Recommendation:
     """The decision table of the reset runbook (``RECOMMENDATIONS``), read off the live
     situation."""
@@ -337,6 +342,7 @@ def recommend(
         timeout=settings.CONTROLPLANE_HEARTBEAT_TIMEOUT,
         max_tries=settings.CONTROLPLANE_STEP_MAX_TRIES,
         step_timeout=settings.CONTROLPLANE_STEP_TIMEOUT,
+        known_failures=failures,
     )
     rule = deciding_rule(situation)
     return Recommendation(rule.action, rule.reason(situation))

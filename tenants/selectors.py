@@ -16,7 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
-from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from audit.models import Event
@@ -55,6 +55,7 @@ from .decisions import (
 from .decisions import (
     recommend as recommend,
 )
+from .detail_read import read_detail
 from .errors import ErrorCode, OperationError
 from .lists import (
     TENANT_FILTER_KEYS as TENANT_FILTER_KEYS,
@@ -275,9 +276,9 @@ def find_tenant(ref: str) -> Tenant:
 def tenant_detail(
     tenant_id: uuid.UUID | str, *, user: Any = None, now: datetime | None = None
 ) -> TenantDetail:
-    """Everything the detail page and ``GET /tenants/{id}`` show, in three queries: the tenant
-    (with whether reconciliation has open findings about it), its run's steps with the run, and
-    its allocations; a fourth reads the findings when there are any.
+    """Everything the detail page and ``GET /tenants/{id}`` show, in one statement: the tenant
+    (with whether reconciliation has open findings about it), its run, the run's steps and its
+    allocations (``tenants.detail_read``); a second reads the findings when there are any.
 
     With ``user``, each action says whether that user may do it (their permissions read once);
     without, the caller is trusted (the shell). A request waiting for approval adds queries.
@@ -287,25 +288,10 @@ def tenant_detail(
         tid = uuid.UUID(str(tenant_id))
     except ValueError:
         raise OperationError(ErrorCode.NOT_FOUND, f"No tenant has the id {tenant_id!r}.") from None
-    open_findings = ResourceFinding.objects.filter(tenant_id=OuterRef("pk"), resolved_at=None)
-    tenant = Tenant.objects.annotate(has_drift=Exists(open_findings)).filter(pk=tid).first()
-    if tenant is None:
+    rows = read_detail(tid)
+    if rows is None:
         raise OperationError(ErrorCode.NOT_FOUND, f"No tenant has the id {tenant_id}.")
-    # The handle's run, else the latest: its steps, each with the run (every run has its steps,
-    # written with it), in one query.
-    if tenant.workflow_id is not None:
-        run_id: Any = tenant.workflow_id
-    else:
-        run_id = Subquery(Run.objects.filter(tenant_id=tid).order_by("-attempt").values("pk")[:1])
-    steps: list[StepExecution] = list(
-        StepExecution.objects.filter(run_id=run_id).select_related("run").order_by("position")
-    )
-    run = steps[0].run if steps else None
-    if run is None and tenant.workflow_id is not None:
-        run = Run.objects.filter(pk=tenant.workflow_id).first()
-    for step in steps:
-        step.run = run
-    every = list(Allocation.objects.filter(tenant=tenant).order_by("allocated_at", "id"))
+    tenant, run, steps, every = rows.tenant, rows.run, rows.steps, rows.allocations
     allocations = [a for a in every if a.released_at is None]
     released: list[Allocation] = []
     if run is not None:
@@ -329,7 +315,7 @@ def tenant_detail(
         step_views=step_views(run, steps, every, now=now) if run is not None else [],
         released=released,
         available_actions=available_actions(tenant, handle_run),
-        recommendation=recommend(tenant, handle_run, seconds, steps=steps),
+        recommendation=recommend(tenant, handle_run, seconds, steps=steps, failures=rows.failures),
         seconds_since_heartbeat=seconds,
         actions=action_states(tenant, handle_run, user),
         approvals=waiting_approvals(tenant, user),

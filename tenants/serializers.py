@@ -1,5 +1,6 @@
 """A tenant and its detail as machines read them: one shape for ``GET /tenants/{id}`` (and every
-API answer carrying a tenant) and ``manage.py tenant show|list|create --json``.
+API answer carrying a tenant) and ``manage.py tenant show|list|create --json``, its keys in the
+order of the API's schemas.
 
 The API's response schemas (``api/schemas.py``) document and render these same keys; a test
 compares the two doors' keys, so a field added to one shows in the other.
@@ -27,6 +28,7 @@ TENANT_FIELDS = (
     "activated_at",
     "decommissioned_at",
     "decommission_requested_at",
+    "awaiting_approval",  # the model's text, given as the list ``waiting_operations``
     "condition",
     "needs_attention",
 )
@@ -42,10 +44,10 @@ RUN_FIELDS = (
     "finished_at",
     "heartbeat_at",
     "stalled_at",
-    "paused_at",
-    "paused_by",
     "failed_step",
     "error",
+    "paused_at",
+    "paused_by",
 )
 STEP_FIELDS = (
     "name",
@@ -75,7 +77,9 @@ APPROVAL_FIELDS = ("id", "operation", "requested_by", "requested_at", "expires_a
 def tenant_dict(tenant: Tenant) -> dict[str, Any]:
     """The tenant's fields, as the contract names them (its operations waiting for approval
     as a list)."""
-    return {**_pick(tenant, TENANT_FIELDS), "awaiting_approval": tenant.waiting_operations}
+    data = _pick(tenant, TENANT_FIELDS)
+    data["awaiting_approval"] = tenant.waiting_operations
+    return data
 
 
 def detail_dict(detail: TenantDetail) -> dict[str, Any]:

@@ -276,10 +276,11 @@ def test_detail_of_an_active_tenant_reads_a_fixed_number_of_queries(
 ):
     tenant = active_tenant()
     assert as_viewer.get(f"/tenants/{tenant.id}").status_code == 200
-    # token, permissions, tenant (with whether it has drift), steps with their run,
-    # allocations (no failed-run count: the tenant has not failed); cold, no token cached
+    # token, permissions, and the detail's one statement (tenants.detail_read: the tenant with
+    # whether it has drift, its run, the run's steps, the failed-run count, allocations);
+    # cold, no token cached
     recent_tokens.forget_all()
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(3):
         response = as_viewer.get(f"/tenants/{tenant.id}")
     assert response.status_code == 200
 
@@ -304,21 +305,22 @@ def test_empty_text_filters_mean_no_filter_and_an_empty_limit_is_refused(as_view
     assert "limit" in str(error_of(refused)["details"])
 
 
-def test_detail_is_six_queries_cold_and_four_with_the_token_cached(
+def test_detail_is_three_queries_cold_and_one_with_the_token_cached(
     as_viewer, django_assert_num_queries
 ):
     tenant = failed_tenant()
     as_viewer.get(f"/tenants/{tenant.id}")  # the token's first use writes last_used_at
     recent_tokens.forget_all()
-    # Cold: token (with its user), permissions (one query for the user's and its groups'),
-    # tenant (with whether reconciliation has open findings about it), the run's steps with
-    # the run, allocations, failed-run count; nothing written, no transaction.
-    with django_assert_num_queries(6) as queries:
+    # Cold: token (with its user), permissions (one query for the user's and its groups'), and
+    # one statement for the tenant (with whether reconciliation has open findings about it),
+    # its run, the run's steps, the failed-run count and the allocations; nothing written, no
+    # transaction.
+    with django_assert_num_queries(3) as queries:
         response = as_viewer.get(f"/tenants/{tenant.id}")
         assert response.status_code == 200
     assert not any(q["sql"] in ("BEGIN", "COMMIT") for q in queries.captured_queries)
     # The same token within CONTROLPLANE_AUTH_CACHE_SECONDS: neither the token nor the
-    # permissions are read again.
-    with django_assert_num_queries(4):
+    # permissions are read again: the detail is one statement.
+    with django_assert_num_queries(1):
         response = as_viewer.get(f"/tenants/{tenant.id}")
         assert response.status_code == 200

@@ -300,10 +300,10 @@ def test_the_detail_page_reads_permissions_once_in_one_query(
     login(client, viewer)
     client.get(f"/tenants/{tenant.pk}/")
     # session, user, permissions (one query, then cached on the user for every button and
-    # menu entry), tenant (with whether it has drift), the run's steps with the run,
-    # allocations, failed-run count, released allocations, events, and the earlier attempts
-    # (one query for the runs but the current one; none, so neither steps nor allocations).
-    with django_assert_num_queries(9) as queries:
+    # menu entry), the detail's one statement (tenant with whether it has drift, run, steps,
+    # failed-run count, allocations), events, and the earlier attempts (one query for the
+    # runs but the current one; none, so neither steps nor allocations).
+    with django_assert_num_queries(6) as queries:
         response = client.get(f"/tenants/{tenant.pk}/")
     assert response.status_code == 200
     assert sum("auth_permission" in q["sql"] for q in queries.captured_queries) == 1
