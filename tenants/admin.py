@@ -483,10 +483,27 @@ class TenantAdmin(admin.ModelAdmin):
 
         First a confirmation page with the dry run of every selected tenant and a reason field
         (like Django's own delete confirmation); confirmed, each tenant is handled in its own
-        transaction and each refusal reported, the others going ahead.
+        transaction and each refusal reported, the others going ahead. An operation with
+        arguments of its own (change_plan's plan), which Django's action menu cannot ask for,
+        first asks for them on that page; the dry run and the confirmation carry them.
         """
         ids = [str(pk) for pk in queryset.order_by("slug").values_list("pk", flat=True)]
         confirmed = request.POST.get("post") == "yes"
+        given = operations.given_options(op, request.POST)
+        page = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "op": op,
+            "action_name": f"{op.name}_selected",
+            "ids": ids,
+            "option_fields": operations.bulk_option_fields(op, given),
+            "options": given,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        if op.options and not given and not confirmed:
+            # Chosen from the action menu: ask for the plan before any dry run.
+            page["title"] = f"{op.label}: choose"
+            return TemplateResponse(request, "admin/tenants/tenant/bulk_confirm.html", page)
         try:
             result = bulk.bulk(
                 op.name,
@@ -495,6 +512,7 @@ class TenantAdmin(admin.ModelAdmin):
                 dry_run=not confirmed,
                 reason=request.POST.get("reason", ""),
                 limit=bulk.BULK_MAX_LIMIT,
+                options=given,
             )
         except OperationError as exc:
             self.message_user(request, f"{op.label}: {exc.message}", messages.ERROR)
@@ -504,16 +522,11 @@ class TenantAdmin(admin.ModelAdmin):
                 request,
                 "admin/tenants/tenant/bulk_confirm.html",
                 {
-                    **self.admin_site.each_context(request),
-                    "opts": self.model._meta,
+                    **page,
                     "title": f"{op.label}: dry run",
-                    "op": op,
-                    "action_name": f"{op.name}_selected",
                     "result": result,
-                    "ids": ids,
                     "would_accept": result.count("would_accept"),
                     "question": bulk.question(op, result.count("would_accept")),
-                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
                 },
             )
         if result.approval is not None:
@@ -556,11 +569,9 @@ def _has_permission(op: Operation) -> Any:
 
 for _op in OPERATIONS.values():
     setattr(TenantAdmin, f"has_{_op.name}_permission", _has_permission(_op))
-    # An operation with arguments of its own (change_plan's plan) has no admin bulk action:
-    # Django's action menu cannot ask for them. Its button on the change page, the console's
-    # list and the API / command bulk take it.
-    if not _op.options:
-        TenantAdmin.actions.append(_bulk_admin_action(_op))
+    # An operation with arguments of its own (change_plan's plan) asks for them on the
+    # action's intermediate page (``bulk_action``).
+    TenantAdmin.actions.append(_bulk_admin_action(_op))
 
 
 @dataclass(frozen=True)
