@@ -481,6 +481,10 @@ class ScheduleOut(Schema):
     ids: list[str] = Field(description="A bulk's tenant ids ([] when chosen by filter).")
     filter: dict[str, Any] = Field(description="A bulk's filter ({} when chosen by ids).")
     limit: int | None
+    options: dict[str, Any] = Field(
+        description="The operation's own arguments, passed to it when it runs: change_plan's "
+        '{"plan": P} ({} for the others).'
+    )
     reason: str
     actor: str = Field(description="Its author, as whom it runs.")
     outcome: dict[str, Any] = Field(

@@ -284,7 +284,7 @@ def _operate(
         actor = caller(request).actor
         if at is not None and not dry_run:
             scheduled = schedules.schedule_operation(
-                action, tenant_id=tenant_id, actor=actor, at=at, **fields
+                action, tenant_id=tenant_id, actor=actor, at=at, options=options, **fields
             )
             return 202, {"schedule": schedules.schedule_json(scheduled)}
         if at is not None:
@@ -398,6 +398,7 @@ def _bulk(
                 filters=fields.get("filter"),
                 reason=fields.get("reason"),
                 limit=fields.get("limit"),
+                options={name: fields[name] for name in op.options if name in fields},
             )
             return 202, {"schedule": schedules.schedule_json(scheduled)}
         if at is not None:

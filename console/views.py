@@ -397,10 +397,12 @@ def _schedule(
 ) -> HttpResponse:
     """The confirmation asked for a time: store the operation to run then (nothing now)."""
     offset = request.POST.get("tz_offset", "")
+    # The operation's own arguments (change_plan's plan) are kept with it, checked now.
+    options = operations.given_options(op, request.POST)
     try:
         at = schedules.at_from_form(at_text, offset)
         scheduled = schedules.schedule_operation(
-            op.name, tenant_id=tenant.pk, actor=actor, at=at, reason=reason
+            op.name, tenant_id=tenant.pk, actor=actor, at=at, reason=reason, options=options
         )
     except OperationError as exc:
         if exc.code == ErrorCode.PERMISSION_DENIED:
@@ -416,14 +418,30 @@ def _schedule(
                 detail_url,
                 status=422,
                 reason=reason,
+                options=options,
                 at=at_text,
                 at_error=f"Nothing was scheduled: {exc.message}",
+            )
+        if exc.code == ErrorCode.VALIDATION_ERROR and op.options:
+            # A bad option (an unknown plan): the confirmation again, saying what is wrong.
+            return _confirm_page(
+                request,
+                op,
+                tenant,
+                actor,
+                detail_url,
+                status=422,
+                reason=reason,
+                options=options,
+                option_error=f"Nothing was scheduled: {exc.message}",
+                at=at_text,
             )
         messages.error(request, f"{op.label} was not scheduled: {exc.message}")
         return redirect(detail_url)
     messages.success(
         request,
-        f"{op.label} of {tenant.slug} is scheduled for {_when(scheduled.at, offset)}. "
+        f"{schedules.operation_text(scheduled)} of {tenant.slug} is scheduled for "
+        f"{_when(scheduled.at, offset)}. "
         "It runs then as you; cancel it from Schedules until then.",
     )
     return redirect(detail_url)
@@ -626,6 +644,7 @@ def tenant_bulk(request: HtmxHttpRequest) -> HttpResponse:
                 ids=ids,
                 reason=reason,
                 limit=bulk.BULK_MAX_LIMIT,
+                options=options,
             )
         except OperationError as exc:
             if exc.code == ErrorCode.PERMISSION_DENIED:
@@ -634,7 +653,8 @@ def tenant_bulk(request: HtmxHttpRequest) -> HttpResponse:
             return redirect(back)
         messages.success(
             request,
-            f"{op.label} of {len(ids)} tenant{'' if len(ids) == 1 else 's'} is scheduled for "
+            f"{schedules.operation_text(scheduled)} of {len(ids)} "
+            f"tenant{'' if len(ids) == 1 else 's'} is scheduled for "
             f"{_when(scheduled.at, offset)}.",
         )
         return redirect(reverse("console:schedule_list"))
@@ -701,7 +721,7 @@ def schedule_list(request: HtmxHttpRequest) -> HttpResponse:
             "rows": [
                 {
                     "s": s,
-                    "label": OPERATIONS[s.operation].label if s.operation in OPERATIONS else "",
+                    "label": schedules.operation_text(s),
                     "on": schedules.tenants_of(s),
                     "may_cancel": s.status == "scheduled" and s.operation in allowed,
                 }
@@ -730,7 +750,7 @@ def schedule_cancel(request: HtmxHttpRequest, schedule_id: uuid.UUID) -> HttpRes
         return redirect("console:schedule_list")
     messages.success(
         request,
-        f"Cancelled: {OPERATIONS[s.operation].label} of {schedules.tenants_of(s)} at "
+        f"Cancelled: {schedules.operation_text(s)} of {schedules.tenants_of(s)} at "
         f"{s.at:%Y-%m-%d %H:%M} UTC will not run.",
     )
     return redirect("console:schedule_list")

@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from audit.events import EventType
 from audit.services import SYSTEM, record_event
-from tenants.models import Condition, Tenant, TenantState, lock_tenant
+from tenants.models import LIVE_RUN_STATES, Condition, Tenant, TenantState, lock_tenant
 
 from . import admission, broker, compensation, conditions, runs, statements
 from .broker import publish_step
@@ -262,19 +262,21 @@ def _stopped_compensations(now: datetime, cutoff: datetime, report: WatchdogRepo
 
 
 def _orphaned_handles(now: datetime, report: WatchdogReport) -> None:
+    """A tenant in a state whose run should be live (``LIVE_RUN_STATES``: provisioning, a plan
+    change's updating) whose handle names no live run: its error recorded, once."""
     live = Run.objects.filter(pk=OuterRef("workflow_id"), status__in=runs.LIVE)
-    orphaned = Tenant.objects.filter(state=TenantState.PROVISIONING, last_error="").exclude(
-        Exists(live)
-    )
+    orphaned = Tenant.objects.filter(state__in=LIVE_RUN_STATES, last_error="").exclude(Exists(live))
     for tenant in orphaned:
         with transaction.atomic():
             locked = lock_tenant(tenant.pk)
-            if locked.state != TenantState.PROVISIONING or locked.last_error:
+            if locked.state not in LIVE_RUN_STATES or locked.last_error:
                 continue
             if runs.live_run(locked) is not None:
                 continue
-            locked.last_error = (
-                f"The workflow handle {locked.workflow_id} names no live run. Reset, then retry."
+            locked.last_error = f"The workflow handle {locked.workflow_id} names no live run. " + (
+                "Reset, then retry."
+                if locked.state == TenantState.PROVISIONING
+                else "The plan change can neither go on nor be cancelled."
             )
             locked.condition = Condition.ORPHANED
             locked.save(update_fields=["last_error", "condition", "updated_at"])

@@ -35,11 +35,18 @@ from django.views.decorators.http import require_http_methods
 
 from controlplane.admin import ReadOnlyAdmin
 
-from . import approvals, bulk, operations, selectors
+from . import approvals, bulk, operations, schedules, selectors
 from .actors import Actor
-from .errors import OperationError
+from .errors import ErrorCode, OperationError
 from .formats import queued_text, seconds_text, stamp_text
-from .models import SLUG_HELP, ApprovalRequest, ApprovalStatus, Condition, Tenant
+from .models import (
+    SLUG_HELP,
+    ApprovalRequest,
+    ApprovalStatus,
+    Condition,
+    Schedule,
+    Tenant,
+)
 from .operations import (
     OPERATIONS,
     Operation,
@@ -339,9 +346,11 @@ class TenantAdmin(admin.ModelAdmin):
         """One operation on one tenant, from a button on its change page.
 
         GET shows the confirmation with the operation's preview (what is released, what kept,
-        the resulting state) and a reason field; POST performs it. The service checks the
-        user's permission and the state under the row lock; a refusal is shown as a message and
-        changes nothing.
+        the resulting state), a reason field and an optional time; POST performs it, or with a
+        time schedules it (``tenants.schedules``, the time read by ``parse_at`` as every door
+        reads it). The service checks the user's permission and the state under the row lock;
+        a refusal is shown as a message and changes nothing; a bad time (or plan) comes back
+        on the confirmation, 422, with what was typed.
         """
         op = OPERATIONS.get(action)
         if op is None:
@@ -356,29 +365,11 @@ class TenantAdmin(admin.ModelAdmin):
         reason = request.POST.get("reason", "")
         given = operations.given_options(op, request.POST if request.method == "POST" else {})
         if request.method == "GET":
-            fields = operations.option_fields(op, tenant, operations.given_options(op, request.GET))
-            chosen = {f["name"]: f["value"] for f in fields}
-            try:
-                preview = operations.preview(
-                    op.name, tenant_id=tenant.pk, actor=actor, options=chosen
-                )
-            except OperationError as exc:
-                self.message_user(request, f"{op.label}: {exc.message}", messages.ERROR)
-                return HttpResponseRedirect(change_url)
-            return TemplateResponse(
-                request,
-                "admin/tenants/tenant/action_confirm.html",
-                {
-                    **self.admin_site.each_context(request),
-                    "opts": self.model._meta,
-                    "title": f"{op.label}: {tenant.slug}",
-                    "tenant": tenant,
-                    "op": op,
-                    "preview": preview,
-                    "change_url": change_url,
-                    "option_fields": fields,
-                },
-            )
+            given = operations.given_options(op, request.GET)
+            return self._confirm(request, op, tenant, actor, change_url, given)
+        at_text = request.POST.get("at", "").strip()
+        if at_text:
+            return self._schedule(request, op, tenant, actor, change_url, given, at_text)
         try:
             done = operations.perform(
                 op.name, tenant_id=tenant.pk, actor=actor, reason=reason, options=given
@@ -387,6 +378,100 @@ class TenantAdmin(admin.ModelAdmin):
             self.message_user(request, f"{op.label}: {exc.message}", messages.ERROR)
         else:
             self.message_user(request, operations.success_message(op, done))
+        return HttpResponseRedirect(change_url)
+
+    def _confirm(
+        self,
+        request: HttpRequest,
+        op: Operation,
+        tenant: Tenant,
+        actor: Actor,
+        change_url: str,
+        given: dict[str, str],
+        *,
+        status: int = 200,
+        error: str = "",
+        error_field: str = "",
+    ) -> HttpResponse:
+        """The confirmation page (again, with what was typed and the error, after a refusal of
+        the time or the plan)."""
+        fields = operations.option_fields(op, tenant, given)
+        chosen = {f["name"]: f["value"] for f in fields}
+        try:
+            preview = operations.preview(op.name, tenant_id=tenant.pk, actor=actor, options=chosen)
+        except OperationError as exc:
+            if error_field != "option":
+                self.message_user(request, f"{op.label}: {exc.message}", messages.ERROR)
+                return HttpResponseRedirect(change_url)
+            preview = None  # the plan typed is the error: said beside its field
+        return TemplateResponse(
+            request,
+            "admin/tenants/tenant/action_confirm.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "title": f"{op.label}: {tenant.slug}",
+                "tenant": tenant,
+                "op": op,
+                "preview": preview,
+                "change_url": change_url,
+                "option_fields": fields,
+                "reason": request.POST.get("reason", ""),
+                "at": request.POST.get("at", ""),
+                "at_error": error if error_field == "at" else "",
+                "option_error": error if error_field == "option" else "",
+            },
+            status=status,
+        )
+
+    def _schedule(
+        self,
+        request: HttpRequest,
+        op: Operation,
+        tenant: Tenant,
+        actor: Actor,
+        change_url: str,
+        given: dict[str, str],
+        at_text: str,
+    ) -> HttpResponse:
+        """The confirmation asked for a time: store the operation to run then (nothing now)."""
+        try:
+            scheduled = schedules.schedule_operation(
+                op.name,
+                tenant_id=tenant.pk,
+                actor=actor,
+                at=at_text,
+                reason=request.POST.get("reason", ""),
+                options=given,
+            )
+        except OperationError as exc:
+            details = exc.details if isinstance(exc.details, dict) else {}
+            where = "at" if "at" in details else ""
+            if any(name in details for name in op.options):
+                where = "option"  # change_plan's plan: said beside its field
+            if exc.code == ErrorCode.VALIDATION_ERROR and where:
+                message = f"Nothing was scheduled: {exc.message}"
+                return self._confirm(
+                    request,
+                    op,
+                    tenant,
+                    actor,
+                    change_url,
+                    given,
+                    status=422,
+                    error=message,
+                    error_field=where,
+                )
+            self.message_user(
+                request, f"{op.label} was not scheduled: {exc.message}", messages.ERROR
+            )
+            return HttpResponseRedirect(change_url)
+        self.message_user(
+            request,
+            f"{schedules.operation_text(scheduled)} of {tenant.slug} is scheduled for "
+            f"{stamp_text(scheduled.at)}. It runs then as you; cancel it from Schedules until "
+            "then.",
+        )
         return HttpResponseRedirect(change_url)
 
     # --- bulk actions -------------------------------------------------------------------------
@@ -398,10 +483,27 @@ class TenantAdmin(admin.ModelAdmin):
 
         First a confirmation page with the dry run of every selected tenant and a reason field
         (like Django's own delete confirmation); confirmed, each tenant is handled in its own
-        transaction and each refusal reported, the others going ahead.
+        transaction and each refusal reported, the others going ahead. An operation with
+        arguments of its own (change_plan's plan), which Django's action menu cannot ask for,
+        first asks for them on that page; the dry run and the confirmation carry them.
         """
         ids = [str(pk) for pk in queryset.order_by("slug").values_list("pk", flat=True)]
         confirmed = request.POST.get("post") == "yes"
+        given = operations.given_options(op, request.POST)
+        page = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "op": op,
+            "action_name": f"{op.name}_selected",
+            "ids": ids,
+            "option_fields": operations.bulk_option_fields(op, given),
+            "options": given,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        if op.options and not given and not confirmed:
+            # Chosen from the action menu: ask for the plan before any dry run.
+            page["title"] = f"{op.label}: choose"
+            return TemplateResponse(request, "admin/tenants/tenant/bulk_confirm.html", page)
         try:
             result = bulk.bulk(
                 op.name,
@@ -410,6 +512,7 @@ class TenantAdmin(admin.ModelAdmin):
                 dry_run=not confirmed,
                 reason=request.POST.get("reason", ""),
                 limit=bulk.BULK_MAX_LIMIT,
+                options=given,
             )
         except OperationError as exc:
             self.message_user(request, f"{op.label}: {exc.message}", messages.ERROR)
@@ -419,16 +522,11 @@ class TenantAdmin(admin.ModelAdmin):
                 request,
                 "admin/tenants/tenant/bulk_confirm.html",
                 {
-                    **self.admin_site.each_context(request),
-                    "opts": self.model._meta,
+                    **page,
                     "title": f"{op.label}: dry run",
-                    "op": op,
-                    "action_name": f"{op.name}_selected",
                     "result": result,
-                    "ids": ids,
                     "would_accept": result.count("would_accept"),
                     "question": bulk.question(op, result.count("would_accept")),
-                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
                 },
             )
         if result.approval is not None:
@@ -471,11 +569,9 @@ def _has_permission(op: Operation) -> Any:
 
 for _op in OPERATIONS.values():
     setattr(TenantAdmin, f"has_{_op.name}_permission", _has_permission(_op))
-    # An operation with arguments of its own (change_plan's plan) has no admin bulk action:
-    # Django's action menu cannot ask for them. Its button on the change page, the console's
-    # list and the API / command bulk take it.
-    if not _op.options:
-        TenantAdmin.actions.append(_bulk_admin_action(_op))
+    # An operation with arguments of its own (change_plan's plan) asks for them on the
+    # action's intermediate page (``bulk_action``).
+    TenantAdmin.actions.append(_bulk_admin_action(_op))
 
 
 @dataclass(frozen=True)
@@ -660,3 +756,86 @@ class ApprovalRequestAdmin(ReadOnlyAdmin):
         if found is not None and found.status == ApprovalStatus.WAITING:
             context["waiting"] = selectors.waiting_views([found], request.user)[0]
         return super().change_view(request, object_id, form_url, extra_context=context)
+
+
+# --- scheduled operations -------------------------------------------------------------------
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(ReadOnlyAdmin):
+    """Scheduled operations, soonest first, read-only. *Cancel* (a bulk action) goes through
+    ``tenants.schedules.cancel_schedule``, the service behind ``DELETE /schedules/{id}``: it
+    checks the operation's permission and records ``operation.schedule_cancelled``."""
+
+    list_display = (
+        "when",
+        "what",
+        "on",
+        "status",
+        "actor",
+        "reason",
+        "outcome_text",
+    )
+    list_filter = ("status", "operation", "bulk")
+    search_fields = ("operation", "actor", "tenant__slug", "reason")
+    list_select_related = ("tenant",)
+    ordering = ("at", "id")
+    readonly_fields = (
+        "id",
+        "operation",
+        "options",
+        "tenant",
+        "bulk",
+        "ids",
+        "filter",
+        "limit",
+        "reason",
+        "faults",
+        "at",
+        "status",
+        "actor",
+        "outcome",
+        "created_at",
+        "finished_at",
+        "cancelled_by",
+    )
+    exclude = ("author", "trusted")
+    actions = ["cancel_selected"]
+
+    @admin.display(description="at (UTC)", ordering="at")
+    def when(self, obj: Schedule) -> str:
+        return stamp_text(obj.at)
+
+    @admin.display(description="operation", ordering="operation")
+    def what(self, obj: Schedule) -> str:
+        return schedules.operation_text(obj)
+
+    @admin.display(description="on")
+    def on(self, obj: Schedule) -> str:
+        if obj.tenant_id is None:
+            return schedules.tenants_of(obj)
+        url = reverse("admin:tenants_tenant_change", args=[obj.tenant_id])
+        return format_html('<a href="{}">{}</a>', url, schedules.tenants_of(obj))
+
+    @admin.display(description="outcome")
+    def outcome_text(self, obj: Schedule) -> str:
+        return str((obj.outcome or {}).get("message", ""))
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        # Shown to whoever sees the list; the service checks the operation's permission.
+        return self.has_view_permission(request)
+
+    @admin.action(description="Cancel the selected schedules", permissions=["cancel"])
+    def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
+        actor = Actor.for_user(request.user)
+        for pk in queryset.order_by("at", "id").values_list("pk", flat=True):
+            try:
+                s = schedules.cancel_schedule(pk, actor=actor)
+            except OperationError as exc:
+                self.message_user(request, f"Not cancelled: {exc.message}", messages.ERROR)
+                continue
+            self.message_user(
+                request,
+                f"Cancelled: {schedules.operation_text(s)} of {schedules.tenants_of(s)} at "
+                f"{stamp_text(s.at)} will not run.",
+            )

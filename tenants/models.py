@@ -523,6 +523,9 @@ class Schedule(models.Model):
     limit = models.PositiveIntegerField(null=True, blank=True)
     reason = models.TextField(blank=True, default="")
     faults = models.JSONField(default=dict, blank=True)
+    # The operation's own arguments (``Operation.options``: change_plan's ``plan``), checked
+    # when it is scheduled and passed to ``perform`` / ``bulk`` when it runs.
+    options = models.JSONField(default=dict, blank=True)
     at = models.DateTimeField()
     status = models.CharField(
         max_length=20, choices=ScheduleStatus.choices, default=ScheduleStatus.SCHEDULED

@@ -519,6 +519,21 @@ def option_fields(op: Operation, tenant: Tenant, given: dict[str, str]) -> list[
     return fields
 
 
+def bulk_option_fields(op: Operation, given: dict[str, str]) -> list[dict[str, Any]]:
+    """A bulk confirmation's field per option (the admin's bulk action): change_plan's plan,
+    offering every plan (each chosen tenant's own is refused for it alone, in the dry run)."""
+    return [
+        {
+            "name": name,
+            "label": "New plan",
+            "choices": list(Plan.choices),
+            "value": given.get(name, ""),
+        }
+        for name in op.options
+        if name == "plan"
+    ]
+
+
 def perform(
     name: str,
     *,

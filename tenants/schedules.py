@@ -3,8 +3,9 @@
 Every door that takes an operation takes an optional ``at`` and, when given, calls
 ``schedule_operation`` / ``schedule_bulk`` here instead of ``perform`` / ``bulk``: the request
 is checked as far as it can be now (the operation exists, the author may do it, the reason,
-faults, ids or filter and ``at`` are well formed, the tenant exists), stored as a ``Schedule``
-and recorded (``operation.scheduled``).
+faults, the operation's own arguments such as change_plan's plan, ids or filter and ``at`` are
+well formed, the tenant exists), stored as a ``Schedule`` and recorded
+(``operation.scheduled``).
 
 The beat's schedule pass (``run_due``, the ``tenants.run_schedules`` task) runs each one once
 its time has come, **as its author** (the author's permissions read again then, a deactivated
@@ -40,7 +41,7 @@ from . import services
 from .actors import Actor
 from .errors import ErrorCode, OperationError
 from .models import Schedule, ScheduleStatus
-from .operations import get_operation, perform, success_message
+from .operations import OPERATIONS, get_operation, operation_options, perform, success_message
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,7 @@ def schedule_json(s: Schedule) -> dict[str, Any]:
         "ids": s.ids,
         "filter": s.filter,
         "limit": s.limit,
+        "options": s.options,
         "reason": s.reason,
         "actor": s.actor,
         "outcome": s.outcome,
@@ -161,6 +163,7 @@ def _scheduled_event(s: Schedule, type: str, actor: str, **data: Any) -> None:
             "operation": s.operation,
             "at": s.at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
             **({"bulk": True} if s.bulk else {}),
+            **({"options": s.options} if s.options else {}),
             **data,
         },
     )
@@ -169,15 +172,15 @@ def _scheduled_event(s: Schedule, type: str, actor: str, **data: Any) -> None:
 # --- asking -------------------------------------------------------------------------------
 
 
-def _refuse_options(op: Any) -> None:
-    """An operation with arguments of its own (change_plan's plan) is not scheduled in this
-    release: a schedule keeps reason and faults only, and would run it without its plan."""
-    if op.options:
-        message = (
-            f"{op.label} cannot be scheduled yet (a schedule does not keep its "
-            f"{', '.join(op.options)}); run it now, or schedule it once this is supported."
-        )
-        raise OperationError(ErrorCode.VALIDATION_ERROR, message, {"at": [message]})
+def clean_options(op: Any, options: Any) -> dict[str, Any]:
+    """The operation's own arguments (``Operation.options``) as a schedule keeps them: each
+    checked now as the operation checks it (change_plan's plan is one of the plans, else a
+    422), only those given. Whether the tenant is on that plan already is the tenant's state,
+    read when the schedule runs (another schedule may move it in between)."""
+    given = operation_options(op, options)
+    if "plan" in given:
+        given["plan"] = services.clean_plan(given["plan"])
+    return {name: value for name, value in given.items() if value not in (None, "")}
 
 
 def schedule_operation(
@@ -193,17 +196,18 @@ def schedule_operation(
     """Store ``name`` on one tenant to run at ``at`` (checked now as far as it can be)."""
     op = get_operation(name)
     actor.require(op.permission, op.verb)
-    _refuse_options(op)
     reason = services.clean_reason(reason)
     faults_given: dict[str, str] = {}
     if op.takes_faults:
-        faults_given = services.clean_faults(faults)
+        faults_given = services.clean_faults(faults, op.fault_steps)
     elif faults:
+        takers = " and ".join(o.name for o in OPERATIONS.values() if o.takes_faults)
         raise OperationError(
             ErrorCode.VALIDATION_ERROR,
             f"{op.label} takes no faults.",
-            {"faults": ["Only retry takes faults."]},
+            {"faults": [f"Only {takers} take faults."]},
         )
+    given = clean_options(op, options)
     moment = parse_at(at)
     with transaction.atomic():
         # The tenant's row lock first, as every writer of a tenant takes it before its audit
@@ -215,6 +219,7 @@ def schedule_operation(
             tenant=tenant,
             reason=reason,
             faults=faults_given,
+            options=given,
             at=moment,
             **_author_fields(actor),
         )
@@ -231,12 +236,14 @@ def schedule_bulk(
     filters: Any = None,
     reason: Any = None,
     limit: Any = None,
+    options: Any = None,
 ) -> Schedule:
-    """Store a bulk operation to run at ``at``: the tenants are chosen then, not now."""
+    """Store a bulk operation to run at ``at``: the tenants are chosen then, not now; its own
+    arguments (change_plan's plan) are checked now and kept."""
     op = get_operation(name)
     actor.require(op.permission, op.verb)
-    _refuse_options(op)
     reason = services.clean_reason(reason)
+    given = clean_options(op, options)
     clean_limit = bulk_ops.clean_limit(limit)
     if (ids is None) == (filters is None):
         raise OperationError(
@@ -258,6 +265,7 @@ def schedule_bulk(
             filter=clean_filter,
             limit=clean_limit,
             reason=reason,
+            options=given,
             at=moment,
             **_author_fields(actor),
         )
@@ -416,6 +424,7 @@ def _run_one(s: Schedule) -> None:
                     filters=s.filter if not s.ids else None,
                     reason=s.reason,
                     limit=s.limit,
+                    options=s.options or None,
                 )
                 outcome = {
                     "code": "accepted",
@@ -429,6 +438,8 @@ def _run_one(s: Schedule) -> None:
                 kwargs: dict[str, Any] = {"reason": s.reason}
                 if s.faults:
                     kwargs["faults"] = s.faults
+                if s.options:
+                    kwargs["options"] = s.options
                 tenant = perform(s.operation, tenant_id=s.tenant_id, actor=actor, **kwargs)
                 outcome = {
                     "code": "accepted",
@@ -454,6 +465,18 @@ def _run_one(s: Schedule) -> None:
             code=outcome["code"],
             message=outcome["message"],
         )
+
+
+def operation_text(s: Schedule) -> str:
+    """What a schedule does, in words: ``Suspend``, ``Change plan to growth``."""
+    op = OPERATIONS.get(s.operation)
+    text = op.label if op else s.operation
+    options = dict(s.options or {})
+    if plan := options.pop("plan", None):
+        text += f" to {plan}"
+    if options:
+        text += " (" + ", ".join(f"{k}={v}" for k, v in options.items()) + ")"
+    return text
 
 
 def tenants_of(s: Schedule) -> str:

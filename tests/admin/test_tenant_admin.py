@@ -440,3 +440,56 @@ def test_the_add_page_has_one_button_create(client, admin_user):
     assert '<input type="submit" value="Create tenant" class="default" name="_save">' in html
     for stray in ("_addanother", "_continue", "Save and add another", "Save and continue"):
         assert stray not in html, stray
+
+
+def test_bulk_change_plan_asks_for_the_plan_then_dry_runs_then_changes(
+    client, admin_user, fast_saga
+):
+    from ..conftest import drive
+
+    a, b = active_tenant("alpha"), active_tenant("bravo")  # both on starter
+    selected = {"action": "change_plan_selected", "_selected_action": [a.pk, b.pk]}
+    html = logged_in(client, admin_user).get(CHANGELIST).content.decode()
+    assert 'value="change_plan_selected"' in html
+    # From the action menu: the plan is asked for first; no dry run yet, nothing done.
+    asked = client.post(CHANGELIST, selected)
+    assert asked.status_code == 200
+    html = asked.content.decode()
+    assert 'id="bulk-options"' in html and 'name="plan"' in html
+    assert "bulk-preview" not in html and 'name="post"' not in html
+    # The plan chosen: the dry run through the one bulk service, each tenant's outcome.
+    preview = client.post(CHANGELIST, {**selected, "plan": "growth"})
+    html = preview.content.decode()
+    assert html.count('data-outcome="would_accept"') == 2
+    assert '<input type="hidden" name="plan" value="growth">' in html
+    assert set(Tenant.objects.values_list("state", flat=True)) == {"active"}
+    response = client.post(
+        CHANGELIST, {**selected, "plan": "growth", "post": "yes", "reason": "upsell"}, follow=True
+    )
+    assert "Change plan: accepted for alpha, bravo." in messages_of(response)
+    for t in (a, b):
+        t.refresh_from_db()
+        assert t.state == "updating"
+        drive(t.workflow_id)
+        t.refresh_from_db()
+        assert (t.state, t.plan) == ("active", "growth")
+        [started] = events(t, "tenant.plan_change.started")
+        assert (started.actor, started.data["to"], started.data["reason"]) == (
+            "user:ada",
+            "growth",
+            "upsell",
+        )
+
+
+def test_bulk_change_plan_refuses_an_unknown_plan_and_changes_nothing(
+    client, admin_user, fast_saga
+):
+    tenant = active_tenant("alpha")
+    selected = {"action": "change_plan_selected", "_selected_action": [tenant.pk]}
+    response = logged_in(client, admin_user).post(
+        CHANGELIST, {**selected, "plan": "gold", "post": "yes"}, follow=True
+    )
+    assert any("Choose a plan" in m for m in messages_of(response))
+    tenant.refresh_from_db()
+    assert (tenant.state, tenant.plan) == ("active", "starter")
+    assert not events(tenant, "tenant.plan_change.started")

@@ -167,3 +167,86 @@ def test_the_list_filters_and_pages(as_operator):
     assert as_operator.get("/schedules", {"status": "bogus"}).status_code == 422
     assert as_operator.get("/schedules", {"cursor": "nope"}).status_code == 422
     assert as_operator.get("/schedules/not-an-id").status_code == 404
+
+
+def test_a_scheduled_change_plan_keeps_its_plan_and_runs_it_then(as_operator, fast_saga):
+    from ..conftest import drive
+
+    tenant = f.active_tenant(plan="starter")
+    at = soon()
+    response = as_operator.post(
+        f"/tenants/{tenant.id}/change_plan", {"plan": "growth", "at": at, "reason": "upsell"}
+    )
+    assert response.status_code == 202, response.content
+    schedule = response.json()["schedule"]
+    assert schedule["operation"] == "change_plan" and schedule["options"] == {"plan": "growth"}
+    assert Tenant.objects.get(pk=tenant.pk).state == "active"  # nothing yet
+    asked = Event.objects.get(type="operation.scheduled", tenant_id=tenant.id)
+    assert asked.data["options"] == {"plan": "growth"}
+    listed = as_operator.get("/schedules", {"operation": "change_plan"}).json()["items"]
+    assert [i["options"] for i in listed] == [{"plan": "growth"}]
+
+    assert [str(i) for i in run_at(at)] == [schedule["id"]]
+    tenant = Tenant.objects.get(pk=tenant.pk)
+    assert tenant.state == "updating"
+    started = Event.objects.get(type="tenant.plan_change.started", tenant_id=tenant.id)
+    assert (started.data["from"], started.data["to"]) == ("starter", "growth")
+    assert started.data["schedule"] == schedule["id"] and started.data["reason"] == "upsell"
+    drive(tenant.workflow_id)
+    tenant = Tenant.objects.get(pk=tenant.pk)
+    assert (tenant.state, tenant.plan) == ("active", "growth")
+    s = Schedule.objects.get(pk=schedule["id"])
+    assert s.status == "done" and s.outcome["code"] == "accepted"
+
+
+def test_a_scheduled_change_plan_to_the_plan_it_is_on_then_is_refused_then(as_operator, fast_saga):
+    tenant = f.active_tenant(plan="starter")
+    at = soon()
+    sid = as_operator.post(
+        f"/tenants/{tenant.id}/change_plan", {"plan": "starter", "at": at}
+    ).json()["schedule"]["id"]  # the plan is read then: another change may come first
+    run_at(at)
+    s = Schedule.objects.get(pk=sid)
+    assert s.status == "refused" and s.outcome["code"] == "invalid_state"
+    assert "already on the starter plan" in s.outcome["message"]
+    assert Tenant.objects.get(pk=tenant.pk).state == "active"
+    assert Event.objects.filter(type="operation.schedule_refused", tenant_id=tenant.id).exists()
+
+
+def test_a_scheduled_bulk_change_plan_moves_every_chosen_tenant_then(as_operator, fast_saga):
+    from ..conftest import drive
+
+    tenants = [f.active_tenant(plan="starter"), f.active_tenant(plan="starter")]
+    at = soon()
+    response = as_operator.post(
+        "/tenants/bulk/change_plan",
+        {"ids": [str(t.id) for t in tenants], "plan": "enterprise", "at": at},
+    )
+    assert response.status_code == 202, response.content
+    schedule = response.json()["schedule"]
+    assert schedule["bulk"] is True and schedule["options"] == {"plan": "enterprise"}
+    run_at(at)
+    s = Schedule.objects.get(pk=schedule["id"])
+    assert s.status == "done" and [r["outcome"] for r in s.outcome["results"]] == ["accepted"] * 2
+    for t in tenants:
+        drive(Tenant.objects.get(pk=t.pk).workflow_id)
+        assert Tenant.objects.get(pk=t.pk).plan == "enterprise"
+
+
+@pytest.mark.parametrize("plan", ["gold", None, ""])
+def test_an_unknown_plan_is_refused_when_scheduled_and_nothing_is_stored(
+    as_operator, fast_saga, plan
+):
+    tenant = f.active_tenant(plan="starter")
+    events = Event.objects.count()
+    body = {"at": soon()} if plan is None else {"plan": plan, "at": soon()}
+    for path, extra in (
+        (f"/tenants/{tenant.id}/change_plan", {}),
+        ("/tenants/bulk/change_plan", {"ids": [str(tenant.id)]}),
+    ):
+        response = as_operator.post(path, {**body, **extra})
+        assert response.status_code == 422, response.content
+        error = response.json()["error"]
+        assert "Choose a plan" in error["message"] and "plan" in error["details"]
+    assert not Schedule.objects.exists() and Event.objects.count() == events
+    assert Tenant.objects.get(pk=tenant.pk).state == "active"

@@ -88,3 +88,55 @@ def test_tenant_pause_and_unpause(fast_saga):
     drive(tenant.workflow_id)
     assert Tenant.objects.get(pk=tenant.pk).state == "active"
     assert Event.objects.filter(type="tenant.run.paused", actor="user:sam").exists()
+
+
+def test_change_plan_at_keeps_the_plan_and_runs_it_then(fast_saga):
+    from ..conftest import drive
+
+    tenant = f.active_tenant(plan="starter", slug="acme")
+    at = (timezone.now() + timedelta(hours=1)).isoformat()
+    out = run("tenant", "change-plan", "acme", "--plan", "growth", "--at", at)
+    assert "Scheduled Change plan to growth of acme" in out
+    s = Schedule.objects.get()
+    assert (s.operation, s.options) == ("change_plan", {"plan": "growth"})
+    assert "Change plan to growth" in run("schedule", "list")
+    listed = json.loads(run("schedule", "list", "--json"))
+    assert [i["options"] for i in listed] == [{"plan": "growth"}]
+    schedules.run_due(now=s.at + timedelta(seconds=1))
+    tenant = Tenant.objects.get(pk=tenant.pk)
+    assert tenant.state == "updating"
+    drive(tenant.workflow_id)
+    assert Tenant.objects.get(pk=tenant.pk).plan == "growth"
+    assert Schedule.objects.get(pk=s.pk).status == "done"
+
+
+def test_bulk_change_plan_at_keeps_the_plan(fast_saga):
+    from ..conftest import drive
+
+    tenants = [f.active_tenant(plan="starter"), f.active_tenant(plan="starter")]
+    at = (timezone.now() + timedelta(hours=1)).isoformat()
+    out = run(
+        "tenant", "bulk", "change_plan", "--plan", "starter", "--to-plan", "enterprise",
+        "--at", at, "--yes",
+    )  # fmt: skip
+    assert "Scheduled Change plan to enterprise of tenants where plan=starter" in out
+    s = Schedule.objects.get()
+    assert s.bulk and s.options == {"plan": "enterprise"}
+    schedules.run_due(now=s.at + timedelta(seconds=1))
+    for t in tenants:
+        drive(Tenant.objects.get(pk=t.pk).workflow_id)
+    assert set(Tenant.objects.values_list("plan", flat=True)) == {"enterprise"}
+
+
+def test_an_unknown_plan_is_refused_when_scheduled_by_the_commands(fast_saga):
+    f.active_tenant(plan="starter", slug="acme")
+    at = (timezone.now() + timedelta(hours=1)).isoformat()
+    events = Event.objects.count()
+    with pytest.raises(CommandError, match="Choose a plan"):
+        run("tenant", "change-plan", "acme", "--plan", "gold", "--at", at)
+    with pytest.raises(CommandError, match="Choose a plan"):
+        run("tenant", "change-plan", "acme", "--at", at)
+    with pytest.raises(CommandError, match="Choose a plan"):
+        run("tenant", "bulk", "change_plan", "--plan", "starter", "--to-plan", "gold",
+            "--at", at, "--yes")  # fmt: skip
+    assert not Schedule.objects.exists() and Event.objects.count() == events

@@ -117,3 +117,79 @@ def test_the_schedules_page_lists_and_cancels(client, operator, viewer, fast_sag
     again = client.post(f"/schedules/{s.id}/cancel/", follow=True).content.decode()
     assert "Not cancelled" in again
     assert client.get("/schedules/?status=bogus").status_code == 200
+
+
+def test_the_change_plan_confirmation_schedules_the_plan_chosen(client, operator, fast_saga):
+    from audit.models import Event
+    from tenants import schedules
+    from tests.conftest import drive
+
+    tenant = f.active_tenant(plan="starter")
+    login(client, operator)
+    form = client.get(f"/tenants/{tenant.pk}/change_plan/?plan=enterprise").content.decode()
+    assert 'name="at"' in form and 'name="plan" value="enterprise"' in form
+    response = client.post(
+        f"/tenants/{tenant.pk}/change_plan/",
+        {"plan": "enterprise", "at": local(60, 0), "tz_offset": "0", "reason": "upsell"},
+    )
+    assert response.status_code == 302
+    s = Schedule.objects.get()
+    assert (s.operation, s.options, s.reason) == ("change_plan", {"plan": "enterprise"}, "upsell")
+    assert Tenant.objects.get(pk=tenant.pk).state == "active"
+    page = client.get(response["Location"]).content.decode()
+    assert "Change plan to enterprise of" in page and "is scheduled for" in page
+    listed = client.get("/schedules/").content.decode()
+    assert f'data-schedule="{s.id}"' in listed and "Change plan to enterprise" in listed
+
+    schedules.run_due(now=s.at + timedelta(seconds=1))
+    tenant = Tenant.objects.get(pk=tenant.pk)
+    assert tenant.state == "updating"
+    drive(tenant.workflow_id)
+    assert Tenant.objects.get(pk=tenant.pk).plan == "enterprise"
+    started = Event.objects.get(type="tenant.plan_change.started", tenant_id=tenant.pk)
+    assert started.data["to"] == "enterprise" and started.data["schedule"] == str(s.id)
+
+
+def test_an_unknown_plan_is_refused_on_the_scheduling_confirmation(client, operator, fast_saga):
+    tenant = f.active_tenant(plan="starter")
+    login(client, operator)
+    response = client.post(
+        f"/tenants/{tenant.pk}/change_plan/",
+        {"plan": "gold", "at": local(60, 0), "tz_offset": "0"},
+    )
+    assert response.status_code == 422
+    body = response.content.decode()
+    assert "Nothing was scheduled" in body and "Choose a plan" in body
+    assert 'id="option-error"' in body
+    assert not Schedule.objects.exists() and Tenant.objects.get(pk=tenant.pk).state == "active"
+
+
+def test_a_bulk_change_plan_is_scheduled_with_its_plan(client, operator, fast_saga):
+    tenants = [f.active_tenant(plan="starter"), f.active_tenant(plan="starter")]
+    login(client, operator)
+    response = client.post(
+        "/tenants/bulk/",
+        {
+            "action": "change_plan",
+            "confirm": "yes",
+            "plan": "growth",
+            "ids": [str(t.pk) for t in tenants],
+            "at": local(30, 0),
+            "tz_offset": "0",
+        },
+    )
+    assert response.status_code == 302 and response["Location"] == "/schedules/"
+    s = Schedule.objects.get()
+    assert s.bulk and s.options == {"plan": "growth"}
+    bad = client.post(
+        "/tenants/bulk/",
+        {
+            "action": "change_plan",
+            "confirm": "yes",
+            "plan": "gold",
+            "ids": [str(tenants[0].pk)],
+            "at": local(30, 0),
+            "tz_offset": "0",
+        },
+    )
+    assert bad.status_code == 302 and Schedule.objects.count() == 1

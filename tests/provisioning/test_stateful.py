@@ -90,7 +90,8 @@ FIRST_EVENT = {
     "pause": "tenant.run.paused",
     "unpause": "tenant.run.unpaused",
 }
-# The schedule rule's operations: change_plan is not scheduled (a schedule keeps no plan).
+# The schedule rule's operations: change_plan is left out (its plan is read against the plan
+# then, which this model does not follow per schedule); tests/api/test_schedules.py runs it.
 SCHEDULABLE = sorted(op for op in OPERATIONS if op != "change_plan")
 FAULT = st.one_of(
     st.none(),

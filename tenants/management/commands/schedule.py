@@ -16,7 +16,6 @@ from tenants.actors import Actor
 from tenants.errors import OperationError
 from tenants.formats import stamp_text
 from tenants.management.commands.tenant import columns, default_actor, dumps, one_line
-from tenants.operations import OPERATIONS
 
 
 class Command(BaseCommand):
@@ -70,7 +69,7 @@ class Command(BaseCommand):
                 (
                     str(s.id),
                     stamp_text(s.at),
-                    OPERATIONS[s.operation].label if s.operation in OPERATIONS else s.operation,
+                    schedules.operation_text(s),
                     schedules.tenants_of(s),
                     s.status,
                     s.actor,
@@ -91,6 +90,6 @@ class Command(BaseCommand):
             self.stdout.write(dumps(schedules.schedule_json(s)))
         else:
             self.stdout.write(
-                f"Cancelled the scheduled {OPERATIONS[s.operation].label} of "
+                f"Cancelled the scheduled {schedules.operation_text(s)} of "
                 f"{schedules.tenants_of(s)} at {stamp_text(s.at)}."
             )

@@ -354,6 +354,7 @@ class Command(BaseCommand):
         op = OPERATIONS[options["operation"]]
         if options.get("to_plan") and "plan" not in op.options:
             raise CommandError(f"--to-plan goes with change_plan, not {op.name}.")
+        own = {"plan": options.get("to_plan")} if "plan" in op.options else None
         if options["at"] is not None and options["yes"]:
             scheduled = schedules.schedule_bulk(
                 options["operation"],
@@ -362,6 +363,7 @@ class Command(BaseCommand):
                 filters=filters,
                 reason=options["reason"],
                 limit=options["limit"],
+                options=own,
             )
             self._scheduled(scheduled, options)
             return
@@ -374,7 +376,7 @@ class Command(BaseCommand):
             dry_run=not options["yes"],
             reason=options["reason"],
             limit=options["limit"],
-            options={"plan": options.get("to_plan")} if "plan" in op.options else None,
+            options=own,
         )
         if options["json"]:
             self.stdout.write(dumps(result.as_dict()))
@@ -408,7 +410,7 @@ class Command(BaseCommand):
             self.stdout.write(dumps({"schedule": schedules.schedule_json(scheduled)}))
             return
         self.stdout.write(
-            f"Scheduled {OPERATIONS[scheduled.operation].label} of "
+            f"Scheduled {schedules.operation_text(scheduled)} of "
             f"{schedules.tenants_of(scheduled)} at {stamp_text(scheduled.at)} "
             f"(schedule {scheduled.id}); `manage.py schedule cancel {scheduled.id}` cancels it."
         )
