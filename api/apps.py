@@ -8,24 +8,13 @@ class ApiConfig(AppConfig):
     verbose_name = "JSON API"
 
     def ready(self) -> None:
-        from django.contrib.auth import get_user_model
-        from django.contrib.auth.models import Group
-        from django.db.models.signals import m2m_changed, post_delete, post_save
+        from controlplane.recent import forget_on_access_changes
 
         from .models import ApiToken
         from .tokens import recent_tokens
 
         # Anything that can change what a cached token may do empties this process's cache.
-        user = get_user_model()
-        for model in (ApiToken, user, Group):
-            post_save.connect(recent_tokens.forget_all, sender=model, weak=False)
-            post_delete.connect(recent_tokens.forget_all, sender=model, weak=False)
-        for through in (
-            user.groups.through,
-            user.user_permissions.through,
-            Group.permissions.through,
-        ):
-            m2m_changed.connect(recent_tokens.forget_all, sender=through, weak=False)
+        forget_on_access_changes(recent_tokens, ApiToken)
 
         # /metrics takes the API's bearer tokens too; the metrics door imports no other door.
         from observability.auth import use_bearer_authenticator

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import threading
-import time
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -14,6 +11,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+
+from controlplane.recent import RecentlyFound
 
 from .models import ApiToken
 
@@ -86,55 +85,16 @@ def revoke_token(*, name: str) -> ApiToken:
     return token
 
 
-class _RecentTokens:
-    """Tokens found in the last ``CONTROLPLANE_AUTH_CACHE_SECONDS``, in this process.
-
-    A busy client sends the same token many times a second; each lookup was a query for the
-    token and its user and a second one for the user's permissions. A token found here is
-    answered with the same user object, whose permission set (``OneQueryModelBackend`` keeps
-    it on the object) was read by an earlier request, so a cached request reads neither.
-
-    The price is written in docs/security.md: a token revoked, a user deactivated or a role
-    changed in *another* process can still be used here until the entry is that old (one
-    second by default; 0 turns the cache off). In this process every such change empties the
-    cache at once (``forget_all``, connected to the models' signals in ``api.apps``).
-    """
-
-    MAX_ENTRIES = 1024
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-        self._entries: dict[str, tuple[float, ApiToken]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, token_hash: str) -> ApiToken | None:
-        entry = self._entries.get(token_hash)
-        if entry is None or entry[0] <= self.clock():
-            return None
-        return entry[1]
-
-    def put(self, token_hash: str, token: ApiToken) -> None:
-        ttl = settings.CONTROLPLANE_AUTH_CACHE_SECONDS
-        if ttl <= 0:
-            return
-        with self._lock:
-            if len(self._entries) >= self.MAX_ENTRIES:
-                self._entries.clear()
-            self._entries[token_hash] = (self.clock() + ttl, token)
-
-    def forget_all(self, **_: Any) -> None:
-        with self._lock:
-            self._entries.clear()
-
-
-recent_tokens = _RecentTokens()
+# Tokens found in the last CONTROLPLANE_AUTH_CACHE_SECONDS, in this process, with their user
+# and its permission set (controlplane.recent says the price; api.apps empties it on a change).
+recent_tokens: RecentlyFound[str, ApiToken] = RecentlyFound()
 
 
 def authenticate_token(raw: str) -> ApiToken | None:
     """The usable token whose secret is ``raw`` (with its user loaded), or None.
 
     Looked up on every request unless this process found it less than
-    ``CONTROLPLANE_AUTH_CACHE_SECONDS`` ago (``_RecentTokens``), so a revocation or expiry
+    ``CONTROLPLANE_AUTH_CACHE_SECONDS`` ago (``recent_tokens``), so a revocation or expiry
     takes effect within that time. ``last_used_at`` is written at most once a minute per token
     (a conditional UPDATE), so a busy client does not turn every read into a write.
     """

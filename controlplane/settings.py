@@ -363,8 +363,8 @@ AXES_IPWARE_META_PRECEDENCE_ORDER = (
 CONTROLPLANE_IDEMPOTENCY_KEYS_PER_CALLER = env_int("CONTROLPLANE_IDEMPOTENCY_KEYS_PER_CALLER", 1000)
 # API tokens expire after this many days unless issued with another expiry.
 CONTROLPLANE_API_TOKEN_DAYS = env_int("CONTROLPLANE_API_TOKEN_DAYS", 90)
-# How long a process keeps a bearer token it found, with its user and permission set, before it
-# reads them again (api.tokens._RecentTokens; 0: every request reads them).
+# How long a process keeps a bearer token it found, or a session's user, with the user's
+# permission set, before it reads them again (controlplane.recent; 0: every request reads them).
 CONTROLPLANE_AUTH_CACHE_SECONDS = env_float("CONTROLPLANE_AUTH_CACHE_SECONDS", 1.0)
 # --- Observability: health, metrics, JSON logs (docs/operations.md, "Monitoring") ------------
 CONTROLPLANE_METRICS_PUBLIC = env_bool("CONTROLPLANE_METRICS_PUBLIC", default=False)

@@ -21,3 +21,11 @@ class TenantsConfig(AppConfig):
         from .selectors import AuditTenantDirectory
 
         use_tenant_directory(AuditTenantDirectory())
+
+        # A session's user is kept for a second (tenants.permissions.recent_users); any change
+        # this process makes to who may do what empties it at once.
+        from controlplane.recent import forget_on_access_changes
+
+        from .permissions import recent_users
+
+        forget_on_access_changes(recent_users)

@@ -357,6 +357,20 @@ def _same_fake_data() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _auth_caches_on_a_still_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The process's caches of who is asking (``controlplane.recent``: bearer tokens and
+    session users, kept a second) start every test empty, on a clock that stands still: whether
+    a request reads the user again depends on what the test did, never on how fast the machine
+    ran it. A test of expiry moves the clock itself (tests/api/test_auth.py)."""
+    from api.tokens import recent_tokens
+    from tenants.permissions import recent_users
+
+    for cache in (recent_tokens, recent_users):
+        cache.forget_all()
+        monkeypatch.setattr(cache, "clock", lambda: 0.0)
+
+
+@pytest.fixture(autouse=True)
 def _fresh_database_connection() -> None:
     """Start every test on a live connection of this thread's.
 

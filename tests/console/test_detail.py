@@ -10,6 +10,7 @@ from django.test import Client
 
 from audit.models import Event
 from provisioning.models import Run
+from tenants.permissions import recent_users
 from tenants.services import resume_tenant, retry_provisioning, suspend_tenant
 from tests import factories as f
 
@@ -298,7 +299,7 @@ def test_the_detail_page_reads_permissions_once_in_one_query(
 ) -> None:
     tenant = make_state("failed")
     login(client, viewer)
-    client.get(f"/tenants/{tenant.pk}/")
+    recent_users.forget_all()  # cold: the session's user and permissions are read
     # session, user, permissions (one query, then cached on the user for every button and
     # menu entry), the detail's one statement (tenant with whether it has drift, run, steps,
     # failed-run count, allocations), events, and the earlier attempts (one query for the
@@ -307,3 +308,7 @@ def test_the_detail_page_reads_permissions_once_in_one_query(
         response = client.get(f"/tenants/{tenant.pk}/")
     assert response.status_code == 200
     assert sum("auth_permission" in q["sql"] for q in queries.captured_queries) == 1
+    # Warm (controlplane.recent keeps the session's user, permissions read, for a second):
+    # neither the user nor the permissions again.
+    with django_assert_num_queries(4):
+        assert client.get(f"/tenants/{tenant.pk}/").status_code == 200

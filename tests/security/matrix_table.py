@@ -272,6 +272,12 @@ admin         GET   /admin/tenants/approvalrequest/{approval}/history/          
 admin         GET   /admin/tenants/approvalrequest/{approval}/delete/                 | login    login    403      403      403      login    login    login    login
 admin         POST  /admin/tenants/approvalrequest/{approval}/decide/approve/         | login    login    refused  refused  ok       login    login    login    login
 admin         POST  /admin/tenants/approvalrequest/{approval}/decide/withdraw/        | login    login    refused  refused  ok       login    login    login    login
+admin         GET   /admin/tenants/schedule/                                          | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/tenants/schedule/add/                                      | login    login    403      403      403      login    login    login    login
+admin         GET   /admin/tenants/schedule/{admin_schedule}/                         | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/tenants/schedule/{admin_schedule}/change/                  | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/tenants/schedule/{admin_schedule}/history/                 | login    login    ok       ok       ok       login    login    login    login
+admin         GET   /admin/tenants/schedule/{admin_schedule}/delete/                  | login    login    403      403      403      login    login    login    login
 
 # --- admin bulk actions (POST to the list); refused = not offered, nothing done; ok = the
 # dry-run confirmation page (tenants) or the action done ---
@@ -292,6 +298,8 @@ admin-action  POST  /admin/tenants/tenant/  tenants.tenant:retry_selected       
 admin-action  POST  /admin/tenants/tenant/  tenants.tenant:suspend_selected           | login    login    refused  ok       ok       login    login    login    login
 admin-action  POST  /admin/tenants/tenant/  tenants.tenant:pause_selected             | login    login    refused  ok       ok       login    login    login    login
 admin-action  POST  /admin/tenants/tenant/  tenants.tenant:unpause_selected           | login    login    refused  ok       ok       login    login    login    login
+admin-action  POST  /admin/tenants/tenant/  tenants.tenant:change_plan_selected       | login    login    refused  ok       ok       login    login    login    login
+admin-action  POST  /admin/tenants/schedule/  tenants.schedule:cancel_selected        | login    login    refused  ok       ok       login    login    login    login
 admin-action  POST  /admin/webhooks/delivery/  webhooks.delivery:redeliver            | login    login    403      403      403      login    login    login    login
 admin-action  POST  /admin/webhooks/subscription/  webhooks.subscription:delete_selected| login    login    403      403      403      login    login    login    login
 # the same, confirmed (post=yes after the dry run): performed through the bulk service
@@ -382,6 +390,7 @@ class Row:
 
 MODEL_ID = {
     "tenants.tenant": "tenant",
+    "tenants.schedule": "admin_schedule",
     "api.apitoken": "apitoken",
     "auth.user": "user",
     "auth.group": "group",

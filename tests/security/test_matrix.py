@@ -24,6 +24,7 @@ import argparse
 import json
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -45,6 +46,7 @@ from observability.consumers import record_consumers
 from observability.pulse import record_watchdog_pass
 from provisioning.models import Allocation, ResourceFinding, Run
 from tenants.operations import perform
+from tenants.schedules import schedule_operation
 from webhooks.models import Delivery, Subscription
 
 from ..admin.helpers import SETUP as SHELL
@@ -145,6 +147,11 @@ def world(roles: None) -> dict[str, Any]:
         approval = perform(
             "decommission", tenant_id=active_tenant("matrix-approval").pk, actor=SHELL
         ).approval
+    # A suspend of the tenant scheduled at the shell for tomorrow: the admin's schedule pages
+    # and its cancel action (the API's rows name a schedule no one has: "schedule" below).
+    admin_schedule = schedule_operation(
+        "suspend", tenant_id=tenant.pk, actor=SHELL, at=timezone.now() + timedelta(days=1)
+    )
     # One row of each of axes' models, so their admin pages answer for a real object.
     when = timezone.now()
     attempt = AccessAttempt.objects.create(
@@ -217,6 +224,7 @@ def world(roles: None) -> dict[str, Any]:
         "schedule_id": "00000000-0000-4000-8000-00000000000a",
         "approval": approval.pk,
         "approval_id": approval.pk,
+        "admin_schedule": admin_schedule.pk,
     }
     return {"people": people, "tokens": tokens, "ids": ids}
 
