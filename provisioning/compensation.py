@@ -237,9 +237,10 @@ def _settle_plan_change(
     else:
         tenant.fail_change()
         tenant.failed_activity = run.failed_step
+        at = f" at {run.failed_step}" if run.failed_step else ""  # none: its run is gone
         tenant.last_error = (
-            f"The change from {run.params.get('from')} to {run.params.get('to')} failed at "
-            f"{run.failed_step}: {run.error}" + (f"\n{note}" if note else "")
+            f"The change from {run.params.get('from')} to {run.params.get('to')} failed{at}: "
+            f"{run.error}" + (f"\n{note}" if note else "")
         )
     tenant.condition = Condition.CHANGE_FAILED if tenant.last_error else Condition.OK
     tenant.save(update_fields=["state", "last_error", "failed_activity", "condition", "updated_at"])

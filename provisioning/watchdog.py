@@ -34,6 +34,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from audit.events import EventType
+from audit.models import Event
 from audit.services import SYSTEM, record_event
 from tenants.models import LIVE_RUN_STATES, Condition, Tenant, TenantState, lock_tenant
 
@@ -263,31 +264,108 @@ def _stopped_compensations(now: datetime, cutoff: datetime, report: WatchdogRepo
 
 def _orphaned_handles(now: datetime, report: WatchdogReport) -> None:
     """A tenant in a state whose run should be live (``LIVE_RUN_STATES``: provisioning, a plan
-    change's updating) whose handle names no live run: its error recorded, once."""
+    change's updating) whose handle names no live run.
+
+    A provisioning tenant gets its error recorded, once: reset is its way out. An updating
+    tenant has none (reset applies to provisioning only, cancel needs a live run), so its plan
+    change is failed the way a failed step fails it (``_fail_orphaned_change``). Updating
+    tenants an earlier version only flagged (their error recorded) are taken up too."""
     live = Run.objects.filter(pk=OuterRef("workflow_id"), status__in=runs.LIVE)
-    orphaned = Tenant.objects.filter(state__in=LIVE_RUN_STATES, last_error="").exclude(Exists(live))
+    orphaned = (
+        Tenant.objects.filter(state__in=LIVE_RUN_STATES)
+        .filter(Q(last_error="") | Q(state=TenantState.UPDATING))
+        .exclude(Exists(live))
+    )
     for tenant in orphaned:
         with transaction.atomic():
             locked = lock_tenant(tenant.pk)
-            if locked.state not in LIVE_RUN_STATES or locked.last_error:
+            if locked.state not in LIVE_RUN_STATES or runs.live_run(locked) is not None:
                 continue
-            if runs.live_run(locked) is not None:
+            updating = locked.state == TenantState.UPDATING
+            if locked.last_error and not updating:
                 continue
-            locked.last_error = f"The workflow handle {locked.workflow_id} names no live run. " + (
-                "Reset, then retry."
-                if locked.state == TenantState.PROVISIONING
-                else "The plan change can neither go on nor be cancelled."
-            )
-            locked.condition = Condition.ORPHANED
-            locked.save(update_fields=["last_error", "condition", "updated_at"])
-            record_event(
-                type=EventType.ORPHANED_HANDLE,
-                tenant_id=locked.id,
-                run_id=locked.workflow_id,
-                actor=SYSTEM,
-                data={"workflow_id": str(locked.workflow_id) if locked.workflow_id else None},
-            )
+            if not locked.last_error:
+                record_event(
+                    type=EventType.ORPHANED_HANDLE,
+                    tenant_id=locked.id,
+                    run_id=locked.workflow_id,
+                    actor=SYSTEM,
+                    data={"workflow_id": str(locked.workflow_id) if locked.workflow_id else None},
+                )
+            if updating:
+                _fail_orphaned_change(locked)
+            else:
+                locked.last_error = (
+                    f"The workflow handle {locked.workflow_id} names no live run. "
+                    "Reset, then retry."
+                )
+                locked.condition = Condition.ORPHANED
+                locked.save(update_fields=["last_error", "condition", "updated_at"])
             report.orphaned_handles.append(str(locked.id))
+
+
+def _fail_orphaned_change(tenant: Tenant) -> None:
+    """Fail a plan change whose run is gone, as a step out of tries fails it (tenant locked).
+
+    The run the handle names is taken back (a compare-and-swap on its status) as a live run
+    rolling back, and ``compensation.begin_compensation`` starts the rollback every failed
+    change gets: each change of that run not yet reverted, newest first (the ledger's
+    ``AllocationChange`` rows), then the tenant ``active`` on its old plan with
+    ``tenant.plan_change.failed``, its error recorded (``change_failed``); a revert that keeps
+    failing ends as it does for any failed change (``compensation_failed``, the change kept
+    unreverted with its error). While it rolls back the run is live again, so the next pass
+    does not come back here, and a compensation whose worker dies is sent again
+    (``_stopped_compensations``).
+
+    A handle naming no plan change run at all has nothing on the ledger to revert (a change
+    row protects its run from deletion): the change is settled failed at once."""
+    handle = tenant.workflow_id
+    run = Run.objects.filter(pk=handle, tenant_id=tenant.pk, kind=RunKind.PLAN_CHANGE).first()
+    gone = f"the run is {run.status}" if run is not None else "no such plan change run"
+    error = (
+        f"The workflow handle {handle} names no live run ({gone}): the plan change could "
+        "not go on, so it was failed and what it changed reverted, newest first."
+    )
+    # The watchdog's earlier flag (an older version's) gives way to the change's own error,
+    # recorded when it settles.
+    tenant.last_error = ""
+    tenant.save(update_fields=["last_error", "updated_at"])
+    if run is None:
+        started = (
+            Event.objects.filter(
+                tenant_id=tenant.pk, run_id=handle, type=EventType.PLAN_CHANGE_STARTED
+            )
+            .values_list("data", flat=True)
+            .first()
+            or {}
+        )
+        stand_in = Run(
+            id=handle,
+            tenant_id=tenant.pk,
+            kind=RunKind.PLAN_CHANGE,
+            params={"from": tenant.plan, "to": started.get("to", "(unknown)")},
+            error=error,
+        )
+        compensation.SETTLE[RunKind.PLAN_CHANGE](
+            tenant, stand_in, cancelled=False, failed=False, note=""
+        )
+        return
+    claimed = (
+        Run.objects.filter(pk=run.pk, status=run.status)
+        .exclude(status__in=runs.LIVE)
+        .update(status=RunStatus.RUNNING, finished_at=None)
+    )
+    if not claimed:
+        return
+    run.status = RunStatus.RUNNING
+    compensation.begin_compensation(
+        tenant,
+        run,
+        actor=SYSTEM,
+        # The step at work when the run was lost (none: it had got to its end).
+        failed_step=run.current_step or run.failed_step or kind_of(run).steps[-1],
+        error=error,
+    )
 
 
 def _stopped_decommissions(now: datetime, cutoff: datetime, report: WatchdogReport) -> None:

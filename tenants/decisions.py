@@ -15,7 +15,7 @@ from datetime import datetime
 from django.conf import settings
 from django.utils import timezone
 
-from provisioning.models import Run, RunStatus, StepExecution, StepStatus
+from provisioning.models import LIVE_RUN_STATUSES, Run, RunStatus, StepExecution, StepStatus
 
 from .formats import queued_text
 from .models import Condition, Tenant, TenantState
@@ -128,9 +128,27 @@ RECOMMENDATIONS: tuple[Rule, ...] = (
         R.WAIT,
         lambda s: "Decommission is releasing the tenant's resources.",
     ),
+    # An updating tenant's way out is never reset (provisioning only); cancel needs a live run
+    # that is not already rolling back. Each row below recommends only what is allowed then.
+    Rule(
+        "change_orphaned",
+        lambda s: s.updating and (s.run is None or s.run.status not in LIVE_RUN_STATUSES),
+        R.WAIT,
+        lambda s: (
+            "The plan change's run is gone (its handle names no live run): the watchdog fails "
+            "the change, reverting newest first what it changed, and the tenant ends active on "
+            "its old plan. Then change plan again if still wanted."
+        ),
+    ),
+    Rule(
+        "change_cancelling",
+        lambda s: s.updating and s.run.status == RunStatus.CANCELLING,
+        R.WAIT,
+        lambda s: "Cancellation is reverting what the plan change changed.",
+    ),
     Rule(
         "change_stuck",
-        lambda s: s.updating and bool(s.tenant.last_error),
+        lambda s: s.updating and bool(s.tenant.last_error) and not s.run.compensating,
         R.CANCEL,
         lambda s: (
             "The plan change is stuck (a recorded error while updating): cancel reverts, newest "
@@ -139,14 +157,8 @@ RECOMMENDATIONS: tuple[Rule, ...] = (
         ),
     ),
     Rule(
-        "change_cancelling",
-        lambda s: s.updating and s.run is not None and s.run.status == RunStatus.CANCELLING,
-        R.WAIT,
-        lambda s: "Cancellation is reverting what the plan change changed.",
-    ),
-    Rule(
         "wedged",
-        lambda s: s.provisioning and bool(s.tenant.last_error),
+        lambda s: s.state == S.PROVISIONING and bool(s.tenant.last_error),
         R.RESET,
         lambda s: (
             "The run is wedged (a recorded error with the tenant still provisioning): "

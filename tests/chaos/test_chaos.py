@@ -115,6 +115,8 @@ SCHEDULABLE = {
     "decommission": "tenant.decommission_requested",
     "pause": "tenant.run.paused",
     "unpause": "tenant.run.unpaused",
+    # With its plan (``Schedule.options``): refused then if the tenant is on it by then.
+    "change_plan": "tenant.plan_change.started",
 }
 PLANS = ["starter", "growth", "enterprise"]
 SETTLED = {"active", "suspended", "decommissioned", "failed", "pending"}
@@ -217,11 +219,16 @@ class Operator:
     def schedule(self, tenant: Tenant) -> None:
         op = self.rng.choice(sorted(SCHEDULABLE))
         at = timezone.now() + timezone.timedelta(seconds=self.rng.uniform(0.5, 4))
+        options = (
+            {"plan": self.rng.choice([p for p in PLANS if p != tenant.plan])}
+            if op == "change_plan"
+            else {}
+        )
         try:
             if self.client is not None:
                 response = self.client.post(
                     f"/api/v1/tenants/{tenant.id}/{op}",
-                    data=json.dumps({"at": at.isoformat()}),
+                    data=json.dumps({"at": at.isoformat(), **options}),
                     content_type="application/json",
                 )
                 outcome = (
@@ -230,7 +237,9 @@ class Operator:
                 if response.status_code >= 500:
                     self.tally.server_errors.append(f"http schedule {op}: {response.status_code}")
             else:
-                schedules.schedule_operation(op, tenant_id=tenant.id, actor=ACTOR, at=at)
+                schedules.schedule_operation(
+                    op, tenant_id=tenant.id, actor=ACTOR, at=at, options=options or None
+                )
                 outcome = "scheduled"
             self.tally.count(f"schedule:{op}", outcome)
         except OperationError as exc:
@@ -464,7 +473,7 @@ def check_invariants(tally: Tally) -> list[str]:
             type=SCHEDULABLE[sched.operation],
             data__schedule=str(sched.id),
         ).count()
-        tally.count(f"schedule_{sched.status}", sched.status)
+        tally.count(f"schedule_{sched.status}:{sched.operation}", sched.status)
         if sched.status == "scheduled":
             bad.append(f"schedule {sched.id}: never ran")
         if ran > 1 or (sched.status == "done") != (ran == 1):

@@ -329,20 +329,6 @@ def test_orphaned_handle_is_flagged_once(fast_saga):
     assert f.reload(tenant).state == "active"
 
 
-def test_an_updating_tenants_orphaned_handle_is_flagged_once_too(fast_saga):
-    tenant = f.updating_tenant(plan="growth")
-    # The plan change's run was lost the same way: the watchdog reads every live-run state.
-    Run.objects.filter(pk=tenant.workflow_id).update(status="orphaned")
-    report = run_watchdog()
-    assert report.orphaned_handles == [str(tenant.id)]
-    assert run_watchdog().orphaned_handles == []
-    tenant = f.reload(tenant)
-    assert (tenant.state, tenant.plan, tenant.condition) == ("updating", "starter", "orphaned")
-    assert "names no live run" in tenant.last_error and "Reset" not in tenant.last_error
-    flagged = Event.objects.filter(tenant_id=tenant.id, type="tenant.provisioning.orphaned_handle")
-    assert flagged.count() == 1 and flagged.get().data["workflow_id"] == str(tenant.workflow_id)
-
-
 def test_a_release_that_keeps_failing_is_marked_and_shown_not_dropped(fast_saga):
     tenant = f.pending_with_error(fast_saga)
     dns = Allocation.objects.get(tenant=tenant, kind="dns")

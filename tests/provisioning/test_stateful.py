@@ -90,9 +90,10 @@ FIRST_EVENT = {
     "pause": "tenant.run.paused",
     "unpause": "tenant.run.unpaused",
 }
-# The schedule rule's operations: change_plan is left out (its plan is read against the plan
-# then, which this model does not follow per schedule); tests/api/test_schedules.py runs it.
-SCHEDULABLE = sorted(op for op in OPERATIONS if op != "change_plan")
+# The schedule rule's operations, change_plan among them: a schedule keeps its plan
+# (``Schedule.options``), and the plan then decides whether it is accepted.
+SCHEDULABLE = sorted(OPERATIONS)
+PLANS = ["starter", "growth", "enterprise"]
 FAULT = st.one_of(
     st.none(),
     st.tuples(st.sampled_from(STEPS[1:-1]), st.sampled_from(["fail", "fail_once", "stall"])),
@@ -143,8 +144,8 @@ class Contract(RuleBasedStateMachine):
         self.tenants: list[Tenant] = []
         self.model: dict[Any, Model] = {}
         self.count = 0
-        # Scheduled operations of this example: id -> (operation, tenant id).
-        self.scheduled: dict[Any, tuple[str, Any]] = {}
+        # Scheduled operations of this example: id -> (operation, tenant id, plan).
+        self.scheduled: dict[Any, tuple[str, Any, str]] = {}
         self.ran: set[Any] = set()
 
     def pick(self, index: int) -> Tenant | None:
@@ -362,16 +363,37 @@ class Contract(RuleBasedStateMachine):
             index = updating[index % len(updating)]
         self.operate("cancel", index, None, "starter", None)
 
-    @rule(op=st.sampled_from(SCHEDULABLE), index=st.integers(0, 50))
-    def schedule(self, op: str, index: int) -> None:
-        """Ask for an operation an hour from now (it runs in ``run_schedules``)."""
+    @rule(
+        op=st.sampled_from(SCHEDULABLE),
+        index=st.integers(0, 50),
+        plan=st.sampled_from(PLANS),
+    )
+    def schedule(self, op: str, index: int, plan: str) -> None:
+        """Ask for an operation an hour from now (it runs in ``run_schedules``); a plan change
+        with its plan, which may be the tenant's own by then (refused then)."""
         tenant = self.pick(index)
         if tenant is None:
             return
         Contract.serial += 1
         at = timezone.now() + timezone.timedelta(hours=1, seconds=Contract.serial)
-        s = schedules.schedule_operation(op, tenant_id=tenant.id, actor=ACTOR, at=at)
-        self.scheduled[s.id] = (op, tenant.id)
+        options = {"plan": plan} if op == "change_plan" else None
+        s = schedules.schedule_operation(
+            op, tenant_id=tenant.id, actor=ACTOR, at=at, options=options
+        )
+        assert s.options == (options or {}), s.options
+        self.scheduled[s.id] = (op, tenant.id, plan if op == "change_plan" else "")
+
+    @rule(index=st.integers(0, 50), plan=st.sampled_from(PLANS))
+    def schedule_a_change(self, index: int, plan: str) -> None:
+        """Schedule a plan change, on an active tenant when there is one (so that scheduled
+        changes are accepted often, not only refused); when the index is odd, their time
+        comes at once."""
+        active = [i for i, t in enumerate(self.tenants) if self.model[t.id].state == "active"]
+        if active:
+            index = active[index % len(active)]
+        self.schedule("change_plan", index, plan)
+        if index % 2:
+            self.run_schedules()
 
     @rule(index=st.integers(0, 50))
     def cancel_a_schedule(self, index: int) -> None:
@@ -384,21 +406,25 @@ class Contract(RuleBasedStateMachine):
 
     @rule()
     def run_schedules(self) -> None:
-        """Their time has come: each runs once, as its author, against the state then."""
+        """Their time has come: each runs once, as its author, against the state then. One at a
+        time, in their order, the model following each (and the work it starts, run now)
+        before the next runs."""
         later = timezone.now() + timezone.timedelta(hours=3)
-        for sid in schedules.run_due(now=later):
+        while ran := schedules.run_due(now=later, batch=1):
+            sid = ran[0]
             if sid not in self.scheduled:
                 continue  # an earlier example's
             assert sid not in self.ran, f"schedule {sid} ran twice (or after its cancel)"
             self.ran.add(sid)
-            op, tenant_id = self.scheduled[sid]
+            op, tenant_id, plan = self.scheduled[sid]
             model = self.model[tenant_id]
             s = Schedule.objects.get(pk=sid)
-            if model.allows(op):
-                assert s.status == "done", (op, model, s.outcome)
+            if model.allows(op, plan):
+                assert s.status == "done", (op, plan, model, s.outcome)
+                SEEN[f"scheduled {op} done"] += 1
                 # The state then: the tenant as it was when the operation ran.
                 before = Tenant.objects.get(pk=tenant_id)
-                self.apply(op, model, before, {})
+                self.apply(op, model, before, {}, plan)
             else:
                 assert s.status == "refused" and s.outcome["code"] == "invalid_state", s.outcome
 
@@ -464,7 +490,7 @@ class Contract(RuleBasedStateMachine):
                 ).values_list("data__step", flat=True)
                 assert len(set(started)) <= 1, f"{row.slug}: a paused run went on: {started}"
         # A schedule runs at most once: its operation's first event is recorded once.
-        for sid, (op, tenant_id) in self.scheduled.items():
+        for sid, (op, tenant_id, _) in self.scheduled.items():
             first = FIRST_EVENT[op]
             n = Event.objects.filter(
                 tenant_id=tenant_id, type=first, data__schedule=str(sid)
@@ -497,4 +523,5 @@ def test_operations_and_step_outcomes_follow_the_contract(fast_saga: Any):
     # the old plan's allocations exactly after each cancel and failure).
     assert SEEN["change_plan accepted"] and SEEN["change completed"], SEEN
     assert SEEN["cancel accepted while updating"], SEEN
+    assert SEEN["scheduled change_plan done"], SEEN
     print(dict(SEEN))

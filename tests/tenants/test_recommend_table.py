@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from provisioning.models import RunStatus, StepStatus
+from tenants.guards import why_not_cancel, why_not_reset
 from tenants.models import Condition, TenantState
 from tenants.selectors import RECOMMENDATIONS, Situation, deciding_rule
 from tenants.vocabulary import Recommended
@@ -78,13 +79,17 @@ CASES: dict[str, tuple[Situation, Recommended]] = {
         situation(tenant(S.ACTIVE, decommission_requested_at=NOW)),
         Recommended.WAIT,
     ),
+    "change_orphaned": (
+        situation(tenant(S.UPDATING), run(RunStatus.ORPHANED)),
+        Recommended.WAIT,
+    ),
+    "change_cancelling": (
+        situation(tenant(S.UPDATING, last_error="resize timed out"), run(RunStatus.CANCELLING)),
+        Recommended.WAIT,
+    ),
     "change_stuck": (
         situation(tenant(S.UPDATING, last_error="resize timed out"), run()),
         Recommended.CANCEL,
-    ),
-    "change_cancelling": (
-        situation(tenant(S.UPDATING), run(RunStatus.CANCELLING)),
-        Recommended.WAIT,
     ),
     "wedged": (situation(tenant(last_error="stalled"), run()), Recommended.RESET),
     "handle_unchecked": (situation(tenant()), Recommended.WAIT),
@@ -149,3 +154,30 @@ def test_each_row_decides_its_situation(name: str) -> None:
 
 def test_the_suspended_tenant_has_nothing_to_do() -> None:
     assert deciding_rule(situation(tenant(S.SUSPENDED))).action is Recommended.NONE
+
+
+# Every situation an updating tenant can be in: its handle's run (none, or each status), rolling
+# back or not, a recorded error or not.
+UPDATING_SITUATIONS = [
+    (status, compensating, error)
+    for status in [None, *RunStatus.values]
+    for compensating in (False, True)
+    for error in ("", "stalled at resize_database")
+    if not (compensating and status != RunStatus.RUNNING)
+]
+
+
+@pytest.mark.parametrize(("status", "compensating", "error"), UPDATING_SITUATIONS)
+def test_an_updating_tenant_is_never_told_to_do_what_is_refused(
+    status: str | None, compensating: bool, error: str
+) -> None:
+    """Reset never applies to an updating tenant, and cancel only to a live run not already
+    rolling back: what the table recommends is allowed (its guard says no reason), or is wait."""
+    t = tenant(S.UPDATING, last_error=error)
+    r = None if status is None else run(status, compensating=compensating)
+    s = situation(t, r, step(), seconds=1.0)
+    action = deciding_rule(s).action
+    guards = {Recommended.CANCEL: why_not_cancel, Recommended.RESET: why_not_reset}
+    assert action in (Recommended.WAIT, Recommended.UNPAUSE, *guards), action
+    if action in guards:
+        assert guards[action](t, r) is None, (action, guards[action](t, r))
