@@ -158,7 +158,7 @@ def create_tenant(
             if start:
                 tenant.start()
                 saga.start_run(tenant, actor=actor.label, faults=faults_given)
-                tenant.save(update_fields=["state", "workflow_id", "condition", "updated_at"])
+                _save_started(tenant)
     except IntegrityError as exc:
         if "slug" in str(exc):
             raise _slug_taken(fields["slug"]) from None
@@ -207,17 +207,23 @@ def retry_provisioning(
             ),
         )
         saga.start_run(tenant, actor=actor.label, faults=faults_given)
-        tenant.save(
-            update_fields=[
-                "state",
-                "workflow_id",
-                "last_error",
-                "failed_activity",
-                "condition",
-                "updated_at",
-            ]
-        )
+        _save_started(tenant)
     return tenant
+
+
+def _save_started(tenant: Tenant) -> None:
+    """Save what starting a run changed on the tenant (``saga.start_run``): its state, its
+    handle, the error and condition a new try clears."""
+    tenant.save(
+        update_fields=[
+            "state",
+            "workflow_id",
+            "last_error",
+            "failed_activity",
+            "condition",
+            "updated_at",
+        ]
+    )
 
 
 def cancel_provisioning(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str = "") -> Tenant:
@@ -281,16 +287,7 @@ def change_plan(
             params={"from": old, "to": plan},
             event_data=_with_reason({"from": old, "to": plan}, reason),
         )
-        tenant.save(
-            update_fields=[
-                "state",
-                "workflow_id",
-                "last_error",
-                "failed_activity",
-                "condition",
-                "updated_at",
-            ]
-        )
+        _save_started(tenant)
     return tenant
 
 
