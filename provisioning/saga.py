@@ -572,6 +572,7 @@ def _record_resource(
 def _record_completed(
     tenant: Tenant, step: StepExecution, *, reused: bool, now: datetime, when: str | None = None
 ) -> None:
+    """``tenant.provisioning.step_completed``, with how long the step took."""
     started = step.started_at or now
     duration_ms = int((now - started).total_seconds() * 1000)
     record_event(
