@@ -78,12 +78,18 @@ def record_event(
     actor: str,
     run_id: uuid.UUID | None = None,
     data: dict[str, Any] | None = None,
+    when: str | None = None,
 ) -> Event:
     """Append one event in the caller's transaction.
 
     The event commits or rolls back with the change it describes, so the feed never shows a
     change that did not happen nor misses one that did. ``tenant_id=None`` (only for the
     ``auth.*`` types, which concern no tenant) appends to the global chain.
+
+    ``when``, inside ``batched()`` only: a SQL condition over the statement that carries the
+    batch (``carry``); the event is written, and takes its place in the chain, only if it holds
+    there. For an event that depends on what only that statement reads (the ledger under the
+    tenant's lock); the returned event has no ``id`` until it is written, nor ever if not.
     """
     if type not in EVENT_TYPES:
         raise ValueError(f"unknown audit event type {type!r}")
@@ -108,10 +114,13 @@ def record_event(
     fields = {"type": type, "occurred_at": occurred_at, "run_id": run_id, "actor": actor}
     pending = _batch.get()
     if pending is not None:
-        # Written with the batch's other events when it closes (see ``batched``).
+        # Written with the batch's other events when it closes (see ``batched``), or by the
+        # statement that carries them (``carry``).
         event = Event(tenant_id=tenant_id, data=clean, **fields)
-        pending.append((chain_key, before, after, event))
+        pending.append(_Pending(chain_key, before, after, event, when))
         return event
+    if when is not None:
+        raise ValueError("an event with a condition is written only inside batched()")
     # No savepoint: inside the caller's transaction this adds no statement; the webhooks'
     # outbox (``event_recorded``) is written in the same transaction as the event.
     with transaction.atomic(savepoint=False):
@@ -121,7 +130,21 @@ def record_event(
     return event
 
 
-_batch: contextvars.ContextVar[list | None] = contextvars.ContextVar("audit_batch", default=None)
+@dataclass
+class _Pending:
+    """An event recorded inside ``batched()``, not written yet: its chain, the hashed body
+    split around the ``seq`` it will get, and its condition (``record_event``'s ``when``)."""
+
+    chain_key: uuid.UUID
+    before: str
+    after: str
+    event: Event
+    when: str | None = None
+
+
+_batch: contextvars.ContextVar[list[_Pending] | None] = contextvars.ContextVar(
+    "audit_batch", default=None
+)
 _annotations: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "audit_annotations", default=None
 )
@@ -141,10 +164,11 @@ def annotated(**data: Any) -> Iterator[None]:
 @contextmanager
 def batched() -> Iterator[None]:
     """Write the events recorded inside the block together when it ends, in one statement per
-    chain (``_append_many``), in the order they were recorded; a chain's very first event
+    chain (``Appended``), in the order they were recorded; a chain's very first event
     one by one, as ``record_event`` does. For a transaction
     that records several events: use it inside the transaction, around code that does not
-    read back the events it records (they are rows only once the block ends)."""
+    read back the events it records (they are rows only once the block ends). A statement
+    of the block may write the events pending so far itself (``carry``)."""
     if _batch.get() is not None:  # already batching: the outer block writes them
         yield
         return
@@ -158,30 +182,20 @@ def batched() -> Iterator[None]:
         _flush(pending)
 
 
-def _flush(pending: list) -> None:
-    by_chain: dict[uuid.UUID, list] = {}
+def _flush(pending: list[_Pending]) -> None:
+    if any(item.when is not None for item in pending):
+        raise ValueError("an event with a condition needs a statement to carry it (carry)")
+    by_chain: dict[uuid.UUID, list[_Pending]] = {}
     for item in pending:
-        by_chain.setdefault(item[0], []).append(item)
+        by_chain.setdefault(item.chain_key, []).append(item)
     with transaction.atomic(savepoint=False):
         for chain_key, items in by_chain.items():
-            if not _append_many(chain_key, items):
-                for _, before, after, event in items:  # a new chain: its first event creates it
-                    written = _append(
-                        chain_key,
-                        event.tenant_id,
-                        before,
-                        after,
-                        data=event.data,
-                        type=event.type,
-                        occurred_at=event.occurred_at,
-                        run_id=event.run_id,
-                        actor=event.actor,
-                    )
-                    event.id, event.seq, event.digest = written.id, written.seq, written.digest
-                    event.key_id = written.key_id
-                    _saved(event)
-        for _, _, _, event in pending:
-            event_recorded.send(sender=Event, event=event)
+            appended = Appended.of(chain_key, items)
+            with connection.cursor() as cursor:
+                # Its text is made of placeholders and numbers only: every value is a parameter.
+                cursor.execute(f"WITH {appended.ctes} SELECT {appended.result}", appended.params)
+                (result,) = cursor.fetchone()
+            appended.written(result)
 
 
 def _saved(event: Event) -> None:
@@ -189,65 +203,139 @@ def _saved(event: Event) -> None:
     event._state.db = connection.alias
 
 
-def _append_many(chain_key: uuid.UUID, items: list) -> bool:
-    """Several events of one chain in one statement: lock the chain's head, hash each event
-    onto the one before (PostgreSQL computes each digest exactly as ``_digest`` does), move
-    the head to the last, insert them all. False (nothing written) when the chain does not
-    exist yet."""
-    key = keys.current_key()
-    ipad, opad = key.pads
-    params: dict[str, Any] = {"chain": chain_key, "ipad": ipad, "opad": opad, "key_id": key.key_id}
-    links = [
-        "head0 AS (SELECT length AS seq, head AS digest FROM audit_eventchain "
-        "WHERE tenant_id = %(chain)s FOR UPDATE)"
-    ]
-    rows = []
-    for i, (_, before, after, event) in enumerate(items, start=1):
-        params.update(
-            {
-                f"before{i}": before,
-                f"after{i}": after,
-                f"type{i}": event.type,
-                f"at{i}": event.occurred_at,
-                f"tenant{i}": event.tenant_id,
-                f"run{i}": event.run_id,
-                f"actor{i}": event.actor,
-                f"data{i}": json.dumps(event.data),
-            }
+def carry(chain_key: uuid.UUID) -> Appended | None:
+    """Take the events of one chain pending in the current batch, for the caller's next
+    statement to write: it puts ``ctes`` after its own (``WITH its own, {ctes}``), selects
+    ``result`` beside its own columns (one row), and hands that value to ``written``. None when
+    not batching or nothing of that chain is pending. So a transaction's writes and the events
+    that describe them are one round trip, with the append the batch would have made."""
+    pending = _batch.get()
+    if not pending:
+        return None
+    items = [item for item in pending if item.chain_key == chain_key]
+    if not items:
+        return None
+    pending[:] = [item for item in pending if item.chain_key != chain_key]
+    return Appended.of(chain_key, items)
+
+
+@dataclass
+class Appended:
+    """The append of several events of one chain, as CTEs of one statement (``_flush``'s own,
+    or another's: ``carry``). The chain's head is locked (``SELECT … FOR UPDATE``, which
+    returns its newest version after any wait), each event's digest is hashed onto the one
+    before exactly as ``_digest`` does (an event whose ``when`` does not hold is skipped: no
+    ``seq``, no digest), the head moves to the last, and the events are inserted in their
+    order. A chain that does not exist yet gets nothing from the statement: ``written`` then
+    appends the events one by one (the first creates the chain)."""
+
+    chain_key: uuid.UUID
+    items: list[_Pending]
+    key_id: str
+    ctes: str
+    params: dict[str, Any]
+    # A JSON value: whether the chain exists and ``[n, id, seq, digest]`` of each event written.
+    result: str
+
+    @classmethod
+    def of(cls, chain_key: uuid.UUID, items: list[_Pending]) -> Appended:
+        key = keys.current_key()
+        ipad, opad = key.pads
+        params: dict[str, Any] = {
+            "ev_chain": chain_key,
+            "ev_ipad": ipad,
+            "ev_opad": opad,
+            "ev_key_id": key.key_id,
+        }
+        links = [
+            "ev_h0 AS (SELECT length AS seq, head AS digest FROM audit_eventchain "
+            "WHERE tenant_id = %(ev_chain)s FOR UPDATE)"
+        ]
+        rows = []
+        for i, item in enumerate(items, start=1):
+            event = item.event
+            params.update(
+                {
+                    f"ev_before{i}": item.before,
+                    f"ev_after{i}": item.after,
+                    f"ev_type{i}": event.type,
+                    f"ev_at{i}": event.occurred_at,
+                    f"ev_tenant{i}": event.tenant_id,
+                    f"ev_run{i}": event.run_id,
+                    f"ev_actor{i}": event.actor,
+                    f"ev_data{i}": json.dumps(event.data),
+                }
+            )
+            message = f"digest || %(ev_before{i})s || (seq + 1)::text || %(ev_after{i})s"
+            digest = _hmac_sql(message, "%(ev_ipad)s", "%(ev_opad)s")
+            if item.when is None:
+                links.append(
+                    f"ev_h{i} AS (SELECT seq + 1 AS seq, {digest} AS digest, true AS kept "  # noqa: S608
+                    f"FROM ev_h{i - 1})"
+                )
+            else:
+                links.append(
+                    f"ev_h{i} AS (SELECT CASE WHEN kept THEN seq + 1 ELSE seq END AS seq, "  # noqa: S608
+                    f"CASE WHEN kept THEN {digest} ELSE digest END AS digest, kept "
+                    f"FROM (SELECT seq, digest, ({item.when}) AS kept FROM ev_h{i - 1}) AS link)"
+                )
+            rows.append(
+                f"SELECT {i}, %(ev_type{i})s, %(ev_at{i})s::timestamptz, "  # noqa: S608
+                f"%(ev_tenant{i})s::uuid, %(ev_run{i})s::uuid, %(ev_actor{i})s, "
+                f"%(ev_data{i})s::jsonb, seq, digest FROM ev_h{i} WHERE kept"
+            )
+        last = len(items)
+        ctes = (
+            ", ".join(links)  # noqa: S608 - placeholders, numbers and our own SQL only
+            + ", ev_rows (n, type, at, tenant, run, actor, data, seq, digest) AS ("
+            + " UNION ALL ".join(rows)
+            + f"), ev_moved AS (UPDATE audit_eventchain SET length = ev_h{last}.seq, "  # noqa: S608
+            f"head = ev_h{last}.digest FROM ev_h{last} WHERE tenant_id = %(ev_chain)s), "
+            "ev_made AS (INSERT INTO audit_event "
+            "(type, occurred_at, tenant_id, run_id, actor, data, seq, digest, key_id) "
+            "SELECT type, at, tenant, run, actor, data, seq, digest, %(ev_key_id)s "
+            "FROM ev_rows ORDER BY n RETURNING id, seq)"
         )
-        message = f"digest || %(before{i})s || (seq + 1)::text || %(after{i})s"
-        links.append(
-            f"head{i} AS (SELECT seq + 1 AS seq, {_hmac_sql(message)} "  # noqa: S608
-            f"AS digest FROM head{i - 1})"
+        result = (
+            "(SELECT json_build_object('chain', EXISTS (SELECT 1 FROM ev_h0), 'rows', "
+            "coalesce(json_agg(json_build_array(r.n, m.id, r.seq, r.digest) ORDER BY r.n), "
+            "'[]'::json)) FROM ev_made m JOIN ev_rows r ON r.seq = m.seq)"
         )
-        rows.append(
-            f"SELECT {i} AS n, %(type{i})s, %(at{i})s::timestamptz, %(tenant{i})s::uuid, "  # noqa: S608
-            f"%(run{i})s::uuid, %(actor{i})s, %(data{i})s::jsonb, seq, digest FROM head{i}"
-        )
-    last = len(items)
-    sql = (
-        "WITH "  # noqa: S608
-        + ", ".join(links)
-        + f", moved AS (UPDATE audit_eventchain SET length = head{last}.seq, "  # noqa: S608
-        f"head = head{last}.digest FROM head{last} WHERE tenant_id = %(chain)s) "
-        "INSERT INTO audit_event "
-        "(type, occurred_at, tenant_id, run_id, actor, data, seq, digest, key_id) "
-        "SELECT type, at, tenant, run, actor, data, seq, digest, %(key_id)s FROM ("
-        + " UNION ALL ".join(rows)
-        + ") AS e (n, type, at, tenant, run, actor, data, seq, digest) ORDER BY n "
-        "RETURNING id, seq, digest"
-    )
-    with connection.cursor() as cursor:
-        # Its text is made of placeholders and numbers only: every value is a parameter.
-        cursor.execute(sql, params)
-        written = cursor.fetchall()
-    if not written:
-        return False
-    written.sort(key=lambda row: row[1])
-    for (_, _, _, event), (pk, seq, digest) in zip(items, written, strict=True):
-        event.id, event.seq, event.digest, event.key_id = pk, seq, digest, key.key_id
-        _saved(event)
-    return True
+        return cls(chain_key, items, key.key_id, ctes, params, result)
+
+    def written(self, result: dict[str, Any]) -> None:
+        """Take the statement's ``result``: the events it wrote get their id, ``seq`` and
+        digest, and go to ``event_recorded`` (the webhooks' outbox, same transaction)."""
+        written: list[Event] = []
+        if result["chain"]:
+            for n, pk, seq, digest in result["rows"]:
+                event = self.items[n - 1].event
+                event.id, event.seq, event.digest, event.key_id = pk, seq, digest, self.key_id
+                _saved(event)
+                written.append(event)
+        else:
+            # A new chain: its first event creates it (``_append``), one by one.
+            if any(item.when is not None for item in self.items):
+                raise RuntimeError(f"events with a condition on a new chain {self.chain_key}")
+            for item in self.items:
+                event = item.event
+                made = _append(
+                    self.chain_key,
+                    event.tenant_id,
+                    item.before,
+                    item.after,
+                    data=event.data,
+                    type=event.type,
+                    occurred_at=event.occurred_at,
+                    run_id=event.run_id,
+                    actor=event.actor,
+                )
+                event.id, event.seq, event.digest = made.id, made.seq, made.digest
+                event.key_id = made.key_id
+                _saved(event)
+                written.append(event)
+        for event in written:
+            event_recorded.send(sender=Event, event=event)
 
 
 # Where ``seq`` goes in the hashed body (``_digest`` with a stand-in value split around it).

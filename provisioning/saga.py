@@ -336,15 +336,8 @@ def _start_claimed(tenant: Tenant, step: StepExecution) -> _Claim | None:
         step.started_at = now
     step.status = StepStatus.RUNNING
     kind = STEP_ALLOCATES.get(step.name)
-    # For a step that allocates: what the tenant holds of its kind, or (nothing held) the
-    # intent is on the ledger before the provider is called, so that if this worker dies
-    # after the call and before its answer is recorded, a rollback still finds what it made.
-    held = statements.start_try(step, tenant_id=tenant.id, kind=kind, now=now)
-    # A try picked up: no longer retrying or lost (no write when already progressing).
-    conditions.set_condition(
-        tenant, Condition.PAUSED if run.paused_at is not None else Condition.PROGRESSING
-    )
     if not redelivered:
+        # Recorded first, so that the start's statement writes it (the claim's batch).
         record_event(
             type=EventType.STEP_STARTED,
             tenant_id=tenant.id,
@@ -352,6 +345,15 @@ def _start_claimed(tenant: Tenant, step: StepExecution) -> _Claim | None:
             actor=SYSTEM,
             data={"step": step.name, "attempt": step.tries},
         )
+    # For a step that allocates: what the tenant holds of its kind, or (nothing held) the
+    # intent is on the ledger before the provider is called, so that if this worker dies
+    # after the call and before its answer is recorded, a rollback still finds what it made.
+    # It commits (with ``step_started``) before the provider is called: the claim's commit.
+    held = statements.start_try(step, tenant_id=tenant.id, kind=kind, now=now)
+    # A try picked up: no longer retrying or lost (no write when already progressing).
+    conditions.set_condition(
+        tenant, Condition.PAUSED if run.paused_at is not None else Condition.PROGRESSING
+    )
     if held is not None:
         # Left by an earlier attempt, a reset or a redelivered try: reuse it.
         _record_resource(EventType.RESOURCE_REUSED, tenant, run, kind, held.external_id)
@@ -437,6 +439,13 @@ def _record(step_id: int, token: uuid.UUID, kind: str | None, external_id: str |
         tenant, step = locked
         run = step.run
         now = timezone.now()
+        fenced = runs.fenced(tenant, step, token)
+        nxt = _next_step(step) if fenced else None
+        if kind is not None and external_id is not None and nxt is not None:
+            # The common answer: recorded, described and the next step given its try in one
+            # statement (``_record_and_advance``).
+            _record_and_advance(tenant, step, kind, external_id, nxt, now)
+            return
         created = False
         allocation: Allocation | None = None
         if kind is not None and external_id is not None:
@@ -453,7 +462,7 @@ def _record(step_id: int, token: uuid.UUID, kind: str | None, external_id: str |
                 transaction.on_commit(
                     lambda: _release_duplicate(tid, kind, external_id), robust=True
                 )
-        if not runs.fenced(tenant, step, token):
+        if not fenced:
             if created and allocation is not None and _late_allocation_is_unwanted(tenant, run):
                 release_after = allocation.pk
             log.info(
@@ -470,6 +479,49 @@ def _record(step_id: int, token: uuid.UUID, kind: str | None, external_id: str |
             _complete_step(tenant, step, reused=reused, now=now)
     if release_after is not None:
         ledger.release_allocation(release_after, run_id=run.id, actor=SYSTEM)
+
+
+def _record_and_advance(
+    tenant: Tenant,
+    step: StepExecution,
+    kind: str,
+    external_id: str,
+    nxt: statements.Advance,
+    now: datetime,
+) -> None:
+    """Record a provider's answer when the fence holds and a next step follows, in one
+    statement (``statements.record_answer`` with ``advance``): the answer on the ledger, the
+    intent resolved, the step completed, the next step given its try, and the events.
+
+    Which events depends on what the ledger held, and only that statement reads the ledger
+    under the tenant's lock; so both outcomes are recorded, each with the condition under
+    which the statement writes it (the ones not written take no place in the chain): made,
+    ``resource.allocated`` then ``step_completed``; held already as the provider answered
+    (an idempotent provider's second try), ``resource.reused`` then ``step_completed``
+    (reused). Held as something else, the statement writes neither, and they are recorded
+    here, naming what is held (one more statement: a provider that is not idempotent)."""
+    run = step.run
+    for made, when in ((True, statements.MADE), (False, statements.HELD_AS_ANSWERED)):
+        resource = EventType.RESOURCE_ALLOCATED if made else EventType.RESOURCE_REUSED
+        _record_resource(resource, tenant, run, kind, external_id, when=when)
+    for made, when in ((True, statements.MADE), (False, statements.HELD_AS_ANSWERED)):
+        _record_completed(tenant, step, reused=not made, now=now, when=when)
+    allocation, created = statements.record_answer(
+        tenant_id=tenant.id,
+        run_id=run.id,
+        kind=kind,
+        external_id=external_id,
+        now=now,
+        advance=(step, nxt),
+    )
+    if not created and allocation.external_id != external_id:
+        # A provider that is not idempotent made a second thing: keep the first, release
+        # this one once the transaction commits.
+        tid = tenant.id
+        transaction.on_commit(lambda: _release_duplicate(tid, kind, external_id), robust=True)
+        _record_resource(EventType.RESOURCE_REUSED, tenant, run, kind, allocation.external_id)
+        _record_completed(tenant, step, reused=True, now=now)
+    _publish_on_commit(nxt.next_name, nxt.next_id, nxt.token, priority=run.priority)
 
 
 def _late_allocation_is_unwanted(tenant: Tenant, run: Run) -> bool:
@@ -497,7 +549,13 @@ def _release_duplicate(tenant_id: uuid.UUID, kind: str, external_id: str) -> Non
 
 
 def _record_resource(
-    type: EventType, tenant: Tenant, run: Run, kind: str, external_id: str
+    type: EventType,
+    tenant: Tenant,
+    run: Run,
+    kind: str,
+    external_id: str,
+    *,
+    when: str | None = None,
 ) -> None:
     """``tenant.resource.allocated`` (the provider made it) or ``.reused`` (the step found it
     held already: an earlier try, a reset, a redelivery)."""
@@ -507,24 +565,50 @@ def _record_resource(
         run_id=run.id,
         actor=SYSTEM,
         data={"kind": kind, "external_id": external_id},
+        when=when,
+    )
+
+
+def _record_completed(
+    tenant: Tenant, step: StepExecution, *, reused: bool, now: datetime, when: str | None = None
+) -> None:
+    """``tenant.provisioning.step_completed``, with how long the step took."""
+    started = step.started_at or now
+    duration_ms = int((now - started).total_seconds() * 1000)
+    record_event(
+        type=EventType.STEP_COMPLETED,
+        tenant_id=tenant.id,
+        run_id=step.run.id,
+        actor=SYSTEM,
+        data={"step": step.name, "reused": reused, "duration_ms": duration_ms},
+        when=when,
+    )
+
+
+def _next_step(step: StepExecution) -> statements.Advance | None:
+    """The try completing this step gives the next one, or None when completing it dispatches
+    nothing: the last step, or a paused run (its next step waits, undispatched)."""
+    steps = kind_of(step.run).steps
+    if step.position + 1 >= len(steps) or step.run.paused_at is not None:
+        return None
+    return statements.Advance(
+        next_id=step.next_id, next_name=steps[step.position + 1], token=uuid.uuid4()
     )
 
 
 def _complete_step(tenant: Tenant, step: StepExecution, *, reused: bool, now: datetime) -> None:
     """Finish the step (tenant locked, fence checked) and dispatch the next, or finish the run."""
     run = step.run
-    started = step.started_at or now
-    duration_ms = int((now - started).total_seconds() * 1000)
-    record_event(
-        type=EventType.STEP_COMPLETED,
-        tenant_id=tenant.id,
-        run_id=run.id,
-        actor=SYSTEM,
-        data={"step": step.name, "reused": reused, "duration_ms": duration_ms},
-    )
+    _record_completed(tenant, step, reused=reused, now=now)
+    nxt = _next_step(step)
+    if nxt is not None:
+        # One statement with the events recorded so far (``step_completed``).
+        statements.advance(step, nxt, tenant_id=tenant.id, reused=reused, now=now)
+        _publish_on_commit(nxt.next_name, nxt.next_id, nxt.token, priority=run.priority)
+        return
     saga_kind = kind_of(run)
     last = step.position + 1 >= len(saga_kind.steps)
-    if not last and run.paused_at is not None:
+    if not last:
         # Paused: this step's answer is recorded, the next one becomes current but waits,
         # undispatched, until unpause sends it (tenants.services.unpause_run).
         StepExecution.objects.filter(pk=step.pk).update(
@@ -534,15 +618,6 @@ def _complete_step(tenant: Tenant, step: StepExecution, *, reused: bool, now: da
             current_step=saga_kind.steps[step.position + 1], heartbeat_at=now
         )
         conditions.set_condition(tenant, Condition.PAUSED)
-        return
-    if not last:
-        next_name = saga_kind.steps[step.position + 1]
-        next_id = step.next_id
-        token = uuid.uuid4()
-        statements.advance(
-            step, next_id=next_id, next_name=next_name, reused=reused, token=token, now=now
-        )
-        _publish_on_commit(next_name, next_id, token, priority=run.priority)
         return
     StepExecution.objects.filter(pk=step.pk).update(
         status=StepStatus.COMPLETED, reused=reused, finished_at=now, heartbeat_at=now, error=""

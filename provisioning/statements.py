@@ -1,4 +1,4 @@
-"""The statements of a step's two transactions, one round trip each.
+"""The statements of a step's two transactions: a lock and one write each.
 
 A step runs a claim and a record transaction (see ``provisioning.saga``). Written with the ORM
 they took 18 statements, and compiling those queries cost more of a worker's time than
@@ -8,12 +8,19 @@ PostgreSQL spent running them. Here each is one statement, compiled once:
   Locking step and run as well as the tenant is what makes one statement enough: after a lock
   wait, PostgreSQL returns the newest version of every row it locked, so the fence is checked
   against what the transaction that held the lock left, not against the statement's snapshot.
-  The tenant is locked first, as every other writer of a run locks it first.
+  The tenant is locked first, as every other writer of a run locks it first. It stays a
+  statement of its own, before the writes: the statement that reads the ledger must start
+  after the lock is held, or its snapshot could miss what the lock's last holder committed.
 - ``start_try``: mark the step running and, for a step that allocates, read what the tenant
   already holds of its kind and, when nothing, open the allocation intent.
 - ``record_answer``: write the provider's answer on the ledger (unless held already) and resolve
-  the intent.
+  the intent; given ``advance``, also what ``advance`` writes.
 - ``advance``: complete the step, give the next one its try and move the run's current step.
+
+Each of the last three also writes the events recorded so far in the transaction's batch
+(``audit.services.carry``: the chain append ``batched`` makes, as CTEs of this statement), so
+the claim is ``BEGIN``, lock, start, ``COMMIT`` and the record ``BEGIN``, lock, record,
+``COMMIT``.
 
 Every statement after ``lock_step`` is a new statement under the tenant's lock, so what it reads
 of the ledger is exact: every ledger write for a tenant holds that lock.
@@ -27,6 +34,7 @@ build. Status strings are parameters taken from the enums, never literals in the
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -34,6 +42,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import F, Model
 
+from audit.services import carry
 from tenants.models import Tenant
 
 from .models import Allocation, AllocationIntent, Run, StepExecution, StepStatus
@@ -178,37 +187,57 @@ _INTENT_COLUMNS, _INTENT_VALUES = INTENT.insert(
     }
 )
 
-_START_ALLOCATING_SQL = f"""
-WITH held AS ({_HELD}),
+_START_ALLOCATING_CTES = f"""
+held AS ({_HELD}),
 running AS ({_START_SQL}),
 intent AS (
     INSERT INTO {INTENT} ({_INTENT_COLUMNS})
     SELECT {_INTENT_VALUES}
     WHERE NOT EXISTS (SELECT 1 FROM held)
     ON CONFLICT DO NOTHING
-)
-SELECT {ALLOC.id}, {ALLOC.external_id} FROM held
-"""  # noqa: S608 - made of the models' names
+)"""  # noqa: S608 - made of the models' names
+
+
+def _one_row(
+    ctes: str, columns: str, params: dict[str, Any], *, chain: uuid.UUID, source: str = ""
+) -> tuple[Any, ...]:
+    """``WITH {ctes} SELECT {columns} {source}``, a statement that returns one row, carrying
+    the events of the tenant's chain pending in the transaction's batch (``audit.services.
+    carry``): the writes and the events that describe them in one round trip."""
+    carried = carry(chain)
+    if carried is not None:
+        ctes = f"{ctes}, {carried.ctes}"
+        columns = f"{columns}, {carried.result}"
+        params = {**params, **carried.params}
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH {ctes} SELECT {columns} {source}", params)
+        row = cursor.fetchone()
+    if carried is None:
+        return row
+    carried.written(row[-1])
+    return row[:-1]
 
 
 def start_try(
     step: StepExecution, *, tenant_id: uuid.UUID, kind: str | None, now: datetime
 ) -> Allocation | None:
-    """Mark the step running (tenant locked, fence checked). For a step that allocates, return
-    the tenant's held allocation of its kind, or None after opening the intent that goes on the
-    ledger before the provider is called (an intent still open from an earlier try is kept)."""
+    """Mark the step running (tenant locked, fence checked), with the events recorded so far
+    in the batch (``step_started``). For a step that allocates, return the tenant's held
+    allocation of its kind, or None after opening the intent that goes on the ledger before
+    the provider is called (an intent still open from an earlier try is kept)."""
     params = {**_ENUMS, "step": step.pk, "started": step.started_at, "now": now}
-    with connection.cursor() as cursor:
-        if kind is None:
-            cursor.execute(_START_SQL, params)
-            return None
-        cursor.execute(
-            _START_ALLOCATING_SQL, {**params, "tenant": tenant_id, "kind": kind, "run": step.run_id}
-        )
-        row = cursor.fetchone()
-    if row is None:
+    if kind is None:
+        _one_row(f"running AS ({_START_SQL})", "true", params, chain=tenant_id)
         return None
-    return Allocation(pk=row[0], tenant_id=tenant_id, kind=kind, external_id=row[1])
+    pk, external_id = _one_row(
+        _START_ALLOCATING_CTES,
+        f"(SELECT {ALLOC.id} FROM held), (SELECT {ALLOC.external_id} FROM held)",  # noqa: S608
+        {**params, "tenant": tenant_id, "kind": kind, "run": step.run_id},
+        chain=tenant_id,
+    )
+    if pk is None:
+        return None
+    return Allocation(pk=pk, tenant_id=tenant_id, kind=kind, external_id=external_id)
 
 
 # --- record_answer --------------------------------------------------------------------------
@@ -227,8 +256,8 @@ _ALLOC_COLUMNS, _ALLOC_VALUES = ALLOC.insert(
     }
 )
 
-_RECORD_SQL = f"""
-WITH held AS ({_HELD}),
+_RECORD_CTES = f"""
+held AS ({_HELD}),
 made AS (
     INSERT INTO {ALLOC} ({_ALLOC_COLUMNS})
     SELECT {_ALLOC_VALUES}
@@ -241,33 +270,68 @@ resolved AS (
         {INTENT.external_id} = %(external)s, {INTENT.release_error} = ''
     WHERE {INTENT.tenant} = %(tenant)s AND {INTENT.kind} = %(kind)s
         AND {INTENT.resolved_at} IS NULL
-)
-SELECT {ALLOC.id}, {ALLOC.external_id}, false FROM held
-UNION ALL
-SELECT {ALLOC.id}, {ALLOC.external_id}, true FROM made
-"""  # noqa: S608 - made of the models' names
+)"""  # noqa: S608 - made of the models' names
+
+_RECORDED = f"""FROM (
+    SELECT {ALLOC.id}, {ALLOC.external_id}, false FROM held
+    UNION ALL
+    SELECT {ALLOC.id}, {ALLOC.external_id}, true FROM made
+) AS answer (id, external_id, created)"""  # noqa: S608 - made of the models' names
+
+# Conditions over ``record_answer``'s statement, for the events it carries
+# (``audit.services.record_event``'s ``when``): the answer made the allocation; the tenant
+# held one already, the very one the provider answered (an idempotent provider's second try).
+# When it held another, neither holds and the caller records what it found.
+MADE = "NOT EXISTS (SELECT 1 FROM held)"
+HELD_AS_ANSWERED = f"EXISTS (SELECT 1 FROM held WHERE {ALLOC.external_id} = %(external)s)"  # noqa: S608
+
+
+@dataclass(frozen=True)
+class Advance:
+    """The next step a step's completion dispatches (``advance``), with the try it gets."""
+
+    next_id: int
+    next_name: str
+    token: uuid.UUID
 
 
 def record_answer(
-    *, tenant_id: uuid.UUID, run_id: uuid.UUID, kind: str, external_id: str, now: datetime
+    *,
+    tenant_id: uuid.UUID,
+    run_id: uuid.UUID,
+    kind: str,
+    external_id: str,
+    now: datetime,
+    advance: tuple[StepExecution, Advance] | None = None,
 ) -> tuple[Allocation, bool]:
-    """Write a provider's answer on the ledger (tenant locked) and resolve the intent. Returns
-    the tenant's held allocation of ``kind`` and whether this call made it; a held one is kept
-    as it is (the caller compares ``external_id``: providers are idempotent per tenant, so a
-    different one is a duplicate to release)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _RECORD_SQL,
-            {
-                **_ENUMS,
-                "tenant": tenant_id,
-                "kind": kind,
-                "external": external_id,
-                "run": run_id,
-                "now": now,
-            },
-        )
-        pk, held_external_id, created = cursor.fetchone()
+    """Write a provider's answer on the ledger (tenant locked) and resolve the intent, with the
+    events pending in the batch. Returns the tenant's held allocation of ``kind`` and whether
+    this call made it; a held one is kept as it is (the caller compares ``external_id``:
+    providers are idempotent per tenant, so a different one is a duplicate to release).
+
+    ``advance`` (the fence checked, a next step to dispatch): the same statement completes the
+    step, ``reused`` when the tenant held the allocation already, and gives the next step its
+    try (``advance``'s writes)."""
+    params: dict[str, Any] = {
+        **_ENUMS,
+        "tenant": tenant_id,
+        "kind": kind,
+        "external": external_id,
+        "run": run_id,
+        "now": now,
+    }
+    ctes = _RECORD_CTES
+    if advance is not None:
+        step, nxt = advance
+        ctes = f"{ctes}, {_ADVANCE_AFTER_RECORD_CTES}"
+        params.update(_advance_params(step, nxt))
+    pk, held_external_id, created = _one_row(
+        ctes,
+        "answer.id, answer.external_id, answer.created",
+        params,
+        chain=tenant_id,
+        source=_RECORDED,
+    )
     allocation = Allocation(
         pk=pk,
         tenant_id=tenant_id,
@@ -330,10 +394,14 @@ def _new_try_sql() -> str:
 
 _NEW_TRY_SET = _new_try_sql()
 
-_ADVANCE_SQL = f"""
-WITH done AS (
+
+def _advance_ctes(reused: str) -> str:
+    """Complete the step (``reused``: a SQL expression), give its run's next step a new try
+    and make it the run's current step."""
+    return f"""
+done AS (
     UPDATE {STEP}
-    SET {STEP.status} = %(completed)s, {STEP.reused} = %(reused)s,
+    SET {STEP.status} = %(completed)s, {STEP.reused} = {reused},
         {STEP.finished_at} = %(now)s, {STEP.heartbeat_at} = %(now)s, {STEP.error} = ''
     WHERE {STEP.id} = %(step)s
 ),
@@ -341,37 +409,36 @@ next_try AS (
     UPDATE {STEP}
     SET {_NEW_TRY_SET}
     WHERE {STEP.id} = %(next)s
-)
-UPDATE {RUN} SET {RUN.current_step} = %(next_name)s, {RUN.heartbeat_at} = %(now)s
-WHERE {RUN.id} = %(run)s
-"""  # noqa: S608 - made of the models' names
+),
+moved_run AS (
+    UPDATE {RUN} SET {RUN.current_step} = %(next_name)s, {RUN.heartbeat_at} = %(now)s
+    WHERE {RUN.id} = %(run)s
+)"""  # noqa: S608 - made of the models' names
+
+
+_ADVANCE_CTES = _advance_ctes("%(reused)s")
+# After ``record_answer``'s CTEs: reused when the tenant held the allocation already.
+_ADVANCE_AFTER_RECORD_CTES = _advance_ctes("EXISTS (SELECT 1 FROM held)")
+
+
+def _advance_params(step: StepExecution, nxt: Advance) -> dict[str, Any]:
+    return {
+        "step": step.pk,
+        "next": nxt.next_id,
+        "next_name": nxt.next_name,
+        "run": step.run_id,
+        "token": nxt.token,
+    }
 
 
 def advance(
-    step: StepExecution,
-    *,
-    next_id: int,
-    next_name: str,
-    reused: bool,
-    token: uuid.UUID,
-    now: datetime,
+    step: StepExecution, nxt: Advance, *, tenant_id: uuid.UUID, reused: bool, now: datetime
 ) -> None:
-    """Complete the step and give its run's next step the try ``token`` (tenant locked, fence
-    checked); the caller sends the next step's message once this commits."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _ADVANCE_SQL,
-            {
-                **_ENUMS,
-                "step": step.pk,
-                "next": next_id,
-                "next_name": next_name,
-                "run": step.run_id,
-                "reused": reused,
-                "token": token,
-                "now": now,
-            },
-        )
+    """Complete the step and give its run's next step the try ``nxt.token`` (tenant locked,
+    fence checked), with the events pending in the batch (``step_completed``); the caller sends
+    the next step's message once this commits."""
+    params = {**_ENUMS, **_advance_params(step, nxt), "reused": reused, "now": now}
+    _one_row(_ADVANCE_CTES, "true", params, chain=tenant_id)
 
 
 def mark_dispatched(

@@ -173,3 +173,63 @@ def test_a_batch_that_fails_writes_nothing_and_a_new_chain_starts_in_a_batch(fas
         (2,),
     ]
     assert verify_chains(tenant_id=fresh)[1] == []
+
+
+def test_a_statement_carries_the_batch_and_an_event_with_a_condition_is_written_if_it_holds(
+    fast_saga, django_assert_num_queries
+):
+    """``carry``: another statement writes the batch's events (the saga's start and record do),
+    and ``when`` decides in that statement which are written; the chain is as if the written
+    ones had been recorded one by one."""
+
+    from audit.services import batched, carry
+
+    tenant = f.active_tenant()
+    before = Event.objects.filter(tenant_id=tenant.id).count()
+    with transaction.atomic(), batched():
+        made = [
+            record_event(
+                type="tenant.resource.reused",
+                tenant_id=tenant.id,
+                actor="carry",
+                data={"n": n},
+                when=when,
+            )
+            for n, when in (
+                (1, None),
+                (2, "NOT EXISTS (SELECT 1 FROM answer)"),
+                (3, "EXISTS (SELECT 1 FROM answer WHERE x = %(x)s)"),
+            )
+        ]
+        carried = carry(tenant.id)
+        assert carried is not None and carry(tenant.id) is None
+        with django_assert_num_queries(1), connection.cursor() as cursor:
+            cursor.execute(
+                f"WITH answer (x) AS (SELECT 7), {carried.ctes} SELECT x, {carried.result} "  # noqa: S608
+                "FROM answer",
+                {**carried.params, "x": 7},
+            )
+            row = cursor.fetchone()
+        assert row[0] == 7
+        carried.written(row[-1])
+    first, skipped, kept = made
+    assert (first.seq, kept.seq) == (before + 1, before + 2)
+    assert skipped.id is None and skipped.seq is None
+    stored = list(Event.objects.filter(tenant_id=tenant.id, actor="carry").order_by("seq"))
+    assert [(e.id, e.seq, e.digest, e.data["n"]) for e in stored] == [
+        (e.id, e.seq, e.digest, e.data["n"]) for e in (first, kept)
+    ]
+    checked, problems = verify_chains(tenant_id=tenant.id)
+    assert problems == [] and checked == before + 2
+
+
+def test_an_event_with_a_condition_needs_a_batch_and_a_statement_to_carry_it(fast_saga):
+    tenant = f.active_tenant()
+    before = Event.objects.count()
+    with pytest.raises(ValueError, match="batched"):
+        record_event(type="tenant.resumed", tenant_id=tenant.id, actor="x", when="true")
+    from audit.services import batched
+
+    with pytest.raises(ValueError, match="carry"), transaction.atomic(), batched():
+        record_event(type="tenant.resumed", tenant_id=tenant.id, actor="x", when="true")
+    assert Event.objects.count() == before

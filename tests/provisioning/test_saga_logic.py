@@ -354,9 +354,9 @@ def test_step_counts_its_queries(fast_saga, django_assert_num_queries):
     tenant = f.new_tenant()
     drive(tenant.workflow_id, max_steps=1)
     step = StepExecution.objects.get(run_id=tenant.workflow_id, status="dispatched")
-    # The claim (lock, start the try, its intent) and the record (lock, answer, advance, the
-    # run's events) with their transactions: a step's whole budget, exactly.
-    with django_assert_num_queries(11):
+    # The claim (lock; start the try, its intent and step_started) and the record (lock; the
+    # answer, its events and the advance) with their transactions: a step's whole budget.
+    with django_assert_num_queries(8):
         saga.execute_step(step.pk, step.token)
     assert held(tenant).keys() == {"storage"}
 
@@ -366,9 +366,9 @@ def test_a_step_has_a_budget_of_statements_and_two_commits(fast_saga):
     """A middle step with a real provider (storage, on disk): claim, work, record, dispatch.
 
     Counted as Django logs them: every statement, BEGIN and COMMIT included (so the floor, one
-    UPDATE and one INSERT in a transaction, is 4). Was 36.5, then 18 with the ORM; 11 on
-    PostgreSQL now, with the step's hand-written statements (``provisioning.statements``) and
-    its events written together (see docs/performance.md).
+    UPDATE and one INSERT in a transaction, is 4). Was 36.5, then 18 with the ORM, then 11 with
+    the step's hand-written statements (``provisioning.statements``); 8 now, each transaction
+    a lock and one statement that writes, its events included (see docs/performance.md).
     """
     from django.test.utils import CaptureQueriesContext
 
@@ -380,9 +380,67 @@ def test_a_step_has_a_budget_of_statements_and_two_commits(fast_saga):
         saga.execute_step(step.pk, step.token)
     sql = [q["sql"] for q in queries]
     commits = [s for s in sql if s == "COMMIT"]
-    assert len(sql) <= 11, f"{len(sql)} statements:\n" + "\n".join(sql)
-    assert len(commits) <= 2, "\n".join(sql)
+    assert len(sql) == 8, f"{len(sql)} statements:\n" + "\n".join(sql)
+    assert len(commits) == 2, "\n".join(sql)
     assert not any("SAVEPOINT" in s for s in sql)
     assert held(tenant).keys() == {"storage"}
+    assert [e.type for e in Event.objects.filter(tenant_id=tenant.id).order_by("-seq")[:3]] == [
+        "tenant.provisioning.step_completed",
+        "tenant.resource.allocated",
+        "tenant.provisioning.step_started",
+    ]
+    from audit.services import verify_chains
+
+    assert verify_chains(tenant_id=tenant.id)[1] == []
     nxt = StepExecution.objects.get(run_id=tenant.workflow_id, status="dispatched")
     assert nxt.name == "allocate_identity"
+
+
+@pytest.mark.parametrize("earlier", ["as-answered", "something-else"])
+def test_an_answer_the_ledger_holds_already_is_reused_and_described(
+    fast_saga, earlier, django_capture_on_commit_callbacks
+):
+    """The record's one statement reads the ledger under the lock and writes the events that
+    fit what it found: here an earlier try's answer is on the ledger already, the very one
+    the provider gives again (idempotent) or another (a duplicate, released after commit)."""
+    from django.db import transaction
+
+    from audit.services import verify_chains
+    from provisioning import statements
+
+    tenant = f.new_tenant()
+    drive(tenant.workflow_id, max_steps=1)
+    step = StepExecution.objects.get(run_id=tenant.workflow_id, status="dispatched")
+    assert step.name == "allocate_storage"
+    assert saga._claim(step.pk, step.token) is not None
+    held_id = "storage-answer" if earlier == "as-answered" else "storage-earlier"
+    with transaction.atomic():
+        statements.record_answer(
+            tenant_id=tenant.id,
+            run_id=tenant.workflow_id,
+            kind="storage",
+            external_id=held_id,
+            now=timezone.now(),
+        )
+    seq = Event.objects.filter(tenant_id=tenant.id).count()
+    with django_capture_on_commit_callbacks() as callbacks:
+        saga._record(step.pk, step.token, "storage", "storage-answer")
+    # The next step's message, and for a duplicate its release.
+    assert len(callbacks) == (1 if earlier == "as-answered" else 2)
+    new = list(
+        Event.objects.filter(tenant_id=tenant.id, seq__gt=seq)
+        .order_by("seq")
+        .values_list("type", "data")
+    )
+    assert [t for t, _ in new] == [
+        "tenant.resource.reused",
+        "tenant.provisioning.step_completed",
+    ]
+    assert new[0][1] == {"kind": "storage", "external_id": held_id}
+    assert new[1][1]["reused"] is True
+    assert StepExecution.objects.get(pk=step.pk).reused is True
+    assert held(tenant) == {"storage": held_id}
+    nxt = StepExecution.objects.get(run_id=tenant.workflow_id, status="dispatched")
+    assert nxt.name == "allocate_identity"
+    assert Run.objects.get(pk=tenant.workflow_id).current_step == "allocate_identity"
+    assert verify_chains(tenant_id=tenant.id)[1] == []
