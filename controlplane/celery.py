@@ -11,6 +11,12 @@ from celery.signals import task_postrun, task_prerun
 from observability import celery as observability_celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
+# Celery's Django fixup runs Django's system checks when a worker starts and ignores what they
+# find; their URL checks import every URLconf, so each worker process carried the JSON API
+# (ninja, pydantic), the console's views and the admin's: 23 MiB of a prefork child's 90 that
+# no task uses (docs/performance.md, "Memory"). gunicorn runs no checks either; `manage.py
+# check --deploy` is where they are read. A task that reverses a URL loads the URLconf then.
+os.environ.setdefault("CELERY_SKIP_CHECKS", "1")
 
 app = Celery("controlplane")
 app.config_from_object("django.conf:settings", namespace="CELERY")
