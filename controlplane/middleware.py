@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import csp.middleware
+from csp.constants import HEADER, HEADER_REPORT_ONLY
+from csp.middleware import CheckableLazyObject
+from csp.utils import build_policy
+from django.conf import settings
 from django.core.exceptions import BadRequest, RequestDataTooBig, TooManyFieldsSent
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 
@@ -65,3 +72,71 @@ class RefuseNulMiddleware:
             f"Bad request: {MESSAGE} Remove them from the address or the form.",
             content_type="text/plain; charset=utf-8",
         )
+
+
+class CSPMiddleware(csp.middleware.CSPMiddleware):
+    """django-csp's middleware, with the policy a plain response gets built once, not per
+    response (0.1 ms of every answer, an eighth of a cached API read, went to building the same
+    header string again).
+
+    A response with anything of its own (a nonce asked for, a view's ``csp_update`` /
+    ``csp_replace`` / ``csp_exempt``, a header already set) and a debug-mode error page go the
+    library's way. The cache is emptied when a test changes the policy's settings.
+    """
+
+    _plain: dict[str, str] | None = None
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if settings.DEBUG or getattr(request, "_csp_nonce", None) is not None:
+            return super().process_response(request, response)
+        if any(hasattr(response, name) for name in _OWN_POLICY) or any(
+            h in response for h in _HEADERS
+        ):
+            return super().process_response(request, response)
+        for header, value in self._plain_headers(request).items():
+            response[header] = value
+        # As the library does once the header is written: a nonce asked for now is an error.
+        request.csp_nonce = CheckableLazyObject(self._csp_nonce_post_response)  # type: ignore[attr-defined]
+        return response
+
+    def _plain_headers(self, request: HttpRequest) -> dict[str, str]:
+        if CSPMiddleware._plain is None:
+            built = {}
+            for header, report_only in ((HEADER, False), (HEADER_REPORT_ONLY, True)):
+                value = build_policy(report_only=report_only)
+                if value:
+                    built[header] = value
+            CSPMiddleware._plain = built
+        excluded = {
+            header
+            for header, setting in (
+                (HEADER, "CONTENT_SECURITY_POLICY"),
+                (HEADER_REPORT_ONLY, "CONTENT_SECURITY_POLICY_REPORT_ONLY"),
+            )
+            if request.path_info.startswith(_excluded_prefixes(setting))
+        }
+        return {h: v for h, v in CSPMiddleware._plain.items() if h not in excluded}
+
+
+_OWN_POLICY = (
+    "_csp_exempt",
+    "_csp_exempt_ro",
+    "_csp_config",
+    "_csp_update",
+    "_csp_replace",
+    "_csp_config_ro",
+    "_csp_update_ro",
+    "_csp_replace_ro",
+)
+_HEADERS = (HEADER, HEADER_REPORT_ONLY)  # `in response` asks its headers
+
+
+def _excluded_prefixes(setting: str) -> tuple[str, ...]:
+    policy = getattr(settings, setting, None) or {}
+    return tuple(policy.get("EXCLUDE_URL_PREFIXES", None) or ())
+
+
+@receiver(setting_changed)
+def _forget_policy(*, setting: str, **_: object) -> None:
+    if setting.startswith("CONTENT_SECURITY_POLICY") or setting == "DEBUG":
+        CSPMiddleware._plain = None

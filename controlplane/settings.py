@@ -313,7 +313,7 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 INSTALLED_APPS += ["csp", "axes"]  # noqa: F405 - appended, not reordered
 MIDDLEWARE.insert(
     MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
-    "csp.middleware.CSPMiddleware",
+    "controlplane.middleware.CSPMiddleware",
 )
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {

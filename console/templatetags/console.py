@@ -166,3 +166,56 @@ def tenant_rows(tenants: list[Any], selectable: Any) -> SafeString:
             f'<td data-label="Created">{stamp(t.created_at)}</td></tr>\n'
         )
     return mark_safe("".join(out))  # noqa: S308 - every value above is escaped or built safe
+
+
+# Each event's timeline item, by (id, digest), written once a process: an event is never
+# rewritten, and its digest covers everything the item shows (audit.chain), so a kept item is
+# the item. Bounded: emptied when full (a process serves a working set of recent tenants).
+_EVENT_ITEMS: dict[tuple[int, str], str] = {}
+_EVENT_ITEMS_MAX = 20_000
+
+
+@register.simple_tag
+def timeline_items(events: list[Any]) -> SafeString:
+    """The timeline's ``<li>`` items, newest first as given; "No events." when there are none.
+
+    Written here rather than in a template loop for the reason ``tenant_rows`` is: the loop
+    was half of the detail page's rendering (docs/performance.md, "Console").
+    """
+    if not events:
+        return mark_safe('<li class="muted">No events.</li>')
+    out: list[str] = []
+    for e in events:
+        key = (e.id, e.digest)
+        item = _EVENT_ITEMS.get(key)
+        if item is None:
+            item = _event_item(e)
+            if len(_EVENT_ITEMS) >= _EVENT_ITEMS_MAX:
+                _EVENT_ITEMS.clear()
+            _EVENT_ITEMS[key] = item
+        out.append(item)
+    return mark_safe("".join(out))  # noqa: S308 - every value in an item is escaped or built safe
+
+
+def _event_item(e: Any) -> str:
+    kind = escape(e.type)
+    run = (
+        f'<span class="muted" title="run {escape(e.run_id)}">run {escape(shortid(e.run_id))}</span>'
+        if e.run_id
+        else ""
+    )
+    data = (
+        '<dl class="event-data">'
+        + "".join(
+            f'<dt>{escape(k)}</dt><dd class="wrap">{escape(v)}</dd>'
+            for k, v in event_summary(e.data)
+        )
+        + "</dl>"
+        if e.data
+        else ""
+    )
+    return (
+        f'<li data-event-type="{kind}" data-event-id="{e.id}">'
+        f'<div class="event-head"><code class="event-type">{kind}</code> {stamp(e.occurred_at)} '
+        f'<span class="muted">{escape(e.actor)}</span> {run}</div>{data}</li>\n'
+    )

@@ -150,3 +150,32 @@ def test_every_page_has_a_csp_without_inline_scripts(client, path):
     assert directives["script-src"] == "'self'"
     assert directives["default-src"] == "'self'"
     assert directives["frame-ancestors"] == "'none'"
+
+
+@pytest.mark.django_db
+def test_the_policy_built_once_is_the_librarys_and_follows_its_settings(client, settings):
+    """controlplane.middleware.CSPMiddleware keeps the plain policy: the same header django-csp
+    builds, rebuilt when the policy's settings change, and a view's own policy still wins."""
+    from csp.constants import HEADER
+    from csp.utils import build_policy
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from controlplane.middleware import CSPMiddleware
+
+    assert client.get("/accounts/login/")[HEADER] == build_policy()
+    settings.CONTENT_SECURITY_POLICY = {"DIRECTIVES": {"default-src": ["'none'"]}}
+    assert client.get("/accounts/login/")[HEADER] == "default-src 'none'"
+
+    def view_with_its_own(request):
+        response = HttpResponse("x")
+        response._csp_update = {"img-src": ["https://images.example"]}
+        return response
+
+    middleware = CSPMiddleware(view_with_its_own)
+    request = RequestFactory().get("/x")
+    answered = middleware(request)
+    assert answered[HEADER] == "default-src 'none'; img-src https://images.example"
+    exempt = HttpResponse("x")
+    exempt._csp_exempt = True
+    assert HEADER not in CSPMiddleware(lambda r: exempt)(RequestFactory().get("/x"))
