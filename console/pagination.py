@@ -150,3 +150,12 @@ def keyset_page(
         if (backwards and more) or (not backwards and key is not None):
             prev_cursor = encode_cursor(key_of(rows[0]), "prev")
     return Page(items=rows, next_cursor=next_cursor, prev_cursor=prev_cursor)
+
+
+def first_page(rows: list[Any], *, field: str, limit: int) -> Page:
+    """The first page ``keyset_page`` would give, of rows already read in its order, one more
+    than ``limit`` when there are (``field`` being the primary key: no tie to break)."""
+    items = rows[:limit]
+    more = len(rows) > limit
+    next_cursor = encode_cursor([getattr(items[-1], field)], "next") if items and more else None
+    return Page(items=items, next_cursor=next_cursor, prev_cursor=None)

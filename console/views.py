@@ -54,7 +54,7 @@ from tenants.operations import (
 from tenants.permission_names import PermissionName
 
 from .auth import login_required, permission_required, refusal
-from .pagination import keyset_page
+from .pagination import first_page, keyset_page
 from .presenters import rows_for, step_rows
 
 
@@ -227,20 +227,33 @@ def tenant_new(request: HtmxHttpRequest) -> HttpResponse:
 # --- detail ---------------------------------------------------------------------------------
 
 
-def _detail_context(request: HtmxHttpRequest, tenant_id: uuid.UUID) -> dict[str, Any]:
+def _detail_context(
+    request: HtmxHttpRequest, tenant_id: uuid.UUID, *, history: bool = False
+) -> dict[str, Any]:
+    # The timeline pages by event id; it lives in the refreshing part of the page, so its
+    # cursor rides along in the URL the poll asks for. Its first page (no cursor: the page as
+    # opened, and every poll of it) comes in the detail's one statement, with the earlier
+    # attempts when asked for.
+    cursor = request.GET.get("events")
     try:
-        detail = selectors.tenant_detail(tenant_id, user=request.user)
+        detail = selectors.tenant_detail(
+            tenant_id,
+            user=request.user,
+            events=0 if cursor else TIMELINE_PER_PAGE + 1,
+            history=history,
+        )
     except OperationError as exc:
         raise Http404(exc.message) from None
-    # The timeline pages by event id; it lives in the refreshing part of the page, so its
-    # cursor rides along in the URL the poll asks for.
-    timeline = keyset_page(
-        selectors.tenant_events(detail.tenant.pk),
-        field="id",
-        descending=True,
-        cursor=request.GET.get("events"),
-        limit=TIMELINE_PER_PAGE,
-    )
+    if detail.events is not None:
+        timeline = first_page(detail.events, field="id", limit=TIMELINE_PER_PAGE)
+    else:
+        timeline = keyset_page(
+            selectors.tenant_events(detail.tenant.pk),
+            field="id",
+            descending=True,
+            cursor=cursor,
+            limit=TIMELINE_PER_PAGE,
+        )
     # One row per operation, in the table's order: a button when it is available and the user
     # may do it, else the reason why not (a viewer sees why; an operator sees why decommission
     # is not theirs).
@@ -271,7 +284,9 @@ def _detail_context(request: HtmxHttpRequest, tenant_id: uuid.UUID) -> dict[str,
 @login_required
 @permission_required(PermissionName.VIEW_TENANT, "view tenants")
 def tenant_detail(request: HtmxHttpRequest, tenant_id: uuid.UUID) -> HttpResponse:
-    context = _detail_context(request, tenant_id)
+    # Earlier attempts (collapsed under the current run) are not part of the refreshing part
+    # of the page: they no longer change.
+    context = _detail_context(request, tenant_id, history=not request.htmx)
     if request.htmx:
         response = render(request, "tenants/detail.html#progress", context)
         if not context["live"]:
@@ -279,13 +294,7 @@ def tenant_detail(request: HtmxHttpRequest, tenant_id: uuid.UUID) -> HttpRespons
             stop = HttpResponseStopPolling(response.content)
             return stop
         return response
-    # Earlier attempts, collapsed under the current run (not part of the refreshing part:
-    # they no longer change).
-    current = context["run"].id if context["run"] is not None else None
-    context["history"] = [
-        {"run": r, "steps": rows_for(r.steps)}
-        for r in selectors.tenant_runs(context["tenant"], except_run=current)
-    ]
+    context["history"] = [{"run": r, "steps": rows_for(r.steps)} for r in context["detail"].history]
     return render(request, "tenants/detail.html", context)
 
 

@@ -25,6 +25,7 @@ from django.db import connection, models
 from django.db.models.base import ModelState
 from django.db.models.signals import post_init, pre_init
 
+from audit.models import Event
 from provisioning.models import Allocation, ResourceFinding, Run, RunStatus, StepExecution
 
 from .models import Tenant
@@ -70,9 +71,9 @@ def from_json(model: type[M], row: dict[str, Any]) -> M:
 
 
 @cache
-def _statement() -> str:
+def _statement(events: bool, history: bool) -> str:
     tenant, run, step = Tenant._meta, Run._meta, StepExecution._meta
-    allocation, finding = Allocation._meta, ResourceFinding._meta
+    allocation, finding, event = Allocation._meta, ResourceFinding._meta, Event._meta
 
     def col(meta: Any, name: str) -> str:
         return meta.get_field(name).column
@@ -99,9 +100,27 @@ SELECT
    WHERE f.{col(run, "tenant")} = t.{col(tenant, "id")} AND f.{col(run, "status")} = %(failed)s
      AND f.{col(run, "failed_step")} = t.{col(tenant, "failed_activity")}),
   (SELECT json_agg(a.* ORDER BY a.{col(allocation, "allocated_at")}, a.{col(allocation, "id")})
-   FROM {allocation.db_table} a WHERE a.{col(allocation, "tenant")} = t.{col(tenant, "id")})
+   FROM {allocation.db_table} a WHERE a.{col(allocation, "tenant")} = t.{col(tenant, "id")}),
+  {_events(tenant, event, col) if events else "NULL"},
+  {_history(tenant, run, step, col) if history else "NULL, NULL"}
 FROM t
 """  # noqa: S608 (table and column names from _meta; the id is a parameter)
+
+
+def _events(tenant: Any, event: Any, col: Callable[[Any, str], str]) -> str:
+    # The timeline's newest events, one more than a page: the extra one says there are older.
+    return f"""(SELECT json_agg(e.* ORDER BY e.{col(event, "id")} DESC) FROM (
+    SELECT * FROM {event.db_table} WHERE {col(event, "tenant_id")} = t.{col(tenant, "id")}
+    ORDER BY {col(event, "id")} DESC LIMIT %(events)s) e)"""  # noqa: S608 (as above)
+
+
+def _history(tenant: Any, run: Any, step: Any, col: Callable[[Any, str], str]) -> str:
+    # Every other run of the tenant, newest first, and their steps.
+    others = f"""SELECT * FROM {run.db_table} o WHERE o.{col(run, "tenant")} = t.{col(tenant, "id")}
+      AND o.{col(run, "id")} IS DISTINCT FROM (SELECT {col(run, "id")} FROM r)"""  # noqa: S608
+    return f"""(SELECT json_agg(o.* ORDER BY o.{col(run, "attempt")} DESC) FROM ({others}) o),
+  (SELECT json_agg(s.* ORDER BY s.{col(step, "position")}) FROM {step.db_table} s
+   WHERE s.{col(step, "run")} IN (SELECT o.{col(run, "id")} FROM ({others}) o))"""  # noqa: S608
 
 
 @dataclass
@@ -113,16 +132,26 @@ class DetailRows:
     # Failed runs that stopped at the step the tenant's last one failed at (the runbook's
     # "failed again at the same step").
     failures: int
+    # Asked for (``read_detail``'s ``events``): the newest events, as many as asked.
+    events: list[Event] | None = None
+    # Asked for (``history``): every other run, newest first, each with its steps in order.
+    history: list[tuple[Run, list[StepExecution]]] | None = None
 
 
-def read_detail(tenant_id: uuid.UUID) -> DetailRows | None:
-    """The detail's rows in one round trip; None when no tenant has this id."""
+def read_detail(
+    tenant_id: uuid.UUID, *, events: int = 0, history: bool = False
+) -> DetailRows | None:
+    """The detail's rows in one round trip; None when no tenant has this id. With ``events``,
+    the tenant's newest ``events`` events too (the console's timeline); with ``history``, its
+    other runs and their steps (the console's earlier attempts)."""
+    params = {"id": tenant_id, "failed": RunStatus.FAILED.value, "events": events}
     with connection.cursor() as cursor:
-        cursor.execute(_statement(), {"id": tenant_id, "failed": RunStatus.FAILED.value})
+        cursor.execute(_statement(events > 0, history), params)
         found = cursor.fetchone()
     if found is None:
         return None
-    tenant_row, has_drift, run_row, step_rows, failures, allocation_rows = found
+    tenant_row, has_drift, run_row, step_rows, failures, allocation_rows = found[:6]
+    event_rows, history_rows, history_step_rows = found[6:]
     tenant = from_json(Tenant, tenant_row)
     tenant.has_drift = has_drift
     run = from_json(Run, run_row) if run_row is not None else None
@@ -130,6 +159,16 @@ def read_detail(tenant_id: uuid.UUID) -> DetailRows | None:
     for step in steps:
         step.run = run
     allocations = [from_json(Allocation, row) for row in allocation_rows or ()]
-    return DetailRows(
+    rows = DetailRows(
         tenant=tenant, run=run, steps=steps, allocations=allocations, failures=failures
     )
+    if events > 0:
+        rows.events = [from_json(Event, row) for row in event_rows or ()]
+    if history:
+        others = [from_json(Run, row) for row in history_rows or ()]
+        by_run: dict[uuid.UUID, list[StepExecution]] = {r.id: [] for r in others}
+        for row in history_step_rows or ():
+            made = from_json(StepExecution, row)
+            by_run[made.run_id].append(made)
+        rows.history = [(r, by_run[r.id]) for r in others]
+    return rows

@@ -233,6 +233,10 @@ class TenantDetail:
     )
     # Reconciliation's open findings for this tenant (leaked / missing resources).
     drift: list[ResourceFinding] = field(default_factory=list)
+    # Asked for by the console (``tenant_detail``'s ``events`` and ``history``): the newest
+    # events, as many as asked for; the other runs, newest first.
+    events: list[Event] | None = None
+    history: list[RunView] | None = None
 
     @property
     def decommissioning(self) -> bool:
@@ -274,7 +278,12 @@ def find_tenant(ref: str) -> Tenant:
 
 
 def tenant_detail(
-    tenant_id: uuid.UUID | str, *, user: Any = None, now: datetime | None = None
+    tenant_id: uuid.UUID | str,
+    *,
+    user: Any = None,
+    now: datetime | None = None,
+    events: int = 0,
+    history: bool = False,
 ) -> TenantDetail:
     """Everything the detail page and ``GET /tenants/{id}`` show, in one statement: the tenant
     (with whether reconciliation has open findings about it), its run, the run's steps and its
@@ -282,13 +291,15 @@ def tenant_detail(
 
     With ``user``, each action says whether that user may do it (their permissions read once);
     without, the caller is trusted (the shell). A request waiting for approval adds queries.
+    In the same statement, the console's: with ``events``, the tenant's newest ``events``
+    events (``TenantDetail.events``); with ``history``, its other runs (``.history``).
     """
     now = now or timezone.now()
     try:
         tid = uuid.UUID(str(tenant_id))
     except ValueError:
         raise OperationError(ErrorCode.NOT_FOUND, f"No tenant has the id {tenant_id!r}.") from None
-    rows = read_detail(tid)
+    rows = read_detail(tid, events=events, history=history)
     if rows is None:
         raise OperationError(ErrorCode.NOT_FOUND, f"No tenant has the id {tenant_id}.")
     tenant, run, steps, every = rows.tenant, rows.run, rows.steps, rows.allocations
@@ -324,6 +335,8 @@ def tenant_detail(
             if tenant.has_drift
             else []
         ),
+        events=rows.events,
+        history=run_views(rows.history, every) if rows.history is not None else None,
     )
 
 
@@ -471,12 +484,20 @@ def tenant_runs(
     for s in StepExecution.objects.filter(run_id__in=steps).order_by("run", "position"):
         steps[s.run_id].append(s)
     allocations = list(Allocation.objects.filter(tenant=tenant).order_by("allocated_at", "id"))
+    return run_views([(r, steps[r.id]) for r in runs], allocations)
+
+
+def run_views(
+    runs: list[tuple[Run, list[StepExecution]]], allocations: list[Allocation]
+) -> list[RunView]:
+    """Each run with its steps in the one vocabulary and what it allocated and released, of
+    the tenant's ``allocations`` (every one, oldest first)."""
     return [
         RunView(
             run=r,
-            steps=step_views(r, steps[r.id], allocations),
+            steps=step_views(r, steps, allocations),
             allocated=[a for a in allocations if a.allocated_by_id == r.id],
             released=[a for a in allocations if a.released_by_id == r.id],
         )
-        for r in runs
+        for r, steps in runs
     ]

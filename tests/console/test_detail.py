@@ -301,14 +301,14 @@ def test_the_detail_page_reads_permissions_once_in_one_query(
     login(client, viewer)
     recent_users.forget_all()  # cold: the session's user and permissions are read
     # session, user, permissions (one query, then cached on the user for every button and
-    # menu entry), the detail's one statement (tenant with whether it has drift, run, steps,
-    # failed-run count, allocations), events, and the earlier attempts (one query for the
-    # runs but the current one; none, so neither steps nor allocations).
-    with django_assert_num_queries(6) as queries:
+    # menu entry), and the detail's one statement (tenant with whether it has drift, run,
+    # steps, failed-run count, allocations, the timeline's first page, the earlier attempts
+    # and their steps).
+    with django_assert_num_queries(4) as queries:
         response = client.get(f"/tenants/{tenant.pk}/")
     assert response.status_code == 200
     assert sum("auth_permission" in q["sql"] for q in queries.captured_queries) == 1
     # Warm (controlplane.recent keeps the session's user, permissions read, for a second):
     # neither the user nor the permissions again.
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(2):
         assert client.get(f"/tenants/{tenant.pk}/").status_code == 200

@@ -56,3 +56,33 @@ def test_an_instance_it_makes_saves_like_a_loaded_one() -> None:
     rows.tenant.save(update_fields=["name"])
     assert Tenant.objects.get(pk=tenant.pk).name == "Renamed through a detail row"
     assert rows.tenant.state == tenant.state  # the FSM field reads its value as loaded
+
+
+def test_the_consoles_extras_are_what_their_own_queries_read() -> None:
+    """The timeline's first page and the earlier attempts, read in the detail's statement,
+    are the events and runs the ORM reads (tenants.selectors.tenant_runs)."""
+    from audit.models import Event
+    from tenants.selectors import tenant_detail, tenant_runs
+    from tenants.services import retry_provisioning
+
+    from ..conftest import drive
+    from ..factories import ACTOR, reload
+
+    tenant = failed_tenant()
+    retry_provisioning(tenant_id=tenant.pk, actor=ACTOR)
+    drive(reload(tenant).workflow_id)
+    detail = tenant_detail(tenant.pk, events=5, history=True)
+    assert detail.run is not None
+    newest = Event.objects.filter(tenant_id=tenant.pk).order_by("-id")[:5]
+    assert detail.events is not None
+    assert [_fields(e) for e in detail.events] == [_fields(e) for e in newest]
+    expected = tenant_runs(tenant, except_run=detail.run.id)
+    assert detail.history is not None
+    assert len(detail.history) == len(expected) == 1
+    for got, want in zip(detail.history, expected, strict=True):
+        assert _fields(got.run) == _fields(want.run)
+        assert got.steps == want.steps
+        assert [a.pk for a in got.allocated] == [a.pk for a in want.allocated]
+        assert [a.pk for a in got.released] == [a.pk for a in want.released]
+    plain = tenant_detail(tenant.pk)
+    assert plain.events is None and plain.history is None
