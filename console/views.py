@@ -257,10 +257,13 @@ def _detail_context(
     # One row per operation, in the table's order: a button when it is available and the user
     # may do it, else the reason why not (a viewer sees why; an operator sees why decommission
     # is not theirs).
+    # One reversal for every button: the action URL with a marker where the action's name goes.
+    marker = "--action--"
+    before, after = reverse("console:tenant_action", args=[detail.tenant.pk, marker]).split(marker)
     actions = [
         {
             **state.as_dict(),
-            "url": reverse("console:tenant_action", args=[detail.tenant.pk, state.name]),
+            "url": f"{before}{state.name}{after}",
             "danger": OPERATIONS[state.name].releases,
         }
         for state in detail.actions

@@ -302,6 +302,8 @@ SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 # A console session lasts a working day at most, and ends with the browser.
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600)
+# Django's database sessions, read with one plain statement (controlplane/sessions.py).
+SESSION_ENGINE = "controlplane.sessions"
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
