@@ -50,21 +50,25 @@ def _columns(
     return tuple((f.column, f.attname, _converter(f)) for f in model._meta.concrete_fields)
 
 
-def from_json(model: type[M], row: dict[str, Any]) -> M:
-    """The instance the ORM would have made of this row (``row_to_json`` of the model's table)."""
+def from_json(model: type[M], row: dict[str, Any], alias: str | None = None) -> M:
+    """The instance the ORM would have made of this row (``row_to_json`` of the model's table)
+    read on the database ``alias`` (the default connection's when not given: asking the
+    connection proxy for it costs more than making the instance, so a caller of many passes
+    it)."""
+    alias = alias or connection.alias
     values = {}
     for column, attname, convert in _columns(model):
         value = row[column]
         values[attname] = convert(value) if convert is not None and value is not None else value
     if pre_init.has_listeners(model) or post_init.has_listeners(model):
-        return model.from_db(connection.alias, None, list(values.values()))
+        return model.from_db(alias, None, list(values.values()))
     # What ``from_db`` ends with, without ``__init__``: the fields' values in the instance's
     # dict (where the field descriptors, django-fsm's included, read them) and a state that
     # says the row came from this database.
     instance = model.__new__(model)
     state = ModelState()
     state.adding = False
-    state.db = connection.alias
+    state.db = alias
     instance._state = state
     instance.__dict__.update(values)
     return instance
@@ -145,6 +149,7 @@ def read_detail(
     the tenant's newest ``events`` events too (the console's timeline); with ``history``, its
     other runs and their steps (the console's earlier attempts)."""
     params = {"id": tenant_id, "failed": RunStatus.FAILED.value, "events": events}
+    db = connection.alias
     with connection.cursor() as cursor:
         cursor.execute(_statement(events > 0, history), params)
         found = cursor.fetchone()
@@ -152,23 +157,23 @@ def read_detail(
         return None
     tenant_row, has_drift, run_row, step_rows, failures, allocation_rows = found[:6]
     event_rows, history_rows, history_step_rows = found[6:]
-    tenant = from_json(Tenant, tenant_row)
+    tenant = from_json(Tenant, tenant_row, db)
     tenant.has_drift = has_drift
-    run = from_json(Run, run_row) if run_row is not None else None
-    steps = [from_json(StepExecution, row) for row in step_rows or ()]
+    run = from_json(Run, run_row, db) if run_row is not None else None
+    steps = [from_json(StepExecution, row, db) for row in step_rows or ()]
     for step in steps:
         step.run = run
-    allocations = [from_json(Allocation, row) for row in allocation_rows or ()]
+    allocations = [from_json(Allocation, row, db) for row in allocation_rows or ()]
     rows = DetailRows(
         tenant=tenant, run=run, steps=steps, allocations=allocations, failures=failures
     )
     if events > 0:
-        rows.events = [from_json(Event, row) for row in event_rows or ()]
+        rows.events = [from_json(Event, row, db) for row in event_rows or ()]
     if history:
-        others = [from_json(Run, row) for row in history_rows or ()]
+        others = [from_json(Run, row, db) for row in history_rows or ()]
         by_run: dict[uuid.UUID, list[StepExecution]] = {r.id: [] for r in others}
         for row in history_step_rows or ():
-            made = from_json(StepExecution, row)
+            made = from_json(StepExecution, row, db)
             by_run[made.run_id].append(made)
         rows.history = [(r, by_run[r.id]) for r in others]
     return rows

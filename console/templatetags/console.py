@@ -236,3 +236,48 @@ def path(name: str) -> str:
     if found is None:
         found = _PATHS[key] = reverse(name)
     return found
+
+
+@register.simple_tag
+def step_table_rows(steps: list[Any]) -> SafeString:
+    """The current run's steps table rows (``console.presenters.StepRow``), written here for
+    the reason ``tenant_rows`` is: the template loop was the largest part of the detail
+    page's rendering once the timeline was written in Python (docs/performance.md)."""
+    out: list[str] = []
+    for step in steps:
+        name, status = escape(step.name), escape(step.status)
+        notes: list[str] = []
+        if step.heartbeat_age is not None:
+            overdue = step.heartbeat_overdue
+            percent = step.heartbeat_percent
+            notes.append(
+                f'<div class="heartbeat{" overdue" if overdue else ""}">'
+                f"<span>last heartbeat {escape(seconds_text(step.heartbeat_age))} ago · timeout "
+                f"{escape(seconds_text(step.heartbeat_timeout))}</span>"
+                f'<meter min="0" max="100" low="60" high="90" optimum="0" value="{percent}">'
+                f"{percent}%</meter>"
+                + (
+                    "<strong>overdue: the watchdog will dispatch it again or flag the run</strong>"
+                    if overdue
+                    else ""
+                )
+                + "</div>"
+            )
+        if step.note:
+            notes.append(f'<span class="muted">{escape(step.note)}</span>')
+        if step.compensation:
+            notes.append(
+                f'<span class="muted">released by <code>{escape(step.compensation)}</code></span>'
+            )
+        if step.error:
+            notes.append(f'<pre class="error-text small">{escape(step.error)}</pre>')
+        out.append(
+            f'<tr data-step="{name}" data-status="{status}" class="step-{status}">'
+            f'<td data-label="#">{int(step.position)}</td>'
+            f'<td data-label="Step"><code>{name}</code></td>'
+            f'<td data-label="Status"><span class="badge step {status}">{status}</span></td>'
+            f'<td data-label="Tries">{int(step.tries)}</td>'
+            f'<td data-label="Duration">{escape(duration(step.duration_ms))}</td>'
+            f'<td class="wrap notes" data-label="Notes">{"".join(notes)}</td></tr>\n'
+        )
+    return mark_safe("".join(out))  # noqa: S308 - every value above is escaped or a number
