@@ -45,12 +45,12 @@ def heal_database_connections(**_: Any) -> None:
     on its very next task.
 
     Django's health check is a ``SELECT 1``: a round trip to PostgreSQL before every task,
-    which the floor's worker does not pay (docs/performance.md). A server that ends a session
-    says so on its socket (an error message, then the end of the stream), so a socket with
-    nothing to read is a session the server has not ended: it is marked checked, and only a
-    socket with something on it (or a closed one) is checked with ``SELECT 1``. A network that
-    drops silently is not seen by either check; the statement fails then, as it would have a
-    moment after a ``SELECT 1`` that passed.
+    which the floor's worker does not pay (its fixup checks every 200 tasks). A server that
+    ends a session says so on its socket (an error message, then the end of the stream), so a
+    socket with nothing to read is a session the server has not ended: it is marked checked,
+    and only a socket with something on it (or a closed one) is checked with ``SELECT 1``. A
+    network that drops silently is not seen by either check; the statement fails then, as it
+    would have a moment after a ``SELECT 1`` that passed.
     """
     from django.db import connections
 

