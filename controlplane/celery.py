@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 from typing import Any
 
 from celery import Celery
@@ -38,10 +39,34 @@ def heal_database_connections(**_: Any) -> None:
     With ``CELERY_DB_REUSE_MAX`` the fixup keeps a task's connection for the next one and
     never asks whether it still works. After a database restart, a failover or a
     ``pg_terminate_backend`` every later task of the worker would then fail on the dead
-    connection. This is what Django does around every web request: it marks the connection
-    for a health check on its next use (``CONN_HEALTH_CHECKS``) and closes it if an error left
-    it unusable, so the worker heals on its very next task.
-    """
-    from django.db import close_old_connections
+    connection. This is what Django does around every web request (``close_old_connections``:
+    drop a connection left in a transaction, broken by an error or past its age, and mark the
+    others for a health check on their next use, ``CONN_HEALTH_CHECKS``), so the worker heals
+    on its very next task.
 
-    close_old_connections()
+    Django's health check is a ``SELECT 1``: a round trip to PostgreSQL before every task,
+    which the floor's worker does not pay (its fixup checks every 200 tasks). A server that
+    ends a session says so on its socket (an error message, then the end of the stream), so a
+    socket with nothing to read is a session the server has not ended: it is marked checked,
+    and only a socket with something on it (or a closed one) is checked with ``SELECT 1``. A
+    network that drops silently is not seen by either check; the statement fails then, as it
+    would have a moment after a ``SELECT 1`` that passed.
+    """
+    from django.db import connections
+
+    for conn in connections.all(initialized_only=True):
+        conn.close_if_unusable_or_obsolete()
+        if conn.connection is not None and not conn.health_check_done:
+            conn.health_check_done = _nothing_to_read(conn.connection)
+
+
+def _nothing_to_read(raw: Any) -> bool:
+    """Whether a psycopg connection is open and idle with nothing waiting on its socket."""
+    try:
+        if raw.closed or raw.broken:
+            return False
+        poller = select.poll()
+        poller.register(raw.fileno(), select.POLLIN | select.POLLPRI)
+    except Exception:  # noqa: BLE001 - cannot tell: let Django's own check decide
+        return False
+    return not poller.poll(0)

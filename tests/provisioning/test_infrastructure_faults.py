@@ -162,3 +162,46 @@ def test_a_release_whose_database_connection_dies_is_tried_again(fast_saga):
         assert IdentityLosingItsConnectionOnce.calls == 2
     finally:
         _provider.cache_clear()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_checks_its_connection_with_a_query_only_when_the_server_ended_it():
+    """Between tasks a worker asks its connection whether it still works; a session the server
+    ended (a restart, a failover, ``pg_terminate_backend``) says so on its socket, so only then
+    does the next task pay Django's ``SELECT 1``, and it runs on a fresh session."""
+    from controlplane.celery import heal_database_connections
+
+    def backend_pid() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            return cursor.fetchone()[0]
+
+    first = backend_pid()
+    heal_database_connections()
+    assert connection.health_check_done  # nothing on the socket: no SELECT 1 before the task
+    assert backend_pid() == first
+
+    close_other_sessions_of(first)
+    heal_database_connections()
+    assert not connection.health_check_done  # the next use checks, and reconnects
+    assert backend_pid() != first
+
+
+def close_other_sessions_of(pid: int) -> None:
+    """End a session from another one, as a database restart would, and wait until it is gone
+    (``pg_terminate_backend`` only signals it)."""
+    from django.db import connections
+
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+        def gone() -> bool:
+            with other.cursor() as cursor:
+                cursor.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid])
+                return cursor.fetchone() is None
+
+        wait_for(gone, what=f"session {pid} to end")
+    finally:
+        other.close()
