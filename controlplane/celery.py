@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import select
 from typing import Any
 
 from celery import Celery
@@ -44,29 +43,13 @@ def heal_database_connections(**_: Any) -> None:
     others for a health check on their next use, ``CONN_HEALTH_CHECKS``), so the worker heals
     on its very next task.
 
-    Django's health check is a ``SELECT 1``: a round trip to PostgreSQL before every task,
-    which the floor's worker does not pay (its fixup checks every 200 tasks). A server that
-    ends a session says so on its socket (an error message, then the end of the stream), so a
-    socket with nothing to read is a session the server has not ended: it is marked checked,
-    and only a socket with something on it (or a closed one) is checked with ``SELECT 1``. A
-    network that drops silently is not seen by either check; the statement fails then, as it
-    would have a moment after a ``SELECT 1`` that passed.
+    Django's health check is a ``SELECT 1`` before every task, which the floor's worker does
+    not pay (its fixup checks every 200 tasks): it is sent only when the connection's socket
+    says the server may have ended it (``controlplane.dbhealth``).
     """
-    from django.db import connections
+    from django.db import close_old_connections
 
-    for conn in connections.all(initialized_only=True):
-        conn.close_if_unusable_or_obsolete()
-        if conn.connection is not None and not conn.health_check_done:
-            conn.health_check_done = _nothing_to_read(conn.connection)
+    from .dbhealth import skip_needless_health_checks
 
-
-def _nothing_to_read(raw: Any) -> bool:
-    """Whether a psycopg connection is open and idle with nothing waiting on its socket."""
-    try:
-        if raw.closed or raw.broken:
-            return False
-        poller = select.poll()
-        poller.register(raw.fileno(), select.POLLIN | select.POLLPRI)
-    except Exception:  # noqa: BLE001 - cannot tell: let Django's own check decide
-        return False
-    return not poller.poll(0)
+    close_old_connections()
+    skip_needless_health_checks()

@@ -99,6 +99,7 @@ INSTALLED_APPS = [
     "console",
     "observability",
     "webhooks",
+    "controlplane.apps.ControlplaneConfig",
 ]
 
 MIDDLEWARE = [

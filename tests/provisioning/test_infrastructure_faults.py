@@ -171,11 +171,7 @@ def test_a_task_checks_its_connection_with_a_query_only_when_the_server_ended_it
     does the next task pay Django's ``SELECT 1``, and it runs on a fresh session."""
     from controlplane.celery import heal_database_connections
 
-    def backend_pid() -> int:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_backend_pid()")
-            return cursor.fetchone()[0]
-
+    backend_pid = _backend_pid
     first = backend_pid()
     heal_database_connections()
     assert connection.health_check_done  # nothing on the socket: no SELECT 1 before the task
@@ -185,6 +181,29 @@ def test_a_task_checks_its_connection_with_a_query_only_when_the_server_ended_it
     heal_database_connections()
     assert not connection.health_check_done  # the next use checks, and reconnects
     assert backend_pid() != first
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_web_request_checks_its_connection_with_a_query_only_when_the_server_ended_it():
+    """The same for a web process: each request starts with Django's close_old_connections,
+    then controlplane.dbhealth marks a connection with a quiet socket checked."""
+    from django.core.signals import request_started
+
+    first = _backend_pid()
+    request_started.send(sender=None)
+    assert connection.health_check_done
+    assert _backend_pid() == first
+
+    close_other_sessions_of(first)
+    request_started.send(sender=None)
+    assert not connection.health_check_done
+    assert _backend_pid() != first  # checked, found dead, and the request's statement reconnected
+
+
+def _backend_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
 
 
 def close_other_sessions_of(pid: int) -> None:
