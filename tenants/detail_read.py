@@ -50,28 +50,39 @@ def _columns(
     return tuple((f.column, f.attname, _converter(f)) for f in model._meta.concrete_fields)
 
 
-def from_json(model: type[M], row: dict[str, Any], alias: str | None = None) -> M:
-    """The instance the ORM would have made of this row (``row_to_json`` of the model's table)
-    read on the database ``alias`` (the default connection's when not given: asking the
-    connection proxy for it costs more than making the instance, so a caller of many passes
-    it)."""
-    alias = alias or connection.alias
-    values = {}
-    for column, attname, convert in _columns(model):
-        value = row[column]
-        values[attname] = convert(value) if convert is not None and value is not None else value
-    if pre_init.has_listeners(model) or post_init.has_listeners(model):
-        return model.from_db(alias, None, list(values.values()))
-    # What ``from_db`` ends with, without ``__init__``: the fields' values in the instance's
-    # dict (where the field descriptors, django-fsm's included, read them) and a state that
-    # says the row came from this database.
-    instance = model.__new__(model)
-    state = ModelState()
-    state.adding = False
-    state.db = alias
-    instance._state = state
-    instance.__dict__.update(values)
-    return instance
+class _Maker:
+    """Makes the instances of one read: the connection's alias and whether a model has
+    ``pre_init``/``post_init`` receivers are asked once a read, not once a row (each costs
+    more than making the instance)."""
+
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+        self._plain: dict[type[models.Model], bool] = {}
+
+    def __call__(self, model: type[M], row: dict[str, Any]) -> M:
+        """The instance the ORM would have made of this row (``row_to_json`` of the model's
+        table)."""
+        values = {}
+        for column, attname, convert in _columns(model):
+            value = row[column]
+            values[attname] = convert(value) if convert is not None and value is not None else value
+        plain = self._plain.get(model)
+        if plain is None:
+            plain = self._plain[model] = not (
+                pre_init.has_listeners(model) or post_init.has_listeners(model)
+            )
+        if not plain:
+            return model.from_db(self.alias, None, list(values.values()))
+        # What ``from_db`` ends with, without ``__init__``: the fields' values in the
+        # instance's dict (where the field descriptors, django-fsm's included, read them) and
+        # a state that says the row came from this database.
+        instance = model.__new__(model)
+        state = ModelState()
+        state.adding = False
+        state.db = self.alias
+        instance._state = state
+        instance.__dict__.update(values)
+        return instance
 
 
 @cache
@@ -149,7 +160,7 @@ def read_detail(
     the tenant's newest ``events`` events too (the console's timeline); with ``history``, its
     other runs and their steps (the console's earlier attempts)."""
     params = {"id": tenant_id, "failed": RunStatus.FAILED.value, "events": events}
-    db = connection.alias
+    make = _Maker(connection.alias)
     with connection.cursor() as cursor:
         cursor.execute(_statement(events > 0, history), params)
         found = cursor.fetchone()
@@ -157,23 +168,23 @@ def read_detail(
         return None
     tenant_row, has_drift, run_row, step_rows, failures, allocation_rows = found[:6]
     event_rows, history_rows, history_step_rows = found[6:]
-    tenant = from_json(Tenant, tenant_row, db)
+    tenant = make(Tenant, tenant_row)
     tenant.has_drift = has_drift
-    run = from_json(Run, run_row, db) if run_row is not None else None
-    steps = [from_json(StepExecution, row, db) for row in step_rows or ()]
+    run = make(Run, run_row) if run_row is not None else None
+    steps = [make(StepExecution, row) for row in step_rows or ()]
     for step in steps:
         step.run = run
-    allocations = [from_json(Allocation, row, db) for row in allocation_rows or ()]
+    allocations = [make(Allocation, row) for row in allocation_rows or ()]
     rows = DetailRows(
         tenant=tenant, run=run, steps=steps, allocations=allocations, failures=failures
     )
     if events > 0:
-        rows.events = [from_json(Event, row, db) for row in event_rows or ()]
+        rows.events = [make(Event, row) for row in event_rows or ()]
     if history:
-        others = [from_json(Run, row, db) for row in history_rows or ()]
+        others = [make(Run, row) for row in history_rows or ()]
         by_run: dict[uuid.UUID, list[StepExecution]] = {r.id: [] for r in others}
         for row in history_step_rows or ():
-            made = from_json(StepExecution, row, db)
+            made = make(StepExecution, row)
             by_run[made.run_id].append(made)
         rows.history = [(r, by_run[r.id]) for r in others]
     return rows
