@@ -281,3 +281,30 @@ def step_table_rows(steps: list[Any]) -> SafeString:
             f'<td class="wrap notes" data-label="Notes">{"".join(notes)}</td></tr>\n'
         )
     return mark_safe("".join(out))  # noqa: S308 - every value above is escaped or a number
+
+
+@register.simple_tag
+def action_links(offered: list[dict[str, Any]], actions: list[dict[str, Any]]) -> SafeString:
+    """The detail page's operations: a link to each one's confirmation step the user may take
+    now, then every other with the reason it is not offered. Written here for the reason
+    ``tenant_rows`` is (docs/performance.md, "Console")."""
+    out: list[str] = []
+    for action in offered:
+        kind = "danger" if action["danger"] else "primary"
+        out.append(
+            f'<a class="button action {kind}" href="{escape(action["url"])}" '
+            f'data-action="{escape(action["name"])}">{escape(action["label"])}</a>\n'
+        )
+    if not offered:
+        to_you = " to you" if actions else ""
+        out.append(f'<p class="muted">No action is available{to_you} in this state.</p>\n')
+    out.append('<ul class="unavailable small" aria-label="Not possible now">\n')
+    for action in actions:
+        if not action["available"] or not action["permitted"]:
+            out.append(
+                f'<li data-unavailable="{escape(action["name"])}"><strong>'
+                f'{escape(action["label"])}</strong>: <span class="muted">'
+                f"{escape(action['reason'])}</span></li>\n"
+            )
+    out.append("</ul>")
+    return mark_safe("".join(out))  # noqa: S308 - every value above is escaped
