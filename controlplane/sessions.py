@@ -12,8 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.sessions.backends import db
-from django.db import connections, router
+from django.db import DEFAULT_DB_ALIAS, connections, router
 from django.utils import timezone
+
+from .prepared import prepared_cursor
 
 
 class SessionStore(db.SessionStore):
@@ -28,7 +30,9 @@ class SessionStore(db.SessionStore):
             return None
         meta = self.model._meta
         using = router.db_for_read(self.model)
-        with connections[using].cursor() as cursor:
+        # Prepared where it can be (the default database): planned once a connection.
+        opened = prepared_cursor() if using == DEFAULT_DB_ALIAS else connections[using].cursor()
+        with opened as cursor:
             cursor.execute(
                 f"SELECT {meta.get_field('session_data').column} FROM {meta.db_table} "  # noqa: S608 (names from _meta)
                 f"WHERE {meta.get_field('session_key').column} = %s "

@@ -26,6 +26,7 @@ from django.db.models.base import ModelState
 from django.db.models.signals import post_init, pre_init
 
 from audit.models import Event
+from controlplane.prepared import prepared_cursor
 from provisioning.models import Allocation, ResourceFinding, Run, RunStatus, StepExecution
 
 from .models import Tenant
@@ -161,7 +162,7 @@ def read_detail(
     other runs and their steps (the console's earlier attempts)."""
     params = {"id": tenant_id, "failed": RunStatus.FAILED.value, "events": events}
     make = _Maker(connection.alias)
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_statement(events > 0, history), params)
         found = cursor.fetchone()
     if found is None:
