@@ -15,12 +15,24 @@ from __future__ import annotations
 import select
 from typing import Any
 
+from django.core.signals import request_started
 from django.db import connections
+
+_UID = "controlplane.dbhealth"
+
+
+def connect() -> None:
+    """Connect the check to ``request_started``, after every receiver connected so far:
+    receivers run in the order they were connected, and it must follow Django's
+    ``close_old_connections`` (connected when ``django.db`` is imported, before any app is
+    ready), which marks the kept connections for a check. Called by ``controlplane.apps``."""
+    request_started.disconnect(dispatch_uid=_UID)
+    request_started.connect(skip_needless_health_checks, dispatch_uid=_UID)
 
 
 def skip_needless_health_checks(**_: Any) -> None:
     """After Django's ``close_old_connections``: mark each kept connection whose socket is
-    quiet as checked (connected to ``request_started`` by ``controlplane.apps``)."""
+    quiet as checked (connected to ``request_started`` by ``connect``)."""
     for conn in connections.all(initialized_only=True):
         if conn.connection is not None and not conn.health_check_done:
             conn.health_check_done = nothing_to_read(conn.connection)

@@ -44,6 +44,7 @@ from django.db.models import F, Model
 from psycopg import _queries
 
 from audit.services import carry
+from controlplane.prepared import prepared_cursor
 from tenants.models import Tenant
 
 from .models import Allocation, AllocationIntent, Run, StepExecution, StepStatus
@@ -153,7 +154,7 @@ def lock_step(step_id: int) -> tuple[Tenant, StepExecution] | None:
     """The step's tenant, locked until the transaction ends, and the step (with ``run`` and
     ``next_id``: its run's following step or None) read once that lock is held. None when there
     is no such step."""
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_LOCK_SQL, [step_id])
         row = cursor.fetchone()
     if row is None:
@@ -218,7 +219,7 @@ def _one_row(
         ctes = f"{ctes}, {carried.ctes}"
         columns = f"{columns}, {carried.result}"
         params = {**params, **carried.params}
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(f"WITH {ctes} SELECT {columns} {source}", params)
         row = cursor.fetchone()
     if carried is None:

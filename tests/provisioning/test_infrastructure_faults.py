@@ -172,6 +172,7 @@ def test_a_task_checks_its_connection_with_a_query_only_when_the_server_ended_it
     from controlplane.celery import heal_database_connections
 
     backend_pid = _backend_pid
+    connection.close()  # a session of its own, whatever earlier tests left on theirs
     first = backend_pid()
     heal_database_connections()
     assert connection.health_check_done  # nothing on the socket: no SELECT 1 before the task
@@ -189,6 +190,12 @@ def test_a_web_request_checks_its_connection_with_a_query_only_when_the_server_e
     then controlplane.dbhealth marks a connection with a quiet socket checked."""
     from django.core.signals import request_started
 
+    from controlplane import dbhealth
+
+    # As in a web process: after Django's receiver (the test client disconnects and connects
+    # that one again around its requests, which puts it last).
+    dbhealth.connect()
+    connection.close()  # a session of its own, whatever earlier tests left on theirs
     first = _backend_pid()
     request_started.send(sender=None)
     assert connection.health_check_done
