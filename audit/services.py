@@ -15,6 +15,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
+from controlplane.prepared import prepared_cursor
+
 from . import keys
 from .events import (
     EVENT_TYPES,
@@ -191,7 +193,7 @@ def _flush(pending: list[_Pending]) -> None:
     with transaction.atomic(savepoint=False):
         for chain_key, items in by_chain.items():
             appended = Appended.of(chain_key, items)
-            with connection.cursor() as cursor:
+            with prepared_cursor() as cursor:
                 # Its text is made of placeholders and numbers only: every value is a parameter.
                 cursor.execute(f"WITH {appended.ctes} SELECT {appended.result}", appended.params)
                 (result,) = cursor.fetchone()
@@ -416,7 +418,7 @@ def _append(
         "actor": fields["actor"],
         "data": json.dumps(data),
     }
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_APPEND_SQL, params)
         pk, seq, digest = cursor.fetchone()
     event = Event(
