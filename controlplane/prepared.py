@@ -4,8 +4,8 @@ Django turns psycopg's prepared statements off (``prepare_threshold=None``, for 
 poolers) and binds parameters on the client, so PostgreSQL parses and plans every statement on
 every execution. For the few hand-written statements on hot paths (the detail read, the
 session read, the saga's step statements) planning cost more than running: the detail's
-statement planned in 0.7-1.0 ms and ran in 0.3-0.6 ms (docs/performance.md, "Prepared
-statements"). ``prepared_cursor()`` is Django's cursor (its wrapper, so query counts, logging
+statement planned in 0.7-1.0 ms and ran in 0.3-0.6 ms (docs/performance.md, "Results of
+this release"). ``prepared_cursor()`` is Django's cursor (its wrapper, so query counts, logging
 and error translation stay Django's) over a psycopg cursor that binds on the server and
 prepares every statement it executes: planned on its first execution on a connection, then
 reused (psycopg keeps the 100 most recent per connection).
