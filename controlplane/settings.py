@@ -217,6 +217,12 @@ if CONTROLPLANE_REDELIVER_AFTER is not None and CONTROLPLANE_REDELIVER_AFTER <= 
 CONTROLPLANE_STEP_MAX_TRIES = env_int("CONTROLPLANE_STEP_MAX_TRIES", 3)
 CONTROLPLANE_RETRY_BACKOFF = env_float("CONTROLPLANE_RETRY_BACKOFF", 1)
 CONTROLPLANE_STEP_DELAY = env_float("CONTROLPLANE_STEP_DELAY", 0)
+# How long a step task goes on executing its tenant's next steps itself, each claimed and
+# recorded as usual, before it hands the next one to the broker (provisioning.saga,
+# execute_chain); 0 sends every step through the broker. Bulk runs never chain.
+CONTROLPLANE_CHAIN_SECONDS = env_float("CONTROLPLANE_CHAIN_SECONDS", 5)
+if CONTROLPLANE_CHAIN_SECONDS < 0:
+    raise ImproperlyConfigured("CONTROLPLANE_CHAIN_SECONDS must be 0 or more seconds")
 CONTROLPLANE_FAULT_INJECTION = env_bool("CONTROLPLANE_FAULT_INJECTION", default=False)
 CONTROLPLANE_RELEASE_MAX_TRIES = env_int("CONTROLPLANE_RELEASE_MAX_TRIES", 3)
 # Per provider kind, at most `concurrency` steps at once and `per_minute` starts a minute, over
@@ -242,9 +248,11 @@ CONTROLPLANE_PROVIDERS = {
 # Redis (or Valkey) everywhere: CELERY_BROKER_URL in production, otherwise the embedded Valkey.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "") or embedded.broker_url(var=DATA_DIR)
 # An unacknowledged message comes back after the visibility timeout: keep it well above the
-# longest a step may run, or a slow step would be delivered twice while it works.
+# longest a step (or a chain of steps) may run, or it would be delivered twice while it works.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": int(max(3600, CONTROLPLANE_STEP_TIMEOUT * 3)),
+    "visibility_timeout": int(
+        max(3600, CONTROLPLANE_STEP_TIMEOUT * 3 + CONTROLPLANE_CHAIN_SECONDS)
+    ),
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

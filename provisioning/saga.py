@@ -2,7 +2,8 @@
 ``provisioning.compensation``).
 
 The database is the authority, not Celery. A run is a sequence of step tasks where each step,
-once its work is recorded, dispatches the next one in the same transaction (on commit). Every
+once its work is recorded, dispatches the next one in the same transaction (on commit: to the
+broker, or to the task that is running, ``execute_chain``). Every
 write a worker makes is fenced: it happens under the tenant's row lock and only while the run
 is still the tenant's live run and the step's ``token`` is the try being answered. So a
 cancelled, orphaned or superseded run, a redelivered message, or a try the watchdog gave up on
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,6 +36,7 @@ from django.utils import timezone
 
 from audit.events import EventType
 from audit.services import SYSTEM, batched, record_event
+from observability.logs import bound
 from tenants.models import Condition, Tenant, TenantState
 
 from . import admission, compensation, conditions, ledger, runs, statements
@@ -131,6 +135,115 @@ def _publish_on_commit(
     transaction.on_commit(
         lambda: publish_step(name, step_id, token, countdown, priority=priority), robust=True
     )
+
+
+# --- handing the next step on: to this task's chain, or to the broker -----------------------
+
+
+class _Chain(threading.local):
+    """The chain of steps the task on this thread is executing (``execute_chain``)."""
+
+    until: float | None = None  # time.monotonic() after which nothing more is taken on
+    handed: tuple[str, int, uuid.UUID, int] | None = None  # (name, step id, token, priority)
+
+
+_chain = _Chain()
+
+
+def _hand_on(nxt: statements.Advance, *, priority: int) -> None:
+    """Once the transaction commits, the step it dispatched goes to the task's chain (executed
+    next by this same task) when the chain is open and still young and the run is interactive
+    (not the bulk lane); otherwise it is published to the broker, as every other dispatch is.
+
+    Either way the step is ``dispatched`` with its try's token, committed: if this process dies
+    before the chain claims it, it is a queued step whose message was lost, and the watchdog
+    publishes it again after ``redeliver_after()`` (docs/architecture.md, "Chains")."""
+
+    def hand_on() -> None:
+        until = _chain.until
+        if (
+            until is not None
+            and _chain.handed is None
+            and priority == admission.INTERACTIVE
+            and time.monotonic() < until
+        ):
+            _chain.handed = (nxt.next_name, nxt.next_id, nxt.token, priority)
+        else:
+            publish_step(nxt.next_name, nxt.next_id, nxt.token, priority=priority)
+
+    transaction.on_commit(hand_on, robust=True)
+
+
+def execute_chain(step_id: int, token: str | uuid.UUID, *, redelivered: bool = False) -> int:
+    """The body of every step task: execute the step and then, while the chain is open, each
+    step the last one handed on (``_hand_on``). Returns how many steps it executed.
+
+    A step's message costs a publish, the worker's acknowledgement and a fetch from the broker
+    before its claim: a third of a short step's time. A tenant's next step has nothing to
+    wait for once its predecessor's record commits, so the task that recorded it takes it on
+    for up to ``CONTROLPLANE_CHAIN_SECONDS`` (0: every step through the broker). Each step is
+    still claimed, worked and recorded in its own transactions, with its intent committed
+    before its provider is called; the chain only skips the trip through the broker. Bulk
+    runs never chain: their steps go back to the broker, behind interactive work.
+
+    A message ``redelivered`` (its worker died) goes to the try its chain had reached: the
+    run's current step, when that is a later one (``_chain_reached``), is executed as a copy
+    of its own message would be.
+    """
+    if redelivered:
+        reached = _chain_reached(step_id)
+        if reached is not None:
+            log.info("redelivered step %s goes on where its chain stopped: step %s", *reached[:2])
+            _, step_id, token = reached
+    seconds = settings.CONTROLPLANE_CHAIN_SECONDS
+    _chain.until = time.monotonic() + seconds if seconds > 0 else None
+    _chain.handed = None
+    done = 0
+    try:
+        execute_step(step_id, token)
+        done += 1
+        while _chain.handed is not None:
+            name, step_id, token, _ = _chain.handed
+            _chain.handed = None
+            with bound(step=name, step_id=step_id):
+                execute_step(step_id, token)
+            done += 1
+        return done
+    finally:
+        _chain.until = None
+        handed, _chain.handed = _chain.handed, None
+        if handed is not None:
+            # Handed on by a step whose execution then raised: to the broker after all.
+            name, step_id, token, priority = handed
+            try:
+                publish_step(name, step_id, token, priority=priority)
+            except Exception:  # noqa: BLE001 - the watchdog publishes it again
+                log.exception("step %s could not be published; the watchdog will", name)
+
+
+def _chain_reached(step_id: int) -> tuple[int, int, uuid.UUID] | None:
+    """(head, step id, token) of the step a chain begun by ``step_id`` had reached: its run's
+    current step, when that is later than ``step_id`` and dispatched or running."""
+    head = (
+        StepExecution.objects.filter(pk=step_id)
+        .values("run_id", "position", "run__current_step")
+        .first()
+    )
+    if head is None:
+        return None
+    reached = (
+        StepExecution.objects.filter(
+            run_id=head["run_id"],
+            name=head["run__current_step"],
+            position__gt=head["position"],
+            status__in=(StepStatus.DISPATCHED, StepStatus.RUNNING),
+        )
+        .values_list("pk", "token")
+        .first()
+    )
+    if reached is None or reached[1] is None:
+        return None
+    return step_id, reached[0], reached[1]
 
 
 def _spec(tenant: Tenant) -> TenantSpec:
@@ -521,7 +634,7 @@ def _record_and_advance(
         transaction.on_commit(lambda: _release_duplicate(tid, kind, external_id), robust=True)
         _record_resource(EventType.RESOURCE_REUSED, tenant, run, kind, allocation.external_id)
         _record_completed(tenant, step, reused=True, now=now)
-    _publish_on_commit(nxt.next_name, nxt.next_id, nxt.token, priority=run.priority)
+    _hand_on(nxt, priority=run.priority)
 
 
 def _late_allocation_is_unwanted(tenant: Tenant, run: Run) -> bool:
@@ -604,7 +717,7 @@ def _complete_step(tenant: Tenant, step: StepExecution, *, reused: bool, now: da
     if nxt is not None:
         # One statement with the events recorded so far (``step_completed``).
         statements.advance(step, nxt, tenant_id=tenant.id, reused=reused, now=now)
-        _publish_on_commit(nxt.next_name, nxt.next_id, nxt.token, priority=run.priority)
+        _hand_on(nxt, priority=run.priority)
         return
     saga_kind = kind_of(run)
     last = step.position + 1 >= len(saga_kind.steps)

@@ -1,6 +1,7 @@
 """Celery tasks: thin wrappers that take ids and call the saga.
 
-Every step of the contract is its own task, so a worker's log and a broker's queue name the
+Every step of the contract has its own task (a task then goes on with its tenant's next steps
+while its chain is open: ``saga.execute_chain``), so a worker's log and a broker's queue name the
 step. No task needs a result backend: the database holds every outcome.
 """
 
@@ -19,12 +20,13 @@ from .kinds import ALL_STEPS
 
 
 def _make_step_task(name: str) -> Task:
-    def run_step(step_id: int, token: str) -> None:
-        saga.execute_step(step_id, token)
+    def run_step(self: Task, step_id: int, token: str) -> None:
+        delivery = self.request.delivery_info or {}
+        saga.execute_chain(step_id, token, redelivered=bool(delivery.get("redelivered")))
 
     run_step.__name__ = name
     run_step.__qualname__ = name
-    return shared_task(name=step_task_name(name), acks_late=True)(run_step)
+    return shared_task(name=step_task_name(name), acks_late=True, bind=True)(run_step)
 
 
 STEP_TASKS: dict[str, Task] = {name: _make_step_task(name) for name in ALL_STEPS}
