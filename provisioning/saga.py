@@ -206,7 +206,10 @@ def execute_chain(step_id: int, token: str | uuid.UUID, *, redelivered: bool = F
             name, step_id, token, _ = _chain.handed
             _chain.handed = None
             with bound(step=name, step_id=step_id):
+                began = time.monotonic()
                 execute_step(step_id, token)
+                # What Celery logs of a task, for each step its chain executes.
+                log.info("step %s executed in the chain in %.3fs", name, time.monotonic() - began)
             done += 1
         return done
     finally:
