@@ -4,7 +4,7 @@ The store is Django's own (``django.contrib.sessions.backends.db``): the same ta
 writes, the same expiry. Only the read on every request is a hand-written ``SELECT`` of the one
 column it needs instead of a queryset: building and running that queryset and making its
 instance was two thirds of the session's cost on a console page (docs/performance.md,
-"Results of this release").
+"The reads' cuts").
 """
 
 from __future__ import annotations

@@ -196,7 +196,7 @@ def timeline_items(events: list[Any]) -> SafeString:
     """The timeline's ``<li>`` items, newest first as given; "No events." when there are none.
 
     Written here rather than in a template loop for the reason ``tenant_rows`` is: the loop
-    was half of the detail page's rendering (docs/performance.md, "Results of this release").
+    was half of the detail page's rendering (docs/performance.md, "The reads' cuts").
     """
     if not events:
         return mark_safe('<li class="muted">No events.</li>')
@@ -303,7 +303,7 @@ def step_table_rows(steps: list[Any]) -> SafeString:
 def action_links(offered: list[dict[str, Any]], actions: list[dict[str, Any]]) -> SafeString:
     """The detail page's operations: a link to each one's confirmation step the user may take
     now, then every other with the reason it is not offered. Written here for the reason
-    ``tenant_rows`` is (docs/performance.md, "Results of this release")."""
+    ``tenant_rows`` is (docs/performance.md, "The reads' cuts")."""
     out: list[str] = []
     for action in offered:
         kind = "danger" if action["danger"] else "primary"
