@@ -64,9 +64,8 @@ def test_one_task_provisions_an_interactive_tenant_step_by_step():
     assert held() == set()
 
 
-def test_a_bulk_run_sends_its_next_step_through_the_broker():
-    with admission.bulk_lane():
-        tenant = f.new_tenant(slug="bulk-unchained")
+def executes_one_step_then_uses_the_broker(tenant: Tenant) -> None:
+    """The first step's task executes it alone; the second step waits in the broker."""
     first = first_step(tenant)
 
     assert saga.execute_chain(first.pk, first.token) == 1
@@ -76,28 +75,22 @@ def test_a_bulk_run_sends_its_next_step_through_the_broker():
     assert held() == {(second.pk, str(second.token))}
 
 
+def test_a_bulk_run_sends_its_next_step_through_the_broker():
+    with admission.bulk_lane():
+        tenant = f.new_tenant(slug="bulk-unchained")
+    executes_one_step_then_uses_the_broker(tenant)
+
+
 def test_chains_turned_off_send_every_step_through_the_broker(settings):
     settings.CONTROLPLANE_CHAIN_SECONDS = 0
-    tenant = f.new_tenant(slug="unchained")
-    first = first_step(tenant)
-
-    assert saga.execute_chain(first.pk, first.token) == 1
-
-    second = StepExecution.objects.get(run_id=tenant.workflow_id, position=1)
-    assert held() == {(second.pk, str(second.token))}
+    executes_one_step_then_uses_the_broker(f.new_tenant(slug="unchained"))
 
 
 def test_a_chain_past_its_time_hands_the_next_step_to_the_broker(settings):
     # The first step alone outlasts the chain's time (its delay is slept on its heartbeat).
     settings.CONTROLPLANE_CHAIN_SECONDS = 0.05
     settings.CONTROLPLANE_STEP_DELAY = 0.1
-    tenant = f.new_tenant(slug="chain-timed-out")
-    first = first_step(tenant)
-
-    assert saga.execute_chain(first.pk, first.token) == 1
-
-    second = StepExecution.objects.get(run_id=tenant.workflow_id, position=1)
-    assert held() == {(second.pk, str(second.token))}
+    executes_one_step_then_uses_the_broker(f.new_tenant(slug="chain-timed-out"))
 
 
 def test_a_step_handed_on_before_an_error_is_published(monkeypatch):
